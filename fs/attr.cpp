@@ -1,0 +1,140 @@
+// getattr, setattr, statfs.
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+
+#include <cerrno>
+
+#include "fs/handles.hpp"
+#include "fs/ops.hpp"
+
+namespace sitesfs::fs::ops {
+
+namespace {
+
+int truncate_field(Filesystem& fs, const Node& node, off_t size, fuse_file_info* fi) {
+    if (!is_writable(*node.field)) return EACCES;
+    if (size < 0 || static_cast<size_t>(size) > fs.options().max_value_bytes) return EFBIG;
+    if (Handle* h = fi ? handle_of(fi) : nullptr; h && h->writable) {
+        // ftruncate from an editor that rewrites in place (vim's backupcopy=yes): the new value
+        // follows in writes, so this only edits the buffer.
+        std::lock_guard lock(h->mu);
+        h->content.resize(static_cast<size_t>(size));
+        h->pending = h->wrote = true;
+        return 0;
+    }
+    auto value = fs.content(node);
+    if (!value) return ENOENT;
+    value->resize(static_cast<size_t>(size));
+    return fs.commit(node, *value).err;
+}
+
+int truncate(Filesystem& fs, const Node& node, off_t size, fuse_file_info* fi) {
+    switch (node.kind) {
+        case NodeKind::Field:
+            return truncate_field(fs, node, size, fi);
+        case NodeKind::Temp:
+            if (size < 0 || static_cast<size_t>(size) > fs.options().max_temp_bytes) return EFBIG;
+            fs.with_temp(node, [&](TempFile& t) {
+                t.data.resize(static_cast<size_t>(size));
+                t.mtime = t.ctime = Clock::now();
+            });
+            return 0;
+        case NodeKind::Export:
+            return EACCES;
+        default:
+            return EISDIR;
+    }
+}
+
+// Only temporary files take on a new owner or mode; on sitesfs' own files a chmod or chown to
+// the values they already have succeeds (editors restore them after writing), anything else is
+// refused.
+int change_owner_or_mode(Filesystem& fs, const Node& node, const struct stat& want, int to_set) {
+    if (node.kind == NodeKind::Temp) {
+        fs.with_temp(node, [&](TempFile& t) {
+            if (to_set & FUSE_SET_ATTR_MODE) t.mode = want.st_mode & 07777;
+            if (to_set & FUSE_SET_ATTR_UID) t.uid = want.st_uid;
+            if (to_set & FUSE_SET_ATTR_GID) t.gid = want.st_gid;
+            t.ctime = Clock::now();
+        });
+        return 0;
+    }
+    struct stat have;
+    if (!fs.attr(node, have)) return ENOENT;
+    const bool same = (!(to_set & FUSE_SET_ATTR_MODE) || (want.st_mode & 07777) == (have.st_mode & 07777)) &&
+                      (!(to_set & FUSE_SET_ATTR_UID) || want.st_uid == have.st_uid) &&
+                      (!(to_set & FUSE_SET_ATTR_GID) || want.st_gid == have.st_gid);
+    if (same) return 0;
+    spdlog::info("refused chmod/chown of inode {}: owner and modes come from the sitesfs config", node.ino);
+    return EPERM;
+}
+
+// A writer that has truncated or partly rewritten a field sees its own size until it commits.
+void report_pending_size(const Node& node, fuse_file_info* fi, struct stat& st) {
+    if (node.kind != NodeKind::Field || !fi) return;  // a directory's fh is not a Handle
+    Handle* h = handle_of(fi);
+    if (!h->writable) return;
+    std::lock_guard lock(h->mu);
+    if (h->pending) st.st_size = static_cast<off_t>(h->content.size());
+}
+
+}  // namespace
+
+void getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    auto& fs = fs_of(req);
+    auto node = fs.node(ino);
+    struct stat st;
+    if (!node || !fs.attr(*node, st)) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    report_pending_size(*node, fi, st);
+    fuse_reply_attr(req, &st, fs.options().cache_timeout);
+}
+
+void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+    auto& fs = fs_of(req);
+    auto node = fs.node(ino);
+    if (!node) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (fs.options().read_only) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    int err = 0;
+    if (to_set & FUSE_SET_ATTR_SIZE) err = truncate(fs, *node, attr->st_size, fi);
+    if (!err && (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+        err = change_owner_or_mode(fs, *node, *attr, to_set);
+    // Times: a field's mtime is when its value last changed, so touch leaves it alone.
+    if (!err && node->kind == NodeKind::Temp &&
+        (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) {
+        const Timestamp t = (to_set & FUSE_SET_ATTR_MTIME_NOW)
+                                ? Clock::now()
+                                : Timestamp(std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::seconds(attr->st_mtim.tv_sec) +
+                                      std::chrono::nanoseconds(attr->st_mtim.tv_nsec)));
+        fs.with_temp(*node, [&](TempFile& temp) { temp.mtime = t; });
+    }
+    struct stat st;
+    if (!err && !fs.attr(*node, st)) err = ENOENT;
+    if (err) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    report_pending_size(*node, fi, st);
+    fuse_reply_attr(req, &st, fs.options().cache_timeout);
+}
+
+void statfs(fuse_req_t req, fuse_ino_t) {
+    auto& fs = fs_of(req);
+    struct statvfs st{};
+    st.f_bsize = st.f_frsize = 4096;
+    st.f_files = fs.store().site_count() * (site_fields().size() + 1) + 2;
+    st.f_namemax = 255;
+    if (fs.options().read_only) st.f_flag |= ST_RDONLY;
+    fuse_reply_statfs(req, &st);
+}
+
+}  // namespace sitesfs::fs::ops

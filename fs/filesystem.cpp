@@ -1,0 +1,421 @@
+#include "fs/filesystem.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+
+#include "fs/ops.hpp"
+
+namespace sitesfs::fs {
+
+namespace {
+
+timespec to_timespec(Timestamp t) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+    return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+}
+
+void set_times(struct stat& st, Timestamp m, Timestamp c) {
+    st.st_mtim = st.st_atim = to_timespec(m);
+    st.st_ctim = to_timespec(c);
+}
+
+bool is_field_index(const FieldSpec* f, size_t& index) {
+    const auto fields = site_fields();
+    for (size_t i = 0; i < fields.size(); ++i)
+        if (&fields[i] == f) return index = i, true;
+    return false;
+}
+
+}  // namespace
+
+Filesystem::Filesystem(Store& store, FsOptions options)
+    : store_(store), options_(std::move(options)), mounted_(Clock::now()), root_changed_(mounted_) {
+    static_assert(kSlotsPerSite > 1);
+    if (site_fields().size() + 1 > kSlotsPerSite) throw std::logic_error("site schema has too many fields");
+    invalidator_ = std::make_shared<Invalidator>([this](const Change& c) { return on_change(c); });
+    // The store outlives us; a weak reference keeps its listener harmless after we are gone.
+    store_.subscribe([weak = std::weak_ptr<Invalidator>(invalidator_)](const Change& c) {
+        if (auto inv = weak.lock()) inv->push(c);
+    });
+}
+
+Filesystem::~Filesystem() { stop(); }
+
+void Filesystem::start(fuse_session* session) { invalidator_->start(session); }
+void Filesystem::stop() { invalidator_->stop(); }
+
+const fuse_lowlevel_ops& Filesystem::operations() {
+    static const fuse_lowlevel_ops table = [] {
+        fuse_lowlevel_ops o{};
+        o.init = ops::init;
+        o.lookup = ops::lookup;
+        o.forget = ops::forget;
+        o.forget_multi = ops::forget_multi;
+        o.getattr = ops::getattr;
+        o.setattr = ops::setattr;
+        o.statfs = ops::statfs;
+        o.opendir = ops::opendir;
+        o.readdir = ops::readdir;
+        o.readdirplus = ops::readdirplus;
+        o.releasedir = ops::releasedir;
+        o.mkdir = ops::mkdir;
+        o.rmdir = ops::rmdir;
+        o.open = ops::open;
+        o.create = ops::create;
+        o.mknod = ops::mknod;
+        o.flush = ops::flush;
+        o.fsync = ops::fsync;
+        o.release = ops::release;
+        o.read = ops::read;
+        o.write = ops::write;
+        o.rename = ops::rename;
+        o.unlink = ops::unlink;
+        o.symlink = ops::symlink;
+        o.link = ops::link;
+        return o;
+    }();
+    return table;
+}
+
+void ops::init(void*, fuse_conn_info* conn) {
+    // The kernel must not merge or defer writes: write() has to return our verdict on the value.
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+}
+
+uint64_t Filesystem::site_id_locked(const std::string& site) {
+    auto [it, inserted] = site_ids_.try_emplace(site, next_site_id_);
+    if (inserted) ++next_site_id_;
+    return it->second;
+}
+
+bool Filesystem::stale_locked(const Node& node) const {
+    if (node.site.empty() || node.kind == NodeKind::Temp) return false;
+    auto it = site_ids_.find(node.site);
+    return it == site_ids_.end() || it->second != node.site_id || !store_.site(node.site);
+}
+
+std::optional<Node> Filesystem::node(fuse_ino_t ino) {
+    std::lock_guard lock(mu_);
+    const Node* n = inodes_.find(ino);
+    if (!n || stale_locked(*n)) return std::nullopt;
+    return *n;
+}
+
+std::shared_ptr<TempFile> Filesystem::temp_locked(const std::string& site, std::string_view name) {
+    auto s = temps_.find(site);
+    if (s == temps_.end()) return nullptr;
+    auto t = s->second.find(std::string(name));
+    return t == s->second.end() ? nullptr : t->second;
+}
+
+std::optional<Node> Filesystem::child_locked(const Node& dir, std::string_view name) {
+    if (dir.kind == NodeKind::Root) {
+        if (name == kExportName) return Node{kExportIno, NodeKind::Export};
+        if (!store_.site(name)) return std::nullopt;
+        std::string site(name);
+        const uint64_t id = site_id_locked(site);
+        return Node{site_ino(id), NodeKind::SiteDir, site, id};
+    }
+    if (dir.kind != NodeKind::SiteDir) return std::nullopt;
+    const auto fields = site_fields();
+    for (size_t i = 0; i < fields.size(); ++i)
+        if (fields[i].name == name) return Node{field_ino(dir.site_id, i), NodeKind::Field, dir.site, dir.site_id, &fields[i]};
+    if (auto temp = temp_locked(dir.site, name))
+        return Node{temp->ino, NodeKind::Temp, dir.site, dir.site_id, nullptr, temp};
+    return std::nullopt;
+}
+
+int Filesystem::lookup(fuse_ino_t parent, std::string_view name, fuse_entry_param& e) {
+    Node found;
+    {
+        std::lock_guard lock(mu_);
+        const Node* dir = inodes_.find(parent);
+        if (!dir || stale_locked(*dir)) return ENOENT;
+        if (dir->kind != NodeKind::Root && dir->kind != NodeKind::SiteDir) return ENOTDIR;
+        auto child = child_locked(*dir, name);
+        if (!child) return ENOENT;
+        found = inodes_.remember(*child);
+    }
+    fill_entry(found, e);
+    return 0;
+}
+
+void Filesystem::fill_entry(const Node& node, fuse_entry_param& e) {
+    e = fuse_entry_param{};
+    e.ino = node.ino;
+    e.attr_timeout = e.entry_timeout = options_.cache_timeout;
+    attr(node, e.attr);
+}
+
+void Filesystem::forget(fuse_ino_t ino, uint64_t n) {
+    std::lock_guard lock(mu_);
+    inodes_.forget(ino, n);
+}
+
+bool Filesystem::attr(const Node& node, struct stat& st) {
+    st = {};
+    st.st_ino = node.ino;
+    st.st_uid = options_.uid;
+    st.st_gid = options_.gid;
+    st.st_blksize = 4096;
+    st.st_nlink = 1;
+    switch (node.kind) {
+        case NodeKind::Root: {
+            st.st_mode = S_IFDIR | options_.dir_mode;
+            st.st_nlink = 2 + store_.site_count();
+            std::lock_guard lock(mu_);
+            set_times(st, root_changed_, root_changed_);
+            break;
+        }
+        case NodeKind::Export: {
+            st.st_mode = S_IFREG | (options_.file_mode & ~0222);
+            st.st_size = static_cast<off_t>(export_seed_toml(store_, options_.export_globals).size());
+            std::lock_guard lock(mu_);
+            set_times(st, root_changed_, root_changed_);
+            break;
+        }
+        case NodeKind::SiteDir: {
+            auto site = store_.site(node.site);
+            if (!site) return false;
+            st.st_mode = S_IFDIR | options_.dir_mode;
+            st.st_nlink = 2;
+            set_times(st, site->created, site->created);
+            break;
+        }
+        case NodeKind::Field: {
+            auto site = store_.site(node.site);
+            if (!site) return false;
+            st.st_mode = S_IFREG | (is_writable(*node.field) ? options_.file_mode : options_.file_mode & ~0222);
+            st.st_size = static_cast<off_t>(node.field->render(*site).size() + 1);
+            const Timestamp changed = node.field->changed(*site);
+            set_times(st, changed, changed);
+            break;
+        }
+        case NodeKind::Temp: {
+            std::lock_guard lock(mu_);
+            const TempFile& t = *node.temp;
+            st.st_mode = S_IFREG | t.mode;
+            st.st_uid = t.uid;
+            st.st_gid = t.gid;
+            st.st_size = static_cast<off_t>(t.data.size());
+            set_times(st, t.mtime, t.ctime);
+            break;
+        }
+    }
+    st.st_blocks = (st.st_size + 511) / 512;
+    return true;
+}
+
+std::vector<DirEntry> Filesystem::list(const Node& dir) {
+    std::vector<DirEntry> out;
+    if (dir.kind == NodeKind::Root) {
+        out.push_back({".", kRootIno, S_IFDIR});
+        out.push_back({"..", kRootIno, S_IFDIR});
+        out.push_back({std::string(kExportName), kExportIno, S_IFREG});
+        const auto names = store_.site_names();
+        std::lock_guard lock(mu_);
+        for (const auto& name : names) out.push_back({name, site_ino(site_id_locked(name)), S_IFDIR});
+        return out;
+    }
+    out.push_back({".", dir.ino, S_IFDIR});
+    out.push_back({"..", kRootIno, S_IFDIR});
+    const auto fields = site_fields();
+    for (size_t i = 0; i < fields.size(); ++i)
+        out.push_back({std::string(fields[i].name), field_ino(dir.site_id, i), S_IFREG});
+    std::lock_guard lock(mu_);
+    if (auto s = temps_.find(dir.site); s != temps_.end())
+        for (const auto& [name, temp] : s->second) out.push_back({name, temp->ino, S_IFREG});
+    return out;
+}
+
+std::optional<std::string> Filesystem::content(const Node& node) {
+    switch (node.kind) {
+        case NodeKind::Export:
+            return export_seed_toml(store_, options_.export_globals);
+        case NodeKind::Field: {
+            auto site = store_.site(node.site);
+            if (!site) return std::nullopt;
+            return node.field->render(*site) + "\n";
+        }
+        case NodeKind::Temp: {
+            std::lock_guard lock(mu_);
+            return node.temp->data;
+        }
+        default:
+            return std::nullopt;
+    }
+}
+
+Filesystem::TempResult Filesystem::create_temp(const Node& dir, std::string_view name, mode_t mode,
+                                               const fuse_ctx* ctx) {
+    if (dir.kind == NodeKind::Root) {
+        spdlog::info("refused to create '{}' in the root: only site directories live there (mkdir)", name);
+        return {EPERM, {}};
+    }
+    if (dir.kind != NodeKind::SiteDir) return {ENOTDIR, {}};
+    if (name.size() > 255) return {ENAMETOOLONG, {}};
+    std::lock_guard lock(mu_);
+    if (stale_locked(dir)) return {ENOENT, {}};
+    if (find_field(name) || temp_locked(dir.site, name)) return {EEXIST, {}};
+    auto& site_temps = temps_[dir.site];
+    if (site_temps.size() >= options_.max_temps_per_site) {
+        spdlog::warn("site {}: refused temporary file '{}': already {} temporary files", dir.site, name,
+                     site_temps.size());
+        return {ENOSPC, {}};
+    }
+    auto temp = std::make_shared<TempFile>();
+    temp->ino = kTempBit | next_temp_++;
+    temp->name = std::string(name);
+    temp->mode = mode & 07777;
+    temp->uid = ctx->uid;
+    temp->gid = ctx->gid;
+    temp->mtime = temp->ctime = Clock::now();
+    site_temps.emplace(temp->name, temp);
+    Node& node = inodes_.remember(Node{temp->ino, NodeKind::Temp, dir.site, dir.site_id, nullptr, temp});
+    return {0, node};
+}
+
+int Filesystem::unlink_temp(const Node& dir, std::string_view name) {
+    if (dir.kind != NodeKind::SiteDir) return dir.kind == NodeKind::Root ? EPERM : ENOTDIR;
+    if (const FieldSpec* f = find_field(name)) {
+        // `rm -r /sites/NAME` unlinks every file before the rmdir; fields live as long as their
+        // site, so this succeeds and keeps the value (`: > field` clears one).
+        spdlog::debug("site {}: unlink of field {} ignored: fields go away with rmdir", dir.site, f->name);
+        invalidator_->push(InvalTarget{dir.ino, std::string(name)});
+        return 0;
+    }
+    std::lock_guard lock(mu_);
+    return drop_temp_locked(dir.site, name) ? 0 : ENOENT;
+}
+
+bool Filesystem::drop_temp_locked(const std::string& site, std::string_view name) {
+    auto s = temps_.find(site);
+    if (s == temps_.end()) return false;
+    auto t = s->second.find(std::string(name));
+    if (t == s->second.end()) return false;
+    t->second->name.clear();
+    s->second.erase(t);
+    if (s->second.empty()) temps_.erase(s);
+    return true;
+}
+
+int Filesystem::rename(const Node& dir, std::string_view from, std::string_view to, unsigned flags) {
+    if (flags & ~static_cast<unsigned>(RENAME_NOREPLACE)) return EINVAL;
+    if (dir.kind != NodeKind::SiteDir) {
+        spdlog::info("refused to rename '{}' to '{}': sites cannot be renamed; mkdir the new one", from, to);
+        return EPERM;
+    }
+    if (from == to) return 0;
+    const FieldSpec* from_field = find_field(from);
+    const FieldSpec* to_field = find_field(to);
+    if (from_field && to_field) return EINVAL;
+    if (to_field) {
+        if (flags & RENAME_NOREPLACE) return EEXIST;
+        if (!is_writable(*to_field)) return EACCES;
+        std::shared_ptr<TempFile> temp;
+        std::string value;
+        {
+            std::lock_guard lock(mu_);
+            temp = temp_locked(dir.site, from);
+            if (!temp) return ENOENT;
+            value = temp->data;
+        }
+        size_t index = 0;
+        is_field_index(to_field, index);
+        const Node field{field_ino(dir.site_id, index), NodeKind::Field, dir.site, dir.site_id, to_field};
+        if (auto outcome = commit(field, value); !outcome.ok()) return outcome.err;
+        {
+            std::lock_guard lock(mu_);
+            if (temp_locked(dir.site, from) == temp) drop_temp_locked(dir.site, from);
+            if (Node* n = inodes_.find(temp->ino)) inodes_.make_field(*n, to_field);
+        }
+        // The kernel now maps `to` to the temp's inode; make it look the field up again.
+        invalidator_->push(InvalTarget{dir.ino, std::string(to)});
+        return 0;
+    }
+    std::lock_guard lock(mu_);
+    if (stale_locked(dir)) return ENOENT;
+    if ((flags & RENAME_NOREPLACE) && temp_locked(dir.site, to)) return EEXIST;
+    std::shared_ptr<TempFile> moved;
+    if (from_field) {
+        // Editors rename the original away before writing a new one (vim's backupcopy=no); the
+        // field stays where it is and the new name gets a temporary copy of its content.
+        auto site = store_.site(dir.site);
+        if (!site) return ENOENT;
+        moved = std::make_shared<TempFile>();
+        moved->ino = kTempBit | next_temp_++;
+        moved->data = from_field->render(*site) + "\n";
+        moved->mode = options_.file_mode;
+        moved->uid = options_.uid;
+        moved->gid = options_.gid;
+        moved->mtime = moved->ctime = from_field->changed(*site);
+        invalidator_->push(InvalTarget{dir.ino, std::string(from)});
+    } else {
+        moved = temp_locked(dir.site, from);
+        if (!moved) return ENOENT;
+        drop_temp_locked(dir.site, from);
+    }
+    if (temp_locked(dir.site, to)) drop_temp_locked(dir.site, to);
+    moved->name = std::string(to);
+    moved->ctime = Clock::now();
+    temps_[dir.site].emplace(moved->name, moved);
+    invalidator_->push(InvalTarget{dir.ino, std::string(to)});
+    return 0;
+}
+
+int Filesystem::make_site(std::string_view name, fuse_entry_param& e) {
+    if (auto outcome = store_.create_site(name); !outcome.ok()) {
+        spdlog::warn("mkdir {} refused: {}", name, outcome.reason);
+        return outcome.err;
+    }
+    return lookup(kRootIno, name, e);
+}
+
+int Filesystem::remove_site(std::string_view name) {
+    {
+        std::lock_guard lock(mu_);
+        if (auto s = temps_.find(std::string(name)); s != temps_.end() && !s->second.empty()) {
+            spdlog::info("rmdir {} refused: temporary files are still open in it ({})", name,
+                         s->second.begin()->first);
+            return ENOTEMPTY;
+        }
+    }
+    if (auto outcome = store_.remove_site(name); !outcome.ok()) {
+        spdlog::warn("rmdir {} refused: {}", name, outcome.reason);
+        return outcome.err;
+    }
+    std::lock_guard lock(mu_);
+    site_ids_.erase(std::string(name));
+    temps_.erase(std::string(name));
+    return 0;
+}
+
+Outcome Filesystem::commit(const Node& field, std::string_view value) {
+    auto outcome = store_.write_field(field.site, field.field->name, value);
+    if (!outcome.ok()) spdlog::warn("site {}: write to {} refused: {}", field.site, field.field->name, outcome.reason);
+    return outcome;
+}
+
+std::vector<InvalTarget> Filesystem::on_change(const Change& change) {
+    std::vector<InvalTarget> targets;
+    std::lock_guard lock(mu_);
+    if (change.kind == Change::Kind::Created || change.kind == Change::Kind::Removed) {
+        root_changed_ = Clock::now();
+        targets.push_back({kRootIno, {}});
+        if (change.kind == Change::Kind::Removed) {
+            targets.push_back({kRootIno, change.site});
+            if (!store_.site(change.site)) {
+                site_ids_.erase(change.site);
+                temps_.erase(change.site);
+            }
+        }
+    }
+    for (fuse_ino_t ino : inodes_.nodes_of(change.site))
+        if (const Node* n = inodes_.find(ino); n && n->kind == NodeKind::Field) targets.push_back({ino, {}});
+    if (change.kind != Change::Kind::Actual) targets.push_back({kExportIno, {}});
+    return targets;
+}
+
+}  // namespace sitesfs::fs

@@ -1,0 +1,130 @@
+// The /sites filesystem: a low-level libfuse filesystem over a Store.
+//
+// Each handler family lives in a file named after it (lookup.cpp, attr.cpp, dir.cpp, open.cpp,
+// read.cpp, write.cpp, rename.cpp, unlink.cpp) and ends in exactly one fuse_reply_*. The
+// filesystem knows the site schema and the Store interface, nothing of git or proxies.
+//
+// Lock order (a thread may only take a lock to the right of one it holds):
+//   Handle::mu  ->  Filesystem::mu_  ->  Store's internal locks  ->  Invalidator::mu_
+// Store mutations (which fsync) are never called with mu_ held, so lookups and reads never wait
+// behind a disk flush. Kernel cache invalidations run on the Invalidator's own thread, which
+// holds no lock while it calls into the kernel (a handler that did could deadlock).
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "fs/inode_table.hpp"
+#include "fs/invalidator.hpp"
+#include "schemas/seed_format.hpp"
+#include "schemas/store.hpp"
+
+namespace sitesfs::fs {
+
+struct FsOptions {
+    bool read_only = false;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    mode_t file_mode = 0644;  // read-only fields get this without write bits
+    mode_t dir_mode = 0755;
+    double cache_timeout = 86400;  // entry/attr timeouts: changes are invalidated explicitly
+    size_t max_value_bytes = 64 * 1024;
+    size_t max_temp_bytes = 1024 * 1024;
+    size_t max_temps_per_site = 64;
+    SeedGlobals export_globals;  // the [global] table of /sites/.sites.toml
+};
+
+struct DirEntry {
+    std::string name;
+    fuse_ino_t ino;
+    mode_t type;  // S_IFDIR or S_IFREG
+};
+
+class Filesystem {
+public:
+    Filesystem(Store& store, FsOptions options);
+    ~Filesystem();
+    Filesystem(const Filesystem&) = delete;
+    Filesystem& operator=(const Filesystem&) = delete;
+
+    static const fuse_lowlevel_ops& operations();
+
+    // Invalidation needs the session; call start() once mounted and stop() before unmounting.
+    void start(fuse_session* session);
+    void stop();
+
+    // --- shared by the handler files ---
+    Store& store() { return store_; }
+    const FsOptions& options() const { return options_; }
+
+    // A copy of the node behind `ino`, or nothing when the kernel's inode is gone or stale
+    // (its site was removed).
+    std::optional<Node> node(fuse_ino_t ino);
+    // Resolves `name` in `parent`, adds a lookup reference and fills `e`; returns an errno.
+    int lookup(fuse_ino_t parent, std::string_view name, fuse_entry_param& e);
+    void forget(fuse_ino_t ino, uint64_t n);
+    // The entry reply for a node the caller already holds a lookup reference to.
+    void fill_entry(const Node& node, fuse_entry_param& e);
+    // Attributes of a node; false when it no longer exists.
+    bool attr(const Node& node, struct stat& st);
+    std::vector<DirEntry> list(const Node& dir);
+
+    // The content a reader of `node` sees (value plus newline for fields).
+    std::optional<std::string> content(const Node& node);
+
+    // Temporary files of a site (names that are not fields).
+    struct TempResult {
+        int err = 0;
+        Node node;
+    };
+    TempResult create_temp(const Node& dir, std::string_view name, mode_t mode, const fuse_ctx* ctx);
+    int unlink_temp(const Node& dir, std::string_view name);
+    // Renames within one site directory: temp over field commits, field onto a new name copies.
+    int rename(const Node& dir, std::string_view from, std::string_view to, unsigned flags);
+    // Mutates a temp file's data under mu_.
+    template <class F>
+    auto with_temp(const Node& node, F&& f) {
+        std::lock_guard lock(mu_);
+        return f(*node.temp);
+    }
+
+    // Site directories.
+    int make_site(std::string_view name, fuse_entry_param& e);
+    int remove_site(std::string_view name);
+
+    // Commits a field value through the store, logging a refusal with its reason.
+    Outcome commit(const Node& field, std::string_view value);
+
+    fuse_ino_t site_ino(uint64_t id) const { return id * kSlotsPerSite; }
+    fuse_ino_t field_ino(uint64_t id, size_t index) const { return id * kSlotsPerSite + 1 + index; }
+
+private:
+    uint64_t site_id_locked(const std::string& site);
+    std::optional<Node> child_locked(const Node& dir, std::string_view name);
+    bool stale_locked(const Node& node) const;
+    std::vector<InvalTarget> on_change(const Change& change);  // runs on the invalidator thread
+    std::shared_ptr<TempFile> temp_locked(const std::string& site, std::string_view name);
+    bool drop_temp_locked(const std::string& site, std::string_view name);
+
+    Store& store_;
+    const FsOptions options_;
+    const Timestamp mounted_;
+
+    std::mutex mu_;
+    InodeTable inodes_;
+    std::unordered_map<std::string, uint64_t> site_ids_;
+    uint64_t next_site_id_ = 1;
+    uint64_t next_temp_ = 1;
+    std::unordered_map<std::string, std::unordered_map<std::string, std::shared_ptr<TempFile>>> temps_;
+    Timestamp root_changed_;
+
+    std::shared_ptr<Invalidator> invalidator_;
+};
+
+inline Filesystem& fs_of(fuse_req_t req) { return *static_cast<Filesystem*>(fuse_req_userdata(req)); }
+
+}  // namespace sitesfs::fs

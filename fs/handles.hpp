@@ -1,0 +1,34 @@
+// Open files. A field's handle holds the bytes its opener sees: a snapshot taken at open (so a
+// read never tears across an update) or, for a writer, the value being written. Writes are
+// whole-value: a write that ends a line commits the buffer at once so its verdict is the
+// write()'s result; anything still pending commits at flush, fsync or release.
+#pragma once
+
+#include <mutex>
+#include <string>
+
+#include "fs/filesystem.hpp"
+
+namespace sitesfs::fs {
+
+struct Handle {
+    std::mutex mu;
+    Node node;
+    int flags = 0;
+    bool writable = false;
+    std::string content;   // fields and the export; temp files keep their bytes in TempFile
+    bool pending = false;  // content holds a value not yet committed
+    bool wrote = false;    // data arrived (write or ftruncate) since the last commit
+    unsigned flushes = 0;
+};
+
+inline Handle* handle_of(const fuse_file_info* fi) { return reinterpret_cast<Handle*>(fi->fh); }
+
+// Commits a field handle's pending value; returns 0 or an errno. Clears `pending` either way: a
+// refused value is reported once, not again at every later flush.
+int commit_pending(Filesystem& fs, Handle& h);
+
+// Writes `size` bytes at `off` into `data`, growing it; EFBIG past `limit`.
+int splice_into(std::string& data, const char* buf, size_t size, off_t off, size_t limit);
+
+}  // namespace sitesfs::fs

@@ -1,0 +1,149 @@
+// open, create, mknod, flush, fsync, release.
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <memory>
+
+#include "fs/handles.hpp"
+#include "fs/ops.hpp"
+
+namespace sitesfs::fs::ops {
+
+namespace {
+
+bool opens_for_write(int flags) { return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC); }
+
+int check_open(Filesystem& fs, const Node& node, int flags) {
+    if (node.kind == NodeKind::Root || node.kind == NodeKind::SiteDir) return EISDIR;
+    if (!opens_for_write(flags)) return 0;
+    if (fs.options().read_only) return EROFS;
+    if (node.kind == NodeKind::Export || (node.kind == NodeKind::Field && !is_writable(*node.field))) return EACCES;
+    return 0;
+}
+
+// Hands the handle to the kernel; frees it if the opener was interrupted meanwhile.
+void reply_open(fuse_req_t req, fuse_file_info* fi, std::unique_ptr<Handle> h) {
+    const bool temp = h->node.kind == NodeKind::Temp;
+    if (h->writable || temp) {
+        // Writers must see their write() verdicts and readers must never be served the raw bytes a
+        // writer sent (the stored value is normalized), so writes and temp files bypass the cache.
+        fi->direct_io = 1;
+    } else {
+        // Readers keep the page cache across opens; every change invalidates it explicitly.
+        fi->keep_cache = 1;
+        fi->noflush = 1;
+    }
+    fi->fh = reinterpret_cast<uint64_t>(h.get());
+    if (fuse_reply_open(req, fi) == 0) h.release();
+}
+
+std::unique_ptr<Handle> new_handle(const Node& node, int flags) {
+    auto h = std::make_unique<Handle>();
+    h->node = node;
+    h->flags = flags;
+    h->writable = opens_for_write(flags);
+    return h;
+}
+
+}  // namespace
+
+void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    auto& fs = fs_of(req);
+    auto node = fs.node(ino);
+    int err = node ? check_open(fs, *node, fi->flags) : ENOENT;
+    if (err) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    auto h = new_handle(*node, fi->flags);
+    const bool truncating = h->writable && (fi->flags & O_TRUNC);
+    if (node->kind == NodeKind::Temp) {
+        if (truncating) fs.with_temp(*node, [](TempFile& t) { t.data.clear(); t.mtime = Clock::now(); });
+    } else if (truncating) {
+        // O_TRUNC empties this writer's buffer; the stored value changes only when it commits, so
+        // `echo x > f` never passes through an empty value.
+        h->pending = true;
+    } else {
+        auto content = fs.content(*node);
+        if (!content) {
+            fuse_reply_err(req, ENOENT);
+            return;
+        }
+        h->content = std::move(*content);
+    }
+    reply_open(req, fi, std::move(h));
+}
+
+void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+    auto& fs = fs_of(req);
+    auto dir = fs.node(parent);
+    if (!dir || fs.options().read_only) {
+        fuse_reply_err(req, dir ? EROFS : ENOENT);
+        return;
+    }
+    auto made = fs.create_temp(*dir, name, mode, fuse_req_ctx(req));
+    if (made.err) {
+        fuse_reply_err(req, made.err);
+        return;
+    }
+    fuse_entry_param e;
+    fs.fill_entry(made.node, e);
+    auto h = new_handle(made.node, fi->flags);
+    fi->direct_io = 1;
+    fi->fh = reinterpret_cast<uint64_t>(h.get());
+    if (fuse_reply_create(req, &e, fi) == 0) h.release();
+}
+
+void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
+    auto& fs = fs_of(req);
+    auto dir = fs.node(parent);
+    int err = !dir ? ENOENT : fs.options().read_only ? EROFS : !S_ISREG(mode) ? EPERM : 0;
+    Filesystem::TempResult made;
+    if (!err) made = fs.create_temp(*dir, name, mode, fuse_req_ctx(req));
+    if (err || made.err) {
+        fuse_reply_err(req, err ? err : made.err);
+        return;
+    }
+    fuse_entry_param e;
+    fs.fill_entry(made.node, e);
+    fuse_reply_entry(req, &e);
+}
+
+void flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+    auto& fs = fs_of(req);
+    Handle& h = *handle_of(fi);
+    int err = 0;
+    if (h.node.kind == NodeKind::Field) {
+        std::lock_guard lock(h.mu);
+        // bash's `> f` opens, dup2s and closes the original fd before the command writes: that
+        // first flush of a merely truncated handle is not the end of the value.
+        if (h.pending && (h.wrote || h.flushes > 0)) err = commit_pending(fs, h);
+        ++h.flushes;
+    }
+    fuse_reply_err(req, err);
+}
+
+void fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
+    auto& fs = fs_of(req);
+    Handle& h = *handle_of(fi);
+    int err = 0;
+    if (h.node.kind == NodeKind::Field) {
+        std::lock_guard lock(h.mu);
+        err = commit_pending(fs, h);  // committed values are already on disk
+    }
+    fuse_reply_err(req, err);
+}
+
+void release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+    auto& fs = fs_of(req);
+    std::unique_ptr<Handle> h(handle_of(fi));
+    if (h->node.kind == NodeKind::Field) {
+        std::lock_guard lock(h->mu);
+        // Nobody hears a release's error; a refusal still lands in status and the log.
+        commit_pending(fs, *h);
+    }
+    fuse_reply_err(req, 0);
+}
+
+}  // namespace sitesfs::fs::ops

@@ -1,0 +1,45 @@
+// The libfuse low-level handlers, one family per file (named in the comments).
+#pragma once
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+namespace sitesfs::fs::ops {
+
+// filesystem.cpp
+void init(void* userdata, fuse_conn_info* conn);
+// lookup.cpp
+void lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
+void forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets);
+// attr.cpp
+void getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi);
+void statfs(fuse_req_t req, fuse_ino_t ino);
+// dir.cpp
+void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
+void readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
+void releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode);
+void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name);
+// open.cpp
+void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi);
+void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev);
+void flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+void fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
+void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+// read.cpp
+void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
+// write.cpp
+void write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi);
+// rename.cpp
+void rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+            unsigned int flags);
+// unlink.cpp
+void unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
+void symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name);
+void link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname);
+
+}  // namespace sitesfs::fs::ops

@@ -1,0 +1,30 @@
+// unlink, symlink, link.
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+
+#include "fs/filesystem.hpp"
+#include "fs/ops.hpp"
+
+namespace sitesfs::fs::ops {
+
+void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    auto& fs = fs_of(req);
+    auto dir = fs.node(parent);
+    const int err = !dir ? ENOENT : fs.options().read_only ? EROFS : fs.unlink_temp(*dir, name);
+    fuse_reply_err(req, err);
+}
+
+// Links would let a web root or a field point elsewhere; editors that try (emacs' lock file)
+// fall back to plain files.
+void symlink(fuse_req_t req, const char*, fuse_ino_t, const char* name) {
+    spdlog::debug("refused symlink '{}': sitesfs holds no links", name);
+    fuse_reply_err(req, EPERM);
+}
+
+void link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char* newname) {
+    spdlog::debug("refused hard link '{}': sitesfs holds no links", newname);
+    fuse_reply_err(req, EPERM);
+}
+
+}  // namespace sitesfs::fs::ops

@@ -1,0 +1,56 @@
+// write.
+#include <fcntl.h>
+
+#include <cerrno>
+
+#include "fs/handles.hpp"
+#include "fs/ops.hpp"
+
+namespace sitesfs::fs::ops {
+
+namespace {
+
+int write_temp(Filesystem& fs, Handle& h, const char* buf, size_t size, off_t off) {
+    return fs.with_temp(h.node, [&](TempFile& t) {
+        if (h.flags & O_APPEND) off = static_cast<off_t>(t.data.size());
+        const int err = splice_into(t.data, buf, size, off, fs.options().max_temp_bytes);
+        if (!err) t.mtime = t.ctime = Clock::now();
+        return err;
+    });
+}
+
+// A write that ends a line completes a value (`echo` writes the whole value at once), so it is
+// committed now and a refusal fails this very write() — bash reports those, not close errors.
+// Anything else is buffered until flush, fsync or release.
+int write_field(Filesystem& fs, Handle& h, const char* buf, size_t size, off_t off) {
+    std::lock_guard lock(h.mu);
+    if (!h.writable) return EBADF;
+    if (h.flags & O_APPEND) off = static_cast<off_t>(h.content.size());
+    std::string before = h.content;
+    if (int err = splice_into(h.content, buf, size, off, fs.options().max_value_bytes)) return err;
+    h.pending = h.wrote = true;
+    if (size == 0 || buf[size - 1] != '\n') return 0;
+    const int err = commit_pending(fs, h);
+    // A refused value leaves nothing behind: not these bytes, nor the truncation of an
+    // `echo bad > f`, which would otherwise commit an empty value at close.
+    if (err) h.content = std::move(before);
+    return err;
+}
+
+}  // namespace
+
+void write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
+    auto& fs = fs_of(req);
+    Handle& h = *handle_of(fi);
+    const int err = fs.options().read_only                ? EROFS
+                    : h.node.kind == NodeKind::Temp  ? write_temp(fs, h, buf, size, off)
+                    : h.node.kind == NodeKind::Field ? write_field(fs, h, buf, size, off)
+                                                     : EBADF;
+    if (err) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    fuse_reply_write(req, size);
+}
+
+}  // namespace sitesfs::fs::ops

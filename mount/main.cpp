@@ -1,0 +1,115 @@
+// sitesfs: wiring only. Parse the command line and config, open the store, mount, serve, unmount.
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "fs/filesystem.hpp"
+#include "mount/config.hpp"
+#include "mount/daemon.hpp"
+#include "mount/options.hpp"
+#include "mount/session.hpp"
+#include "schemas/file_store.hpp"
+#include "schemas/seed_format.hpp"
+
+namespace sitesfs::mount {
+namespace {
+
+constexpr int kRuntimeFailure = 1;
+constexpr int kUsageError = 2;
+
+int usage_error(const std::string& why) {
+    std::cerr << "sitesfs: " << why << "\nTry 'sitesfs --help'.\n";
+    return kUsageError;
+}
+
+void setup_logging(spdlog::level::level_enum level) {
+    auto logger = spdlog::stderr_logger_mt("sitesfs");
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+    logger->set_level(level);
+    logger->flush_on(spdlog::level::info);
+    spdlog::set_default_logger(logger);
+}
+
+int run_import(const Config& cfg, const std::string& file) {
+    try {
+        auto store = open_file_store({cfg.state_dir, false, {cfg.allow_local_repos}});
+        const ImportReport report = import_seed_toml(*store, file);
+        for (const auto& line : report.taken) std::cout << "taken: " << line << "\n";
+        for (const auto& line : report.refused) std::cout << "refused: " << line << "\n";
+        for (const auto& line : report.notes) std::cout << "note: " << line << "\n";
+        std::cout << report.taken.size() << " sites imported, " << report.refused.size() << " refused\n";
+        return report.refused.empty() ? 0 : kRuntimeFailure;
+    } catch (const StoreError& e) {
+        std::cerr << "sitesfs: " << e.what() << "\n";
+        return kRuntimeFailure;
+    }
+}
+
+int serve(const CommandLine& cl, const Config& cfg, const std::string& mountpoint, Startup& startup) {
+    std::unique_ptr<Store> store;
+    try {
+        store = open_file_store({cfg.state_dir, cl.read_only, {cfg.allow_local_repos}});
+    } catch (const StoreError& e) {
+        return startup.fail(kRuntimeFailure, e.what());
+    }
+    clear_stale_mount(mountpoint);
+
+    fs::FsOptions options = cfg.filesystem;
+    options.read_only = cl.read_only;
+    options.export_globals = {cfg.data_dir.string(), cfg.proxy_file.string(), (cfg.state_dir / "deploy.log").string()};
+    fs::Filesystem filesystem(*store, options);
+
+    std::vector<std::string> mount_options = cl.mount_flags;
+    if (cl.read_only) mount_options.emplace_back("ro");
+    if (cl.allow_other) mount_options.emplace_back("allow_other");
+    Session session(filesystem, mountpoint, mount_options);
+    if (!session.error().empty()) return startup.fail(kRuntimeFailure, session.error());
+    filesystem.start(session.get());
+    spdlog::info("serving {} sites at {} ({}, state in {})", store->site_count(), mountpoint,
+                 cl.read_only ? "read-only" : "read-write", cfg.state_dir.string());
+    startup.ready();
+
+    const int rc = session.serve();
+    spdlog::info("unmounting {}", mountpoint);
+    filesystem.stop();
+    return rc == 0 ? 0 : kRuntimeFailure;
+}
+
+int run(int argc, char** argv) {
+    CommandLine cl;
+    try {
+        cl = parse_command_line(argc, argv);
+    } catch (const UsageError& e) {
+        return usage_error(e.what());
+    }
+    if (cl.help) return std::cout << usage_text(), 0;
+    if (cl.version) return std::cout << "sitesfs " << SITESFS_VERSION << "\n", 0;
+
+    Config cfg;
+    try {
+        cfg = load_config(cl.config_file ? std::optional<std::filesystem::path>(*cl.config_file) : std::nullopt);
+    } catch (const ConfigError& e) {
+        std::cerr << "sitesfs: " << e.what() << "\n";
+        return kUsageError;
+    }
+    if (cl.state_dir) cfg.state_dir = std::filesystem::absolute(*cl.state_dir);
+    if (cl.allow_local_repos) cfg.allow_local_repos = true;
+    if (cl.log_level) cfg.log_level = *cl.log_level;
+    const auto level = spdlog::level::from_str(cfg.log_level);
+    if (level == spdlog::level::off && cfg.log_level != "off")
+        return usage_error("unknown log level '" + cfg.log_level + "' (trace, debug, info, warn, error)");
+    setup_logging(level);
+
+    if (cl.import_file) return run_import(cfg, *cl.import_file);
+    if (cl.mountpoint.empty()) return usage_error("missing MOUNTPOINT");
+    const std::string mountpoint = std::filesystem::absolute(cl.mountpoint).lexically_normal().string();
+    Startup startup(cl.foreground);
+    return serve(cl, cfg, mountpoint, startup);
+}
+
+}  // namespace
+}  // namespace sitesfs::mount
+
+int main(int argc, char** argv) { return sitesfs::mount::run(argc, argv); }

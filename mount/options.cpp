@@ -1,0 +1,98 @@
+#include "mount/options.hpp"
+
+#include <array>
+#include <string_view>
+
+namespace sitesfs::mount {
+
+namespace {
+
+// Mount flags the kernel or libfuse understand and that make sense for sitesfs; mount(8) and
+// fstab pass some of them on their own.
+constexpr std::array kPassedFlags{"nosuid", "nodev", "noexec", "suid", "dev", "exec", "noatime", "relatime", "atime"};
+
+void apply_mount_option(CommandLine& cl, std::string_view opt) {
+    if (opt.empty()) return;
+    if (opt == "ro") return void(cl.read_only = true);
+    if (opt == "rw") return void(cl.read_only = false);
+    if (opt == "allow_other") return void(cl.allow_other = true);
+    if (opt == "default_permissions") return;  // always on
+    for (std::string_view flag : kPassedFlags)
+        if (opt == flag) return cl.mount_flags.emplace_back(opt), void();
+    throw UsageError("unknown mount option '" + std::string(opt) +
+                     "' (known: ro, rw, allow_other, default_permissions, nosuid, nodev, noexec, noatime)");
+}
+
+void apply_mount_options(CommandLine& cl, std::string_view list) {
+    size_t start = 0;
+    while (start <= list.size()) {
+        const size_t comma = list.find(',', start);
+        const size_t end = comma == std::string_view::npos ? list.size() : comma;
+        apply_mount_option(cl, list.substr(start, end - start));
+        start = end + 1;
+    }
+}
+
+}  // namespace
+
+CommandLine parse_command_line(int argc, char** argv) {
+    CommandLine cl;
+    std::vector<std::string> positional;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        auto value = [&](std::string_view name) -> std::string {
+            if (const auto eq = arg.find('='); eq != std::string_view::npos && arg.substr(0, eq) == name)
+                return std::string(arg.substr(eq + 1));
+            if (i + 1 >= argc) throw UsageError(std::string(name) + " needs a value");
+            return argv[++i];
+        };
+        auto is = [&](std::string_view name) {
+            return arg == name || (arg.starts_with(name) && arg.size() > name.size() && arg[name.size()] == '=');
+        };
+        if (arg == "-h" || arg == "--help") cl.help = true;
+        else if (arg == "-V" || arg == "--version") cl.version = true;
+        else if (arg == "-f" || arg == "--foreground") cl.foreground = true;
+        else if (arg == "-o") {
+            if (i + 1 >= argc) throw UsageError("-o needs a value");
+            apply_mount_options(cl, argv[++i]);
+        } else if (arg.starts_with("-o")) apply_mount_options(cl, arg.substr(2));
+        else if (is("--state-dir")) cl.state_dir = value("--state-dir");
+        else if (is("--config")) cl.config_file = value("--config");
+        else if (is("--log-level")) cl.log_level = value("--log-level");
+        else if (is("--import")) cl.import_file = value("--import");
+        else if (arg == "--allow-local-repos") cl.allow_local_repos = true;
+        else if (arg.starts_with("-") && arg != "-") throw UsageError("unknown option '" + std::string(arg) + "'");
+        else positional.emplace_back(arg);
+    }
+    // mount(8) runs helpers as `sitesfs SOURCE MOUNTPOINT -o ...`; the source means nothing here.
+    if (positional.size() == 2) positional.erase(positional.begin());
+    if (positional.size() > 1) throw UsageError("expected one MOUNTPOINT, got " + std::to_string(positional.size()));
+    if (!positional.empty()) cl.mountpoint = positional.front();
+    return cl;
+}
+
+std::string usage_text() {
+    return R"(Usage: sitesfs [options] MOUNTPOINT
+       sitesfs --state-dir DIR --import sites.toml
+
+Serves the sites of this host as a filesystem: every site is a directory under MOUNTPOINT and
+its files (repo, domain, branch, path, deploy_key_ref, commit, status) are its desired and
+actual state.
+
+Options:
+  -f, --foreground        stay in the foreground (logs go to stderr)
+  -o OPT[,OPT...]         mount options: ro, rw, allow_other, nosuid, nodev, noexec, noatime
+                          (default_permissions is always on)
+  --state-dir DIR         where the desired state lives (default /var/lib/sitesfs)
+  --config FILE           TOML config file; every setting has a built-in default
+  --allow-local-repos     accept file:// URLs and absolute local paths as repo
+  --log-level LEVEL       trace, debug, info, warn, error (default info)
+  --import FILE           import the seed tool's sites.toml into the state dir, report, exit
+  -h, --help              this text
+  -V, --version           the version
+
+Exit status: 0 success, 1 runtime failure (state, mount), 2 usage or config error.
+)";
+}
+
+}  // namespace sitesfs::mount

@@ -1,0 +1,36 @@
+// The FUSE session: mount, serve until a signal, unmount.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "fs/filesystem.hpp"
+
+namespace sitesfs::mount {
+
+// A mountpoint left by a crashed sitesfs answers "Transport endpoint is not connected"; lazily
+// unmount it (fusermount3 -u -z) so this start can mount again.
+void clear_stale_mount(const std::string& mountpoint);
+
+class Session {
+public:
+    // `options` are the -o mount options (ro, allow_other, nosuid, ...).
+    Session(fs::Filesystem& filesystem, const std::string& mountpoint, const std::vector<std::string>& options);
+    ~Session();
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    // Empty when mounted, else why not.
+    const std::string& error() const { return error_; }
+    fuse_session* get() const { return session_; }
+    // Serves requests until SIGINT, SIGTERM or SIGHUP, or an unmount; returns 0 on a clean end.
+    int serve();
+
+private:
+    fuse_session* session_ = nullptr;
+    bool handlers_ = false;
+    bool mounted_ = false;
+    std::string error_;
+};
+
+}  // namespace sitesfs::mount

@@ -1,0 +1,44 @@
+// One site's desired and actual state, as the store holds it. Records are immutable snapshots:
+// the store replaces a site's record as a whole on every change, so a reader holding a
+// shared_ptr<const SiteRecord> never sees half of an update.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace sitesfs {
+
+using Clock = std::chrono::system_clock;
+using Timestamp = Clock::time_point;
+
+struct FieldValue {
+    std::string value;  // normalized, validated; empty = unset
+    Timestamp changed{};
+};
+
+// What the host actually serves, reported by the reconciler (and by the store for rejected writes).
+struct ActualState {
+    std::string state;          // pending | deploying | live | failed; empty = no reconciler report yet
+    std::string commit;         // the commit actually served, 40 hex or empty
+    std::string error;          // last rejected write or failed step, with its reason; empty = none
+    bool error_from_write = false;  // the error came from a rejected write (a good write clears it)
+    Timestamp changed{};        // when commit last changed
+    Timestamp updated{};        // when anything in this record last changed
+};
+
+struct SiteRecord {
+    std::string name;
+    uint64_t generation = 0;  // bumped by every committed write of desired state
+    Timestamp created{};
+    std::map<std::string, FieldValue, std::less<>> desired;  // keyed by schema field name
+    ActualState actual;
+
+    const FieldValue& field(std::string_view name) const;  // an empty value for unknown names
+};
+
+using SiteRef = std::shared_ptr<const SiteRecord>;
+
+}  // namespace sitesfs

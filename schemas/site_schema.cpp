@@ -1,0 +1,111 @@
+#include "schemas/site_schema.hpp"
+
+#include <array>
+#include <ctime>
+
+namespace sitesfs {
+
+namespace {
+
+const FieldValue kUnset{};
+
+std::string desired(const SiteRecord& s, std::string_view name) { return s.field(name).value; }
+Timestamp desired_changed(const SiteRecord& s, std::string_view name) {
+    const auto t = s.field(name).changed;
+    return t == Timestamp{} ? s.created : t;
+}
+
+// What the site follows: a pinned commit, a branch, or the remote's default branch.
+std::string desired_ref(const SiteRecord& s) {
+    if (auto pin = desired(s, "commit"); !pin.empty()) return "commit " + pin;
+    if (auto branch = desired(s, "branch"); !branch.empty()) return "branch " + branch;
+    return "default-branch";
+}
+
+std::string render_status(const SiteRecord& s) {
+    std::string out;
+    out += "state: " + site_state(s) + "\n";
+    out += "commit: " + s.actual.commit + "\n";
+    out += "desired: " + desired_ref(s) + "\n";
+    out += "generation: " + std::to_string(s.generation) + "\n";
+    out += "updated: " + rfc3339(s.actual.updated == Timestamp{} ? s.created : s.actual.updated) + "\n";
+    out += "error: " + s.actual.error;
+    return out;
+}
+
+Timestamp status_changed(const SiteRecord& s) {
+    return s.actual.updated == Timestamp{} ? s.created : s.actual.updated;
+}
+
+#define SITESFS_DESIRED(NAME)                                                  \
+    [](const SiteRecord& s) { return desired(s, NAME); },                     \
+    [](const SiteRecord& s) { return desired_changed(s, NAME); }
+
+const std::array kFields{
+    FieldSpec{"repo", Access::ReadWrite, check_repo, SITESFS_DESIRED("repo"),
+              "git URL to deploy: https://, ssh://, git@host:owner/repo.git or GitHub owner/name"},
+    FieldSpec{"domain", Access::ReadWrite, check_domain, SITESFS_DESIRED("domain"),
+              "hostnames that serve the site, separated by whitespace; *. only as the whole first label"},
+    FieldSpec{"branch", Access::ReadWrite, check_branch, SITESFS_DESIRED("branch"),
+              "branch to follow; empty follows the remote's default branch"},
+    FieldSpec{"path", Access::ReadWrite, check_path, SITESFS_DESIRED("path"),
+              "subdirectory of the repo to serve; empty serves the whole tree"},
+    FieldSpec{"deploy_key_ref", Access::ReadWrite, check_deploy_key_ref, SITESFS_DESIRED("deploy_key_ref"),
+              "PROVIDER:NAME of the deploy key for a private repo; empty for public repos"},
+    FieldSpec{"commit", Access::ReadWrite, check_commit,
+              [](const SiteRecord& s) { return s.actual.commit; },
+              [](const SiteRecord& s) {
+                  return s.actual.changed == Timestamp{} ? s.created : s.actual.changed;
+              },
+              "reads the commit served; write 7-40 hex to pin a commit, empty to follow the branch again"},
+    FieldSpec{"status", Access::ReadOnly, nullptr, render_status, status_changed,
+              "key: value lines: state, commit, desired, generation, updated, error"},
+};
+
+#undef SITESFS_DESIRED
+
+}  // namespace
+
+const FieldValue& SiteRecord::field(std::string_view name) const {
+    auto it = desired.find(name);
+    return it == desired.end() ? kUnset : it->second;
+}
+
+std::span<const FieldSpec> site_fields() { return kFields; }
+
+const FieldSpec* find_field(std::string_view name) {
+    for (const auto& f : kFields)
+        if (f.name == name) return &f;
+    return nullptr;
+}
+
+std::string site_state(const SiteRecord& s) {
+    if (s.field("repo").value.empty() || s.field("domain").value.empty()) return "incomplete";
+    return s.actual.state.empty() ? "pending" : s.actual.state;
+}
+
+std::string rfc3339(Timestamp t) {
+    if (t == Timestamp{}) return {};
+    const std::time_t secs = Clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+std::string fields_markdown() {
+    std::string out =
+        "<!-- Generated from schemas/site_schema.cpp by `cmake --build build -t fields-doc`; do not edit. -->\n"
+        "# Site files\n\n"
+        "Every directory `/sites/NAME` holds these files. Reads return the value and one newline.\n\n"
+        "| file | access | what it holds |\n"
+        "| --- | --- | --- |\n";
+    for (const auto& f : kFields) {
+        out += "| `" + std::string(f.name) + "` | " + (is_writable(f) ? "read-write" : "read-only") +
+               " | " + std::string(f.help) + " |\n";
+    }
+    return out;
+}
+
+}  // namespace sitesfs

@@ -1,0 +1,44 @@
+// The one declaration of the files inside a site directory. The filesystem builds its directory
+// listing, access modes and write checks from this table, the store persists exactly its
+// read-write fields, and docs/fields.md is generated from it (`cmake --build build -t fields-doc`).
+// Adding a field means adding one row to site_fields() in site_schema.cpp.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "schemas/site_record.hpp"
+#include "schemas/validators.hpp"
+
+namespace sitesfs {
+
+enum class Access { ReadWrite, ReadOnly };
+
+struct FieldSpec {
+    std::string_view name;
+    Access access;
+    // Read-write fields only: checks and normalizes a trimmed value.
+    Checked (*check)(std::string_view value, const ValidationPolicy& policy);
+    // The file's content without the trailing newline the filesystem adds.
+    std::string (*render)(const SiteRecord& site);
+    // When the rendered content last changed (the file's mtime).
+    Timestamp (*changed)(const SiteRecord& site);
+    std::string_view help;
+};
+
+std::span<const FieldSpec> site_fields();
+const FieldSpec* find_field(std::string_view name);  // nullptr when no such field
+inline bool is_writable(const FieldSpec& f) { return f.access == Access::ReadWrite; }
+
+// The site's overall state as `status` shows it: incomplete until repo and domain are set, then
+// what the reconciler reported (pending when it has not reported yet).
+std::string site_state(const SiteRecord& site);
+
+// RFC 3339 in UTC with seconds, e.g. 2026-11-23T05:03:00Z; empty for the zero time point.
+std::string rfc3339(Timestamp t);
+
+// Markdown table of all fields (docs/fields.md).
+std::string fields_markdown();
+
+}  // namespace sitesfs

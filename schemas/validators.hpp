@@ -1,0 +1,43 @@
+// Allow-list validators for every value a person can write into a site directory.
+// Each takes the value with surrounding whitespace already removed and either accepts it (with the
+// normalized form that is stored) or refuses it with a reason a person can act on. No validator ever
+// escapes or repairs hostile input: anything outside the allowed alphabet is refused.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace sitesfs {
+
+struct Checked {
+    bool ok = false;
+    std::string value;   // normalized value to store (when ok)
+    std::string reason;  // why it was refused (when !ok), e.g. "label 2 of 'bad..com' is empty"
+
+    static Checked accept(std::string v) { return {true, std::move(v), {}}; }
+    static Checked refuse(std::string why) { return {false, {}, std::move(why)}; }
+};
+
+struct ValidationPolicy {
+    bool allow_local_repos = false;  // file:// URLs and absolute local paths (--allow-local-repos)
+};
+
+// Removes surrounding ASCII whitespace (space, \t, \n, \r, \v, \f).
+std::string_view trim(std::string_view s);
+
+// Site directory names: 1-63 chars, [a-z0-9] first, then [a-z0-9.-].
+Checked check_site_name(std::string_view name);
+
+// Field validators. The empty value is accepted by every one of them: it means "unset".
+Checked check_repo(std::string_view v, const ValidationPolicy& policy);
+Checked check_domain(std::string_view v, const ValidationPolicy& policy);
+Checked check_branch(std::string_view v, const ValidationPolicy& policy);
+Checked check_path(std::string_view v, const ValidationPolicy& policy);
+Checked check_deploy_key_ref(std::string_view v, const ValidationPolicy& policy);
+Checked check_commit(std::string_view v, const ValidationPolicy& policy);
+
+// The URL git should fetch for a stored repo value: `owner/name` becomes
+// https://github.com/owner/name.git, everything else is returned unchanged.
+std::string repo_fetch_url(std::string_view stored_repo);
+
+}  // namespace sitesfs

@@ -1,0 +1,88 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "schemas/site_schema.hpp"
+
+namespace sitesfs {
+namespace {
+
+SiteRecord site_with(std::initializer_list<std::pair<const char*, const char*>> values) {
+    SiteRecord s;
+    s.name = "blog";
+    s.generation = 3;
+    s.created = Timestamp(std::chrono::seconds(1'700'000'000));
+    for (auto [k, v] : values) s.desired[k] = FieldValue{v, s.created};
+    return s;
+}
+
+std::string line_of(const std::string& text, const std::string& key) {
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind(key + ": ", 0) == 0) return line.substr(key.size() + 2);
+    return "<missing " + key + ">";
+}
+
+TEST(Schema, DeclaresTheSiteFilesInOrder) {
+    std::vector<std::string> names;
+    for (const auto& f : site_fields()) names.emplace_back(f.name);
+    EXPECT_EQ(names, (std::vector<std::string>{"repo", "domain", "branch", "path", "deploy_key_ref", "commit", "status"}));
+}
+
+TEST(Schema, WritableFieldsHaveValidatorsAndReadOnlyOnesDoNot) {
+    for (const auto& f : site_fields()) {
+        EXPECT_EQ(f.check != nullptr, is_writable(f)) << f.name;
+        EXPECT_NE(f.render, nullptr) << f.name;
+        EXPECT_FALSE(f.help.empty()) << f.name;
+    }
+    EXPECT_FALSE(is_writable(*find_field("status")));
+    EXPECT_EQ(find_field("nope"), nullptr);
+}
+
+TEST(Schema, StateIsIncompleteUntilRepoAndDomainAreSet) {
+    EXPECT_EQ(site_state(site_with({})), "incomplete");
+    EXPECT_EQ(site_state(site_with({{"repo", "user/blog"}})), "incomplete");
+    auto s = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}});
+    EXPECT_EQ(site_state(s), "pending");
+    s.actual.state = "live";
+    EXPECT_EQ(site_state(s), "live");
+}
+
+TEST(Schema, StatusIsGreppableKeyValueLines) {
+    auto s = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}, {"branch", "main"}});
+    s.actual.error = "domain: refused";
+    const std::string status = find_field("status")->render(s);
+    EXPECT_EQ(line_of(status, "state"), "pending");
+    EXPECT_EQ(line_of(status, "desired"), "branch main");
+    EXPECT_EQ(line_of(status, "generation"), "3");
+    EXPECT_EQ(line_of(status, "updated"), "2023-11-14T22:13:20Z");
+    EXPECT_EQ(line_of(status, "error"), "domain: refused");
+    EXPECT_EQ(line_of(status, "commit"), "");
+    EXPECT_NE(status.back(), '\n') << "the filesystem adds the one trailing newline";
+}
+
+TEST(Schema, DesiredShowsAPinBeforeTheBranch) {
+    const auto pinned = site_with({{"branch", "main"}, {"commit", "abc1234"}});
+    EXPECT_EQ(line_of(find_field("status")->render(pinned), "desired"), "commit abc1234");
+    EXPECT_EQ(line_of(find_field("status")->render(site_with({})), "desired"), "default-branch");
+}
+
+TEST(Schema, CommitReadsTheServedCommitNotThePin) {
+    auto s = site_with({{"commit", "abc1234"}});
+    EXPECT_EQ(find_field("commit")->render(s), "");
+    s.actual.commit = std::string(40, 'f');
+    EXPECT_EQ(find_field("commit")->render(s), std::string(40, 'f'));
+}
+
+TEST(Schema, DocsFieldTableIsGeneratedFromTheSchema) {
+    std::ifstream in(std::string(SITESFS_SOURCE_DIR) + "/docs/fields.md");
+    ASSERT_TRUE(in) << "docs/fields.md is missing";
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_EQ(text.str(), fields_markdown())
+        << "docs/fields.md is stale: run `cmake --build build -t fields-doc` and commit it";
+}
+
+}  // namespace
+}  // namespace sitesfs
