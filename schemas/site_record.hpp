@@ -27,6 +27,7 @@ struct ActualState {
     bool error_from_write = false;  // the error came from a rejected write (a good write clears it)
     Timestamp changed{};        // when commit last changed
     Timestamp updated{};        // when anything in this record last changed
+    uint64_t generation = 0;    // the desired generation the last reconciler report was about
 };
 
 struct SiteRecord {
