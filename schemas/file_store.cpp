@@ -158,6 +158,23 @@ private:
 
 std::string errno_text(int e) { return std::strerror(e); }
 
+// Closes on destruction, so a constructor that throws half-way leaks no descriptor or lock.
+struct UniqueFd {
+    int fd = -1;
+    UniqueFd() = default;
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    ~UniqueFd() {
+        if (fd >= 0) ::close(fd);
+    }
+    UniqueFd& operator=(int f) {
+        if (fd >= 0) ::close(fd);
+        fd = f;
+        return *this;
+    }
+    operator int() const { return fd; }
+};
+
 }  // namespace
 
 // Lock order: a site's commit mutex, then mu_ (never the other way round); no lock is held while
@@ -174,10 +191,7 @@ public:
         }
         dir_fd_ = ::open(sites_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dir_fd_ < 0) throw StoreError(sites_dir_.string() + ": " + errno_text(errno));
-        if (read_only_) start_watching();  // before loading, so no change between the two is missed
-        auto loaded = scan();
-        std::unique_lock lock(mu_);
-        for (auto& s : loaded) {
+        for (auto& s : scan()) {
             for (const auto& d : domains_of(s)) {
                 auto [it, fresh] = domains_.emplace(d, s.name);
                 if (!fresh && !read_only_)
@@ -185,8 +199,9 @@ public:
                                      "' is also served by site '" + it->second + "'");
             }
             const std::string name = s.name;
-            sites_.emplace(name, std::make_shared<const SiteRecord>(std::move(s)));  // the watcher may be newer
+            sites_.emplace(name, std::make_shared<const SiteRecord>(std::move(s)));
         }
+        if (read_only_) start_watching();
     }
 
     ~FileStore() override {
@@ -195,8 +210,6 @@ public:
             [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
             watcher_.join();
         }
-        for (int fd : {inotify_fd_, wake_fd_, dir_fd_, lock_fd_})
-            if (fd >= 0) ::close(fd);
     }
 
     bool read_only() const override { return read_only_; }
@@ -449,9 +462,15 @@ private:
         watcher_ = std::thread([this] { watch(); });
     }
 
+    // Starts with a full rescan: the watch began after the initial load, so a change made in
+    // between is picked up here.
     void watch() {
         alignas(inotify_event) char buf[16384];
-        for (;;) {
+        for (bool rescan = true;; rescan = false) {
+            if (rescan) {
+                rescan_all();
+                continue;
+            }
             pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
             if (::poll(fds, 2, -1) < 0) continue;
             if (fds[1].revents) return;
@@ -467,16 +486,23 @@ private:
                 const std::string file = ev->name;
                 if (file.front() != '.' && file.ends_with(".toml")) changed.insert(file.substr(0, file.size() - 5));
             }
-            if (overflow) {
-                std::shared_lock lock(mu_);
-                for (const auto& [name, _] : sites_) changed.insert(name);
-                for (const auto& entry : std::filesystem::directory_iterator(sites_dir_)) {
-                    const std::string file = entry.path().filename().string();
-                    if (file.front() != '.' && file.ends_with(".toml")) changed.insert(file.substr(0, file.size() - 5));
-                }
-            }
+            if (overflow) rescan_all();
             for (const auto& name : changed) reload(name);
         }
+    }
+
+    void rescan_all() {
+        std::set<std::string> names;
+        {
+            std::shared_lock lock(mu_);
+            for (const auto& [name, _] : sites_) names.insert(name);
+        }
+        std::error_code ec;
+        for (const auto& entry : std::filesystem::directory_iterator(sites_dir_, ec)) {
+            const std::string file = entry.path().filename().string();
+            if (file.front() != '.' && file.ends_with(".toml")) names.insert(file.substr(0, file.size() - 5));
+        }
+        for (const auto& name : names) reload(name);
     }
 
     void reload(const std::string& name) {
@@ -513,10 +539,10 @@ private:
     const std::filesystem::path sites_dir_;
     const bool read_only_;
     const ValidationPolicy policy_;
-    int lock_fd_ = -1;
-    int dir_fd_ = -1;
-    int inotify_fd_ = -1;
-    int wake_fd_ = -1;
+    UniqueFd lock_fd_;
+    UniqueFd dir_fd_;
+    UniqueFd inotify_fd_;
+    UniqueFd wake_fd_;
     std::thread watcher_;
 
     mutable std::shared_mutex mu_;

@@ -274,6 +274,7 @@ Checked check_branch(std::string_view v, const ValidationPolicy&) {
     if (has_control(v) || std::any_of(v.begin(), v.end(), is_space))
         return Checked::refuse(quoted("branch", v) + ": spaces and control characters are not allowed");
     if (v.front() == '-' || v.front() == '/') return Checked::refuse(quoted("branch", v) + ": cannot start with '-' or '/'");
+    if (v == "@" || v == "HEAD") return Checked::refuse(quoted("branch", v) + ": '@' and 'HEAD' name the checked-out commit, not a branch");
     if (v.starts_with("refs/")) return Checked::refuse(quoted("branch", v) + ": give the short branch name, without refs/");
     for (std::string_view bad : {"..", "@{", "\\", "~", "^", ":", "?", "*", "["})
         if (v.find(bad) != std::string_view::npos)
