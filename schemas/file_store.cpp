@@ -1,6 +1,5 @@
 #include "schemas/file_store.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
@@ -16,11 +15,13 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "schemas/site_schema.hpp"
 
@@ -29,10 +30,24 @@ namespace sitesfs {
 namespace {
 
 constexpr int64_t kFormat = 1;
+constexpr std::string_view kSuffix = ".toml";
 constexpr std::string_view kTempMarker = ".toml.tmp.";
 
-int64_t to_ns(Timestamp t) { return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count(); }
-Timestamp from_ns(int64_t ns) { return Timestamp(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns))); }
+std::string errno_text(int e) { return std::strerror(e); }
+
+int64_t to_ns(Timestamp t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+Timestamp from_ns(int64_t ns) {
+    return Timestamp(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
+}
+
+// "blog" for "blog.toml"; nullopt for dot files (temp files, editors' leftovers) and other names.
+std::optional<std::string> site_of_file(std::string_view file) {
+    if (file.empty() || file.front() == '.' || !file.ends_with(kSuffix) || file.size() == kSuffix.size())
+        return std::nullopt;
+    return std::string(file.substr(0, file.size() - kSuffix.size()));
+}
 
 std::set<std::string> domains_of(const SiteRecord& s) {
     std::set<std::string> out;
@@ -41,72 +56,162 @@ std::set<std::string> domains_of(const SiteRecord& s) {
     return out;
 }
 
-std::string render_site_file(const SiteRecord& s) {
-    toml::table desired, changed;
-    for (const auto& f : site_fields()) {
-        if (!is_writable(f)) continue;
-        const FieldValue& v = s.field(f.name);
-        desired.insert(f.name, v.value);
-        changed.insert(f.name, to_ns(v.changed));
+// A TOML file must be UTF-8, but a refused value quoted in an error, or a reconciler's error
+// about a file name in a repo, may not be; one bad byte would make the store unopenable.
+std::string valid_utf8(std::string_view s) {
+    static constexpr uint32_t kMinimum[] = {0, 0, 0x80, 0x800, 0x10000};  // shorter forms are overlong
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+        const auto lead = static_cast<unsigned char>(s[i]);
+        const size_t len = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xe ? 3 : (lead >> 3) == 0x1e ? 4 : 0;
+        bool ok = len > 0 && i + len <= s.size();
+        uint32_t cp = ok ? lead & (0x7fu >> len) : 0;
+        for (size_t k = 1; ok && k < len; ++k) {
+            const auto cont = static_cast<unsigned char>(s[i + k]);
+            ok = (cont & 0xc0) == 0x80;
+            cp = cp << 6 | (cont & 0x3f);
+        }
+        if (ok && len > 1) ok = cp >= kMinimum[len] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff);
+        if (ok) {
+            out.append(s.substr(i, len));
+            i += len;
+        } else {
+            out += "\xEF\xBF\xBD";  // U+FFFD
+            ++i;
+        }
     }
-    toml::table actual{{"state", s.actual.state},
-                       {"commit", s.actual.commit},
-                       {"error", s.actual.error},
-                       {"error_from_write", s.actual.error_from_write},
-                       {"changed", to_ns(s.actual.changed)},
-                       {"updated", to_ns(s.actual.updated)},
-                       {"generation", static_cast<int64_t>(s.actual.generation)}};
-    toml::table root{{"format", kFormat},
-                     {"name", s.name},
-                     {"generation", static_cast<int64_t>(s.generation)},
-                     {"created", to_ns(s.created)},
-                     {"desired", desired},
-                     {"desired_changed", changed},
-                     {"actual", actual}};
+    return out;
+}
+
+// A TOML basic string; toml++ does the escaping.
+std::string toml_string(std::string_view s) {
     std::ostringstream out;
-    out << "# sitesfs site state; written by sitesfs, change it through the mounted filesystem\n" << root << "\n";
+    out << toml::toml_formatter{toml::value<std::string>(valid_utf8(s)), toml::format_flags::allow_unicode_strings};
     return out.str();
 }
 
-// Reads one site file; every problem names the file and the key (or line and column).
+std::string desired_section(const SiteRecord& s) {
+    std::string values = "[desired]\n";
+    std::string changed = "[desired_changed]  # ns since the epoch\n";
+    for (const auto& f : site_fields()) {
+        if (!is_writable(f)) continue;
+        const FieldValue& v = s.field(f.name);
+        values += std::string(f.name) + " = " + toml_string(v.value) + "\n";
+        changed += std::string(f.name) + " = " + std::to_string(to_ns(v.changed)) + "\n";
+    }
+    return values + "\n" + changed;
+}
+
+std::string actual_section(const SiteRecord& s) {
+    const ActualState& a = s.actual;
+    return "[actual]\n"
+           "state = " + toml_string(a.state) + "\n"
+           "commit = " + toml_string(a.commit) + "\n"
+           "error = " + toml_string(a.error) + "\n"
+           "error_from_write = " + (a.error_from_write ? "true" : "false") + "\n"
+           "changed = " + std::to_string(to_ns(a.changed)) + "\n"
+           "updated = " + std::to_string(to_ns(a.updated)) + "\n"
+           "generation = " + std::to_string(a.generation) + "  # the desired generation last reported on\n";
+}
+
+// Written from the model, never by editing a parsed file, so the layout is always this one.
+std::string render_site_file(const SiteRecord& s) {
+    return "# sitesfs site state; written by sitesfs, change it through the mounted filesystem\n"
+           "format = " + std::to_string(kFormat) + "\n"
+           "name = " + toml_string(s.name) + "\n"
+           "generation = " + std::to_string(s.generation) + "\n"
+           "created = " + std::to_string(to_ns(s.created)) + "  # ns since the epoch\n"
+           "\n" + desired_section(s) + "\n" + actual_section(s);
+}
+
+class Fd {
+public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    Fd& operator=(Fd&& other) noexcept {
+        std::swap(fd_, other.fd_);
+        return *this;
+    }
+    ~Fd() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    int get() const { return fd_; }
+    bool valid() const { return fd_ >= 0; }
+    // For files whose close() result matters (a deferred write error can surface here).
+    int close() { return ::close(std::exchange(fd_, -1)); }
+
+private:
+    int fd_ = -1;
+};
+
+// The file's bytes, or nullopt when it is gone (a read-only store races the writer's removals).
+std::optional<std::string> read_file(int dir_fd, const std::string& name, const std::string& shown) {
+    const Fd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+        if (errno == ENOENT) return std::nullopt;
+        throw StoreError(shown + ": " + errno_text(errno));
+    }
+    std::string text;
+    char buf[8192];
+    for (;;) {
+        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n == 0) return text;
+        if (n > 0) text.append(buf, static_cast<size_t>(n));
+        else if (errno != EINTR) throw StoreError(shown + ": " + errno_text(errno));
+    }
+}
+
+// Parses one site file. Every problem names the file and the key, or the line and column.
 class SiteFileReader {
 public:
     explicit SiteFileReader(std::string file) : file_(std::move(file)) {}
 
-    SiteRecord read(std::string_view expected_name) {
+    SiteRecord read(std::string_view text, std::string_view expected_name) const {
         toml::table root;
         try {
-            root = toml::parse_file(file_);
+            root = toml::parse(text, std::string_view(file_));
         } catch (const toml::parse_error& e) {
             std::ostringstream msg;
             msg << file_ << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
             throw StoreError(msg.str());
         }
         only(root, "", {"format", "name", "generation", "created", "desired", "desired_changed", "actual"});
-        if (num(root, "format") != kFormat) fail("format", "unknown format version (newer sitesfs?)");
+        if (num(root, "format") != kFormat)
+            fail("format", "format " + std::to_string(num(root, "format")) + " is not 1; was it written by a newer sitesfs?");
         SiteRecord s;
         s.name = str(root, "name");
         if (s.name != expected_name) fail("name", "'" + s.name + "' does not match the file name");
+        if (const Checked c = check_site_name(s.name); !c.ok) fail("name", c.reason);
         s.generation = static_cast<uint64_t>(num(root, "generation"));
         s.created = from_ns(num(root, "created"));
-        const toml::table& desired = table(root, "desired");
-        const toml::table& changed = table(root, "desired_changed");
+
         std::set<std::string> writable;
         for (const auto& f : site_fields())
             if (is_writable(f)) writable.emplace(f.name);
+        const toml::table& desired = table(root, "desired");
+        const toml::table& changed = table(root, "desired_changed");
         only(desired, "desired.", writable);
         only(changed, "desired_changed.", writable);
-        // Re-check what is stored: a hand-edited file must not smuggle in what a write could not.
-        // Local repos pass here so a read-only instance without the flag can serve them.
-        const ValidationPolicy load_policy{true};
+        // A field missing from [desired] is unset rather than an error, so that adding a row to the
+        // schema does not make every existing state dir unopenable.
+        // Stored values are checked again, so a hand edit cannot smuggle in what a write would
+        // refuse. Local repos pass: a read-only instance started without --allow-local-repos must
+        // still read what the read-write one accepted (the reconciler applies the policy).
+        const ValidationPolicy load_policy{.allow_local_repos = true};
         for (const auto& f : site_fields()) {
-            if (!is_writable(f) || !desired.contains(f.name)) continue;  // older files lack newer fields
+            if (!is_writable(f) || !desired.contains(f.name)) continue;
+            const std::string key = "desired." + std::string(f.name);
             const std::string value = str(desired, f.name, "desired.");
             const Checked c = f.check(value, load_policy);
-            if (!c.ok || c.value != value) fail("desired." + std::string(f.name), c.ok ? "not in normal form" : c.reason);
-            s.desired[std::string(f.name)] =
-                FieldValue{value, changed.contains(f.name) ? from_ns(num(changed, f.name, "desired_changed.")) : Timestamp{}};
+            if (!c.ok) fail(key, c.reason);
+            if (c.value != value) fail(key, "'" + value + "' is not in normal form (sitesfs stores '" + c.value + "')");
+            const Timestamp when = changed.contains(f.name) ? from_ns(num(changed, f.name, "desired_changed.")) : Timestamp{};
+            s.desired[std::string(f.name)] = FieldValue{value, when};
         }
+
         const toml::table& actual = table(root, "actual");
         only(actual, "actual.", {"state", "commit", "error", "error_from_write", "changed", "updated", "generation"});
         s.actual.state = str(actual, "state", "actual.");
@@ -125,7 +230,7 @@ private:
     }
     void only(const toml::table& t, const std::string& prefix, const std::set<std::string>& known) const {
         for (const auto& [k, v] : t)
-            if (!known.count(std::string(k.str()))) fail(prefix + std::string(k.str()), "unknown key");
+            if (!known.contains(std::string(k.str()))) fail(prefix + std::string(k.str()), "unknown key");
     }
     const toml::node& need(const toml::table& t, std::string_view key, const std::string& prefix) const {
         const toml::node* n = t.get(key);
@@ -133,7 +238,7 @@ private:
         return *n;
     }
     std::string str(const toml::table& t, std::string_view key, const std::string& prefix = "") const {
-        auto v = need(t, key, prefix).value<std::string>();
+        const auto v = need(t, key, prefix).value<std::string>();
         if (!v) fail(prefix + std::string(key), "must be a string");
         return *v;
     }
@@ -156,58 +261,51 @@ private:
     std::string file_;
 };
 
-std::string errno_text(int e) { return std::strerror(e); }
+// A refusal as the site's status shows it. The validators' reasons already start with the
+// field's name ("domain 'a..b': ..."); others get it in front.
+std::string refusal_text(std::string_view field, const std::string& reason) {
+    const bool named = reason.starts_with(field) && reason.size() > field.size() &&
+                       (reason[field.size()] == ' ' || reason[field.size()] == ':');
+    return named ? reason : std::string(field) + ": " + reason;
+}
 
-// Closes on destruction, so a constructor that throws half-way leaks no descriptor or lock.
-struct UniqueFd {
-    int fd = -1;
-    UniqueFd() = default;
-    UniqueFd(const UniqueFd&) = delete;
-    UniqueFd& operator=(const UniqueFd&) = delete;
-    ~UniqueFd() {
-        if (fd >= 0) ::close(fd);
-    }
-    UniqueFd& operator=(int f) {
-        if (fd >= 0) ::close(fd);
-        fd = f;
-        return *this;
-    }
-    operator int() const { return fd; }
-};
+using Listener = std::function<void(const Change&)>;
 
 }  // namespace
 
-// Lock order: a site's commit mutex, then mu_ (never the other way round); no lock is held while
-// listeners run. mu_ is never held during disk I/O, so readers never wait behind an fsync.
+// Lock order: a site's commit mutex (commit_lock), then mu_; never the other way round. mu_ is
+// only held to look up, reserve or swap pointers, never during file I/O, so readers never wait
+// behind an fsync and different sites commit in parallel. No lock is held while listeners run.
 class FileStore final : public Store {
 public:
     explicit FileStore(const FileStoreOptions& o)
-        : state_dir_(o.state_dir), sites_dir_(o.state_dir / "sites"), read_only_(o.read_only), policy_(o.policy) {
+        : sites_dir_(o.state_dir / "sites"), read_only_(o.read_only), policy_(o.policy) {
         if (read_only_) {
-            if (!std::filesystem::is_directory(sites_dir_))
+            dir_fd_ = Fd(::open(sites_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            if (!dir_fd_.valid() && errno == ENOENT)
                 throw StoreError(sites_dir_.string() + " does not exist: start a read-write sitesfs on this state dir first");
+            if (!dir_fd_.valid()) throw StoreError(sites_dir_.string() + ": " + errno_text(errno));
+            // Watching before loading means nothing written in between is missed; reloading a
+            // file that is already current emits nothing.
+            start_watch();
         } else {
-            prepare_dirs();
+            lock_state_dir(o.state_dir);
         }
-        dir_fd_ = ::open(sites_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dir_fd_ < 0) throw StoreError(sites_dir_.string() + ": " + errno_text(errno));
-        for (auto& s : scan()) {
-            for (const auto& d : domains_of(s)) {
-                auto [it, fresh] = domains_.emplace(d, s.name);
-                if (!fresh && !read_only_)
-                    throw StoreError((sites_dir_ / (s.name + ".toml")).string() + ": desired.domain: domain '" + d +
-                                     "' is also served by site '" + it->second + "'");
-            }
-            const std::string name = s.name;
-            sites_.emplace(name, std::make_shared<const SiteRecord>(std::move(s)));
+        std::vector<std::string> leftovers;
+        load(leftovers);
+        for (const auto& temp : leftovers) {
+            spdlog::info("removing {}, left by an interrupted write", (sites_dir_ / temp).string());
+            if (::unlinkat(dir_fd_.get(), temp.c_str(), 0) != 0)
+                spdlog::warn("could not remove {}: {}", (sites_dir_ / temp).string(), errno_text(errno));
         }
-        if (read_only_) start_watching();
+        if (read_only_) watcher_ = std::thread([this] { follow(); });
     }
 
     ~FileStore() override {
         if (watcher_.joinable()) {
             const uint64_t one = 1;
-            [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+            if (::write(wake_fd_.get(), &one, sizeof one) != sizeof one)
+                spdlog::error("cannot wake the thread following {}: {}", sites_dir_.string(), errno_text(errno));
             watcher_.join();
         }
     }
@@ -224,7 +322,7 @@ public:
 
     SiteRef site(std::string_view name) const override {
         std::shared_lock lock(mu_);
-        auto it = sites_.find(name);
+        const auto it = sites_.find(name);
         return it == sites_.end() ? nullptr : it->second;
     }
 
@@ -235,78 +333,99 @@ public:
 
     Outcome create_site(std::string_view name) override {
         if (read_only_) return read_only_outcome();
-        const Checked c = check_site_name(name);
-        if (!c.ok) return Outcome::fail(EINVAL, c.reason);
+        if (const Checked c = check_site_name(name); !c.ok) return Outcome::fail(EINVAL, c.reason);
         auto guard = commit_lock(name);
         if (site(name)) return Outcome::fail(EEXIST, "site '" + std::string(name) + "' already exists");
-        auto s = std::make_shared<SiteRecord>();
-        s->name = std::string(name);
-        s->generation = 1;
-        s->created = s->actual.updated = Clock::now();
-        if (auto out = persist(*s); !out.ok()) return out;
-        {
-            std::unique_lock lock(mu_);
-            sites_.emplace(s->name, s);
-        }
-        emit({Change::Kind::Created, s->name, s->generation});
+        auto next = std::make_shared<SiteRecord>();
+        next->name = std::string(name);
+        next->generation = 1;
+        next->created = Clock::now();
+        for (const auto& f : site_fields())
+            if (is_writable(f)) next->desired[std::string(f.name)] = FieldValue{};
+        if (Outcome out = persist(*next, nullptr); !out.ok()) return out;
+        publish(next);
+        guard.unlock();
+        emit({Change::Kind::Created, next->name, next->generation});
         return Outcome::success();
     }
 
     Outcome remove_site(std::string_view name) override {
         if (read_only_) return read_only_outcome();
+        if (!site(name)) return no_site(name);  // before commit_lock: no lock is kept for names never created
         auto guard = commit_lock(name);
-        SiteRef cur = site(name);
-        if (!cur) return Outcome::fail(ENOENT, "no site '" + std::string(name) + "'");
-        const std::string file = std::string(name) + ".toml";
-        if (::unlinkat(dir_fd_, file.c_str(), 0) != 0 && errno != ENOENT)
-            return Outcome::fail(errno, "could not remove " + (sites_dir_ / file).string() + ": " + errno_text(errno));
-        ::fsync(dir_fd_);
+        const SiteRef cur = site(name);
+        if (!cur) return no_site(name);
+        const std::string file = cur->name + std::string(kSuffix);
+        auto fail = [&](int e) {
+            return Outcome::fail(e, "could not remove site '" + cur->name + "' (" + (sites_dir_ / file).string() + "): " + errno_text(e));
+        };
+        if (::unlinkat(dir_fd_.get(), file.c_str(), 0) != 0) return fail(errno);
+        if (::fsync(dir_fd_.get()) != 0) {
+            const int e = errno;
+            // The removal is visible but may not survive a crash; put the file back so that
+            // failing changes nothing.
+            if (Outcome undo = write_file(*cur); !undo.ok()) spdlog::error("{}; {} is missing", undo.reason, file);
+            return fail(e);
+        }
         {
             std::unique_lock lock(mu_);
             sites_.erase(cur->name);
             for (const auto& d : domains_of(*cur))
                 if (auto it = domains_.find(d); it != domains_.end() && it->second == cur->name) domains_.erase(it);
         }
+        guard.unlock();
         emit({Change::Kind::Removed, cur->name, cur->generation});
         return Outcome::success();
     }
 
     Outcome write_field(std::string_view name, std::string_view field, std::string_view raw) override {
         if (read_only_) return read_only_outcome();
+        if (!site(name)) return no_site(name);
         const FieldSpec* spec = find_field(field);
-        if (!spec) return Outcome::fail(EINVAL, "no field '" + std::string(field) + "'");
+        if (!spec) return Outcome::fail(EINVAL, "a site has no file '" + std::string(field) + "'");
         if (!is_writable(*spec)) return Outcome::fail(EACCES, std::string(field) + " is read-only");
         auto guard = commit_lock(name);
-        SiteRef cur = site(name);
-        if (!cur) return Outcome::fail(ENOENT, "no site '" + std::string(name) + "'");
+        const SiteRef cur = site(name);
+        if (!cur) return no_site(name);
         const Checked c = spec->check(trim(raw), policy_);
-        if (!c.ok) return refuse(*cur, EINVAL, c.reason);  // reasons name the field and the value
-        if (cur->field(field).value == c.value) return Outcome::success();  // idempotent: no new generation
+        if (!c.ok) return refuse(std::move(guard), cur, field, EINVAL, c.reason);
 
-        auto next = std::make_shared<SiteRecord>(*cur);
         const Timestamp now = Clock::now();
+        auto next = std::make_shared<SiteRecord>(*cur);
+        // Editors save the whole file, usually unchanged: the same value is no new generation and
+        // no disk write. It only clears a refusal still shown in the status, as any good write does.
+        if (cur->field(field).value == c.value) {
+            if (!cur->actual.error_from_write) return Outcome::success();
+            clear_write_error(*next, now);
+            if (Outcome out = persist(*next, cur.get()); !out.ok()) return out;
+            publish(next);
+            guard.unlock();
+            emit({Change::Kind::Actual, next->name, next->generation});
+            return Outcome::success();
+        }
         next->desired[std::string(field)] = FieldValue{c.value, now};
         ++next->generation;
-        if (next->actual.error_from_write) next->actual.error.clear(), next->actual.error_from_write = false;
-        next->actual.updated = now;
+        clear_write_error(*next, now);
 
         std::vector<std::string> reserved;
         if (field == "domain") {
             std::unique_lock lock(mu_);
             for (const auto& d : domains_of(*next)) {
-                auto [it, fresh] = domains_.emplace(d, next->name);
-                if (fresh) reserved.push_back(d);
-                else if (it->second != next->name) {
+                const auto it = domains_.find(d);
+                if (it == domains_.end()) {
+                    reserved.push_back(d);
+                } else if (it->second != next->name) {
                     const std::string owner = it->second;
-                    for (const auto& r : reserved) domains_.erase(r);
                     lock.unlock();
-                    return refuse(*cur, EEXIST, "domain: '" + d + "' is already served by site '" + owner + "'");
+                    return refuse(std::move(guard), cur, field, EEXIST, "domain '" + d + "' is already served by site '" + owner + "'");
                 }
             }
+            // Reserved before the write, so a racing writer of another site sees them taken.
+            for (const auto& d : reserved) domains_.emplace(d, next->name);
         }
-        if (auto out = persist(*next); !out.ok()) {
+        if (Outcome out = persist(*next, cur.get()); !out.ok()) {
             std::unique_lock lock(mu_);
-            for (const auto& r : reserved) domains_.erase(r);
+            for (const auto& d : reserved) domains_.erase(d);
             return out;
         }
         {
@@ -314,201 +433,278 @@ public:
             if (field == "domain") {
                 const auto keep = domains_of(*next);
                 for (const auto& d : domains_of(*cur))
-                    if (!keep.count(d)) domains_.erase(d);
+                    if (!keep.contains(d)) domains_.erase(d);
             }
             sites_[next->name] = next;
         }
+        guard.unlock();
         emit({Change::Kind::Desired, next->name, next->generation});
         return Outcome::success();
     }
 
     Outcome report(std::string_view name, uint64_t generation, const ActualState& actual) override {
         if (read_only_) return read_only_outcome();
+        if (!site(name)) return no_site(name);
         auto guard = commit_lock(name);
-        SiteRef cur = site(name);
-        if (!cur) return Outcome::fail(ENOENT, "no site '" + std::string(name) + "'");
-        if (generation < cur->actual.generation) return Outcome::success();  // an older run lost the race
-        auto next = std::make_shared<SiteRecord>(*cur);
+        const SiteRef cur = site(name);
+        if (!cur) return no_site(name);
+        if (generation < cur->actual.generation) return Outcome::success();  // a slower, older run: fenced
+        // Only a report about an earlier incarnation of a removed and re-created site can be ahead;
+        // accepting it would fence every report about this one.
+        if (generation > cur->generation)
+            return Outcome::fail(EINVAL, "site '" + cur->name + "' is at generation " + std::to_string(cur->generation) +
+                                             ", not " + std::to_string(generation));
         const Timestamp now = Clock::now();
+        auto next = std::make_shared<SiteRecord>(*cur);
         next->actual = actual;
         next->actual.generation = generation;
         next->actual.changed = actual.commit == cur->actual.commit ? cur->actual.changed : now;
         next->actual.updated = now;
-        if (auto out = persist(*next); !out.ok()) return out;
-        {
-            std::unique_lock lock(mu_);
-            sites_[next->name] = next;
-        }
+        // The reconciler does not know of refused writes; a report without an error of its own
+        // must not hide one from the person who just made it.
+        const bool keep_refusal = actual.error.empty() && cur->actual.error_from_write;
+        next->actual.error = keep_refusal ? cur->actual.error : actual.error;
+        next->actual.error_from_write = keep_refusal;
+        if (Outcome out = persist(*next, cur.get()); !out.ok()) return out;
+        publish(next);
+        guard.unlock();
         emit({Change::Kind::Actual, next->name, next->generation});
         return Outcome::success();
     }
 
-    void subscribe(std::function<void(const Change&)> listener) override {
+    void subscribe(Listener listener) override {
         std::lock_guard lock(listeners_mu_);
-        listeners_.push_back(std::move(listener));
+        auto more = std::make_shared<std::vector<Listener>>(*listeners_);
+        more->push_back(std::move(listener));
+        listeners_ = std::move(more);
     }
 
 private:
     static Outcome read_only_outcome() { return Outcome::fail(EROFS, "this mount is read-only"); }
+    static Outcome no_site(std::string_view name) { return Outcome::fail(ENOENT, "no site '" + std::string(name) + "'"); }
 
-    void prepare_dirs() {
-        std::error_code ec;
-        std::filesystem::create_directories(sites_dir_, ec);
-        if (ec) throw StoreError("cannot create " + sites_dir_.string() + ": " + ec.message());
-        // Group-readable so that a monitoring group can run a read-only instance (chgrp the
-        // state dir; the setgid bit hands its group to new files). No secrets live here.
-        ::chmod(state_dir_.c_str(), 0750);
-        ::chmod(sites_dir_.c_str(), 02750);
-        lock_fd_ = ::open(state_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (lock_fd_ < 0) throw StoreError(state_dir_.string() + ": " + errno_text(errno));
-        if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
-            throw StoreError("state dir " + state_dir_.string() + " is in use by another read-write sitesfs");
+    static void clear_write_error(SiteRecord& s, Timestamp now) {
+        if (s.actual.error_from_write) {
+            s.actual.error.clear();
+            s.actual.error_from_write = false;
+        }
+        s.actual.updated = now;
     }
 
-    // Loads every site file; in read-write mode also removes temp files a crash left behind.
-    std::vector<SiteRecord> scan() {
-        std::vector<SiteRecord> out;
-        std::vector<std::string> names;
-        for (const auto& entry : std::filesystem::directory_iterator(sites_dir_)) {
-            const std::string file = entry.path().filename().string();
-            if (file.front() == '.') {
-                if (!read_only_ && file.find(kTempMarker) != std::string::npos) {
-                    spdlog::info("removing {} left by an interrupted write", entry.path().string());
-                    ::unlinkat(dir_fd_, file.c_str(), 0);
-                }
-                continue;
-            }
-            if (file.ends_with(".toml")) names.push_back(file.substr(0, file.size() - 5));
+    // The flock is on the state dir itself (no lock file to go stale); the kernel drops it with
+    // the process. Directories are created only once the lock is held, nothing else before load.
+    void lock_state_dir(const std::filesystem::path& state_dir) {
+        if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST)
+            throw StoreError("cannot create the state dir " + state_dir.string() + ": " + errno_text(errno));
+        lock_fd_ = Fd(::open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!lock_fd_.valid()) throw StoreError("state dir " + state_dir.string() + ": " + errno_text(errno));
+        if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+            if (errno == EWOULDBLOCK)
+                throw StoreError("state dir " + state_dir.string() + " is in use by another read-write sitesfs");
+            throw StoreError("cannot lock the state dir " + state_dir.string() + ": " + errno_text(errno));
         }
-        for (const auto& name : names) out.push_back(SiteFileReader((sites_dir_ / (name + ".toml")).string()).read(name));
-        return out;
+        if (::mkdirat(lock_fd_.get(), "sites", 0700) == 0) {
+            if (::fsync(lock_fd_.get()) != 0)
+                throw StoreError("cannot make " + sites_dir_.string() + " durable: " + errno_text(errno));
+        } else if (errno != EEXIST) {
+            throw StoreError("cannot create " + sites_dir_.string() + ": " + errno_text(errno));
+        }
+        dir_fd_ = Fd(::openat(lock_fd_.get(), "sites", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!dir_fd_.valid()) throw StoreError(sites_dir_.string() + ": " + errno_text(errno));
+    }
+
+    std::vector<std::string> list_dir(std::vector<std::string>* temps) const {
+        std::vector<std::string> files;
+        std::error_code ec;
+        for (auto it = std::filesystem::directory_iterator(sites_dir_, ec); !ec && it != std::filesystem::directory_iterator();
+             it.increment(ec)) {
+            std::string file = it->path().filename().string();
+            if (site_of_file(file)) files.push_back(std::move(file));
+            else if (temps && file.front() == '.' && file.find(kTempMarker) != std::string::npos) temps->push_back(file);
+            else if (file.front() != '.') spdlog::warn("ignoring {}: site files are named NAME.toml", (sites_dir_ / file).string());
+        }
+        if (ec) throw StoreError("cannot list " + sites_dir_.string() + ": " + ec.message());
+        return files;
+    }
+
+    // All or nothing: the first bad file throws, and nothing was changed on disk.
+    void load(std::vector<std::string>& leftovers) {
+        std::unordered_map<std::string, std::string> domains;
+        for (const auto& file : list_dir(read_only_ ? nullptr : &leftovers)) {
+            const std::string shown = (sites_dir_ / file).string();
+            const std::string name = *site_of_file(file);
+            const auto text = read_file(dir_fd_.get(), file, shown);
+            if (!text) continue;
+            auto s = std::make_shared<const SiteRecord>(SiteFileReader(shown).read(*text, name));
+            for (const auto& d : domains_of(*s)) {
+                const auto [it, fresh] = domains.emplace(d, name);
+                if (!fresh)
+                    throw StoreError(shown + ": desired.domain: domain '" + d + "' is also served by site '" + it->second +
+                                     "'; remove it from one of the two files");
+            }
+            sites_.emplace(name, std::move(s));
+        }
+        if (!read_only_) domains_ = std::move(domains);
     }
 
     std::unique_lock<std::mutex> commit_lock(std::string_view name) {
-        std::shared_ptr<std::mutex> m;
+        std::mutex* m;
         {
             std::lock_guard lock(commit_locks_mu_);
             auto& slot = commit_locks_[std::string(name)];
-            if (!slot) slot = std::make_shared<std::mutex>();
-            m = slot;
+            if (!slot) slot = std::make_unique<std::mutex>();
+            // Never erased: a waiter may still hold the pointer when the site is removed, and
+            // dropping it would let a second mutex for the same name run beside it.
+            m = slot.get();
         }
-        return std::unique_lock(*m);  // the map never drops a mutex, so the reference stays valid
+        return std::unique_lock(*m);
     }
 
-    // Records a refused value in the site's status; saving it is best effort.
-    Outcome refuse(const SiteRecord& cur, int err, std::string reason) {
-        auto next = std::make_shared<SiteRecord>(cur);
-        next->actual.error = reason;
+    void publish(const SiteRef& next) {
+        std::unique_lock lock(mu_);
+        sites_[next->name] = next;
+    }
+
+    // Shows a refused value in the site's status. Saving that is best effort: the refusal itself
+    // is the answer the writer needs.
+    Outcome refuse(std::unique_lock<std::mutex> guard, const SiteRef& cur, std::string_view field, int err, std::string reason) {
+        auto next = std::make_shared<SiteRecord>(*cur);
+        next->actual.error = refusal_text(field, reason);
         next->actual.error_from_write = true;
         next->actual.updated = Clock::now();
-        if (auto out = persist(*next); !out.ok()) spdlog::warn("site {}: could not record a refusal: {}", cur.name, out.reason);
-        {
-            std::unique_lock lock(mu_);
-            sites_[next->name] = next;
-        }
+        if (Outcome out = persist(*next, cur.get()); !out.ok())
+            spdlog::warn("site {}: the refusal is shown but not saved: {}", cur->name, out.reason);
+        publish(next);
+        guard.unlock();
         emit({Change::Kind::Actual, next->name, next->generation});
         return Outcome::fail(err, std::move(reason));
     }
 
-    // temp file, fsync, rename, fsync dir: a crash leaves the old file or the new one.
-    Outcome persist(const SiteRecord& s) {
+    // Temp file in the same dir, fsync, rename over: readers of the dir see the old file or the
+    // new one, whole. The temp file is gone whether this fails or not.
+    Outcome write_file(const SiteRecord& s) {
         const std::string text = render_site_file(s);
-        const std::string final_name = s.name + ".toml";
+        const std::string file = s.name + std::string(kSuffix);
         std::string temp = (sites_dir_ / ("." + s.name + std::string(kTempMarker) + "XXXXXX")).string();
-        const int fd = ::mkostemp(temp.data(), O_CLOEXEC);
-        auto fail = [&](const char* step) {
-            const int e = errno;
-            return Outcome::fail(e, "could not save site '" + s.name + "' to " + (sites_dir_ / final_name).string() + " (" +
-                                        step + "): " + errno_text(e));
+        auto fail = [&](int e) {
+            return Outcome::fail(e, "could not save site '" + s.name + "' to " + (sites_dir_ / file).string() + ": " + errno_text(e));
         };
-        if (fd < 0) return fail("create");
-        size_t done = 0;
-        bool ok = ::fchmod(fd, 0640) == 0;
-        while (ok && done < text.size()) {
-            const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-            if (n < 0 && errno == EINTR) continue;
-            ok = n > 0;
-            if (ok) done += static_cast<size_t>(n);
+        Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
+        if (!fd.valid()) return fail(errno);
+        // Group-readable: an operator who opens the state dir to a monitoring group (chgrp, and
+        // chmod 2750 so new files inherit the group) lets its read-only mounts read every site.
+        // Nothing secret lives here: deploy_key_ref names a key, it is not one.
+        int err = ::fchmod(fd.get(), 0640) == 0 ? 0 : errno;
+        for (size_t done = 0; !err && done < text.size();) {
+            const ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
+            if (n >= 0) done += static_cast<size_t>(n);
+            else if (errno != EINTR) err = errno;
         }
-        ok = ok && ::fsync(fd) == 0;
-        Outcome out = ok ? Outcome::success() : fail("write");
-        if (::close(fd) != 0 && out.ok()) out = fail("close");
-        if (out.ok() && ::rename(temp.c_str(), (sites_dir_ / final_name).c_str()) != 0) out = fail("rename");
-        if (!out.ok()) {
+        if (!err && ::fsync(fd.get()) != 0) err = errno;
+        if (fd.close() != 0 && !err) err = errno;
+        if (!err && ::renameat(AT_FDCWD, temp.c_str(), dir_fd_.get(), file.c_str()) != 0) err = errno;
+        if (err) {
             ::unlink(temp.c_str());
-            return out;
+            return fail(err);
         }
-        if (::fsync(dir_fd_) != 0) return fail("fsync of the directory");
-        return out;
+        return Outcome::success();
+    }
+
+    // Durable when it returns success. When only the final fsync of the dir fails, the new file
+    // is already visible: `prev` is written back (or the new file removed) so that failing
+    // changes nothing.
+    Outcome persist(const SiteRecord& next, const SiteRecord* prev) {
+        if (Outcome out = write_file(next); !out.ok()) return out;
+        if (::fsync(dir_fd_.get()) == 0) return Outcome::success();
+        const int e = errno;
+        const std::string file = next.name + std::string(kSuffix);
+        if (prev) {
+            if (Outcome undo = write_file(*prev); !undo.ok()) spdlog::error("{}; it holds an unconfirmed change", undo.reason);
+        } else if (::unlinkat(dir_fd_.get(), file.c_str(), 0) != 0) {
+            spdlog::error("could not remove {} after a failed save: {}", (sites_dir_ / file).string(), errno_text(errno));
+        }
+        return Outcome::fail(e, "could not save site '" + next.name + "' to " + (sites_dir_ / file).string() + ": " + errno_text(e));
     }
 
     void emit(const Change& change) {
-        std::vector<std::function<void(const Change&)>> listeners;
+        std::shared_ptr<const std::vector<Listener>> listeners;
         {
             std::lock_guard lock(listeners_mu_);
             listeners = listeners_;
         }
-        for (const auto& l : listeners) l(change);
+        for (const auto& l : *listeners) l(change);
     }
 
-    // --- read-only instances follow the read-write one through inotify ---
+    // --- a read-only store follows the read-write one's files ---
 
-    void start_watching() {
-        inotify_fd_ = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-        wake_fd_ = eventfd(0, EFD_CLOEXEC);
-        if (inotify_fd_ < 0 || wake_fd_ < 0 ||
-            inotify_add_watch(inotify_fd_, sites_dir_.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM) < 0)
+    void start_watch() {
+        inotify_fd_ = Fd(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+        if (!inotify_fd_.valid()) throw StoreError("cannot watch " + sites_dir_.string() + ": " + errno_text(errno));
+        if (::inotify_add_watch(inotify_fd_.get(), sites_dir_.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM) < 0)
             throw StoreError("cannot watch " + sites_dir_.string() + ": " + errno_text(errno));
-        watcher_ = std::thread([this] { watch(); });
+        wake_fd_ = Fd(::eventfd(0, EFD_CLOEXEC));
+        if (!wake_fd_.valid()) throw StoreError("cannot watch " + sites_dir_.string() + ": eventfd: " + errno_text(errno));
     }
 
-    // Starts with a full rescan: the watch began after the initial load, so a change made in
-    // between is picked up here.
-    void watch() {
-        alignas(inotify_event) char buf[16384];
-        for (bool rescan = true;; rescan = false) {
-            if (rescan) {
-                rescan_all();
+    void follow() {
+        alignas(inotify_event) char buf[16 * 1024];
+        for (;;) {
+            pollfd fds[2] = {{inotify_fd_.get(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
+            if (::poll(fds, 2, -1) < 0) {
+                if (errno == EINTR) continue;
+                spdlog::error("stopped following {}: poll: {}", sites_dir_.string(), errno_text(errno));
+                return;
+            }
+            if (fds[1].revents) return;
+            std::set<std::string> touched;
+            bool overflow = false;
+            for (;;) {
+                const ssize_t n = ::read(inotify_fd_.get(), buf, sizeof buf);
+                if (n <= 0) break;  // EAGAIN: drained
+                for (char* p = buf; p < buf + n;) {
+                    const auto* ev = reinterpret_cast<const inotify_event*>(p);
+                    p += sizeof(inotify_event) + ev->len;
+                    if (ev->mask & IN_Q_OVERFLOW) overflow = true;
+                    if (ev->mask & IN_IGNORED)
+                        spdlog::error("{} was removed or unmounted: this read-only instance no longer follows changes",
+                                      sites_dir_.string());
+                    if (ev->len)
+                        if (auto name = site_of_file(ev->name)) touched.insert(std::move(*name));
+                }
+            }
+            if (overflow) {
+                rescan();
                 continue;
             }
-            pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-            if (::poll(fds, 2, -1) < 0) continue;
-            if (fds[1].revents) return;
-            const ssize_t n = ::read(inotify_fd_, buf, sizeof buf);
-            if (n <= 0) continue;
-            std::set<std::string> changed;
-            bool overflow = false;
-            for (char* p = buf; p < buf + n;) {
-                const auto* ev = reinterpret_cast<const inotify_event*>(p);
-                p += sizeof(inotify_event) + ev->len;
-                if (ev->mask & IN_Q_OVERFLOW) overflow = true;
-                if (!ev->len) continue;
-                const std::string file = ev->name;
-                if (file.front() != '.' && file.ends_with(".toml")) changed.insert(file.substr(0, file.size() - 5));
-            }
-            if (overflow) rescan_all();
-            for (const auto& name : changed) reload(name);
+            for (const auto& name : touched) reload(name);
         }
     }
 
-    void rescan_all() {
+    // The kernel dropped events: compare every known and every present site.
+    void rescan() {
         std::set<std::string> names;
-        {
-            std::shared_lock lock(mu_);
-            for (const auto& [name, _] : sites_) names.insert(name);
-        }
-        std::error_code ec;
-        for (const auto& entry : std::filesystem::directory_iterator(sites_dir_, ec)) {
-            const std::string file = entry.path().filename().string();
-            if (file.front() != '.' && file.ends_with(".toml")) names.insert(file.substr(0, file.size() - 5));
+        for (auto& name : site_names()) names.insert(std::move(name));
+        try {
+            for (const auto& file : list_dir(nullptr)) names.insert(*site_of_file(file));
+        } catch (const StoreError& e) {
+            spdlog::warn("{}", e.what());
         }
         for (const auto& name : names) reload(name);
     }
 
     void reload(const std::string& name) {
-        const auto path = sites_dir_ / (name + ".toml");
-        SiteRef cur = site(name);
-        if (!std::filesystem::exists(path)) {
+        const std::string file = name + std::string(kSuffix);
+        const std::string shown = (sites_dir_ / file).string();
+        const SiteRef cur = site(name);
+        SiteRef next;
+        try {
+            const auto text = read_file(dir_fd_.get(), file, shown);
+            if (text) next = std::make_shared<const SiteRecord>(SiteFileReader(shown).read(*text, name));
+        } catch (const StoreError& e) {
+            spdlog::warn("keeping the previous state of site {}: {}", name, e.what());
+            return;
+        }
+        if (!next) {
             if (!cur) return;
             {
                 std::unique_lock lock(mu_);
@@ -517,51 +713,42 @@ private:
             emit({Change::Kind::Removed, name, cur->generation});
             return;
         }
-        std::shared_ptr<const SiteRecord> next;
-        try {
-            next = std::make_shared<const SiteRecord>(SiteFileReader(path.string()).read(name));
-        } catch (const StoreError& e) {
-            spdlog::warn("keeping the previous state of site {}: {}", name, e.what());
+        if (cur && render_site_file(*cur) == render_site_file(*next)) return;
+        publish(next);
+        // Removed and created again between two looks: a different site under the same name.
+        if (cur && cur->created != next->created) emit({Change::Kind::Removed, name, cur->generation});
+        if (!cur || cur->created != next->created) {
+            emit({Change::Kind::Created, name, next->generation});
             return;
-        } catch (const std::filesystem::filesystem_error&) {
-            return;  // removed meanwhile; its IN_DELETE follows
         }
-        {
-            std::unique_lock lock(mu_);
-            sites_[name] = next;
-        }
-        if (!cur) emit({Change::Kind::Created, name, next->generation});
-        else if (next->generation != cur->generation) emit({Change::Kind::Desired, name, next->generation});
-        else emit({Change::Kind::Actual, name, next->generation});
+        if (desired_section(*cur) != desired_section(*next) || cur->generation != next->generation)
+            emit({Change::Kind::Desired, name, next->generation});
+        if (actual_section(*cur) != actual_section(*next)) emit({Change::Kind::Actual, name, next->generation});
     }
 
-    const std::filesystem::path state_dir_;
     const std::filesystem::path sites_dir_;
     const bool read_only_;
     const ValidationPolicy policy_;
-    UniqueFd lock_fd_;
-    UniqueFd dir_fd_;
-    UniqueFd inotify_fd_;
-    UniqueFd wake_fd_;
-    std::thread watcher_;
+    Fd lock_fd_;  // holds the flock (read-write only)
+    Fd dir_fd_;   // sites/, for fsync and *at calls
+    Fd inotify_fd_;
+    Fd wake_fd_;
 
     mutable std::shared_mutex mu_;
     std::map<std::string, SiteRef, std::less<>> sites_;
-    std::unordered_map<std::string, std::string> domains_;  // committed and reserved, domain -> site
+    std::unordered_map<std::string, std::string> domains_;  // committed and reserved: domain -> site
 
     std::mutex commit_locks_mu_;
-    std::unordered_map<std::string, std::shared_ptr<std::mutex>> commit_locks_;
+    std::unordered_map<std::string, std::unique_ptr<std::mutex>> commit_locks_;
 
     std::mutex listeners_mu_;
-    std::vector<std::function<void(const Change&)>> listeners_;
+    std::shared_ptr<const std::vector<Listener>> listeners_ = std::make_shared<const std::vector<Listener>>();
+
+    std::thread watcher_;
 };
 
 std::unique_ptr<Store> open_file_store(const FileStoreOptions& options) {
-    try {
-        return std::make_unique<FileStore>(options);
-    } catch (const std::filesystem::filesystem_error& e) {
-        throw StoreError(e.what());
-    }
+    return std::make_unique<FileStore>(options);
 }
 
 }  // namespace sitesfs

@@ -1,7 +1,13 @@
 #include "schemas/seed_format.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <sstream>
 
 #include "schemas/site_schema.hpp"
@@ -11,117 +17,184 @@ namespace sitesfs {
 
 namespace {
 
-// The seed tool's key -> our field. Its deploy_key names an entry of its secret store, which is
-// a command (`dota get NAME`), so it becomes a `cmd:` reference.
 struct SeedKey {
-    const char* seed;
-    const char* field;
-    const char* prefix;
+    std::string_view seed;
+    std::string_view field;
+    bool required;
 };
+
+// In the order an export writes them.
 constexpr SeedKey kSeedKeys[] = {
-    {"domain", "domain", ""}, {"repo", "repo", ""}, {"branch", "branch", ""},
-    {"path", "path", ""},     {"deploy_key", "deploy_key_ref", "cmd:"},
+    {"domain", "domain", true},
+    {"repo", "repo", true},
+    {"branch", "branch", true},
+    {"path", "path", false},
+    {"deploy_key", "deploy_key_ref", false},
 };
+
+// The seed tool's deploy_key names an entry of its secret store, which is a command that prints
+// the key; sitesfs reaches the same secret through its `cmd:` provider.
+constexpr std::string_view kSecretStore = "cmd:";
 
 const SeedKey* seed_key(std::string_view key) {
     for (const auto& k : kSeedKeys)
-        if (key == k.seed) return &k;
+        if (k.seed == key) return &k;
     return nullptr;
 }
 
-std::string quote(const std::string& s) {
+std::string quote(std::string_view s) {
     std::ostringstream out;
-    out << toml::value<std::string>(s);
+    out << toml::toml_formatter{toml::value<std::string>(std::string(s)), toml::format_flags::allow_unicode_strings};
     return out.str();
 }
 
-}  // namespace
+// Site names may hold dots, which a bare key would turn into nested tables.
+std::string table_key(std::string_view name) {
+    const bool bare = std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    });
+    return bare ? std::string(name) : quote(name);
+}
 
-ImportReport import_seed_toml(Store& store, const std::filesystem::path& file) {
-    toml::table root;
+std::string shown(const toml::node& n) {
+    std::ostringstream out;
+    out << toml::toml_formatter{n};
+    return out.str();
+}
+
+toml::table parse_seed(const std::filesystem::path& file) {
+    std::string text;
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw StoreError(file.string() + ": " + std::strerror(errno));
+    char buf[8192];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) != 0) {
+        if (n > 0) text.append(buf, static_cast<size_t>(n));
+        else if (errno != EINTR) {
+            const int e = errno;
+            ::close(fd);
+            throw StoreError(file.string() + ": " + std::strerror(e));
+        }
+    }
+    ::close(fd);
     try {
-        root = toml::parse_file(file.string());
+        return toml::parse(text, std::string_view(file.string()));
     } catch (const toml::parse_error& e) {
         std::ostringstream msg;
         msg << file.string() << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
         throw StoreError(msg.str());
     }
-    ImportReport report;
-    if (const toml::table* global = root["global"].as_table()) {
-        for (const auto& [k, v] : *global) {
-            const std::string key(k.str());
-            const char* where = key == "root" ? "data_dir" : key == "caddyfile" ? "[proxy] file" : key == "log" ? "the state dir's deploy.log" : nullptr;
-            report.notes.push_back("[global] " + key + " not imported" +
-                                   (where ? std::string(": sitesfs uses ") + where + " from its config" : std::string(": unknown key")));
-        }
-    }
-    for (const auto& [k, v] : root)
-        if (k.str() != "global" && k.str() != "sites") report.notes.push_back("[" + std::string(k.str()) + "] ignored: not part of the seed format");
-    const toml::table* sites = root["sites"].as_table();
-    if (!sites) return report;
+}
 
-    std::map<std::string, const toml::table*> sorted;  // toml++ tables are ordered already; be explicit
-    for (const auto& [k, v] : *sites) sorted[std::string(k.str())] = v.as_table();
-    for (const auto& [key, table] : sorted) {
-        if (!table) {
-            report.refused.push_back(key + ": [sites." + key + "] must be a table");
-            continue;
-        }
-        std::vector<std::pair<std::string, std::string>> values;
-        std::string problem;
-        for (const auto& [k, v] : *table) {
-            const SeedKey* sk = seed_key(k.str());
-            auto s = v.value<std::string>();
-            if (!sk) problem = "unknown key '" + std::string(k.str()) + "'";
-            else if (!s) problem = std::string(sk->seed) + " must be a string";
-            else values.emplace_back(sk->field, s->empty() ? *s : sk->prefix + *s);
-            if (!problem.empty()) break;
-        }
-        if (!problem.empty()) {
-            report.refused.push_back(key + ": " + problem);
-            continue;
-        }
-        if (auto out = store.create_site(key); !out.ok()) {
-            report.refused.push_back(key + ": " + out.reason);
-            continue;
-        }
-        std::string taken;
-        for (const auto& [field, value] : values) {
-            if (auto out = store.write_field(key, field, value); !out.ok()) {
-                problem = out.reason;
-                break;
+std::string global_note(std::string_view key, const toml::node& value) {
+    std::string where;
+    if (key == "root") where = "set data_dir in the sitesfs config";
+    else if (key == "caddyfile") where = "set file in the [proxy] table of the sitesfs config";
+    else if (key == "log") where = "sitesfs logs deploys to deploy.log in its state dir";
+    else where = "not part of the seed format";
+    return "[global] " + std::string(key) + " = " + shown(value) + " not imported: " + where;
+}
+
+// A site is taken whole or not at all, so every value is checked before the site is created.
+// That check allows local repos; the store applies its own policy (and domain uniqueness) when
+// the values are written, and a refusal there removes the site again.
+void import_site(Store& store, const std::string& key, const toml::node& node, ImportReport& report) {
+    std::vector<std::string> problems;
+    std::vector<std::pair<const SeedKey*, std::string>> values;
+    if (const Checked c = check_site_name(key); !c.ok) problems.push_back(c.reason);
+    else if (store.site(key)) problems.push_back("site '" + key + "' already exists");
+    if (const toml::table* table = node.as_table()) {
+        for (const auto& [k, v] : *table)
+            if (!seed_key(k.str()))
+                problems.push_back("unknown key '" + std::string(k.str()) + "'; a site has domain, repo, branch, path and deploy_key");
+        const ValidationPolicy permissive{.allow_local_repos = true};
+        for (const auto& sk : kSeedKeys) {
+            const toml::node* n = table->get(sk.seed);
+            if (!n) {
+                if (sk.required) problems.push_back("missing key '" + std::string(sk.seed) + "'");
+                continue;
             }
-            taken += (taken.empty() ? "" : ", ") + field;
+            const auto* text = n->as_string();
+            if (!text) {
+                problems.push_back(std::string(sk.seed) + " must be a string, not " + shown(*n));
+                continue;
+            }
+            std::string value(trim(text->get()));
+            if (sk.field == "deploy_key_ref" && !value.empty()) value = std::string(kSecretStore) + value;
+            if (const Checked c = find_field(sk.field)->check(value, permissive); !c.ok) problems.push_back(c.reason);
+            else values.emplace_back(&sk, std::move(value));
         }
-        if (!problem.empty()) {
-            store.remove_site(key);  // taken whole or not at all
-            report.refused.push_back(key + ": " + problem);
-            continue;
-        }
-        report.taken.push_back(key + ": " + (taken.empty() ? std::string("no values") : taken));
+    } else {
+        problems.push_back("sites." + key + " must be a table");
     }
+    auto refuse_all = [&] {
+        for (const auto& p : problems) report.refused.push_back(key + ": " + p);
+    };
+    if (!problems.empty()) return refuse_all();
+
+    if (Outcome out = store.create_site(key); !out.ok()) {
+        problems.push_back(out.reason);
+        return refuse_all();
+    }
+    // repo last: a site is incomplete until repo and domain are set, so the reconciler never
+    // starts on a site that a later refusal removes.
+    std::stable_partition(values.begin(), values.end(), [](const auto& v) { return v.first->field != "repo"; });
+    for (const auto& [sk, value] : values)
+        if (Outcome out = store.write_field(key, sk->field, value); !out.ok()) problems.push_back(out.reason);
+    if (!problems.empty()) {
+        if (Outcome out = store.remove_site(key); !out.ok())
+            problems.push_back("the partly imported site could not be removed again: " + out.reason);
+        return refuse_all();
+    }
+    std::string taken;
+    for (const auto& sk : kSeedKeys)
+        if (node.as_table()->contains(sk.seed)) taken += (taken.empty() ? "" : ", ") + std::string(sk.seed);
+    report.taken.push_back(key + ": " + taken);
+}
+
+}  // namespace
+
+ImportReport import_seed_toml(Store& store, const std::filesystem::path& file) {
+    const toml::table root = parse_seed(file);
+    ImportReport report;
+    for (const auto& [k, v] : root)
+        if (k != "global" && k != "sites")
+            report.notes.push_back(std::string(k.str()) + " not imported: the seed format has only [global] and [sites.NAME]");
+    if (const toml::node* global = root.get("global")) {
+        if (const toml::table* table = global->as_table()) {
+            for (const auto& [k, v] : *table) report.notes.push_back(global_note(k.str(), v));
+        } else {
+            report.notes.push_back("global not imported: it must be a table");
+        }
+    }
+    const toml::node* sites = root.get("sites");
+    if (!sites) return report;
+    if (!sites->is_table()) {
+        report.refused.push_back("sites: must be a table of [sites.NAME] tables, not " + shown(*sites));
+        return report;
+    }
+    // toml++ tables iterate in key order, which makes the import order the sorted one.
+    for (const auto& [k, v] : *sites->as_table()) import_site(store, std::string(k.str()), v, report);
     return report;
 }
 
 std::string export_seed_toml(const Store& store, const SeedGlobals& globals) {
     std::string out = "# exported by sitesfs; the seed tool's sites.toml format\n[global]\n";
-    out += "root = " + quote(globals.root) + "\ncaddyfile = " + quote(globals.caddyfile) + "\nlog = " + quote(globals.log) + "\n";
+    out += "root = " + quote(globals.root) + "\n";
+    out += "caddyfile = " + quote(globals.caddyfile) + "\n";
+    out += "log = " + quote(globals.log) + "\n";
     for (const auto& name : store.site_names()) {
         const SiteRef s = store.site(name);
-        if (!s) continue;
-        out += "\n[sites." + name + "]\n";
-        for (const auto& k : kSeedKeys) {
-            std::string value = s->field(k.field).value;
-            const std::string prefix = k.prefix;
-            if (!prefix.empty() && !value.empty()) {
-                if (!value.starts_with(prefix)) {
-                    out += "# " + std::string(k.field) + " = " + quote(value) + " has no seed equivalent\n";
-                    continue;
-                }
-                value = value.substr(prefix.size());
+        if (!s) continue;  // removed since site_names()
+        out += "\n[sites." + table_key(name) + "]\n";
+        for (const auto& sk : kSeedKeys) {
+            const std::string& value = s->field(sk.field).value;
+            if (sk.field == "deploy_key_ref") {
+                if (value.starts_with(kSecretStore)) out += "deploy_key = " + quote(value.substr(kSecretStore.size())) + "\n";
+                else if (!value.empty()) out += "# deploy_key_ref = " + quote(value) + " has no seed equivalent\n";
+            } else if (sk.required || !value.empty()) {
+                out += std::string(sk.seed) + " = " + quote(value) + "\n";
             }
-            if (value.empty() && (std::string_view(k.seed) == "path" || std::string_view(k.seed) == "deploy_key")) continue;
-            out += std::string(k.seed) + " = " + quote(value) + "\n";
         }
     }
     return out;

@@ -1,20 +1,30 @@
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <toml++/toml.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
 #include "schemas/file_store.hpp"
-#include "schemas/seed_format.hpp"
+#include "schemas/site_schema.hpp"
 
 namespace sitesfs {
 namespace {
 
 namespace fsys = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using namespace std::chrono_literals;
 
 std::string slurp(const fsys::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -23,264 +33,577 @@ std::string slurp(const fsys::path& p) {
     return s.str();
 }
 
+void spit(const fsys::path& p, const std::string& text) { std::ofstream(p, std::ios::binary | std::ios::trunc) << text; }
+
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+    const size_t at = text.find(from);
+    if (at == std::string::npos) ADD_FAILURE() << "no '" << from << "' in\n" << text;
+    else text.replace(at, from.size(), to);
+    return text;
+}
+
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 1000ms) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(5ms);
+    }
+    return true;
+}
+
+mode_t mode_of(const fsys::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 07777;
+}
+
+ino_t inode_of(const fsys::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_ino;
+}
+
+// The change feed as "Kind site generation" lines. Declare it before the store it listens to.
+class Events {
+public:
+    void listen(Store& store) {
+        store.subscribe([this](const Change& c) {
+            std::lock_guard lock(mu_);
+            seen_.push_back(text(c));
+        });
+    }
+    std::vector<std::string> take() {
+        std::lock_guard lock(mu_);
+        return std::exchange(seen_, {});
+    }
+    bool saw(const std::string& line) {
+        std::lock_guard lock(mu_);
+        return std::find(seen_.begin(), seen_.end(), line) != seen_.end();
+    }
+
+private:
+    static std::string text(const Change& c) {
+        static const char* const kinds[] = {"Created", "Removed", "Desired", "Actual"};
+        return std::string(kinds[static_cast<int>(c.kind)]) + " " + c.site + " " + std::to_string(c.generation);
+    }
+    std::mutex mu_;
+    std::vector<std::string> seen_;
+};
+
 class StoreTest : public ::testing::Test {
 protected:
     void SetUp() override {
         char tmpl[] = "/tmp/sitesfs-store.XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        ASSERT_NE(::mkdtemp(tmpl), nullptr) << std::strerror(errno);
         dir_ = tmpl;
+        state_ = dir_ / "state";
     }
     void TearDown() override {
-        if (tmpfs_) umount2(dir_.c_str(), MNT_DETACH);
+        if (tmpfs_) ::umount2(dir_.c_str(), MNT_DETACH);
         fsys::remove_all(dir_);
     }
-    std::unique_ptr<Store> open(bool read_only = false) { return open_file_store({dir_, read_only, {}}); }
-    fsys::path file(const std::string& site) const { return dir_ / "sites" / (site + ".toml"); }
+
+    std::unique_ptr<Store> open(bool read_only = false, ValidationPolicy policy = {}) {
+        return open_file_store({state_, read_only, policy});
+    }
+    fsys::path file(const std::string& site) const { return state_ / "sites" / (site + ".toml"); }
+
+    // The message of the StoreError that opening throws; fails the test when it opens.
+    std::string open_error(bool read_only = false) {
+        try {
+            open(read_only);
+        } catch (const StoreError& e) {
+            return e.what();
+        }
+        ADD_FAILURE() << "the store opened";
+        return {};
+    }
+
+    std::vector<std::string> temp_files() const {
+        std::vector<std::string> out;
+        for (const auto& e : fsys::directory_iterator(state_ / "sites"))
+            if (e.path().filename().string().find(".tmp.") != std::string::npos) out.push_back(e.path().filename());
+        return out;
+    }
+
+    bool mount_tmpfs() {
+        if (::mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=64k") != 0) return false;
+        tmpfs_ = true;
+        return true;
+    }
 
     fsys::path dir_;
+    fsys::path state_;
     bool tmpfs_ = false;
 };
 
-TEST_F(StoreTest, CommittedWritesSurviveReopening) {
+TEST_F(StoreTest, CreatesWritesAndReadsBack) {
+    Events events;
+    auto s = open();
+    events.listen(*s);
+    // Listeners run without a store lock: reading the store from one must not deadlock.
+    s->subscribe([&](const Change& c) { EXPECT_EQ(s->site(c.site) == nullptr, c.kind == Change::Kind::Removed); });
+
+    const auto before = Clock::now();
+    ASSERT_TRUE(s->create_site("blog").ok());
+    const SiteRef fresh = s->site("blog");
+    ASSERT_TRUE(fresh);
+    EXPECT_EQ(fresh->name, "blog");
+    EXPECT_EQ(fresh->generation, 1u);
+    EXPECT_GE(fresh->created, before);
+    EXPECT_EQ(fresh->field("domain").value, "");
+
+    ASSERT_TRUE(s->write_field("blog", "domain", "  Blog.Example.com \n").ok());
+    ASSERT_TRUE(s->write_field("blog", "repo", "user/blog").ok());
+    const SiteRef blog = s->site("blog");
+    EXPECT_EQ(blog->field("domain").value, "blog.example.com");
+    EXPECT_EQ(blog->field("repo").value, "user/blog");
+    EXPECT_GE(blog->field("domain").changed, fresh->created);
+    EXPECT_EQ(blog->generation, 3u);
+    EXPECT_EQ(fresh->field("domain").value, "") << "a record is a snapshot; writes replace it";
+
+    ASSERT_TRUE(s->create_site("zz").ok());
+    ASSERT_TRUE(s->create_site("a-site").ok());
+    EXPECT_EQ(s->site_names(), (std::vector<std::string>{"a-site", "blog", "zz"}));
+    EXPECT_EQ(s->site_count(), 3u);
+    EXPECT_EQ(s->site("nope"), nullptr);
+    EXPECT_FALSE(s->read_only());
+    EXPECT_EQ(events.take(), (std::vector<std::string>{"Created blog 1", "Desired blog 2", "Desired blog 3",
+                                                       "Created zz 1", "Created a-site 1"}));
+}
+
+TEST_F(StoreTest, CommittedStateSurvivesReopening) {
+    SiteRef before;
     {
         auto s = open();
         ASSERT_TRUE(s->create_site("blog").ok());
-        ASSERT_TRUE(s->write_field("blog", "domain", "  Blog.Example.com \n").ok());
-        ASSERT_TRUE(s->write_field("blog", "repo", "user/blog").ok());
+        ASSERT_TRUE(s->write_field("blog", "domain", "blog.example.com www.example.com").ok());
+        ASSERT_TRUE(s->write_field("blog", "repo", "https://git.example.com/blog.git").ok());
+        ASSERT_TRUE(s->write_field("blog", "deploy_key_ref", "file:blog").ok());
+        ActualState live;
+        live.state = "live";
+        live.commit = std::string(40, 'c');
+        ASSERT_TRUE(s->report("blog", 4, live).ok());
+        before = s->site("blog");
     }
     auto s = open();
-    auto blog = s->site("blog");
-    ASSERT_TRUE(blog);
-    EXPECT_EQ(blog->field("domain").value, "blog.example.com");
-    EXPECT_EQ(blog->field("repo").value, "user/blog");
-    EXPECT_EQ(blog->generation, 3u);
-    EXPECT_EQ(s->site_names(), std::vector<std::string>{"blog"});
+    const SiteRef after = s->site("blog");
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->generation, 4u);
+    EXPECT_EQ(after->created, before->created);
+    for (const auto& f : site_fields()) {
+        if (!is_writable(f)) continue;
+        EXPECT_EQ(after->field(f.name).value, before->field(f.name).value) << f.name;
+        EXPECT_EQ(after->field(f.name).changed, before->field(f.name).changed) << f.name;
+    }
+    EXPECT_EQ(after->actual.state, "live");
+    EXPECT_EQ(after->actual.commit, std::string(40, 'c'));
+    EXPECT_EQ(after->actual.generation, 4u);
+    EXPECT_EQ(after->actual.changed, before->actual.changed);
+    EXPECT_EQ(after->actual.updated, before->actual.updated);
+    // The domain index is rebuilt too.
+    ASSERT_TRUE(s->create_site("shop").ok());
+    EXPECT_EQ(s->write_field("shop", "domain", "www.example.com").err, EEXIST);
+
+    EXPECT_EQ(mode_of(state_), 0700u);
+    EXPECT_EQ(mode_of(state_ / "sites"), 0700u);
+    EXPECT_EQ(mode_of(file("blog")), 0640u);
 }
 
-TEST_F(StoreTest, RefusalsChangeNothingAndLandInStatus) {
-    auto s = open();
-    ASSERT_TRUE(s->create_site("blog").ok());
-    ASSERT_TRUE(s->write_field("blog", "domain", "blog.example.com").ok());
-    const std::string before = slurp(file("blog"));
-    const auto gen = s->site("blog")->generation;
-    const Outcome out = s->write_field("blog", "domain", "bad..com");
-    EXPECT_EQ(out.err, EINVAL);
-    EXPECT_EQ(s->site("blog")->field("domain").value, "blog.example.com");
-    EXPECT_EQ(s->site("blog")->generation, gen);
-    EXPECT_NE(s->site("blog")->actual.error.find("bad..com"), std::string::npos);
-    ASSERT_TRUE(s->write_field("blog", "branch", "main").ok());
-    EXPECT_EQ(s->site("blog")->actual.error, "") << "a good write clears a refusal";
-    EXPECT_NE(before, slurp(file("blog")));
-    EXPECT_EQ(s->write_field("blog", "status", "x").err, EACCES);
-    EXPECT_EQ(s->write_field("nope", "domain", "a.com").err, ENOENT);
-    EXPECT_EQ(s->create_site("blog").err, EEXIST);
-    EXPECT_EQ(s->create_site("Bad").err, EINVAL);
-}
-
-TEST_F(StoreTest, IdempotentWriteKeepsTheGeneration) {
+TEST_F(StoreTest, SiteFilesHoldEveryReadWriteFieldAndParse) {
     auto s = open();
     ASSERT_TRUE(s->create_site("blog").ok());
     ASSERT_TRUE(s->write_field("blog", "branch", "main").ok());
-    const auto gen = s->site("blog")->generation;
-    ASSERT_TRUE(s->write_field("blog", "branch", "main\n").ok());
-    EXPECT_EQ(s->site("blog")->generation, gen);
+    const std::string text = slurp(file("blog"));
+    EXPECT_THAT(text, StartsWith("# sitesfs site state; written by sitesfs, change it through the mounted filesystem\n"
+                                 "format = 1\nname = \"blog\"\ngeneration = 2\n"));
+    const toml::table t = toml::parse(text);
+    for (const auto& f : site_fields()) {
+        EXPECT_EQ(t["desired"][f.name].is_string(), is_writable(f)) << f.name;
+        EXPECT_EQ(t["desired_changed"][f.name].is_integer(), is_writable(f)) << f.name;
+    }
+    EXPECT_EQ(t["desired"]["branch"].value_or(std::string()), "main");
+    for (const char* key : {"state", "commit", "error", "error_from_write", "changed", "updated", "generation"})
+        EXPECT_TRUE(t["actual"][key]) << key;
 }
 
-TEST_F(StoreTest, ADomainBelongsToOneSiteEvenUnderRacingWriters) {
+TEST_F(StoreTest, AFailedSaveChangesNeitherMemoryNorDisk) {
+    if (!mount_tmpfs()) GTEST_SKIP() << "cannot mount a 64k tmpfs on " << dir_ << ": " << std::strerror(errno);
+    Events events;
     auto s = open();
-    for (int i = 0; i < 8; ++i) ASSERT_TRUE(s->create_site("s" + std::to_string(i)).ok());
-    std::atomic<int> won{0}, exists{0};
-    std::vector<std::thread> threads;
-    for (int i = 0; i < 8; ++i)
-        threads.emplace_back([&, i] {
-            const Outcome o = s->write_field("s" + std::to_string(i), "domain", "www.example.com");
-            (o.ok() ? won : exists) += 1;
-            if (!o.ok()) EXPECT_EQ(o.err, EEXIST);
-        });
-    for (auto& t : threads) t.join();
-    EXPECT_EQ(won, 1);
-    EXPECT_EQ(exists, 7);
-    // Freed when its owner lets go.
-    for (int i = 0; i < 8; ++i) s->write_field("s" + std::to_string(i), "domain", "");
-    EXPECT_TRUE(s->write_field("s3", "domain", "www.example.com").ok());
-}
-
-TEST_F(StoreTest, AFailedSaveLeavesMemoryAndDiskUnchanged) {
-    fsys::create_directories(dir_);
-    if (mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=64k") != 0) GTEST_SKIP() << "cannot mount a tmpfs: " << strerror(errno);
-    tmpfs_ = true;
-    auto s = open();
+    events.listen(*s);
     ASSERT_TRUE(s->create_site("blog").ok());
     ASSERT_TRUE(s->write_field("blog", "domain", "blog.example.com").ok());
     const std::string before = slurp(file("blog"));
+    events.take();
     {
         std::ofstream filler(dir_ / "filler", std::ios::binary);
         const std::string block(4096, 'x');
         while (filler.write(block.data(), block.size())) {
         }
     }
+
     const Outcome out = s->write_field("blog", "domain", "www.example.com");
     EXPECT_EQ(out.err, ENOSPC) << out.reason;
-    EXPECT_NE(out.reason.find("blog"), std::string::npos);
+    EXPECT_EQ(out.reason, "could not save site 'blog' to " + file("blog").string() + ": No space left on device");
     EXPECT_EQ(s->site("blog")->field("domain").value, "blog.example.com");
+    EXPECT_EQ(s->site("blog")->generation, 2u);
     EXPECT_EQ(slurp(file("blog")), before);
-    for (const auto& e : fsys::directory_iterator(dir_ / "sites"))
-        EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+    EXPECT_EQ(temp_files(), std::vector<std::string>{});
+    EXPECT_EQ(s->create_site("shop").err, ENOSPC);
+    EXPECT_EQ(s->site("shop"), nullptr);
+    EXPECT_FALSE(fsys::exists(file("shop")));
+    EXPECT_EQ(events.take(), std::vector<std::string>{});
+    // A refusal is still answered and shown when it cannot be saved.
+    EXPECT_EQ(s->write_field("blog", "domain", "bad..com").err, EINVAL);
+    EXPECT_THAT(s->site("blog")->actual.error, HasSubstr("bad..com"));
+    EXPECT_EQ(slurp(file("blog")), before);
+
+    fsys::remove(dir_ / "filler");
+    ASSERT_TRUE(s->create_site("shop").ok());
+    EXPECT_TRUE(s->write_field("shop", "domain", "www.example.com").ok()) << "the failed write's reservation was released";
+
+    ASSERT_EQ(::mount(nullptr, dir_.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr), 0) << std::strerror(errno);
+    const std::string shop = slurp(file("shop"));
+    EXPECT_EQ(s->write_field("shop", "branch", "main").err, EROFS);
+    EXPECT_EQ(s->remove_site("shop").err, EROFS);
+    EXPECT_TRUE(s->site("shop"));
+    EXPECT_EQ(s->site("shop")->field("branch").value, "");
+    EXPECT_EQ(slurp(file("shop")), shop);
 }
 
-TEST_F(StoreTest, CorruptFilesStopOpeningAndStayUntouched) {
-    { open()->create_site("blog"); }
-    std::ofstream(file("blog")) << "format = 1\nname = \"blog\n";
-    const std::string before = slurp(file("blog"));
-    try {
-        open();
-        FAIL() << "opened a corrupt store";
-    } catch (const StoreError& e) {
-        EXPECT_NE(std::string(e.what()).find(file("blog").string() + ":2:"), std::string::npos) << e.what();
+TEST_F(StoreTest, ADomainIsServedByOneSite) {
+    auto s = open();
+    ASSERT_TRUE(s->create_site("blog").ok());
+    ASSERT_TRUE(s->create_site("shop").ok());
+    ASSERT_TRUE(s->write_field("blog", "domain", "blog.example.com www.example.com").ok());
+
+    const Outcome taken = s->write_field("shop", "domain", "shop.example.com WWW.example.com");
+    EXPECT_EQ(taken.err, EEXIST);
+    EXPECT_EQ(taken.reason, "domain 'www.example.com' is already served by site 'blog'");
+    EXPECT_EQ(s->site("shop")->field("domain").value, "");
+    EXPECT_EQ(s->site("shop")->actual.error, taken.reason);
+    EXPECT_TRUE(s->site("shop")->actual.error_from_write);
+    EXPECT_TRUE(s->write_field("shop", "domain", "shop.example.com").ok()) << "nothing of the refused value stays reserved";
+
+    ASSERT_TRUE(s->write_field("blog", "domain", "blog.example.com").ok());
+    EXPECT_TRUE(s->write_field("shop", "domain", "shop.example.com www.example.com").ok()) << "released by its old owner";
+    ASSERT_TRUE(s->remove_site("blog").ok());
+    EXPECT_TRUE(s->write_field("shop", "domain", "blog.example.com").ok()) << "released by removing its site";
+    EXPECT_TRUE(s->write_field("shop", "domain", "blog.example.com www.example.com").ok()) << "a site may keep its own";
+}
+
+TEST_F(StoreTest, RacingWritersOfOneDomainHaveOneWinner) {
+    auto s = open();
+    constexpr int kSites = 8;
+    for (int i = 0; i < kSites; ++i) ASSERT_TRUE(s->create_site("s" + std::to_string(i)).ok());
+    std::atomic<int> won{0}, refused{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kSites; ++i)
+        threads.emplace_back([&, i] {
+            while (!go) std::this_thread::yield();
+            const Outcome o = s->write_field("s" + std::to_string(i), "domain", "www.example.com");
+            (o.ok() ? won : refused) += 1;
+            EXPECT_TRUE(o.ok() || o.err == EEXIST) << o.reason;
+        });
+    go = true;
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(won, 1);
+    EXPECT_EQ(refused, kSites - 1);
+    int owners = 0;
+    for (const auto& name : s->site_names()) owners += s->site(name)->field("domain").value == "www.example.com";
+    EXPECT_EQ(owners, 1);
+}
+
+TEST_F(StoreTest, DifferentSitesCommitInParallelAndStayConsistent) {
+    auto s = open();
+    constexpr int kSites = 8, kWrites = 25;
+    for (int i = 0; i < kSites; ++i) ASSERT_TRUE(s->create_site("s" + std::to_string(i)).ok());
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+        while (!done)
+            for (const auto& name : s->site_names()) EXPECT_TRUE(s->site(name));
+    });
+    std::vector<std::thread> writers;
+    for (int i = 0; i < kSites; ++i)
+        for (int w = 0; w < 2; ++w)  // two writers per site: its commits are serialized
+            writers.emplace_back([&, i, w] {
+                for (int n = 0; n < kWrites; ++n)
+                    EXPECT_TRUE(s->write_field("s" + std::to_string(i), "branch", "b" + std::to_string(w) + "-" + std::to_string(n)).ok());
+            });
+    for (auto& t : writers) t.join();
+    done = true;
+    reader.join();
+    s.reset();
+    auto again = open();
+    for (int i = 0; i < kSites; ++i) EXPECT_EQ(again->site("s" + std::to_string(i))->generation, 1u + 2 * kWrites);
+}
+
+TEST_F(StoreTest, WritingTheSameValueIsNoNewGeneration) {
+    Events events;
+    auto s = open();
+    ASSERT_TRUE(s->create_site("blog").ok());
+    ASSERT_TRUE(s->write_field("blog", "domain", "blog.example.com").ok());
+    events.listen(*s);
+    const ino_t inode = inode_of(file("blog"));
+    ASSERT_TRUE(s->write_field("blog", "domain", "BLOG.example.com\n").ok()) << "the same once normalized";
+    EXPECT_EQ(s->site("blog")->generation, 2u);
+    EXPECT_EQ(inode_of(file("blog")), inode) << "not rewritten";
+    EXPECT_EQ(events.take(), std::vector<std::string>{});
+
+    // It does clear a refusal still shown, as any good write does.
+    ASSERT_EQ(s->write_field("blog", "domain", "bad..com").err, EINVAL);
+    events.take();
+    ASSERT_TRUE(s->write_field("blog", "domain", "blog.example.com").ok());
+    EXPECT_EQ(s->site("blog")->actual.error, "");
+    EXPECT_EQ(s->site("blog")->generation, 2u);
+    EXPECT_EQ(events.take(), std::vector<std::string>{"Actual blog 2"});
+}
+
+TEST_F(StoreTest, ARefusalIsShownUntilTheNextGoodWrite) {
+    {
+        Events events;
+        auto s = open();
+        events.listen(*s);
+        ASSERT_TRUE(s->create_site("blog").ok());
+        ASSERT_TRUE(s->write_field("blog", "domain", "blog.example.com").ok());
+        events.take();
+        const Outcome out = s->write_field("blog", "domain", "bad..com");
+        EXPECT_EQ(out.err, EINVAL);
+        EXPECT_THAT(out.reason, StartsWith("domain 'bad..com': "));
+        const SiteRef blog = s->site("blog");
+        EXPECT_EQ(blog->field("domain").value, "blog.example.com");
+        EXPECT_EQ(blog->generation, 2u);
+        EXPECT_EQ(blog->actual.error, out.reason);
+        EXPECT_TRUE(blog->actual.error_from_write);
+        EXPECT_EQ(events.take(), std::vector<std::string>{"Actual blog 2"});
     }
-    EXPECT_EQ(slurp(file("blog")), before);
-    std::ofstream(file("blog"), std::ios::trunc) << "format = 1\nname = 'blog'\ngeneration = 'x'\n";
-    EXPECT_THROW(
-        {
-            try {
-                open();
-            } catch (const StoreError& e) {
-                EXPECT_NE(std::string(e.what()).find("generation"), std::string::npos) << e.what();
-                throw;
-            }
-        },
-        StoreError);
+    auto s = open();
+    EXPECT_THAT(s->site("blog")->actual.error, HasSubstr("bad..com")) << "the refusal was saved";
+    ASSERT_TRUE(s->write_field("blog", "branch", "main").ok());
+    EXPECT_EQ(s->site("blog")->actual.error, "");
+    EXPECT_FALSE(s->site("blog")->actual.error_from_write);
+
+    // A reconciler's error is not the writer's to clear.
+    ActualState failed;
+    failed.state = "failed";
+    failed.error = "fetch: repository not found";
+    ASSERT_TRUE(s->report("blog", 3, failed).ok());
+    ASSERT_TRUE(s->write_field("blog", "branch", "dev").ok());
+    EXPECT_EQ(s->site("blog")->actual.error, "fetch: repository not found");
 }
 
-TEST_F(StoreTest, HandEditedInvalidValuesAreRefusedAtOpen) {
+TEST_F(StoreTest, MutationsNameWhatIsWrong) {
+    Events events;
+    auto s = open();
+    events.listen(*s);
+    ASSERT_TRUE(s->create_site("blog").ok());
+    EXPECT_EQ(s->write_field("nope", "domain", "a.com").err, ENOENT);
+    EXPECT_EQ(s->write_field("nope", "domain", "a.com").reason, "no site 'nope'");
+    EXPECT_EQ(s->remove_site("nope").err, ENOENT);
+    EXPECT_EQ(s->report("nope", 1, {}).err, ENOENT);
+    EXPECT_EQ(s->write_field("blog", "colour", "red").err, EINVAL);
+    const Outcome status = s->write_field("blog", "status", "live");
+    EXPECT_EQ(status.err, EACCES);
+    EXPECT_EQ(status.reason, "status is read-only");
+    EXPECT_EQ(s->site("blog")->actual.error, "") << "not a refused value";
+    const Outcome again = s->create_site("blog");
+    EXPECT_EQ(again.err, EEXIST);
+    EXPECT_EQ(again.reason, "site 'blog' already exists");
+    const Outcome bad = s->create_site("Bad_Name");
+    EXPECT_EQ(bad.err, EINVAL);
+    EXPECT_THAT(bad.reason, HasSubstr("Bad_Name"));
+    EXPECT_FALSE(fsys::exists(file("Bad_Name")));
+
+    ASSERT_TRUE(s->write_field("blog", "branch", "main").ok());
+    ASSERT_TRUE(s->remove_site("blog").ok());
+    EXPECT_FALSE(fsys::exists(file("blog")));
+    EXPECT_EQ(s->site("blog"), nullptr);
+    ASSERT_TRUE(s->create_site("blog").ok());
+    EXPECT_EQ(s->site("blog")->generation, 1u) << "a new site, not the old one back";
+    EXPECT_EQ(s->site("blog")->field("branch").value, "");
+    EXPECT_EQ(events.take(), (std::vector<std::string>{"Created blog 1", "Desired blog 2", "Removed blog 2", "Created blog 1"}));
+}
+
+TEST_F(StoreTest, ReconcilerReportsAreFencedByGeneration) {
+    Events events;
+    auto s = open();
+    ASSERT_TRUE(s->create_site("blog").ok());
+    ASSERT_TRUE(s->write_field("blog", "repo", "user/blog").ok());
+    events.listen(*s);
+    ActualState live;
+    live.state = "live";
+    live.commit = std::string(40, 'a');
+    const auto t0 = Clock::now();
+    ASSERT_TRUE(s->report("blog", 2, live).ok());
+    const ActualState first = s->site("blog")->actual;
+    EXPECT_EQ(first.generation, 2u);
+    EXPECT_GE(first.changed, t0);
+    EXPECT_EQ(first.updated, first.changed);
+
+    ActualState stale = live;
+    stale.state = "failed";
+    ASSERT_TRUE(s->report("blog", 1, stale).ok()) << "ignored, not an error";
+    EXPECT_EQ(s->site("blog")->actual.state, "live");
+
+    ASSERT_TRUE(s->report("blog", 2, live).ok());
+    EXPECT_EQ(s->site("blog")->actual.changed, first.changed) << "the commit did not change";
+    EXPECT_GT(s->site("blog")->actual.updated, first.updated);
+
+    ASSERT_TRUE(s->write_field("blog", "branch", "dev").ok());
+    ActualState next = live;
+    next.commit = std::string(40, 'b');
+    ASSERT_TRUE(s->report("blog", 3, next).ok());
+    EXPECT_GT(s->site("blog")->actual.changed, first.changed);
+    EXPECT_EQ(s->site("blog")->actual.commit, std::string(40, 'b'));
+    EXPECT_EQ(events.take(), (std::vector<std::string>{"Actual blog 2", "Actual blog 2", "Desired blog 3", "Actual blog 3"}));
+
+    const Outcome ahead = s->report("blog", 9, live);
+    EXPECT_EQ(ahead.err, EINVAL) << "a report about a generation the site never had";
+    EXPECT_THAT(ahead.reason, HasSubstr("generation 3"));
+
+    // The fence survives a restart.
+    s.reset();
+    s = open();
+    ASSERT_TRUE(s->report("blog", 2, stale).ok());
+    EXPECT_EQ(s->site("blog")->actual.commit, std::string(40, 'b'));
+}
+
+TEST_F(StoreTest, ATextThatIsNotUtf8CannotBreakTheStateFile) {
     {
         auto s = open();
-        s->create_site("blog");
-        s->write_field("blog", "domain", "blog.example.com");
+        ASSERT_TRUE(s->create_site("blog").ok());
+        EXPECT_EQ(s->write_field("blog", "domain", "caf\xC3\xA9\xFF..com").err, EINVAL);
+        ActualState failed;
+        failed.state = "failed";
+        failed.error = "checkout: bad file name 'r\xE9sum\xE9.html', \"quoted\" \\ and\nnewline\x01";
+        ASSERT_TRUE(s->report("blog", 1, failed).ok());
     }
-    std::string text = slurp(file("blog"));
-    text.replace(text.find("blog.example.com"), 16, "a.com}\\nimport");
-    std::ofstream(file("blog"), std::ios::trunc) << text;
-    try {
-        open();
-        FAIL();
-    } catch (const StoreError& e) {
-        EXPECT_NE(std::string(e.what()).find("desired.domain"), std::string::npos) << e.what();
+    auto s = open();
+    EXPECT_EQ(s->site("blog")->actual.error,
+              "checkout: bad file name 'r\xEF\xBF\xBDsum\xEF\xBF\xBD.html', \"quoted\" \\ and\nnewline\x01");
+}
+
+TEST_F(StoreTest, ASyntaxErrorStopsOpeningWithFileLineAndColumn) {
+    { ASSERT_TRUE(open()->create_site("blog").ok()); }
+    spit(file("blog"), "format = 1\nname = \"blog\n");
+    spit(state_ / "sites" / ".blog.toml.tmp.abc123", "half");
+    const std::string corrupt = slurp(file("blog"));
+
+    const std::string msg = open_error();
+    EXPECT_THAT(msg, ::testing::MatchesRegex(file("blog").string() + ":2:[0-9]+: .+")) << msg;
+    EXPECT_EQ(slurp(file("blog")), corrupt);
+    EXPECT_TRUE(fsys::exists(state_ / "sites" / ".blog.toml.tmp.abc123")) << "a failed open changes nothing";
+    EXPECT_EQ(open_error(true), msg);
+}
+
+TEST_F(StoreTest, AWrongSiteFileNamesFileAndKey) {
+    {
+        auto s = open();
+        ASSERT_TRUE(s->create_site("blog").ok());
+        ASSERT_TRUE(s->write_field("blog", "domain", "blog.example.com").ok());
     }
+    const std::string good = slurp(file("blog"));
+    const std::string f = file("blog").string();
+    const std::pair<std::string, std::string> cases[] = {
+        {replaced(good, "generation = 2\n", "generation = 'x'\n"), f + ": generation: must be a non-negative integer"},
+        {replaced(good, "generation = 2\n", ""), f + ": generation: missing"},
+        {replaced(good, "generation = 2\n", "generation = 2\nextra = 1\n"), f + ": extra: unknown key"},
+        {replaced(good, "format = 1\n", "format = 2\n"), f + ": format: format 2 is not 1; was it written by a newer sitesfs?"},
+        {replaced(good, "name = \"blog\"", "name = \"shop\""), f + ": name: 'shop' does not match the file name"},
+        {replaced(good, "\"blog.example.com\"", "\"a..b\""), f + ": desired.domain: domain 'a..b': "},
+        {replaced(good, "\"blog.example.com\"", "\"BLOG.example.com\""), f + ": desired.domain: 'BLOG.example.com' is not in normal form"},
+        {replaced(good, "[desired]\n", "[desired]\ncolour = \"red\"\n"), f + ": desired.colour: unknown key"},
+        {replaced(good, "error_from_write = false", "error_from_write = 0"), f + ": actual.error_from_write: must be true or false"},
+        {replaced(good, "state = \"\"\n", ""), f + ": actual.state: missing"},
+        {replaced(good, "[actual]\n", "[actual]\nx = 1\n"), f + ": actual.x: unknown key"},
+    };
+    for (const auto& [text, expected] : cases) {
+        spit(file("blog"), text);
+        EXPECT_THAT(open_error(), StartsWith(expected));
+        EXPECT_EQ(slurp(file("blog")), text);
+    }
+
+    // A domain in two files.
+    spit(file("blog"), good);
+    spit(file("shop"), replaced(good, "name = \"blog\"", "name = \"shop\""));
+    EXPECT_THAT(open_error(), HasSubstr(": desired.domain: domain 'blog.example.com' is also served by site '"));
+    fsys::remove(file("shop"));
+
+    // A local repo loads without --allow-local-repos: a read-only monitor must read what the writer took.
+    spit(file("blog"), replaced(good, "repo = \"\"", "repo = \"/srv/git/blog.git\""));
+    EXPECT_EQ(open()->site("blog")->field("repo").value, "/srv/git/blog.git");
 }
 
 TEST_F(StoreTest, OneReadWriteStorePerStateDir) {
     auto first = open();
-    try {
-        open();
-        FAIL();
-    } catch (const StoreError& e) {
-        EXPECT_NE(std::string(e.what()).find("in use"), std::string::npos);
-    }
+    EXPECT_EQ(open_error(), "state dir " + state_.string() + " is in use by another read-write sitesfs");
+    EXPECT_TRUE(open(true)) << "read-only stores take no lock";
+    first.reset();
+    EXPECT_TRUE(open());
 }
 
-TEST_F(StoreTest, LeftoverTempFilesAreRemovedAtOpen) {
-    { open()->create_site("blog"); }
-    std::ofstream(dir_ / "sites" / ".blog.toml.tmp.abc123") << "half";
+TEST_F(StoreTest, LeftoverTempFilesGoWhenAReadWriteStoreOpens) {
+    { ASSERT_TRUE(open()->create_site("blog").ok()); }
+    const auto temp = state_ / "sites" / ".blog.toml.tmp.abc123";
+    spit(temp, "half a fil");
+    { open(true); }
+    EXPECT_TRUE(fsys::exists(temp)) << "a read-only store writes nothing";
     auto s = open();
-    EXPECT_FALSE(fsys::exists(dir_ / "sites" / ".blog.toml.tmp.abc123"));
+    EXPECT_FALSE(fsys::exists(temp));
     EXPECT_TRUE(s->site("blog"));
+    EXPECT_EQ(s->site_count(), 1u);
 }
 
-TEST_F(StoreTest, ReadOnlyStoreFollowsTheWriterAndRefusesMutations) {
+TEST_F(StoreTest, AReadOnlyStoreNeedsAnExistingStateDirAndCreatesNothing) {
+    EXPECT_EQ(open_error(true),
+              (state_ / "sites").string() + " does not exist: start a read-write sitesfs on this state dir first");
+    EXPECT_FALSE(fsys::exists(state_));
+}
+
+TEST_F(StoreTest, AReadOnlyStoreFollowsTheWriterAndRefusesMutations) {
     auto rw = open();
     ASSERT_TRUE(rw->create_site("blog").ok());
+    Events events;
     auto ro = open(true);
-    std::atomic<int> changes{0};
-    ro->subscribe([&](const Change&) { ++changes; });
-    EXPECT_EQ(ro->write_field("blog", "domain", "a.com").err, EROFS);
-    EXPECT_EQ(ro->create_site("x").err, EROFS);
+    events.listen(*ro);
+    EXPECT_TRUE(ro->read_only());
+    ASSERT_TRUE(ro->site("blog"));
+
+    for (const Outcome& o : {ro->write_field("blog", "domain", "a.com"), ro->create_site("x"), ro->remove_site("blog"),
+                             ro->report("blog", 1, {})}) {
+        EXPECT_EQ(o.err, EROFS);
+        EXPECT_EQ(o.reason, "this mount is read-only");
+    }
+
     ASSERT_TRUE(rw->write_field("blog", "domain", "blog.example.com").ok());
     ASSERT_TRUE(rw->create_site("shop").ok());
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    while (std::chrono::steady_clock::now() < deadline &&
-           !(ro->site("shop") && ro->site("blog")->field("domain").value == "blog.example.com"))
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    EXPECT_EQ(ro->site("blog")->field("domain").value, "blog.example.com");
-    EXPECT_TRUE(ro->site("shop"));
-    ASSERT_TRUE(rw->remove_site("shop").ok());
-    const auto gone = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    while (std::chrono::steady_clock::now() < gone && ro->site("shop")) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    EXPECT_FALSE(ro->site("shop"));
-    EXPECT_GE(changes, 3);
-}
-
-TEST_F(StoreTest, OlderReconcileReportsAreFenced) {
-    auto s = open();
-    s->create_site("blog");
     ActualState live;
     live.state = "live";
-    live.commit = std::string(40, 'a');
-    ASSERT_TRUE(s->report("blog", 5, live).ok());
-    ActualState old = live;
-    old.state = "failed";
-    ASSERT_TRUE(s->report("blog", 4, old).ok());
-    EXPECT_EQ(s->site("blog")->actual.state, "live");
-}
+    ASSERT_TRUE(rw->report("blog", 2, live).ok());
+    EXPECT_TRUE(eventually([&] {
+        return ro->site("shop") && ro->site("blog")->field("domain").value == "blog.example.com" &&
+               ro->site("blog")->actual.state == "live";
+    }));
+    EXPECT_TRUE(events.saw("Created shop 1"));
+    EXPECT_TRUE(events.saw("Desired blog 2"));
+    EXPECT_TRUE(events.saw("Actual blog 2"));
 
-TEST_F(StoreTest, SeedImportTakesWholeSitesAndReportsRefusals) {
-    auto s = open();
-    const fsys::path seed = dir_ / "sites.toml";
-    std::ofstream(seed) << R"([global]
-root = "/srv/www"
-caddyfile = "/etc/caddy/sites.caddy"
-log = "/var/log/deploy.log"
+    ASSERT_TRUE(rw->remove_site("shop").ok());
+    EXPECT_TRUE(eventually([&] { return !ro->site("shop"); }));
+    EXPECT_TRUE(events.saw("Removed shop 1"));
+    EXPECT_EQ(ro->site_names(), std::vector<std::string>{"blog"});
 
-[sites.blog]
-domain = "blog.example.com"
-repo = "user/blog"
-branch = "main"
-deploy_key = "blog-key"
-
-[sites.shop]
-domain = "bad..com"
-repo = "user/shop"
-branch = "main"
-
-[sites.Bad_Name]
-domain = "x.example.com"
-repo = "user/x"
-branch = "main"
-)";
-    const ImportReport r = import_seed_toml(*s, seed);
-    ASSERT_EQ(r.taken.size(), 1u);
-    EXPECT_EQ(r.taken[0].rfind("blog:", 0), 0u);
-    ASSERT_EQ(r.refused.size(), 2u);
-    EXPECT_NE(r.refused[0].find("Bad_Name"), std::string::npos);
-    EXPECT_NE(r.refused[1].find("bad..com"), std::string::npos);
-    EXPECT_EQ(r.notes.size(), 3u);
-    EXPECT_FALSE(s->site("shop")) << "a site is taken whole or not at all";
-    EXPECT_EQ(s->site("blog")->field("deploy_key_ref").value, "cmd:blog-key");
-
-    const std::string exported = export_seed_toml(*s, {"/var/lib/sites", "/etc/caddy/sites.conf", "/st/deploy.log"});
-    EXPECT_EQ(exported,
-              "# exported by sitesfs; the seed tool's sites.toml format\n[global]\nroot = '/var/lib/sites'\n"
-              "caddyfile = '/etc/caddy/sites.conf'\nlog = '/st/deploy.log'\n\n[sites.blog]\n"
-              "domain = 'blog.example.com'\nrepo = 'user/blog'\nbranch = 'main'\ndeploy_key = 'blog-key'\n");
-
-    // Round trip into a fresh store.
-    const fsys::path other = dir_ / "other";
-    std::ofstream(dir_ / "exported.toml") << exported;
-    auto fresh = open_file_store({other, false, {}});
-    EXPECT_TRUE(import_seed_toml(*fresh, dir_ / "exported.toml").refused.empty());
-    for (const char* f : {"domain", "repo", "branch", "deploy_key_ref"})
-        EXPECT_EQ(fresh->site("blog")->field(f).value, s->site("blog")->field(f).value) << f;
-}
-
-TEST_F(StoreTest, SeedSyntaxErrorsNameFileLineAndColumn) {
-    auto s = open();
-    std::ofstream(dir_ / "bad.toml") << "[sites.blog]\ndomain = \n";
-    try {
-        import_seed_toml(*s, dir_ / "bad.toml");
-        FAIL();
-    } catch (const StoreError& e) {
-        EXPECT_NE(std::string(e.what()).find("bad.toml:2:"), std::string::npos) << e.what();
-    }
+    // A file it cannot read is logged; the last good state stays.
+    const auto temp = state_ / "sites" / ".blog.toml.edit";
+    spit(temp, "format = [\n");
+    fsys::rename(temp, file("blog"));
+    std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(ro->site("blog"));
+    EXPECT_EQ(ro->site("blog")->field("domain").value, "blog.example.com");
+    ASSERT_TRUE(rw->write_field("blog", "branch", "main").ok());
+    EXPECT_TRUE(eventually([&] { return ro->site("blog")->field("branch").value == "main"; }));
 }
 
 }  // namespace
