@@ -392,10 +392,19 @@ int Filesystem::remove_site(std::string_view name) {
     return 0;
 }
 
-Outcome Filesystem::commit(const Node& field, std::string_view value) {
-    auto outcome = store_.write_field(field.site, field.field->name, value);
+namespace {
+Outcome logged(const Node& field, Outcome outcome) {
     if (!outcome.ok()) spdlog::warn("site {}: write to {} refused: {}", field.site, field.field->name, outcome.reason);
     return outcome;
+}
+}  // namespace
+
+Outcome Filesystem::commit(const Node& field, std::string_view value) {
+    return logged(field, store_.write_field(field.site, field.field->name, value));
+}
+
+Outcome Filesystem::check(const Node& field, std::string_view value) {
+    return logged(field, store_.check_field(field.site, field.field->name, value));
 }
 
 std::vector<InvalTarget> Filesystem::on_change(const Change& change) {

@@ -98,6 +98,8 @@ public:
 
     // Commits a field value through the store, logging a refusal with its reason.
     Outcome commit(const Node& field, std::string_view value);
+    // The same checks without committing (a refusal is logged and shown in status all the same).
+    Outcome check(const Node& field, std::string_view value);
 
     fuse_ino_t site_ino(uint64_t id) const { return id * kSlotsPerSite; }
     fuse_ino_t field_ino(uint64_t id, size_t index) const { return id * kSlotsPerSite + 1 + index; }

@@ -1,7 +1,7 @@
 // Open files. A field's handle holds the bytes its opener sees: a snapshot taken at open (so a
 // read never tears across an update) or, for a writer, the value being written. Writes are
-// whole-value: a write that ends a line commits the buffer at once so its verdict is the
-// write()'s result; anything still pending commits at flush, fsync or release.
+// whole-value: a write that ends a line is checked at once so its verdict is the write()'s
+// result; the value commits at flush (close), fsync, rename or release.
 #pragma once
 
 #include <mutex>

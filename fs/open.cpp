@@ -24,16 +24,11 @@ int check_open(Filesystem& fs, const Node& node, int flags) {
 
 // Hands the handle to the kernel; frees it if the opener was interrupted meanwhile.
 void reply_open(fuse_req_t req, fuse_file_info* fi, std::unique_ptr<Handle> h) {
-    const bool temp = h->node.kind == NodeKind::Temp;
-    if (h->writable || temp) {
-        // Writers must see their write() verdicts and readers must never be served the raw bytes a
-        // writer sent (the stored value is normalized), so writes and temp files bypass the cache.
-        fi->direct_io = 1;
-    } else {
-        // Readers keep the page cache across opens; every change invalidates it explicitly.
-        fi->keep_cache = 1;
-        fi->noflush = 1;
-    }
+    // No page cache for file contents: the cache is per inode, so a reader still holding an old
+    // snapshot would refill it for every later reader, and reads through it are cut at the new
+    // size (torn). Each open reads exactly its own snapshot; writers get their write() verdicts.
+    fi->direct_io = 1;
+    if (!h->writable) fi->noflush = 1;  // nothing to commit at close
     fi->fh = reinterpret_cast<uint64_t>(h.get());
     if (fuse_reply_open(req, fi) == 0) h.release();
 }

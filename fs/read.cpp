@@ -9,23 +9,26 @@ namespace sitesfs::fs::ops {
 
 namespace {
 
-void reply_slice(fuse_req_t req, const std::string& data, size_t size, off_t off) {
+std::string slice_of(const std::string& data, size_t size, off_t off) {
     const size_t start = std::min(data.size(), static_cast<size_t>(std::max<off_t>(off, 0)));
-    const size_t len = std::min(size, data.size() - start);
-    fuse_reply_buf(req, data.data() + start, len);
+    return data.substr(start, std::min(size, data.size() - start));
 }
 
 }  // namespace
 
+// The reply is sent with no lock held and nothing of the handle in use: once the kernel has it,
+// the reader may close the file and release() may free the handle on another thread.
 void read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
     auto& fs = fs_of(req);
     Handle& h = *handle_of(fi);
+    std::string slice;
     if (h.node.kind == NodeKind::Temp) {
-        fs.with_temp(h.node, [&](const TempFile& t) { reply_slice(req, t.data, size, off); });
-        return;
+        slice = fs.with_temp(h.node, [&](const TempFile& t) { return slice_of(t.data, size, off); });
+    } else {
+        std::lock_guard lock(h.mu);
+        slice = slice_of(h.content, size, off);
     }
-    std::lock_guard lock(h.mu);
-    reply_slice(req, h.content, size, off);
+    fuse_reply_buf(req, slice.data(), slice.size());
 }
 
 }  // namespace sitesfs::fs::ops

@@ -20,8 +20,9 @@ int write_temp(Filesystem& fs, Handle& h, const char* buf, size_t size, off_t of
 }
 
 // A write that ends a line completes a value (`echo` writes the whole value at once), so it is
-// committed now and a refusal fails this very write() — bash reports those, not close errors.
-// Anything else is buffered until flush, fsync or release.
+// checked now and a refusal fails this very write() — bash reports those, not close errors. The
+// value commits when the file is flushed (closed), fsynced or renamed over, so a writer that
+// sends several lines (bash's printf does, one write() each) commits all of them or nothing.
 int write_field(Filesystem& fs, Handle& h, const char* buf, size_t size, off_t off) {
     std::lock_guard lock(h.mu);
     if (!h.writable) return EBADF;
@@ -30,10 +31,13 @@ int write_field(Filesystem& fs, Handle& h, const char* buf, size_t size, off_t o
     if (int err = splice_into(h.content, buf, size, off, fs.options().max_value_bytes)) return err;
     h.pending = h.wrote = true;
     if (size == 0 || buf[size - 1] != '\n') return 0;
-    const int err = commit_pending(fs, h);
-    // A refused value leaves nothing behind: not these bytes, nor the truncation of an
-    // `echo bad > f`, which would otherwise commit an empty value at close.
-    if (err) h.content = std::move(before);
+    const int err = fs.check(h.node, h.content).err;
+    if (err) {
+        // A refused value leaves nothing behind: not these bytes, not the lines before them, nor
+        // the truncation of an `echo bad > f`, which would otherwise commit an empty value at close.
+        h.content = std::move(before);
+        h.pending = h.wrote = false;
+    }
     return err;
 }
 

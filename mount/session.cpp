@@ -3,9 +3,11 @@
 #include <spawn.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 
 extern char** environ;
@@ -13,8 +15,10 @@ extern char** environ;
 namespace sitesfs::mount {
 
 void clear_stale_mount(const std::string& mountpoint) {
-    struct stat st;
-    if (::stat(mountpoint.c_str(), &st) == 0 || errno != ENOTCONN) return;
+    // statfs always reaches the daemon; stat of a dead mount's root can still be answered from
+    // the kernel's attribute cache and look healthy.
+    struct statvfs st;
+    if (::statvfs(mountpoint.c_str(), &st) == 0 || errno != ENOTCONN) return;
     spdlog::warn("{}: stale mount of a crashed sitesfs (Transport endpoint is not connected); unmounting it",
                  mountpoint);
     const char* argv[] = {"fusermount3", "-u", "-z", mountpoint.c_str(), nullptr};
@@ -49,6 +53,9 @@ Session::Session(fs::Filesystem& filesystem, const std::string& mountpoint, cons
         error_ = "cannot create the FUSE session (options: " + opts + ")";
         return;
     }
+    // libfuse only takes over signals still at their default, and a non-interactive shell starts
+    // background jobs with SIGINT ignored: Ctrl-C or kill -INT must always unmount cleanly.
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, SIG_DFL);
     if (fuse_set_signal_handlers(session_) != 0) {
         error_ = "cannot install signal handlers";
         return;
@@ -72,7 +79,8 @@ int Session::serve() {
     fuse_loop_cfg_set_max_threads(cfg, 16);
     const int rc = fuse_session_loop_mt(session_, cfg);
     fuse_loop_cfg_destroy(cfg);
-    return rc;
+    // libfuse 3.14 returns the number of the signal that ended the loop: a requested stop.
+    return rc > 0 ? 0 : rc;
 }
 
 }  // namespace sitesfs::mount

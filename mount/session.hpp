@@ -23,7 +23,8 @@ public:
     // Empty when mounted, else why not.
     const std::string& error() const { return error_; }
     fuse_session* get() const { return session_; }
-    // Serves requests until SIGINT, SIGTERM or SIGHUP, or an unmount; returns 0 on a clean end.
+    // Serves requests until SIGINT, SIGTERM or SIGHUP, or an unmount; returns 0 on a clean end,
+    // else a negative errno.
     int serve();
 
 private:

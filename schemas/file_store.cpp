@@ -49,12 +49,14 @@ std::optional<std::string> site_of_file(std::string_view file) {
     return std::string(file.substr(0, file.size() - kSuffix.size()));
 }
 
-std::set<std::string> domains_of(const SiteRecord& s) {
+std::set<std::string> split_domains(const std::string& value) {
     std::set<std::string> out;
-    std::istringstream in(s.field("domain").value);
+    std::istringstream in(value);
     for (std::string d; in >> d;) out.insert(d);
     return out;
 }
+
+std::set<std::string> domains_of(const SiteRecord& s) { return split_domains(s.field("domain").value); }
 
 // A TOML file must be UTF-8, but a refused value quoted in an error, or a reconciler's error
 // about a file name in a repo, may not be; one bad byte would make the store unopenable.
@@ -379,6 +381,16 @@ public:
     }
 
     Outcome write_field(std::string_view name, std::string_view field, std::string_view raw) override {
+        return set_field(name, field, raw, true);
+    }
+
+    Outcome check_field(std::string_view name, std::string_view field, std::string_view raw) override {
+        return set_field(name, field, raw, false);
+    }
+
+private:
+    // write_field and check_field: the same checks, and with `commit` the change itself.
+    Outcome set_field(std::string_view name, std::string_view field, std::string_view raw, bool commit) {
         if (read_only_) return read_only_outcome();
         if (!site(name)) return no_site(name);
         const FieldSpec* spec = find_field(field);
@@ -389,6 +401,17 @@ public:
         if (!cur) return no_site(name);
         const Checked c = spec->check(trim(raw), policy_);
         if (!c.ok) return refuse(std::move(guard), cur, field, EINVAL, c.reason);
+        if (!commit) {
+            if (field != "domain") return Outcome::success();
+            std::shared_lock lock(mu_);
+            for (const auto& d : split_domains(c.value))
+                if (const auto it = domains_.find(d); it != domains_.end() && it->second != cur->name) {
+                    const std::string owner = it->second;
+                    lock.unlock();
+                    return refuse(std::move(guard), cur, field, EEXIST, "domain '" + d + "' is already served by site '" + owner + "'");
+                }
+            return Outcome::success();
+        }
 
         const Timestamp now = Clock::now();
         auto next = std::make_shared<SiteRecord>(*cur);
@@ -442,6 +465,7 @@ public:
         return Outcome::success();
     }
 
+public:
     Outcome report(std::string_view name, uint64_t generation, const ActualState& actual) override {
         if (read_only_) return read_only_outcome();
         if (!site(name)) return no_site(name);

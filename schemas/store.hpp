@@ -56,6 +56,10 @@ public:
     // Trims, validates and normalizes `raw` through the schema, checks domain uniqueness, bumps the
     // site's generation and persists. A refused value is also recorded in the site's status error.
     virtual Outcome write_field(std::string_view site, std::string_view field, std::string_view raw) = 0;
+    // The checks of write_field (value and domain uniqueness), with a refusal recorded in the
+    // status as write_field would; no value changes. Lets a writer hear a refusal at write()
+    // and commit only when the file is closed.
+    virtual Outcome check_field(std::string_view site, std::string_view field, std::string_view raw) = 0;
     // The reconciler reports what is served. Reports for a generation older than one already
     // reported are ignored (fencing).
     virtual Outcome report(std::string_view site, uint64_t generation, const ActualState& actual) = 0;

@@ -1,0 +1,288 @@
+// The command line: options, exit codes, start-up errors, the background start, --import, and the
+// README's quick-start run command.
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <regex>
+#include <string>
+
+#include "mount_fixture.hpp"
+
+namespace sitesfs::it {
+namespace {
+
+// Tests that start sitesfs themselves, or not at all.
+class CommandLine : public MountTest {
+protected:
+    CommandLine() { autostart_ = false; }
+
+    // Runs sitesfs with `args` (cwd: the temp dir), killed after `timeout`.
+    Run sitesfs_run(const std::vector<std::string>& args, Ms timeout = 20s) const {
+        std::vector<std::string> argv{sitesfs()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return run(argv, {.cwd = tmp(), .timeout = timeout});
+    }
+    static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+};
+
+#define REQUIRE_FUSE()                                                        \
+    do {                                                                      \
+        std::string why_;                                                     \
+        if (!fuse_available(&why_)) GTEST_SKIP() << "cannot open /dev/fuse: " << why_; \
+    } while (0)
+
+TEST_F(CommandLine, HelpPrintsUsage) {
+    const Run r = sitesfs_run({"--help"});
+    EXPECT_EQ(r.code, 0) << describe(r);
+    EXPECT_TRUE(r.out.starts_with("Usage: sitesfs [options] MOUNTPOINT\n")) << r.out;
+    EXPECT_NE(r.out.find("--state-dir"), std::string::npos);
+    EXPECT_NE(r.out.find("--allow-local-repos"), std::string::npos);
+    EXPECT_EQ(r.err, "");
+    EXPECT_EQ(sitesfs_run({"-h"}).out, r.out);
+}
+
+TEST_F(CommandLine, VersionPrintsTheVersion) {
+    const Run r = sitesfs_run({"--version"});
+    EXPECT_TRUE(check("sitesfs --version", r, {.out = "sitesfs 0.1.0\n", .err = ""}));
+    EXPECT_EQ(sitesfs_run({"-V"}).out, "sitesfs 0.1.0\n");
+}
+
+TEST_F(CommandLine, UnknownOptionIsAUsageError) {
+    const Run r = sitesfs_run({"--frobnicate", "mnt"});
+    EXPECT_EQ(r.code, 2) << describe(r);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(first_line(r.err), "sitesfs: unknown option '--frobnicate'") << r.err;
+    EXPECT_FALSE(is_mounted(mnt()));
+}
+
+TEST_F(CommandLine, UnknownMountOptionIsAUsageError) {
+    const Run r = sitesfs_run({"-f", "-o", "ro,frobnicate", "--state-dir", state().string(), "mnt"});
+    EXPECT_EQ(r.code, 2) << describe(r);
+    EXPECT_NE(first_line(r.err).find("'frobnicate'"), std::string::npos) << r.err;
+    EXPECT_EQ(sitesfs_run({"-ofrobnicate", "mnt"}).code, 2);
+    EXPECT_FALSE(is_mounted(mnt()));
+}
+
+TEST_F(CommandLine, MissingMountpointIsAUsageError) {
+    const Run r = sitesfs_run({"-f", "--state-dir", state().string()});
+    EXPECT_EQ(r.code, 2) << describe(r);
+    EXPECT_NE(first_line(r.err).find("MOUNTPOINT"), std::string::npos) << r.err;
+    EXPECT_EQ(sitesfs_run({"-f", "a", "b", "c"}).code, 2);
+}
+
+TEST_F(CommandLine, ConfigWithASyntaxErrorNamesFileLineAndColumn) {
+    const auto cfg = tmp() / "sitesfs.toml";
+    spit(cfg, "log_level = \"info\"\nstate_dir = = \"/x\"\n");
+    const Run r = sitesfs_run({"-f", "--config", cfg.string(), "mnt"});
+    EXPECT_EQ(r.code, 2) << describe(r);
+    EXPECT_TRUE(std::regex_search(r.err, std::regex(std::regex_replace(cfg.string(), std::regex("\\."), "\\.") + ":2:[0-9]+")))
+        << r.err;
+    EXPECT_FALSE(is_mounted(mnt()));
+}
+
+TEST_F(CommandLine, ConfigWithAnUnknownKeyNamesIt) {
+    const auto cfg = tmp() / "sitesfs.toml";
+    spit(cfg, "log_level = \"info\"\ncolour = \"blue\"\n");
+    Run r = sitesfs_run({"-f", "--config", cfg.string(), "mnt"});
+    EXPECT_EQ(r.code, 2) << describe(r);
+    EXPECT_NE(r.err.find(cfg.string()), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("colour"), std::string::npos) << r.err;
+
+    spit(cfg, "[filesystem]\nfile_mod = \"0644\"\n");
+    r = sitesfs_run({"-f", "--config", cfg.string(), "mnt"});
+    EXPECT_EQ(r.code, 2) << describe(r);
+    EXPECT_NE(r.err.find("filesystem.file_mod"), std::string::npos) << r.err;
+}
+
+TEST_F(CommandLine, CorruptStateFileStopsStartUpAndIsLeftAlone) {
+    REQUIRE_FUSE();
+    stdfs::create_directories(state() / "sites");
+    const auto file = state() / "sites" / "blog.toml";
+    const std::string garbage = "format = 1\nname = 'blog\ngeneration = ]]]\n\x01\xff garbage\n";
+    spit(file, garbage);
+    const Run r = sitesfs_run({"-f", "--state-dir", state().string(), "mnt"});
+    EXPECT_EQ(r.code, 1) << describe(r);
+    EXPECT_TRUE(std::regex_search(r.err, std::regex("blog\\.toml:[0-9]+:[0-9]+"))) << r.err;
+    EXPECT_NE(r.err.find(file.string()), std::string::npos) << r.err;
+    EXPECT_EQ(slurp(file), garbage);
+    EXPECT_FALSE(is_mounted(mnt()));
+    // The same in the background: the parent reports the child's error.
+    const Run bg = sitesfs_run({"--state-dir", state().string(), "mnt"});
+    EXPECT_EQ(bg.code, 1) << describe(bg);
+    EXPECT_TRUE(std::regex_search(bg.err, std::regex("blog\\.toml:[0-9]+:[0-9]+"))) << bg.err;
+    EXPECT_EQ(slurp(file), garbage);
+    EXPECT_FALSE(is_mounted(mnt()));
+}
+
+TEST_F(CommandLine, ASecondReadWriteInstanceOnTheSameStateDirIsRefused) {
+    REQUIRE_FUSE();
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_NO_FATAL_FAILURE(make_site("blog", "blog.example.com"));
+    stdfs::create_directory(tmp() / "mnt2");
+    const Run r = sitesfs_run({"-f", "--state-dir", state().string(), (tmp() / "mnt2").string()});
+    EXPECT_EQ(r.code, 1) << describe(r);
+    EXPECT_NE(r.err.find("in use"), std::string::npos) << r.err;
+    EXPECT_FALSE(is_mounted(tmp() / "mnt2"));
+    // The first instance is unharmed.
+    EXPECT_TRUE(shell("echo www.example.com > blog/domain && cat blog/domain", {.out = "www.example.com\n"}));
+}
+
+TEST_F(CommandLine, SigtermAndSigintUnmountAndExitZero) {
+    REQUIRE_FUSE();
+    for (const int sig : {SIGTERM, SIGINT, SIGHUP}) {
+        SCOPED_TRACE(strsignal(sig));
+        ASSERT_NO_FATAL_FAILURE(start());
+        ASSERT_TRUE(shell("mkdir -p blog && ls blog | wc -l", {.out = "7\n"}));
+        const std::string log = daemon_log();
+        const auto status = stop(sig);  // SIGKILL after 5 s
+        ASSERT_TRUE(status.has_value());
+        EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+            << "sitesfs ended with " << wait_status_text(*status)
+            << "; a signal is the normal way to stop it (exit 0 expected); log:\n" << log;
+        EXPECT_FALSE(is_mounted(mnt()));
+    }
+}
+
+TEST_F(CommandLine, WithoutForegroundItReturnsOnceTheMountAnswers) {
+    REQUIRE_FUSE();
+    const Run r = sitesfs_run({"--state-dir", state().string(), "--allow-local-repos", mnt().string()});
+    for (pid_t pid : find_processes({sitesfs(), mnt().string()})) track_pid(pid);
+    ASSERT_EQ(r.code, 0) << describe(r);
+    EXPECT_EQ(r.out, "");
+    // Right away, no waiting: the mount answers.
+    EXPECT_TRUE(mount_answers(mnt()));
+    EXPECT_TRUE(shell("ls -a", {.out = ".\n..\n.sites.toml\n"}));
+    EXPECT_TRUE(shell("mkdir blog && echo blog.example.com > blog/domain && cat blog/domain", {.out = "blog.example.com\n"}));
+
+    const auto daemons = find_processes({sitesfs(), mnt().string()});
+    ASSERT_EQ(daemons.size(), 1u) << "exactly one daemon should serve the mount";
+    const pid_t daemon = daemons.front();
+    EXPECT_TRUE(check("fusermount3 -u", run({"fusermount3", "-u", mnt().string()}), {}));
+    EXPECT_TRUE(eventually([&] { return !process_alive(daemon); }, 5s)) << "the daemon outlived its unmount";
+    EXPECT_FALSE(is_mounted(mnt()));
+    // It released the state dir: a new instance starts, and sees the site.
+    ASSERT_NO_FATAL_FAILURE(start());
+    EXPECT_EQ(read("blog/domain"), "blog.example.com\n");
+}
+
+TEST_F(CommandLine, WithoutForegroundAMountFailureIsReported) {
+    REQUIRE_FUSE();
+    const Run r = sitesfs_run({"--state-dir", state().string(), (tmp() / "no-such-dir").string()});
+    for (pid_t pid : find_processes({sitesfs(), "no-such-dir"})) track_pid(pid);
+    EXPECT_EQ(r.code, 1) << describe(r);
+    EXPECT_NE(r.err.find("no-such-dir"), std::string::npos) << r.err;
+}
+
+TEST_F(CommandLine, LocalReposAreRefusedWithoutTheFlag) {
+    REQUIRE_FUSE();
+    ASSERT_NO_FATAL_FAILURE(start({}, /*allow_local_repos=*/false));
+    ASSERT_TRUE(shell("mkdir blog"));
+    EXPECT_TRUE(shell("echo file:///tmp/x > blog/repo", {.code = 1, .err_has = "write error: Invalid argument"}));
+    EXPECT_TRUE(shell("echo /tmp/x > blog/repo", {.code = 1, .err_has = "write error: Invalid argument"}));
+    EXPECT_EQ(read("blog/repo"), "\n");
+    EXPECT_NE(status_line("blog", "error").find("allow-local-repos"), std::string::npos) << status_of("blog");
+    EXPECT_TRUE(shell("echo https://github.com/user/blog > blog/repo && cat blog/repo",
+                      {.out = "https://github.com/user/blog\n"}));
+}
+
+TEST_F(CommandLine, ImportTakesGoodSitesAndReportsRefusedOnes) {
+    REQUIRE_FUSE();
+    const auto seed = tmp() / "sites.toml";
+    spit(seed,
+         "[global]\n"
+         "root = \"/var/lib/sites\"\n"
+         "caddyfile = \"/etc/caddy/Caddyfile\"\n"
+         "log = \"/var/log/sites-deploy.log\"\n"
+         "\n"
+         "[sites.blog]\n"
+         "domain = \"blog.example.com\"\n"
+         "repo = \"https://github.com/user/blog\"\n"
+         "branch = \"main\"\n"
+         "path = \"public\"\n"
+         "\n"
+         "[sites.shop]\n"
+         "domain = \"bad..com\"\n"
+         "repo = \"https://github.com/user/shop\"\n"
+         "branch = \"main\"\n");
+    const Run r = sitesfs_run({"--state-dir", state().string(), "--import", seed.string()});
+    EXPECT_EQ(r.code, 1) << describe(r);
+    const auto lines = split_lines(r.out);
+    int taken = 0, refused = 0;
+    for (const auto& l : lines) {
+        if (l.starts_with("taken: ")) {
+            ++taken;
+            EXPECT_TRUE(l.starts_with("taken: blog")) << l;
+        }
+        if (l.starts_with("refused: ")) {
+            ++refused;
+            EXPECT_TRUE(l.starts_with("refused: shop")) << l;
+            EXPECT_NE(l.find("bad..com"), std::string::npos) << l;
+        }
+    }
+    EXPECT_EQ(taken, 1) << r.out;
+    EXPECT_EQ(refused, 1) << r.out;
+    EXPECT_FALSE(is_mounted(mnt()));
+
+    ASSERT_NO_FATAL_FAILURE(start());
+    EXPECT_TRUE(shell("ls", {.out = "blog\n"}));
+    EXPECT_EQ(read("blog/domain"), "blog.example.com\n");
+    EXPECT_EQ(read("blog/repo"), "https://github.com/user/blog\n");
+    EXPECT_EQ(read("blog/branch"), "main\n");
+    EXPECT_EQ(read("blog/path"), "public\n");
+    EXPECT_EQ(status_line("blog", "state"), "pending");
+}
+
+TEST_F(CommandLine, ImportOfOnlyGoodSitesExitsZero) {
+    const auto seed = tmp() / "sites.toml";
+    spit(seed, "[sites.blog]\ndomain = \"blog.example.com\"\nrepo = \"user/blog\"\nbranch = \"main\"\n");
+    const Run r = sitesfs_run({"--state-dir", state().string(), "--import", seed.string()});
+    EXPECT_EQ(r.code, 0) << describe(r);
+    EXPECT_NE(r.out.find("taken: blog"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("refused: "), std::string::npos) << r.out;
+}
+
+TEST_F(CommandLine, ImportOfABrokenFileNamesLineAndColumn) {
+    const auto seed = tmp() / "sites.toml";
+    spit(seed, "[sites.blog]\ndomain = \"blog.example.com\n");
+    const Run r = sitesfs_run({"--state-dir", state().string(), "--import", seed.string()});
+    EXPECT_NE(r.code, 0) << describe(r);
+    EXPECT_TRUE(std::regex_search(r.err, std::regex("sites\\.toml:2:[0-9]+"))) << r.err;
+}
+
+TEST_F(CommandLine, TheReadmeRunCommandServesUntilCtrlC) {
+    REQUIRE_FUSE();
+    const auto script = stdfs::path(SITESFS_SOURCE_DIR) / "scripts" / "run";
+    ASSERT_TRUE(stdfs::exists(script)) << script << " does not exist";
+    const auto run_mnt = tmp() / "run-mnt";
+    const auto run_dir = tmp() / "run";
+    const auto log = tmp() / "run.log";
+    const pid_t pid = spawn_logged({"bash", script.string()}, log,
+                                   {"SITESFS_MOUNTPOINT=" + run_mnt.string(), "SITESFS_RUN_DIR=" + run_dir.string()});
+    ASSERT_GT(pid, 0);
+    track_pid(pid);
+    // It may have to build first.
+    const bool mounted = eventually(
+        [&] {
+            int status;
+            if (waitpid(pid, &status, WNOHANG) == pid) return true;  // exited: checked below
+            return mount_answers(run_mnt);
+        },
+        240s, 50ms);
+    ASSERT_TRUE(mounted && mount_answers(run_mnt)) << "scripts/run did not mount " << run_mnt << "; log:\n" << slurp(log);
+
+    EXPECT_TRUE(check("mkdir", sh_in(run_mnt, "mkdir blog && ls blog && echo blog.example.com > blog/domain && cat blog/domain"),
+                      {.out = "branch\ncommit\ndeploy_key_ref\ndomain\npath\nrepo\nstatus\nblog.example.com\n"}));
+    EXPECT_TRUE(stdfs::exists(run_dir / "state" / "sites" / "blog.toml"));
+
+    const auto status = terminate_child(pid, 10s, SIGINT);
+    ASSERT_TRUE(status.has_value());
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+        << "scripts/run ended with " << wait_status_text(*status) << " after SIGINT; log:\n" << slurp(log);
+    EXPECT_FALSE(is_mounted(run_mnt)) << slurp(log);
+}
+
+}  // namespace
+}  // namespace sitesfs::it

@@ -1,0 +1,196 @@
+// Monitoring reads the same tree through a second, read-only instance; other users read through
+// -o allow_other and can change nothing.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "mount_fixture.hpp"
+
+namespace sitesfs::it {
+namespace {
+
+class ReadOnly : public MountTest {
+protected:
+    void SetUp() override {
+        MountTest::SetUp();
+        if (IsSkipped() || HasFatalFailure()) return;
+        ASSERT_NO_FATAL_FAILURE(make_site("blog", "blog.example.com"));
+        ASSERT_NO_FATAL_FAILURE(make_site("shop", "shop.example.com", "user/shop"));
+        ASSERT_TRUE(shell("echo main > blog/branch && echo abc1234 > shop/commit"));
+    }
+
+    stdfs::path ro() const { return tmp() / "ro"; }
+    void start_ro() {
+        ro_ = start_instance("ro", {"-o", "ro"});
+        ASSERT_NE(ro_, nullptr);
+    }
+    Run in_ro(const std::string& script) const { return sh_in(ro(), script); }
+    ::testing::AssertionResult ro_shell(const std::string& script, const Expect& e = {}) const {
+        return check(script, in_ro(script), e);
+    }
+    std::string ro_read(const std::string& rel) const { return slurp(ro() / rel); }
+
+    Daemon* ro_ = nullptr;
+};
+
+TEST_F(ReadOnly, ListsTheSameSitesAndValues) {
+    ASSERT_NO_FATAL_FAILURE(start_ro());
+    EXPECT_TRUE(ro_shell("ls", {.out = "blog\nshop\n"}));
+    EXPECT_TRUE(ro_shell("ls -a blog | wc -l", {.out = "9\n"}));
+    for (const char* site : {"blog", "shop"})
+        for (const auto& f : kSiteFiles) {
+            SCOPED_TRACE(std::string(site) + "/" + f);
+            EXPECT_EQ(ro_read(std::string(site) + "/" + f), read(std::string(site) + "/" + f));
+        }
+    EXPECT_EQ(ro_read("blog/domain"), "blog.example.com\n");
+    EXPECT_EQ(ro_read(".sites.toml"), read(".sites.toml"));
+    EXPECT_TRUE(ro_shell("grep -H state */status", {.out = "blog/status:state: pending\nshop/status:state: pending\n"}));
+    // The kernel knows it is read-only.
+    EXPECT_TRUE(ro_shell("findmnt -n -o OPTIONS --target . | tr , '\\n' | grep -x ro", {.out = "ro\n"}));
+}
+
+TEST_F(ReadOnly, EveryChangeIsErofs) {
+    ASSERT_NO_FATAL_FAILURE(start_ro());
+    const std::string rofs = "Read-only file system";
+    EXPECT_TRUE(ro_shell("echo x > blog/domain", {.code = 1, .err_has = rofs}));
+    EXPECT_TRUE(ro_shell("echo x >> blog/domain", {.code = 1, .err_has = rofs}));
+    EXPECT_TRUE(ro_shell("mkdir x", {.code = 1, .err_has = rofs}));
+    EXPECT_TRUE(ro_shell("rmdir blog", {.code = 1, .err_has = rofs}));
+    EXPECT_TRUE(ro_shell("touch blog/t", {.code = 1, .err_has = rofs}));
+    EXPECT_TRUE(ro_shell("rm -r shop", {.code = 1, .err_has = rofs}));
+    EXPECT_TRUE(ro_shell("truncate -s0 blog/domain", {.code = 1, .err_has = rofs}));
+    EXPECT_TRUE(ro_shell("sed -i s/blog/www/ blog/domain", {.code = kNonZero, .err_has = rofs}));
+    EXPECT_TRUE(ro_shell("mv blog/domain blog/d", {.code = 1, .err_has = rofs}));
+
+    const auto at = [&](const std::string& rel) { return (ro() / rel).string(); };
+    errno = 0;
+    EXPECT_EQ(::open(at("blog/domain").c_str(), O_WRONLY), -1);
+    EXPECT_EQ(errno, EROFS);
+    errno = 0;
+    EXPECT_EQ(::mkdir(at("x").c_str(), 0755), -1);
+    EXPECT_EQ(errno, EROFS);
+    errno = 0;
+    EXPECT_EQ(::rmdir(at("blog").c_str()), -1);
+    EXPECT_EQ(errno, EROFS);
+    errno = 0;
+    EXPECT_EQ(::open(at("blog/t").c_str(), O_WRONLY | O_CREAT, 0644), -1);
+    EXPECT_EQ(errno, EROFS);
+    errno = 0;
+    EXPECT_EQ(::truncate(at("blog/domain").c_str(), 0), -1);
+    EXPECT_EQ(errno, EROFS);
+    errno = 0;
+    EXPECT_EQ(::unlink(at("blog/domain").c_str()), -1);
+    EXPECT_EQ(errno, EROFS);
+
+    // Nothing changed, seen from either mount.
+    EXPECT_TRUE(ro_shell("ls", {.out = "blog\nshop\n"}));
+    EXPECT_EQ(ro_read("blog/domain"), "blog.example.com\n");
+    EXPECT_EQ(read("blog/domain"), "blog.example.com\n");
+    EXPECT_TRUE(shell("ls", {.out = "blog\nshop\n"}));
+    EXPECT_TRUE(only_fields("blog"));
+}
+
+TEST_F(ReadOnly, FollowsTheReadWriteMountWithinASecond) {
+    ASSERT_NO_FATAL_FAILURE(start_ro());
+    // Read first, so the read-only mount's kernel cache holds the old value and listing.
+    ASSERT_EQ(ro_read("blog/domain"), "blog.example.com\n");
+    ASSERT_TRUE(ro_shell("ls", {.out = "blog\nshop\n"}));
+    struct stat st;
+    ASSERT_EQ(::stat((ro() / "blog/domain").c_str(), &st), 0);
+
+    ASSERT_TRUE(shell("echo www.example.com > blog/domain"));
+    EXPECT_TRUE(eventually([&] { return ro_read("blog/domain") == "www.example.com\n"; }, 1s))
+        << "after 1 s the read-only mount still shows " << ro_read("blog/domain");
+    EXPECT_TRUE(eventually(
+        [&] { return ::stat((ro() / "blog/domain").c_str(), &st) == 0 && st.st_size == 16; }, 1s))
+        << "size " << st.st_size;
+
+    ASSERT_TRUE(shell("mkdir news"));
+    EXPECT_TRUE(eventually([&] { return in_ro("ls").out == "blog\nnews\nshop\n"; }, 1s)) << in_ro("ls").out;
+    ASSERT_TRUE(shell("rmdir shop"));
+    EXPECT_TRUE(eventually([&] { return in_ro("ls").out == "blog\nnews\n"; }, 1s)) << in_ro("ls").out;
+    EXPECT_TRUE(eventually([&] { return !stdfs::exists(ro() / "shop"); }, 1s));
+
+    // A refused write shows in status there too.
+    ASSERT_TRUE(shell("echo bad..com > blog/domain", {.code = 1}));
+    EXPECT_TRUE(eventually([&] { return ro_read("blog/status").find("bad..com") != std::string::npos; }, 1s))
+        << ro_read("blog/status");
+    EXPECT_TRUE(eventually([&] { return ro_read(".sites.toml") == read(".sites.toml"); }, 1s));
+}
+
+TEST_F(ReadOnly, NeverWritesTheStateDir) {
+    const auto before = snapshot_tree(state());
+    ASSERT_FALSE(before.empty());
+    ASSERT_NO_FATAL_FAILURE(start_ro());
+    EXPECT_TRUE(ro_shell("cat */* .sites.toml > /dev/null && grep -r . . > /dev/null && ls -laR > /dev/null"));
+    EXPECT_TRUE(ro_shell("echo x > blog/domain; mkdir x; rmdir blog; touch blog/t; true"));
+    EXPECT_EQ(snapshot_tree(state()), before) << "while the read-only instance runs";
+    ASSERT_TRUE(stop_instance(ro_).has_value());
+    EXPECT_EQ(snapshot_tree(state()), before) << "after the read-only instance ran";
+}
+
+TEST_F(ReadOnly, ItStartsAndStopsWithoutDisturbingTheReadWriteInstance) {
+    ASSERT_NO_FATAL_FAILURE(start_ro());
+    ASSERT_TRUE(stop_instance(ro_).has_value());
+    EXPECT_TRUE(shell("echo www.example.com > blog/domain && cat blog/domain", {.out = "www.example.com\n"}));
+}
+
+class OtherUsers : public MountTest {
+protected:
+    static constexpr const char* kUser = "sitesfs-test";
+
+    void SetUp() override {
+        MountTest::SetUp();
+        if (IsSkipped() || HasFatalFailure()) return;
+        if (bash("command -v useradd && command -v runuser").code != 0)
+            GTEST_SKIP() << "useradd or runuser is not available, cannot test another user";
+        if (bash(std::string("getent passwd ") + kUser).code != 0) {
+            // Kept afterwards: a test running in parallel (ctest -j) may be using it. 9: it exists.
+            const Run r = run({"useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", kUser});
+            ASSERT_TRUE(r.code == 0 || r.code == 9) << describe(r);
+        }
+        // The user must reach the mountpoint.
+        stdfs::permissions(tmp(), stdfs::perms::owner_all | stdfs::perms::group_read | stdfs::perms::group_exec |
+                                      stdfs::perms::others_read | stdfs::perms::others_exec);
+        ASSERT_NO_FATAL_FAILURE(make_site("blog", "blog.example.com"));
+    }
+
+    // bash -c SCRIPT as the other user, in the mount (SCRIPT holds no single quote).
+    ::testing::AssertionResult as_user(const std::string& script, const Expect& e = {}) const {
+        const std::string cmd = "runuser -u " + std::string(kUser) + " -- bash -c '" + script + "'";
+        return check(cmd, sh(cmd), e);
+    }
+};
+
+TEST_F(OtherUsers, WithoutAllowOtherTheyCannotEvenLook) {
+    EXPECT_TRUE(as_user("cat blog/domain", {.code = 1, .err_has = "Permission denied"}));
+}
+
+TEST_F(OtherUsers, WithAllowOtherTheyReadButCannotChange) {
+    // Root mounts with allow_other without user_allow_other in /etc/fuse.conf (only fusermount3,
+    // for non-root mounts, reads it), so the test leaves that file alone.
+    ASSERT_TRUE(stop().has_value());
+    ASSERT_NO_FATAL_FAILURE(start({"-o", "allow_other"}));
+    const std::string denied = "Permission denied";
+    EXPECT_TRUE(as_user("cat blog/domain", {.out = "blog.example.com\n", .err = ""}));
+    EXPECT_TRUE(shell("runuser -u sitesfs-test -- cat blog/domain", {.out = "blog.example.com\n"}));
+    EXPECT_TRUE(as_user("ls; cat blog/status | grep ^state", {.out = "blog\nstate: pending\n"}));
+    EXPECT_TRUE(as_user("echo x > blog/domain", {.code = 1, .err_has = denied}));
+    EXPECT_TRUE(as_user("echo x.example.com >> blog/domain", {.code = 1, .err_has = denied}));
+    EXPECT_TRUE(as_user("truncate -s0 blog/domain", {.code = 1, .err_has = denied}));
+    EXPECT_TRUE(as_user("mkdir x", {.code = 1, .err_has = denied}));
+    EXPECT_TRUE(as_user("rmdir blog", {.code = 1, .err_has = denied}));
+    EXPECT_TRUE(as_user("touch blog/t", {.code = 1, .err_has = denied}));
+    EXPECT_TRUE(as_user("sed -i s/blog/www/ blog/domain", {.code = kNonZero, .err_has = denied}));
+    EXPECT_EQ(read("blog/domain"), "blog.example.com\n");
+    EXPECT_TRUE(shell("ls", {.out = "blog\n"}));
+    EXPECT_TRUE(only_fields("blog"));
+    // Root still writes.
+    EXPECT_TRUE(shell("echo www.example.com > blog/domain && cat blog/domain", {.out = "www.example.com\n"}));
+}
+
+}  // namespace
+}  // namespace sitesfs::it
