@@ -1,5 +1,5 @@
-// Open files. A field's handle holds the bytes its opener sees: a snapshot taken at open (so a
-// read never tears across an update) or, for a writer, the value being written. Writes are
+// Open files. A writer's handle holds the value being written; readers always read the current
+// value (they share the kernel's page cache, which must never hold an old one). Writes are
 // whole-value: a write that ends a line is checked at once so its verdict is the write()'s
 // result; the value commits at flush (close), fsync, rename or release.
 #pragma once
@@ -16,7 +16,7 @@ struct Handle {
     Node node;
     int flags = 0;
     bool writable = false;
-    std::string content;   // fields and the export; temp files keep their bytes in TempFile
+    std::string content;   // a writer's value; temp files keep their bytes in TempFile
     bool pending = false;  // content holds a value not yet committed
     bool wrote = false;    // data arrived (write or ftruncate) since the last commit
     unsigned flushes = 0;

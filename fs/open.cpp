@@ -24,11 +24,16 @@ int check_open(Filesystem& fs, const Node& node, int flags) {
 
 // Hands the handle to the kernel; frees it if the opener was interrupted meanwhile.
 void reply_open(fuse_req_t req, fuse_file_info* fi, std::unique_ptr<Handle> h) {
-    // No page cache for file contents: the cache is per inode, so a reader still holding an old
-    // snapshot would refill it for every later reader, and reads through it are cut at the new
-    // size (torn). Each open reads exactly its own snapshot; writers get their write() verdicts.
-    fi->direct_io = 1;
-    if (!h->writable) fi->noflush = 1;  // nothing to commit at close
+    if (h->writable || h->node.kind == NodeKind::Temp) {
+        // Writers must get their write() verdicts, and the page cache must only ever hold what
+        // sitesfs rendered, never the raw bytes a writer sent (values are normalized).
+        fi->direct_io = 1;
+    } else {
+        // Readers share the page cache across opens, so repeated reads never reach the daemon;
+        // every change invalidates it, and reads always serve the current value (read.cpp).
+        fi->keep_cache = 1;
+        fi->noflush = 1;
+    }
     fi->fh = reinterpret_cast<uint64_t>(h.get());
     if (fuse_reply_open(req, fi) == 0) h.release();
 }
@@ -59,7 +64,7 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         // O_TRUNC empties this writer's buffer; the stored value changes only when it commits, so
         // `echo x > f` never passes through an empty value.
         h->pending = true;
-    } else {
+    } else if (h->writable) {
         auto content = fs.content(*node);
         if (!content) {
             fuse_reply_err(req, ENOENT);

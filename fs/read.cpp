@@ -1,5 +1,6 @@
 // read.
 #include <algorithm>
+#include <cerrno>
 #include <string>
 
 #include "fs/handles.hpp"
@@ -24,9 +25,18 @@ void read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi
     std::string slice;
     if (h.node.kind == NodeKind::Temp) {
         slice = fs.with_temp(h.node, [&](const TempFile& t) { return slice_of(t.data, size, off); });
-    } else {
+    } else if (h.writable) {
         std::lock_guard lock(h.mu);
-        slice = slice_of(h.content, size, off);
+        slice = slice_of(h.content, size, off);  // a writer reads its own buffer
+    } else {
+        // The current value, as a regular file gives after someone rewrote it. Serving what was
+        // there at open would put an old value into the page cache that later readers share.
+        auto content = fs.content(h.node);
+        if (!content) {
+            fuse_reply_err(req, ENOENT);
+            return;
+        }
+        slice = slice_of(*content, size, off);
     }
     fuse_reply_buf(req, slice.data(), slice.size());
 }

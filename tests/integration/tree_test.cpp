@@ -202,13 +202,27 @@ TEST_F(Tree, AReaderHoldingAFieldOpenAcrossAChange) {
     char buf[64] = {};
     const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
     ::close(fd);
-    EXPECT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), "blog.example.com\n")
-        << "the snapshot taken at open, not torn";
+    EXPECT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), "www.example.com\n")
+        << "the whole new value, as a regular file gives after it was rewritten; never torn";
     EXPECT_EQ(read("blog/domain"), "www.example.com\n") << "a new reader must see the new value";
     EXPECT_TRUE(shell("cat blog/domain", {.out = "www.example.com\n"}));
     struct stat st{};
     ASSERT_EQ(::stat((mnt() / "blog/domain").c_str(), &st), 0);
     EXPECT_EQ(st.st_size, 16);
+}
+
+TEST_F(Tree, HeldAndFreshReadersAlwaysSeeWholeCurrentValuesAcrossChanges) {
+    const int fd = ::open((mnt() / "blog/domain").c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    for (int i = 0; i < 20; ++i) {
+        const std::string value = i % 2 ? "a.io" : "a-much-longer-name-" + std::to_string(i) + ".example.com";
+        ASSERT_TRUE(shell("echo " + value + " > blog/domain"));
+        char buf[128] = {};
+        const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+        EXPECT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), value + "\n") << "held fd, round " << i;
+        EXPECT_EQ(read("blog/domain"), value + "\n") << "fresh open, round " << i;
+    }
+    ::close(fd);
 }
 
 }  // namespace
