@@ -1,8 +1,10 @@
 // The mount as a tree that ls, stat, find, grep and tar understand.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <regex>
 #include <string>
@@ -223,6 +225,33 @@ TEST_F(Tree, HeldAndFreshReadersAlwaysSeeWholeCurrentValuesAcrossChanges) {
         EXPECT_EQ(read("blog/domain"), value + "\n") << "fresh open, round " << i;
     }
     ::close(fd);
+}
+
+TEST_F(Tree, RenameRulesAndUnsupportedFlags) {
+    ASSERT_TRUE(shell("mkdir shop && echo www.example.com > blog/.domain.tmp && echo x > shop/t"));
+    auto rename2 = [&](const std::string& from, const std::string& to, unsigned flags) {
+        const int rc = ::renameat2(AT_FDCWD, (mnt() / from).c_str(), AT_FDCWD, (mnt() / to).c_str(), flags);
+        return rc == 0 ? 0 : errno;
+    };
+    EXPECT_EQ(rename2("blog/.domain.tmp", "blog/domain", RENAME_EXCHANGE), EINVAL);
+    EXPECT_EQ(rename2("blog/.domain.tmp", "blog/domain", RENAME_NOREPLACE), EEXIST);
+    EXPECT_EQ(rename2("blog/branch", "blog/domain", 0), EINVAL) << "a field onto a field";
+    EXPECT_EQ(rename2("blog/.domain.tmp", "blog/status", 0), EACCES);
+    EXPECT_EQ(rename2("shop/t", "blog/t", 0), EXDEV);
+    EXPECT_EQ(rename2("blog", "blog2", 0), EPERM) << "sites are not renamed";
+    EXPECT_EQ(read("blog/domain"), "blog.example.com\n") << "nothing above changed the value";
+    EXPECT_EQ(rename2("blog/.domain.tmp", "blog/domain", 0), 0);
+    EXPECT_EQ(read("blog/domain"), "www.example.com\n");
+    EXPECT_TRUE(only_fields("blog"));
+}
+
+TEST_F(Tree, OwnerAndModesComeFromTheConfig) {
+    const stdfs::path cfg = tmp() / "sitesfs.toml";
+    spit(cfg, "[filesystem]\nowner = 4321\ngroup = 4322\nfile_mode = \"0640\"\ndir_mode = \"0750\"\n");
+    ASSERT_TRUE(stop().has_value());
+    ASSERT_NO_FATAL_FAILURE(start({"--config", cfg.string()}));
+    EXPECT_TRUE(shell("stat -c '%a %u %g %n' . blog blog/domain blog/status",
+                      {.out = "750 4321 4322 .\n750 4321 4322 blog\n640 4321 4322 blog/domain\n440 4321 4322 blog/status\n"}));
 }
 
 }  // namespace
