@@ -404,12 +404,10 @@ private:
         if (!commit) {
             if (field != "domain") return Outcome::success();
             std::shared_lock lock(mu_);
-            for (const auto& d : split_domains(c.value))
-                if (const auto it = domains_.find(d); it != domains_.end() && it->second != cur->name) {
-                    const std::string owner = it->second;
-                    lock.unlock();
-                    return refuse(std::move(guard), cur, field, EEXIST, "domain '" + d + "' is already served by site '" + owner + "'");
-                }
+            if (auto why = domain_taken(split_domains(c.value), cur->name)) {
+                lock.unlock();
+                return refuse(std::move(guard), cur, field, EEXIST, *why);
+            }
             return Outcome::success();
         }
 
@@ -433,18 +431,14 @@ private:
         std::vector<std::string> reserved;
         if (field == "domain") {
             std::unique_lock lock(mu_);
-            for (const auto& d : domains_of(*next)) {
-                const auto it = domains_.find(d);
-                if (it == domains_.end()) {
-                    reserved.push_back(d);
-                } else if (it->second != next->name) {
-                    const std::string owner = it->second;
-                    lock.unlock();
-                    return refuse(std::move(guard), cur, field, EEXIST, "domain '" + d + "' is already served by site '" + owner + "'");
-                }
+            const auto wanted = domains_of(*next);
+            if (auto why = domain_taken(wanted, next->name)) {
+                lock.unlock();
+                return refuse(std::move(guard), cur, field, EEXIST, *why);
             }
             // Reserved before the write, so a racing writer of another site sees them taken.
-            for (const auto& d : reserved) domains_.emplace(d, next->name);
+            for (const auto& d : wanted)
+                if (domains_.emplace(d, next->name).second) reserved.push_back(d);
         }
         if (Outcome out = persist(*next, cur.get()); !out.ok()) {
             std::unique_lock lock(mu_);
@@ -463,6 +457,14 @@ private:
         guard.unlock();
         emit({Change::Kind::Desired, next->name, next->generation});
         return Outcome::success();
+    }
+
+    // Why one of `domains` cannot go to `site` (another site serves it), if so. Needs mu_.
+    std::optional<std::string> domain_taken(const std::set<std::string>& domains, const std::string& site) const {
+        for (const auto& d : domains)
+            if (const auto it = domains_.find(d); it != domains_.end() && it->second != site)
+                return "domain '" + d + "' is already served by site '" + it->second + "'";
+        return std::nullopt;
     }
 
 public:
