@@ -4,6 +4,7 @@
 #include <idn2.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <set>
 #include <vector>
 
@@ -11,24 +12,72 @@ namespace sitesfs {
 
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
-bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-bool is_alnum(char c) { return is_lower_alnum(c) || (c >= 'A' && c <= 'Z'); }
-bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-bool has_control(std::string_view v) {
-    return std::any_of(v.begin(), v.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+constexpr size_t kMaxRepo = 2048;
+constexpr size_t kMaxDomainList = 4096;
+constexpr size_t kMaxDomainNames = 100;
+constexpr size_t kMaxBranch = 255;
+constexpr size_t kMaxPath = 1024;
+constexpr size_t kShownBytes = 80;
+
+constexpr std::string_view kRepoForms =
+    "use https://host/path, ssh://[user@]host/path, user@host:path or GitHub owner/name";
+constexpr std::string_view kCredentials = "credentials do not belong in the URL; use deploy_key_ref";
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
+bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+bool is_lower_alnum(char c) { return is_lower(c) || is_digit(c); }
+bool is_alnum(char c) { return is_lower_alnum(c) || is_upper(c); }
+bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+bool is_control(char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }
+bool is_ascii(char c) { return static_cast<unsigned char>(c) < 0x80; }
+bool is_repo_path_char(char c) { return is_alnum(c) || std::string_view("._~-").find(c) != std::string_view::npos; }
+bool is_file_path_char(char c) { return is_alnum(c) || std::string_view("._~+-").find(c) != std::string_view::npos; }
+bool is_branch_char(char c) { return is_alnum(c) || std::string_view("._-/+@=,").find(c) != std::string_view::npos; }
+bool is_host_label_char(char c) { return is_lower_alnum(c) || c == '-'; }
+
+template <typename Pred>
+bool all_of(std::string_view s, Pred pred) { return std::all_of(s.begin(), s.end(), pred); }
+template <typename Pred>
+bool any_of(std::string_view s, Pred pred) { return std::any_of(s.begin(), s.end(), pred); }
+bool has(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
+
+// Reasons are shown in one-line status files and logs, so every byte outside printable ASCII
+// is written as an escape: a refused value can neither break the line nor reorder the text.
+std::string printable(std::string_view v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '\n') out += "\\n";
+        else if (c == '\t') out += "\\t";
+        else if (c == '\r') out += "\\r";
+        else if (is_control(c) || !is_ascii(c)) {
+            char hex[5];
+            std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned char>(c));
+            out += hex;
+        } else out += c;
+    }
+    return out;
 }
 
-std::string quoted(std::string_view field, std::string_view v) {
-    std::string shown;
-    for (char c : v.substr(0, 80)) shown += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c;
-    return std::string(field) + " '" + shown + (v.size() > 80 ? "...'" : "'");
+std::string char_name(char c) { return "'" + printable(std::string_view(&c, 1)) + "'"; }
+
+Checked refuse(std::string_view field, std::string_view v, std::string_view why) {
+    const std::string shown = printable(v.substr(0, kShownBytes)) + (v.size() > kShownBytes ? "..." : "");
+    return Checked::refuse(std::string(field) + " '" + shown + "': " + std::string(why));
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out)
+        if (is_upper(c)) c = static_cast<char>(c - 'A' + 'a');
+    return out;
 }
 
 std::vector<std::string_view> split(std::string_view v, char sep) {
     std::vector<std::string_view> out;
-    size_t start = 0;
-    for (;;) {
+    for (size_t start = 0;;) {
         const size_t at = v.find(sep, start);
         out.push_back(v.substr(start, at == std::string_view::npos ? std::string_view::npos : at - start));
         if (at == std::string_view::npos) return out;
@@ -36,286 +85,386 @@ std::vector<std::string_view> split(std::string_view v, char sep) {
     }
 }
 
-// A path made of allowed segments; `extra` are the punctuation characters a segment may hold.
-std::string check_segments(std::string_view path, std::string_view extra) {
+std::string_view drop_trailing_slash(std::string_view v) {
+    if (!v.empty() && v.back() == '/') v.remove_suffix(1);
+    return v;
+}
+
+// Why a '/'-separated relative path is refused, or "" when every segment is made of allowed characters.
+std::string path_problem(std::string_view path, bool (*allowed)(char)) {
     if (path.empty()) return "the path is empty";
     for (std::string_view seg : split(path, '/')) {
         if (seg.empty()) return "the path has an empty segment (//)";
         if (seg == "." || seg == "..") return "'.' and '..' segments are not allowed";
         for (char c : seg)
-            if (!is_alnum(c) && extra.find(c) == std::string_view::npos)
-                return std::string("character '") + c + "' is not allowed in a path";
+            if (!allowed(c)) return "character " + char_name(c) + " is not allowed in a path";
     }
     return {};
 }
 
-// RFC 1123 host names (lowercase ASCII) and dotted IPv4 addresses, for repository URLs.
-std::string check_host(std::string_view host) {
-    if (host.empty() || host.size() > 253) return "the host name is empty or too long";
-    for (std::string_view label : split(host, '.')) {
-        if (label.empty() || label.size() > 63) return "host label '" + std::string(label) + "' is empty or too long";
-        if (label.front() == '-' || label.back() == '-') return "host labels cannot start or end with '-'";
+// ---- repo ----
+
+// An all-digit last label means an IPv4 address; resolvers also read forms like 1.2.3 or 0x7f.1
+// as addresses, so only the plain dotted quad is let through.
+bool is_dotted_quad(const std::vector<std::string_view>& labels) {
+    if (labels.size() != 4) return false;
+    return std::all_of(labels.begin(), labels.end(), [](std::string_view l) {
+        return !l.empty() && l.size() <= 3 && all_of(l, is_digit) && (l.size() == 1 || l.front() != '0') &&
+               std::stoi(std::string(l)) <= 255;
+    });
+}
+
+// `host` is already lowercased.
+std::string host_problem(std::string_view host) {
+    if (host.empty()) return "the host is missing";
+    if (host.size() > 253) return "the host is longer than 253 characters";
+    const auto labels = split(host, '.');
+    for (std::string_view label : labels) {
+        if (label.empty()) return "the host has an empty label";
+        if (label.size() > 63) return "a host label is longer than 63 characters";
         for (char c : label)
-            if (!is_lower_alnum(c) && c != '-') return std::string("character '") + c + "' is not allowed in a host name";
+            if (!is_host_label_char(c)) return "character " + char_name(c) + " is not allowed in a host name";
+        if (label.front() == '-' || label.back() == '-') return "host labels cannot start or end with '-'";
     }
+    if (all_of(labels.back(), is_digit) && !is_dotted_quad(labels))
+        return "an IP address must be four numbers 0-255 without leading zeros, like 192.0.2.10";
     return {};
 }
 
-std::string check_port(std::string_view port) {
-    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        return "the port must be a number";
+std::string port_problem(std::string_view port) {
+    if (port.empty() || port.size() > 5 || !all_of(port, is_digit)) return "the port must be a number from 1 to 65535";
     const int n = std::stoi(std::string(port));
-    return n >= 1 && n <= 65535 ? std::string() : "the port must be 1-65535";
+    return n >= 1 && n <= 65535 ? std::string() : "the port must be a number from 1 to 65535";
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
+bool is_user(std::string_view u) {
+    return !u.empty() && u.size() <= 32 && (is_lower(u.front()) || u.front() == '_') &&
+           all_of(u, [](char c) { return is_lower_alnum(c) || c == '_' || c == '.' || c == '-'; });
 }
 
-constexpr std::string_view kPathChars = "._~-";
-constexpr std::string_view kRepoForms =
-    "use https://host/path, ssh://[user@]host/path, user@host:path or GitHub owner/name";
+std::string user_problem(std::string_view user) {
+    if (has(user, ":") && !has(user, "/")) return std::string(kCredentials);
+    if (!is_user(user)) return "the user name must be a-z or '_' first, then a-z, 0-9, '_', '.' or '-' (at most 32)";
+    return {};
+}
 
-// https:// and ssh:// URLs: scheme://[user@]host[:port]/path.
-Checked check_url(std::string_view v, std::string_view scheme, bool user_allowed) {
-    std::string_view rest = v.substr(scheme.size() + 3);
+// https:// and ssh:// URLs: scheme://[user@]host[:port]/path. `rest` is what follows "://".
+Checked check_url(std::string_view v, std::string_view scheme, std::string_view rest) {
+    if (has(v, "?") || has(v, "#")) return refuse("repo", v, "a query (?) or fragment (#) is not allowed");
     const size_t slash = rest.find('/');
-    if (slash == std::string_view::npos) return Checked::refuse(quoted("repo", v) + ": the URL has no path");
+    if (slash == std::string_view::npos) return refuse("repo", v, "the URL has no repository path");
     std::string_view authority = rest.substr(0, slash);
-    std::string_view path = rest.substr(slash + 1);
     std::string user;
-    if (const size_t at = authority.find('@'); at != std::string_view::npos) {
-        if (!user_allowed) return Checked::refuse(quoted("repo", v) + ": credentials do not belong in the URL; use deploy_key_ref");
-        user = std::string(authority.substr(0, at));
+    if (const size_t at = authority.rfind('@'); at != std::string_view::npos) {
+        user = authority.substr(0, at);
         authority = authority.substr(at + 1);
-        if (user.empty() || !(std::islower(static_cast<unsigned char>(user[0])) || user[0] == '_') || user.size() > 32 ||
-            !std::all_of(user.begin(), user.end(), [](char c) { return is_lower_alnum(c) || c == '_' || c == '.' || c == '-'; }))
-            return Checked::refuse(quoted("repo", v) + ": the user name is not allowed");
+        if (scheme == "https") return refuse("repo", v, kCredentials);
+        if (auto why = user_problem(user); !why.empty()) return refuse("repo", v, why);
     }
-    std::string_view host = authority, port;
-    if (const size_t colon = authority.find(':'); colon != std::string_view::npos) {
-        host = authority.substr(0, colon);
-        port = authority.substr(colon + 1);
-        if (auto why = check_port(port); !why.empty()) return Checked::refuse(quoted("repo", v) + ": " + why);
-    }
-    const std::string lhost = lower(host);
-    if (auto why = check_host(lhost); !why.empty()) return Checked::refuse(quoted("repo", v) + ": " + why);
-    if (!path.empty() && path.back() == '/') path.remove_suffix(1);
-    if (auto why = check_segments(path, kPathChars); !why.empty()) return Checked::refuse(quoted("repo", v) + ": " + why);
-    std::string out = std::string(scheme) + "://" + (user.empty() ? "" : user + "@") + lhost;
-    if (!port.empty()) out += ":" + std::string(port);
+    const size_t colon = authority.find(':');
+    const std::string host = lower(authority.substr(0, colon));
+    const std::string_view port = colon == std::string_view::npos ? std::string_view() : authority.substr(colon + 1);
+    if (auto why = host_problem(host); !why.empty()) return refuse("repo", v, why);
+    if (colon != std::string_view::npos)
+        if (auto why = port_problem(port); !why.empty()) return refuse("repo", v, why);
+    const std::string_view path = drop_trailing_slash(rest.substr(slash + 1));
+    if (auto why = path_problem(path, is_repo_path_char); !why.empty()) return refuse("repo", v, why);
+    std::string out = std::string(scheme) + "://" + (user.empty() ? "" : user + "@") + host;
+    if (colon != std::string_view::npos) out += ":" + std::string(port);
     return Checked::accept(out + "/" + std::string(path));
 }
 
-// git@host:owner/repo.git
+// scp-like user@host:path, as in git@github.com:owner/repo.git
 Checked check_scp(std::string_view v) {
-    const size_t at = v.find('@'), colon = v.find(':');
-    if (at == std::string_view::npos || colon == std::string_view::npos || colon < at)
-        return Checked::refuse(quoted("repo", v) + ": not a form sitesfs accepts; " + std::string(kRepoForms));
-    const std::string_view user = v.substr(0, at), host = v.substr(at + 1, colon - at - 1);
-    std::string_view path = v.substr(colon + 1);
-    if (user.empty() || !(std::islower(static_cast<unsigned char>(user[0])) || user[0] == '_') || user.size() > 32 ||
-        !std::all_of(user.begin(), user.end(), [](char c) { return is_lower_alnum(c) || c == '_' || c == '.' || c == '-'; }))
-        return Checked::refuse(quoted("repo", v) + ": the user name is not allowed");
-    const std::string lhost = lower(host);
-    if (auto why = check_host(lhost); !why.empty()) return Checked::refuse(quoted("repo", v) + ": " + why);
+    const size_t at = v.find('@');
+    const std::string_view user = v.substr(0, at);
+    if (auto why = user_problem(user); !why.empty()) return refuse("repo", v, why);
+    const size_t colon = v.find(':', at);
+    if (colon == std::string_view::npos)
+        return refuse("repo", v, "user@host needs ':' and a path, like git@github.com:owner/repo.git");
+    const std::string host = lower(v.substr(at + 1, colon - at - 1));
+    const std::string_view path = v.substr(colon + 1);
+    if (auto why = host_problem(host); !why.empty()) return refuse("repo", v, why);
     if (path.empty() || path.front() == '/' || path.front() == '-' || path.front() == '~')
-        return Checked::refuse(quoted("repo", v) + ": the path after ':' must be relative, like owner/repo.git");
-    if (path.back() == '/') path.remove_suffix(1);
-    if (auto why = check_segments(path, kPathChars); !why.empty()) return Checked::refuse(quoted("repo", v) + ": " + why);
-    return Checked::accept(std::string(user) + "@" + lhost + ":" + std::string(path));
+        return refuse("repo", v, "the path after ':' must be relative and not start with '/', '-' or '~', like owner/repo.git");
+    const std::string_view trimmed = drop_trailing_slash(path);
+    if (auto why = path_problem(trimmed, is_repo_path_char); !why.empty()) return refuse("repo", v, why);
+    return Checked::accept(std::string(user) + "@" + host + ":" + std::string(trimmed));
+}
+
+// `path` is what follows "file://", or the whole value for a bare absolute path.
+Checked check_local(std::string_view v, std::string_view scheme, std::string_view path, const ValidationPolicy& policy) {
+    if (!policy.allow_local_repos) return refuse("repo", v, "local repositories need --allow-local-repos");
+    if (path.empty() || path.front() != '/')
+        return refuse("repo", v, "a local repository needs an absolute path, like file:///srv/git/blog.git");
+    const std::string_view rel = drop_trailing_slash(path.substr(1));
+    if (auto why = path_problem(rel, is_file_path_char); !why.empty()) return refuse("repo", v, why);
+    return Checked::accept(std::string(scheme) + "/" + std::string(rel));
+}
+
+bool is_github_owner(std::string_view o) {
+    return !o.empty() && o.size() <= 39 && is_alnum(o.front()) && o.back() != '-' &&
+           all_of(o, [](char c) { return is_alnum(c) || c == '-'; });
+}
+
+// The ".git" suffix is optional, so it is not part of the name's 100-character budget.
+bool is_github_name(std::string_view n) {
+    if (n.ends_with(".git")) n.remove_suffix(4);
+    return !n.empty() && n.size() <= 100 && n != "." && n != ".." &&
+           all_of(n, [](char c) { return is_alnum(c) || c == '.' || c == '_' || c == '-'; });
 }
 
 bool is_github_shorthand(std::string_view v) {
     const auto parts = split(v, '/');
-    if (parts.size() != 2) return false;
-    const std::string_view owner = parts[0], name = parts[1];
-    if (owner.empty() || owner.size() > 39 || !is_alnum(owner.front()) || owner.back() == '-' ||
-        !std::all_of(owner.begin(), owner.end(), [](char c) { return is_alnum(c) || c == '-'; }))
-        return false;
-    return !name.empty() && name.size() <= 100 && name != "." && name != ".." &&
-           std::all_of(name.begin(), name.end(), [](char c) { return is_alnum(c) || c == '.' || c == '_' || c == '-'; });
+    return parts.size() == 2 && is_github_owner(parts[0]) && is_github_name(parts[1]);
 }
 
-Checked check_local(std::string_view v, std::string_view path, const ValidationPolicy& policy) {
-    if (!policy.allow_local_repos) return Checked::refuse(quoted("repo", v) + ": local repositories need --allow-local-repos");
-    std::string_view p = path.substr(1);
-    if (!p.empty() && p.back() == '/') p.remove_suffix(1);
-    if (auto why = check_segments(p, "._~+-"); !why.empty()) return Checked::refuse(quoted("repo", v) + ": " + why);
-    return Checked::accept(std::string(v.substr(0, v.size() - path.size())) + "/" + std::string(p));
+bool is_scheme(std::string_view s) {
+    return !s.empty() && is_alnum(s.front()) &&
+           all_of(s, [](char c) { return is_alnum(c) || c == '+' || c == '.' || c == '-'; });
 }
 
-// One host name of a domain list, already known to hold only allowed characters.
-std::string check_hostname(const std::string& name) {
-    if (name.size() > 253) return "longer than 253 characters";
-    if (name.back() == '.') return "remove the trailing dot";
-    const auto labels = split(name, '.');
-    for (size_t i = 0; i < labels.size(); ++i) {
-        const std::string_view label = labels[i];
-        const std::string n = std::to_string(i + 1);
-        if (label.empty()) return "label " + n + " is empty";
-        if (label == "*") {
-            if (i != 0) return "'*' is only allowed as the whole first label";
-            if (labels.size() < 3) return "a wildcard needs at least two labels after '*.'";
-            continue;
-        }
-        if (label.size() > 63) return "label " + n + " is longer than 63 characters";
-        if (label.front() == '-' || label.back() == '-') return "label " + n + " starts or ends with '-'";
-        for (char c : label)
-            if (!is_lower_alnum(c) && c != '-') return "label " + n + " has '" + std::string(1, c) + "'";
-        if (label.starts_with("xn--")) {
-            char* unicode = nullptr;
-            const int rc = idn2_to_unicode_8z8z(std::string(label).c_str(), &unicode, 0);
-            idn2_free(unicode);
-            if (rc != IDN2_OK) return "label " + n + " is not valid punycode";
-        }
+Checked check_scheme_url(std::string_view v, std::string_view scheme, std::string_view rest, const ValidationPolicy& policy) {
+    if (scheme == "https" || scheme == "ssh") return check_url(v, scheme, rest);
+    if (scheme == "file") return check_local(v, "file://", rest, policy);
+    if (scheme == "http") return refuse("repo", v, "plain http is not allowed, use https://");
+    if (scheme == "git") return refuse("repo", v, "git:// is unauthenticated, use https:// or ssh://");
+    return refuse("repo", v, "the " + printable(scheme) + ":// transport is not allowed; " + std::string(kRepoForms));
+}
+
+// ---- domain ----
+
+bool is_domain_separator(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_domain_ascii(char c) { return is_alnum(c) || c == '.' || c == '-' || c == '*'; }
+
+// Checks the byte structure only; libidn2 then refuses overlong forms and surrogates.
+bool is_valid_utf8(std::string_view s) {
+    for (size_t i = 0; i < s.size();) {
+        const auto b = static_cast<unsigned char>(s[i]);
+        const size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xe ? 3 : (b >> 3) == 0x1e ? 4 : 0;
+        if (len == 0 || i + len > s.size()) return false;
+        for (size_t k = 1; k < len; ++k)
+            if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
+        i += len;
     }
-    const std::string_view tld = labels.back();
-    if (std::all_of(tld.begin(), tld.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        return "the last label is all digits (IP addresses are not host names)";
+    return true;
+}
+
+std::string idna_to_ascii(const std::string& s, int& rc) {
+    char* out = nullptr;
+    rc = idn2_to_ascii_8z(s.c_str(), &out, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
+    std::string result = rc == IDN2_OK ? lower(out) : std::string();
+    idn2_free(out);
+    return result;
+}
+
+// A punycode label is only let through if decoding and encoding it again gives the same label:
+// that rules out garbage after "xn--" and encodings of characters IDNA disallows.
+bool punycode_round_trips(std::string_view label) {
+    char* unicode = nullptr;
+    int rc = idn2_to_unicode_8z8z(std::string(label).c_str(), &unicode, 0);
+    const std::string decoded = rc == IDN2_OK && unicode ? unicode : "";
+    idn2_free(unicode);
+    if (rc != IDN2_OK || decoded.empty()) return false;
+    return idna_to_ascii(decoded, rc) == label && rc == IDN2_OK;
+}
+
+std::string label_problem(std::string_view label, size_t index, size_t count) {
+    const std::string n = "label " + std::to_string(index + 1);
+    if (label == "*") {
+        if (index != 0) return "'*' may only be the whole first label, as in *.example.com";
+        return count < 3 ? "a wildcard needs at least two labels after '*.', as in *.example.com" : "";
+    }
+    if (label.empty()) return index + 1 == count && count > 1 ? "remove the trailing dot" : n + " is empty";
+    if (has(label, "*")) return "'*' may only be the whole first label, as in *.example.com";
+    if (label.size() > 63) return n + " is longer than 63 characters";
+    for (char c : label)
+        if (!is_host_label_char(c)) return n + " has " + char_name(c) + "; use a-z, 0-9 and '-'";
+    if (label.front() == '-' || label.back() == '-') return n + " starts or ends with '-'";
+    if (label.starts_with("xn--") && !punycode_round_trips(label)) return n + " is not valid punycode";
     return {};
 }
 
-std::string to_ascii(std::string_view name, std::string& why) {
-    const bool ascii = std::all_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-    for (char c : name)
-        if (static_cast<unsigned char>(c) < 0x80 && !is_alnum(c) && c != '.' && c != '-' && c != '*') {
-            why = std::string("'") + (static_cast<unsigned char>(c) < 0x20 ? '?' : c) + "' is not allowed in a host name";
-            return {};
-        }
-    if (ascii) return lower(name);
-    char* out = nullptr;
-    const int rc = idn2_to_ascii_8z(std::string(name).c_str(), &out, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
-    if (rc != IDN2_OK) {
-        why = std::string("not a valid international name: ") + idn2_strerror(rc);
-        return {};
+// `name` is the lowercase ASCII form.
+std::string hostname_problem(std::string_view name) {
+    const auto labels = split(name, '.');
+    for (size_t i = 0; i < labels.size(); ++i)
+        if (auto why = label_problem(labels[i], i, labels.size()); !why.empty()) return why;
+    if (name.size() > 253) return "longer than 253 characters";
+    if (all_of(labels.back(), is_digit)) return "the last label is all digits; IP addresses are not allowed, use a host name";
+    return {};
+}
+
+// Mapping can produce characters nobody typed (fullwidth '｛' becomes '{', a no-break space a
+// space), so the ASCII result is checked as strictly as typed ASCII.
+Checked check_one_domain(std::string_view raw) {
+    for (char c : raw)
+        if (is_ascii(c) && !is_domain_ascii(c))
+            return refuse("domain", raw, char_name(c) + " is not allowed; use letters, digits, '-', '.' and a leading '*.'");
+    if (!is_valid_utf8(raw)) return refuse("domain", raw, "not valid UTF-8");
+    std::string ascii = lower(raw);
+    if (any_of(raw, [](char c) { return !is_ascii(c); })) {
+        int rc = IDN2_OK;
+        ascii = idna_to_ascii(std::string(raw), rc);
+        if (rc != IDN2_OK) return refuse("domain", raw, std::string("not a valid international name: ") + idn2_strerror(rc));
     }
-    std::string result = lower(out);
-    idn2_free(out);
-    return result;
+    if (auto why = hostname_problem(ascii); !why.empty())
+        return refuse("domain", raw, ascii == lower(raw) ? why : why + " (as ASCII: '" + printable(ascii) + "')");
+    return Checked::accept(ascii);
+}
+
+std::vector<std::string_view> split_names(std::string_view v) {
+    std::vector<std::string_view> names;
+    for (size_t i = 0; i < v.size();) {
+        const size_t end = std::find_if(v.begin() + i, v.end(), is_domain_separator) - v.begin();
+        if (end > i) names.push_back(v.substr(i, end - i));
+        i = end + 1;
+    }
+    return names;
+}
+
+// ---- branch ----
+
+// Human reasons for the git ref rules people meet most; libgit2 stays the final judge.
+std::string git_ref_rule_problem(std::string_view v) {
+    if (v.back() == '/' || v.back() == '.') return "cannot end with '/' or '.'";
+    if (has(v, "//")) return "has an empty part (//)";
+    for (std::string_view part : split(v, '/')) {
+        if (part.starts_with(".")) return "no part between '/' may start with '.'";
+        if (part.ends_with(".lock")) return "no part between '/' may end with '.lock'";
+    }
+    return {};
+}
+
+std::string branch_problem(std::string_view v) {
+    if (v.size() > kMaxBranch) return "longer than 255 characters";
+    if (any_of(v, is_blank)) return "spaces are not allowed";
+    if (any_of(v, is_control)) return "control characters are not allowed";
+    if (v.front() == '-') return "a leading '-' would be read as a git option";
+    if (v.front() == '/') return "cannot start with '/'";
+    if (v.starts_with("refs/")) return "give the short branch name, e.g. 'main' rather than 'refs/heads/main'";
+    if (v == "@" || v == "HEAD") return "'@' and 'HEAD' name the checked-out commit, not a branch";
+    if (!is_valid_utf8(v)) return "not valid UTF-8";
+    for (std::string_view bad : {"..", "@{", "\\", "~", "^", ":", "?", "*", "["})
+        if (has(v, bad)) return "'" + std::string(bad) + "' is not allowed in a branch name";
+    // Allow-list: what git accepts beyond this (quotes, '$', braces, ';', '|', '#') only ever serves to
+    // inject; non-ASCII letters stay allowed for branch names in other scripts.
+    for (char c : v)
+        if (is_ascii(c) && !is_branch_char(c))
+            return "'" + std::string(1, c) + "' is not allowed in a branch name (use letters, digits and . _ - / + @ = ,)";
+    return git_ref_rule_problem(v);
+}
+
+bool git_accepts_branch(std::string_view v) {
+    static const int init = git_libgit2_init();
+    int valid = 0;
+    return init > 0 && git_reference_name_is_valid(&valid, ("refs/heads/" + std::string(v)).c_str()) == 0 && valid;
+}
+
+// ---- deploy_key_ref ----
+
+bool is_key_provider(std::string_view p) {
+    return !p.empty() && p.size() <= 32 && is_lower(p.front()) && all_of(p, [](char c) { return is_lower_alnum(c) || c == '-'; });
+}
+
+bool is_key_name(std::string_view n) {
+    const auto allowed = [](char c) { return is_alnum(c) || std::string_view("._@+=-").find(c) != std::string_view::npos; };
+    return !n.empty() && n.size() <= 128 && n.front() != '.' && all_of(n, allowed);
 }
 
 }  // namespace
 
 std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+    while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
     return s;
 }
 
 Checked check_site_name(std::string_view name) {
-    if (name.empty() || name.size() > 63)
-        return Checked::refuse(quoted("site name", name) + ": use 1 to 63 characters");
-    if (!is_lower_alnum(name.front()))
-        return Checked::refuse(quoted("site name", name) + ": start with a lowercase letter or digit");
+    if (name.empty() || name.size() > 63) return refuse("site name", name, "use 1 to 63 characters");
+    if (!is_lower_alnum(name.front())) return refuse("site name", name, "start with a lowercase letter or digit");
     for (char c : name)
         if (!is_lower_alnum(c) && c != '.' && c != '-')
-            return Checked::refuse(quoted("site name", name) + ": use only a-z, 0-9, '.' and '-'");
+            return refuse("site name", name, char_name(c) + " is not allowed; use only a-z, 0-9, '.' and '-'");
     return Checked::accept(std::string(name));
 }
 
 Checked check_repo(std::string_view v, const ValidationPolicy& policy) {
     if (v.empty()) return Checked::accept({});
-    if (v.size() > 2048) return Checked::refuse(quoted("repo", v) + ": longer than 2048 characters");
-    if (has_control(v) || std::any_of(v.begin(), v.end(), is_space))
-        return Checked::refuse(quoted("repo", v) + ": spaces and control characters are not allowed");
-    if (v.front() == '-') return Checked::refuse(quoted("repo", v) + ": a repo cannot start with '-'");
-    const std::string head = lower(v.substr(0, std::min<size_t>(v.size(), 8)));
-    if (head.starts_with("https://")) return check_url(v, "https", false);
-    if (head.starts_with("ssh://")) return check_url(v, "ssh", true);
-    if (head.starts_with("http://")) return Checked::refuse(quoted("repo", v) + ": plain http is not allowed, use https://");
-    if (head.starts_with("git://")) return Checked::refuse(quoted("repo", v) + ": git:// is unauthenticated, use https:// or ssh://");
-    if (head.starts_with("file://")) return check_local(v, v.substr(7), policy);
-    if (v.front() == '/') return check_local(v, v, policy);
-    if (v.find("::") != std::string_view::npos || v.find("://") != std::string_view::npos)
-        return Checked::refuse(quoted("repo", v) + ": this transport is not allowed; " + std::string(kRepoForms));
-    if (v.find('@') != std::string_view::npos) return check_scp(v);
+    if (v.size() > kMaxRepo) return refuse("repo", v, "longer than 2048 bytes");
+    if (any_of(v, is_blank) || any_of(v, is_control)) return refuse("repo", v, "spaces and control characters are not allowed");
+    if (v.front() == '-') return refuse("repo", v, "a leading '-' would be read as a git option");
+    if (const size_t sep = v.find("://"); sep != std::string_view::npos && is_scheme(v.substr(0, sep)))
+        return check_scheme_url(v, lower(v.substr(0, sep)), v.substr(sep + 3), policy);
+    if (const size_t sep = v.find("::"); sep != std::string_view::npos)
+        return refuse("repo", v, "remote-helper transports (" + printable(v.substr(0, sep)) + "::) are not allowed; " +
+                                     std::string(kRepoForms));
+    if (v.front() == '/') return check_local(v, "", v, policy);
+    if (has(v, "@")) return check_scp(v);
     if (is_github_shorthand(v)) return Checked::accept(std::string(v));
-    return Checked::refuse(quoted("repo", v) + ": not a form sitesfs accepts; " + std::string(kRepoForms));
+    return refuse("repo", v, "not a form sitesfs accepts; " + std::string(kRepoForms));
 }
 
 std::string repo_fetch_url(std::string_view stored) {
     if (!is_github_shorthand(stored)) return std::string(stored);
-    std::string url = "https://github.com/" + std::string(stored);
+    const std::string url = "https://github.com/" + std::string(stored);
     return url.ends_with(".git") ? url : url + ".git";
 }
 
 Checked check_domain(std::string_view v, const ValidationPolicy&) {
     if (v.empty()) return Checked::accept({});
-    if (v.size() > 4096) return Checked::refuse(quoted("domain", v) + ": longer than 4096 characters");
-    std::vector<std::string> names;
-    std::set<std::string> seen;
-    size_t i = 0;
-    while (i < v.size()) {
-        while (i < v.size() && is_space(v[i])) ++i;
-        size_t end = i;
-        while (end < v.size() && !is_space(v[end])) ++end;
-        if (end == i) break;
-        const std::string_view raw = v.substr(i, end - i);
-        i = end;
-        std::string why;
-        const std::string ascii = to_ascii(raw, why);
-        if (why.empty()) why = check_hostname(ascii);
-        if (!why.empty()) return Checked::refuse(quoted("domain", raw) + ": " + why);
-        if (!seen.insert(ascii).second) return Checked::refuse(quoted("domain", raw) + ": listed twice");
-        names.push_back(ascii);
-    }
-    if (names.size() > 100) return Checked::refuse("domain: at most 100 names per site");
+    if (v.size() > kMaxDomainList) return refuse("domain", v, "the list is longer than 4096 bytes");
+    const auto raw_names = split_names(v);
+    if (raw_names.size() > kMaxDomainNames)
+        return refuse("domain", v, "at most 100 names per site, this lists " + std::to_string(raw_names.size()));
     std::string out;
-    for (const auto& n : names) out += (out.empty() ? "" : " ") + n;
+    std::set<std::string> seen;
+    for (std::string_view raw : raw_names) {
+        Checked one = check_one_domain(raw);
+        if (!one.ok) return one;
+        if (!seen.insert(one.value).second)
+            return refuse("domain", raw, "already listed" + (raw == one.value ? std::string() : " (as " + one.value + ")"));
+        out += (out.empty() ? "" : " ") + one.value;
+    }
     return Checked::accept(out);
 }
 
 Checked check_branch(std::string_view v, const ValidationPolicy&) {
     if (v.empty()) return Checked::accept({});
-    if (v.size() > 255) return Checked::refuse(quoted("branch", v) + ": longer than 255 characters");
-    if (has_control(v) || std::any_of(v.begin(), v.end(), is_space))
-        return Checked::refuse(quoted("branch", v) + ": spaces and control characters are not allowed");
-    if (v.front() == '-' || v.front() == '/') return Checked::refuse(quoted("branch", v) + ": cannot start with '-' or '/'");
-    if (v == "@" || v == "HEAD") return Checked::refuse(quoted("branch", v) + ": '@' and 'HEAD' name the checked-out commit, not a branch");
-    if (v.starts_with("refs/")) return Checked::refuse(quoted("branch", v) + ": give the short branch name, without refs/");
-    for (std::string_view bad : {"..", "@{", "\\", "~", "^", ":", "?", "*", "["})
-        if (v.find(bad) != std::string_view::npos)
-            return Checked::refuse(quoted("branch", v) + ": '" + std::string(bad) + "' is not allowed in a branch name");
-    static const int init = git_libgit2_init();
-    (void)init;
-    int valid = 0;
-    if (git_reference_name_is_valid(&valid, ("refs/heads/" + std::string(v)).c_str()) != 0 || !valid)
-        return Checked::refuse(quoted("branch", v) + ": not a valid git branch name");
+    if (auto why = branch_problem(v); !why.empty()) return refuse("branch", v, why);
+    if (!git_accepts_branch(v)) return refuse("branch", v, "git does not accept this branch name (see git check-ref-format)");
     return Checked::accept(std::string(v));
 }
 
 Checked check_path(std::string_view v, const ValidationPolicy&) {
     if (v.empty()) return Checked::accept({});
-    if (v.size() > 1024) return Checked::refuse(quoted("path", v) + ": longer than 1024 characters");
-    if (v.front() == '/') return Checked::refuse(quoted("path", v) + ": give a path relative to the repo root");
-    if (v.size() > 1 && v.back() == '/') v.remove_suffix(1);
-    if (auto why = check_segments(v, "._~+-"); !why.empty()) return Checked::refuse(quoted("path", v) + ": " + why);
-    for (std::string_view seg : split(v, '/'))
-        if (seg == ".git") return Checked::refuse(quoted("path", v) + ": a .git directory is never served");
-    return Checked::accept(std::string(v));
+    if (v.size() > kMaxPath) return refuse("path", v, "longer than 1024 bytes");
+    if (v.front() == '/') return refuse("path", v, "give a path relative to the repository root, without the leading '/'");
+    const std::string_view rel = drop_trailing_slash(v);
+    if (auto why = path_problem(rel, is_file_path_char); !why.empty()) return refuse("path", v, why);
+    // Refused in any case, so a case-insensitive filesystem cannot serve .GIT as the repository.
+    for (std::string_view seg : split(rel, '/'))
+        if (lower(seg) == ".git") return refuse("path", v, "a .git directory is never served");
+    return Checked::accept(std::string(rel));
 }
 
 Checked check_deploy_key_ref(std::string_view v, const ValidationPolicy&) {
     if (v.empty()) return Checked::accept({});
     const size_t colon = v.find(':');
-    const std::string_view provider = v.substr(0, colon);
-    const std::string_view name = colon == std::string_view::npos ? std::string_view() : v.substr(colon + 1);
-    const bool provider_ok = !provider.empty() && provider.size() <= 32 && provider.front() >= 'a' && provider.front() <= 'z' &&
-                             std::all_of(provider.begin(), provider.end(), [](char c) { return is_lower_alnum(c) || c == '-'; });
-    const bool name_ok = !name.empty() && name.size() <= 128 && name.front() != '.' &&
-                         std::all_of(name.begin(), name.end(), [](char c) { return is_alnum(c) || std::string_view("._@+=-").find(c) != std::string_view::npos; });
-    if (colon == std::string_view::npos || !provider_ok || !name_ok)
-        return Checked::refuse(quoted("deploy_key_ref", v) + ": write PROVIDER:NAME (e.g. file:blog), or nothing for a public repo");
+    if (colon == std::string_view::npos)
+        return refuse("deploy_key_ref", v, "write PROVIDER:NAME (e.g. file:blog), or nothing for a public repo");
+    if (!is_key_provider(v.substr(0, colon)))
+        return refuse("deploy_key_ref", v, "the provider before ':' must be a-z first, then a-z, 0-9 or '-' (at most 32)");
+    if (!is_key_name(v.substr(colon + 1)))
+        return refuse("deploy_key_ref", v,
+                      "the name after ':' must be 1-128 of A-Z, a-z, 0-9, '.', '_', '@', '+', '=', '-' and not start with '.'");
     return Checked::accept(std::string(v));
 }
 
 Checked check_commit(std::string_view v, const ValidationPolicy&) {
     if (v.empty()) return Checked::accept({});
-    if (v.size() < 7 || v.size() > 40 || !std::all_of(v.begin(), v.end(), is_hex))
-        return Checked::refuse(quoted("commit", v) + ": write 7 to 40 hex digits, or nothing to follow the branch");
+    if (v.size() < 7 || v.size() > 40 || !all_of(v, is_hex))
+        return refuse("commit", v, "write 7 to 40 hex digits, or nothing to follow the branch");
     return Checked::accept(lower(v));
 }
 
