@@ -30,7 +30,18 @@ bool is_field_index(const FieldSpec* f, size_t& index) {
 }  // namespace
 
 Filesystem::Filesystem(Store& store, FsOptions options)
-    : store_(store), options_(std::move(options)), mounted_(Clock::now()), root_changed_(mounted_) {
+    : store_(store),
+      options_(std::move(options)),
+      mounted_(Clock::now()),
+      root_changed_(mounted_),
+      parked_(
+          [this](const FieldSpec& field, const std::string& site, uint64_t generation, int& err) {
+              const SiteRef s = store_.site(site);
+              if (!s) err = ENOENT;
+              if (!s || !field.settled(*s, generation)) return std::optional<std::string>();
+              return std::optional<std::string>(field.render(*s) + "\n");
+          },
+          options_.wait_timeout) {
     static_assert(kSlotsPerSite > 1);
     if (site_fields().size() + 1 > kSlotsPerSite) throw std::logic_error("site schema has too many fields");
     invalidator_ = std::make_shared<Invalidator>([this](const Change& c) { return on_change(c); });
@@ -42,8 +53,15 @@ Filesystem::Filesystem(Store& store, FsOptions options)
 
 Filesystem::~Filesystem() { stop(); }
 
-void Filesystem::start(fuse_session* session) { invalidator_->start(session); }
-void Filesystem::stop() { invalidator_->stop(); }
+void Filesystem::start(fuse_session* session) {
+    parked_.start();
+    invalidator_->start(session);
+}
+
+void Filesystem::stop() {
+    invalidator_->stop();
+    parked_.stop();
+}
 
 const fuse_lowlevel_ops& Filesystem::operations() {
     static const fuse_lowlevel_ops table = [] {
@@ -223,7 +241,7 @@ std::vector<DirEntry> Filesystem::list(const Node& dir) {
     out.push_back({"..", kRootIno, S_IFDIR});
     const auto fields = site_fields();
     for (size_t i = 0; i < fields.size(); ++i)
-        out.push_back({std::string(fields[i].name), field_ino(dir.site_id, i), S_IFREG});
+        if (is_listed(fields[i])) out.push_back({std::string(fields[i].name), field_ino(dir.site_id, i), S_IFREG});
     std::lock_guard lock(mu_);
     if (auto s = temps_.find(dir.site); s != temps_.end())
         for (const auto& [name, temp] : s->second) out.push_back({name, temp->ino, S_IFREG});
@@ -408,6 +426,7 @@ Outcome Filesystem::check(const Node& field, std::string_view value) {
 }
 
 std::vector<InvalTarget> Filesystem::on_change(const Change& change) {
+    parked_.recheck(change.site);
     std::vector<InvalTarget> targets;
     std::lock_guard lock(mu_);
     if (change.kind == Change::Kind::Created || change.kind == Change::Kind::Removed) {

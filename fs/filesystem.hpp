@@ -6,6 +6,8 @@
 //
 // Lock order (a thread may only take a lock to the right of one it holds):
 //   Handle::mu  ->  Filesystem::mu_  ->  Store's internal locks  ->  Invalidator::mu_
+//   ParkedReads::mu_  ->  Store's internal locks;  a parked read is answered (Handle::mu) with no
+//   ParkedReads::mu_ held
 // Store mutations (which fsync) are never called with mu_ held, so lookups and reads never wait
 // behind a disk flush. Kernel cache invalidations run on the Invalidator's own thread, which
 // holds no lock while it calls into the kernel (a handler that did could deadlock).
@@ -20,6 +22,7 @@
 
 #include "fs/inode_table.hpp"
 #include "fs/invalidator.hpp"
+#include "fs/parked_reads.hpp"
 #include "schemas/seed_format.hpp"
 #include "schemas/store.hpp"
 
@@ -35,6 +38,7 @@ struct FsOptions {
     size_t max_value_bytes = 64 * 1024;
     size_t max_temp_bytes = 1024 * 1024;
     size_t max_temps_per_site = 64;
+    std::chrono::milliseconds wait_timeout{300000};  // how long a read of `wait` may wait
     SeedGlobals export_globals;  // the [global] table of /sites/.sites.toml
 };
 
@@ -60,6 +64,7 @@ public:
     // --- shared by the handler files ---
     Store& store() { return store_; }
     const FsOptions& options() const { return options_; }
+    ParkedReads& parked() { return parked_; }
 
     // A copy of the node behind `ino`, or nothing when the kernel's inode is gone or stale
     // (its site was removed).
@@ -124,6 +129,7 @@ private:
     std::unordered_map<std::string, std::unordered_map<std::string, std::shared_ptr<TempFile>>> temps_;
     Timestamp root_changed_;
 
+    ParkedReads parked_;
     std::shared_ptr<Invalidator> invalidator_;
 };
 

@@ -20,6 +20,8 @@ struct Handle {
     bool pending = false;  // content holds a value not yet committed
     bool wrote = false;    // data arrived (write or ftruncate) since the last commit
     unsigned flushes = 0;
+    uint64_t generation = 0;  // waiting files: the site's generation at open
+    bool answered = false;    // waiting files: `content` holds the answer the first read gave
 };
 
 inline Handle* handle_of(const fuse_file_info* fi) { return reinterpret_cast<Handle*>(fi->fh); }

@@ -24,9 +24,11 @@ int check_open(Filesystem& fs, const Node& node, int flags) {
 
 // Hands the handle to the kernel; frees it if the opener was interrupted meanwhile.
 void reply_open(fuse_req_t req, fuse_file_info* fi, std::unique_ptr<Handle> h) {
-    if (h->writable || h->node.kind == NodeKind::Temp) {
+    const bool waits = h->node.kind == NodeKind::Field && h->node.field->settled;
+    if (h->writable || h->node.kind == NodeKind::Temp || waits) {
         // Writers must get their write() verdicts, and the page cache must only ever hold what
-        // sitesfs rendered, never the raw bytes a writer sent (values are normalized).
+        // sitesfs rendered, never the raw bytes a writer sent (values are normalized). Every read
+        // of a waiting file must reach the daemon.
         fi->direct_io = 1;
     } else {
         // Readers share the page cache across opens, so repeated reads never reach the daemon;
@@ -57,6 +59,14 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         return;
     }
     auto h = new_handle(*node, fi->flags);
+    if (node->kind == NodeKind::Field && node->field->settled) {
+        auto site = fs.store().site(node->site);
+        if (!site) {
+            fuse_reply_err(req, ENOENT);
+            return;
+        }
+        h->generation = site->generation;
+    }
     const bool truncating = h->writable && (fi->flags & O_TRUNC);
     if (node->kind == NodeKind::Temp) {
         if (truncating) fs.with_temp(*node, [](TempFile& t) { t.data.clear(); t.mtime = Clock::now(); });

@@ -25,9 +25,12 @@ void read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi
     std::string slice;
     if (h.node.kind == NodeKind::Temp) {
         slice = fs.with_temp(h.node, [&](const TempFile& t) { return slice_of(t.data, size, off); });
-    } else if (h.writable) {
+    } else if (h.node.kind == NodeKind::Field && h.node.field->settled && !h.answered && off == 0) {
+        fs.parked().read(req, h, size);
+        return;
+    } else if (h.writable || h.answered) {
         std::lock_guard lock(h.mu);
-        slice = slice_of(h.content, size, off);  // a writer reads its own buffer
+        slice = slice_of(h.content, size, off);  // a writer's own buffer, or the answer a wait gave
     } else {
         // The current value, as a regular file gives after someone rewrote it. Serving what was
         // there at open would put an old value into the page cache that later readers share.

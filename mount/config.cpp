@@ -5,6 +5,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <set>
 #include <sstream>
 
@@ -38,6 +39,31 @@ struct Reader {
         get(t, prefix, key, s);
         if (s.empty() || s.front() != '/') fail(prefix + key, "must be an absolute path");
         out = s;
+    }
+
+    // Durations are written in seconds, whole or fractional.
+    void seconds(const toml::table& t, const std::string& prefix, const char* key, std::chrono::milliseconds& out,
+                 bool zero_ok) const {
+        const toml::node* n = t.get(key);
+        if (!n) return;
+        std::optional<double> v = n->value<double>();
+        if (!v || *v < 0 || (*v == 0 && !zero_ok) || *v > 86400.0 * 365)
+            fail(prefix + key, zero_ok ? "must be a number of seconds, 0 or more" : "must be a positive number of seconds");
+        out = std::chrono::milliseconds(static_cast<int64_t>(*v * 1000));
+    }
+
+    void count(const toml::table& t, const std::string& prefix, const char* key, uint64_t& out, uint64_t min) const {
+        int64_t v = static_cast<int64_t>(out);
+        get(t, prefix, key, v);
+        if (v < static_cast<int64_t>(min)) fail(prefix + key, "must be at least " + std::to_string(min));
+        out = static_cast<uint64_t>(v);
+    }
+
+    const toml::table* section(const toml::table& root, const char* name) const {
+        const toml::node* n = root.get(name);
+        if (!n) return nullptr;
+        if (!n->as_table()) fail(name, "must be a table");
+        return n->as_table();
     }
 
     void mode(const toml::table& t, const std::string& prefix, const char* key, mode_t& out) const {
@@ -94,23 +120,78 @@ Config load_config(const std::optional<std::filesystem::path>& file) {
         throw ConfigError(msg.str());
     }
     const Reader r{name};
-    r.only_known(root, "", {"state_dir", "data_dir", "allow_local_repos", "log_level", "filesystem", "proxy"});
+    r.only_known(root, "", {"state_dir", "data_dir", "allow_local_repos", "log_level", "filesystem", "proxy",
+                            "reload", "health", "reconcile"});
     r.path(root, "", "state_dir", cfg.state_dir);
     r.path(root, "", "data_dir", cfg.data_dir);
     r.get(root, "", "allow_local_repos", cfg.allow_local_repos);
     r.get(root, "", "log_level", cfg.log_level);
-    if (const toml::node* n = root.get("proxy")) {
-        const toml::table* t = n->as_table();
-        if (!t) r.fail("proxy", "must be a table");
-        r.only_known(*t, "proxy.", {"file"});
-        r.path(*t, "proxy.", "file", cfg.proxy_file);
+    auto& h = cfg.hooks;
+    if (const toml::table* t = r.section(root, "proxy")) {
+        const std::string p = "proxy.";
+        r.only_known(*t, p, {"file", "main_config", "caddy", "scheme", "port", "validate_timeout"});
+        r.path(*t, p, "file", h.proxy.file);
+        if (t->contains("main_config")) r.path(*t, p, "main_config", h.proxy.main_config);
+        r.get(*t, p, "caddy", h.proxy.caddy);
+        r.get(*t, p, "scheme", h.proxy.scheme);
+        if (h.proxy.scheme != "" && h.proxy.scheme != "http" && h.proxy.scheme != "https")
+            r.fail(p + "scheme", "must be \"http\", \"https\" or \"\" (caddy's default)");
+        int64_t port = h.proxy.port;
+        r.get(*t, p, "port", port);
+        if (port < 0 || port > 65535) r.fail(p + "port", "must be 0 (the scheme's default) to 65535");
+        h.proxy.port = static_cast<int>(port);
+        r.seconds(*t, p, "validate_timeout", h.proxy.timeout, false);
+    }
+    if (const toml::table* t = r.section(root, "reload")) {
+        const std::string p = "reload.";
+        r.only_known(*t, p, {"mode", "unit", "command", "timeout"});
+        r.get(*t, p, "mode", h.reload.mode);
+        if (h.reload.mode != "systemd" && h.reload.mode != "command" && h.reload.mode != "none")
+            r.fail(p + "mode", "must be \"systemd\", \"command\" or \"none\"");
+        r.get(*t, p, "unit", h.reload.unit);
+        if (const toml::node* n = t->get("command")) {
+            const toml::array* a = n->as_array();
+            if (!a || a->empty()) r.fail(p + "command", "must be a non-empty array of strings (argv, no shell)");
+            h.reload.command.clear();
+            for (const toml::node& arg : *a) {
+                auto s = arg.value<std::string>();
+                if (!s) r.fail(p + "command", "must be a non-empty array of strings (argv, no shell)");
+                h.reload.command.push_back(*s);
+            }
+        }
+        if (h.reload.mode == "command" && h.reload.command.empty())
+            r.fail(p + "command", "is needed with mode = \"command\"");
+        r.seconds(*t, p, "timeout", h.reload.timeout, false);
+    }
+    if (const toml::table* t = r.section(root, "health")) {
+        const std::string p = "health.";
+        r.only_known(*t, p, {"enabled", "address", "path", "timeout"});
+        r.get(*t, p, "enabled", h.health.enabled);
+        r.get(*t, p, "address", h.health.address);
+        r.get(*t, p, "path", h.health.path);
+        if (!h.health.path.starts_with("/") || h.health.path.find_first_of(" \t\r\n") != std::string::npos)
+            r.fail(p + "path", "must start with '/' and hold no whitespace");
+        r.seconds(*t, p, "timeout", h.health.timeout, false);
+    }
+    if (const toml::table* t = r.section(root, "reconcile")) {
+        const std::string p = "reconcile.";
+        r.only_known(*t, p, {"workers", "poll_interval", "keep_releases", "max_files", "max_bytes"});
+        uint64_t workers = h.workers, keep = h.keep_releases;
+        r.count(*t, p, "workers", workers, 1);
+        r.count(*t, p, "keep_releases", keep, 1);
+        h.workers = static_cast<unsigned>(std::min<uint64_t>(workers, 64));
+        h.keep_releases = static_cast<unsigned>(keep);
+        r.seconds(*t, p, "poll_interval", h.poll_interval, true);
+        r.count(*t, p, "max_files", h.limits.max_files, 1);
+        r.count(*t, p, "max_bytes", h.limits.max_bytes, 1);
     }
     if (const toml::node* n = root.get("filesystem")) {
         const toml::table* t = n->as_table();
         if (!t) r.fail("filesystem", "must be a table");
         const std::string p = "filesystem.";
         r.only_known(*t, p, {"owner", "group", "file_mode", "dir_mode", "cache_timeout", "max_temp_file_bytes",
-                             "max_temp_files_per_site"});
+                             "max_temp_files_per_site", "wait_timeout"});
+        r.seconds(*t, p, "wait_timeout", cfg.filesystem.wait_timeout, false);
         auto& f = cfg.filesystem;
         r.id(*t, p, "owner", f.uid, user_id);
         r.id(*t, p, "group", f.gid, group_id);

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "fs/filesystem.hpp"
+#include "hooks/deploy.hpp"
 
 namespace sitesfs::mount {
 
@@ -19,10 +20,12 @@ struct ConfigError : std::runtime_error {
 struct Config {
     std::filesystem::path state_dir = "/var/lib/sitesfs";
     std::filesystem::path data_dir = "/var/lib/sites";
-    std::filesystem::path proxy_file = "/etc/caddy/sites.conf";
     bool allow_local_repos = false;
     std::string log_level = "info";
     fs::FsOptions filesystem;
+    // [proxy], [reload], [health], [reconcile]; data_dir, allow_local_repos and the deploy log
+    // path are copied in by load_config so there is one place that says where things are.
+    hooks::HooksConfig hooks;
 };
 
 // Throws ConfigError naming the file, and the line and column or the key that is wrong.

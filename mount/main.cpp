@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "fs/filesystem.hpp"
+#include "hooks/reconciler.hpp"
 #include "mount/config.hpp"
 #include "mount/daemon.hpp"
 #include "mount/options.hpp"
@@ -58,8 +59,19 @@ int serve(const CommandLine& cl, const Config& cfg, const std::string& mountpoin
 
     fs::FsOptions options = cfg.filesystem;
     options.read_only = cl.read_only;
-    options.export_globals = {cfg.data_dir.string(), cfg.proxy_file.string(), (cfg.state_dir / "deploy.log").string()};
+    options.export_globals = {cfg.data_dir.string(), cfg.hooks.proxy.file.string(), cfg.hooks.deploy_log.string()};
     fs::Filesystem filesystem(*store, options);
+
+    // Deploying is the read-write instance's job; a read-only mount only watches.
+    std::unique_ptr<hooks::Reconciler> reconciler;
+    if (!cl.read_only && !cl.no_reconcile) {
+        try {
+            hooks::init_git();
+            reconciler = std::make_unique<hooks::Reconciler>(*store, cfg.hooks);
+        } catch (const std::exception& e) {
+            return startup.fail(kRuntimeFailure, e.what());
+        }
+    }
 
     std::vector<std::string> mount_options = cl.mount_flags;
     if (cl.read_only) mount_options.emplace_back("ro");
@@ -67,12 +79,14 @@ int serve(const CommandLine& cl, const Config& cfg, const std::string& mountpoin
     Session session(filesystem, mountpoint, mount_options);
     if (!session.error().empty()) return startup.fail(kRuntimeFailure, session.error());
     filesystem.start(session.get());
+    if (reconciler) reconciler->start();
     spdlog::info("serving {} sites at {} ({}, state in {})", store->site_count(), mountpoint,
                  cl.read_only ? "read-only" : "read-write", cfg.state_dir.string());
     startup.ready();
 
     const int rc = session.serve();
     spdlog::info("unmounting {}", mountpoint);
+    if (reconciler) reconciler->stop();
     filesystem.stop();
     return rc == 0 ? 0 : kRuntimeFailure;
 }
@@ -96,6 +110,9 @@ int run(int argc, char** argv) {
     }
     if (cl.state_dir) cfg.state_dir = std::filesystem::absolute(*cl.state_dir);
     if (cl.allow_local_repos) cfg.allow_local_repos = true;
+    cfg.hooks.data_dir = cfg.data_dir;
+    cfg.hooks.policy.allow_local_repos = cfg.allow_local_repos;
+    cfg.hooks.deploy_log = cfg.state_dir / "deploy.log";
     if (cl.log_level) cfg.log_level = *cl.log_level;
     const auto level = spdlog::level::from_str(cfg.log_level);
     if (level == spdlog::level::off && cfg.log_level != "off")

@@ -61,6 +61,7 @@ CommandLine parse_command_line(int argc, char** argv) {
         else if (is("--log-level")) cl.log_level = value("--log-level");
         else if (is("--import")) cl.import_file = value("--import");
         else if (arg == "--allow-local-repos") cl.allow_local_repos = true;
+        else if (arg == "--no-reconcile") cl.no_reconcile = true;
         else if (arg.starts_with("-") && arg != "-") throw UsageError("unknown option '" + std::string(arg) + "'");
         else positional.emplace_back(arg);
     }
@@ -86,6 +87,8 @@ Options:
   --state-dir DIR         where the desired state lives (default /var/lib/sitesfs)
   --config FILE           TOML config file; every setting has a built-in default
   --allow-local-repos     accept file:// URLs and absolute local paths as repo
+  --no-reconcile          serve and store the desired state, deploy nothing
+                          (read-only mounts never deploy)
   --log-level LEVEL       trace, debug, info, warn, error (default info)
   --import FILE           import the seed tool's sites.toml into the state dir, report, exit
   -h, --help              this text

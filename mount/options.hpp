@@ -23,6 +23,7 @@ struct CommandLine {
     std::optional<std::string> log_level;
     std::optional<std::string> import_file;
     bool allow_local_repos = false;
+    bool no_reconcile = false;
     bool help = false;
     bool version = false;
 };

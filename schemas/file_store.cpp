@@ -93,6 +93,13 @@ std::string toml_string(std::string_view s) {
     return out.str();
 }
 
+std::string toml_strings(const std::vector<std::string>& items) {
+    if (items.empty()) return "[]";
+    std::string out = "[\n";
+    for (const auto& item : items) out += "  " + toml_string(item) + ",\n";
+    return out + "]";
+}
+
 std::string desired_section(const SiteRecord& s) {
     std::string values = "[desired]\n";
     std::string changed = "[desired_changed]  # ns since the epoch\n";
@@ -110,6 +117,9 @@ std::string actual_section(const SiteRecord& s) {
     return "[actual]\n"
            "state = " + toml_string(a.state) + "\n"
            "commit = " + toml_string(a.commit) + "\n"
+           "domain = " + toml_string(a.domain) + "\n"
+           "path = " + toml_string(a.path) + "\n"
+           "log = " + toml_strings(a.log) + "\n"
            "error = " + toml_string(a.error) + "\n"
            "error_from_write = " + (a.error_from_write ? "true" : "false") + "\n"
            "changed = " + std::to_string(to_ns(a.changed)) + "\n"
@@ -215,9 +225,14 @@ public:
         }
 
         const toml::table& actual = table(root, "actual");
-        only(actual, "actual.", {"state", "commit", "error", "error_from_write", "changed", "updated", "generation"});
+        only(actual, "actual.",
+             {"state", "commit", "domain", "path", "log", "error", "error_from_write", "changed", "updated", "generation"});
         s.actual.state = str(actual, "state", "actual.");
         s.actual.commit = str(actual, "commit", "actual.");
+        // Keys added after format 1 shipped load as empty when absent.
+        if (actual.contains("domain")) s.actual.domain = str(actual, "domain", "actual.");
+        if (actual.contains("path")) s.actual.path = str(actual, "path", "actual.");
+        if (actual.contains("log")) s.actual.log = strings(actual, "log", "actual.");
         s.actual.error = str(actual, "error", "actual.");
         s.actual.error_from_write = boolean(actual, "error_from_write", "actual.");
         s.actual.changed = from_ns(num(actual, "changed", "actual."));
@@ -243,6 +258,17 @@ private:
         const auto v = need(t, key, prefix).value<std::string>();
         if (!v) fail(prefix + std::string(key), "must be a string");
         return *v;
+    }
+    std::vector<std::string> strings(const toml::table& t, std::string_view key, const std::string& prefix) const {
+        const toml::array* a = need(t, key, prefix).as_array();
+        if (!a) fail(prefix + std::string(key), "must be an array of strings");
+        std::vector<std::string> out;
+        for (const toml::node& n : *a) {
+            const auto v = n.value<std::string>();
+            if (!v) fail(prefix + std::string(key), "must be an array of strings");
+            out.push_back(*v);
+        }
+        return out;
     }
     int64_t num(const toml::table& t, std::string_view key, const std::string& prefix = "") const {
         const toml::node& n = need(t, key, prefix);

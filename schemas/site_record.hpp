@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace sitesfs {
 
@@ -23,6 +24,9 @@ struct FieldValue {
 struct ActualState {
     std::string state;          // pending | deploying | live | failed; empty = no reconciler report yet
     std::string commit;         // the commit actually served, 40 hex or empty
+    std::string domain;         // the domains the proxy serves it under (may lag a new desired domain)
+    std::string path;           // the subdirectory served
+    std::vector<std::string> log;  // the site's recent deploy log lines, oldest first (capped)
     std::string error;          // last rejected write or failed step, with its reason; empty = none
     bool error_from_write = false;  // the error came from a rejected write (a good write clears it)
     Timestamp changed{};        // when commit last changed

@@ -33,6 +33,26 @@ std::string render_status(const SiteRecord& s) {
     return out;
 }
 
+// One line a script can test with `read state rest`: the state first, then the commit, then why.
+std::string render_wait(const SiteRecord& s) {
+    std::string out = site_state(s);
+    if (!s.actual.commit.empty()) out += " " + s.actual.commit;
+    if (out.starts_with("failed")) out += " " + s.actual.error;
+    return out;
+}
+
+bool wait_settled(const SiteRecord& s, uint64_t generation) {
+    const std::string state = site_state(s);
+    if (state == "incomplete") return true;  // nothing will be deployed until repo and domain are set
+    return s.actual.generation >= generation && (state == "live" || state == "failed");
+}
+
+std::string render_log(const SiteRecord& s) {
+    std::string out;
+    for (const auto& line : s.actual.log) out += (out.empty() ? "" : "\n") + line;
+    return out;
+}
+
 Timestamp status_changed(const SiteRecord& s) {
     return s.actual.updated == Timestamp{} ? s.created : s.actual.updated;
 }
@@ -60,6 +80,13 @@ const std::array kFields{
               "reads the commit served; write 7-40 hex to pin a commit, empty to follow the branch again"},
     FieldSpec{"status", Access::ReadOnly, nullptr, render_status, status_changed,
               "key: value lines: state, commit, desired, generation, updated, error"},
+    FieldSpec{"log", Access::ReadOnly, nullptr, render_log, status_changed,
+              "the site's recent deploys, oldest first: time, action, commit, previous commit, duration, error"},
+    FieldSpec{"wait", Access::ReadOnly, nullptr, render_wait, status_changed,
+              "not listed (open it by name): a read waits until the site settles for the generation it had "
+              "at open, then gives `live COMMIT` or `failed COMMIT STEP: REASON` (or `incomplete`); fails "
+              "with ETIMEDOUT after [filesystem] wait_timeout",
+              wait_settled},
 };
 
 #undef SITESFS_DESIRED
@@ -81,7 +108,11 @@ const FieldSpec* find_field(std::string_view name) {
 
 std::string site_state(const SiteRecord& s) {
     if (s.field("repo").value.empty() || s.field("domain").value.empty()) return "incomplete";
-    return s.actual.state.empty() ? "pending" : s.actual.state;
+    if (s.actual.state.empty()) return "pending";
+    // A settled report about an older generation says nothing about the newest desired state.
+    const bool settled = s.actual.state == "live" || s.actual.state == "failed";
+    if (settled && s.actual.generation < s.generation) return "pending";
+    return s.actual.state;
 }
 
 std::string rfc3339(Timestamp t) {

@@ -25,14 +25,20 @@ struct FieldSpec {
     // When the rendered content last changed (the file's mtime).
     Timestamp (*changed)(const SiteRecord& site);
     std::string_view help;
+    // Set for files whose first read waits (see docs/filesystem.md, "wait"): whether the site has
+    // settled for a reader that opened the file when the site was at `generation`.
+    bool (*settled)(const SiteRecord& site, uint64_t generation) = nullptr;
 };
 
 std::span<const FieldSpec> site_fields();
 const FieldSpec* find_field(std::string_view name);  // nullptr when no such field
 inline bool is_writable(const FieldSpec& f) { return f.access == Access::ReadWrite; }
+// A file whose read waits is reachable by name but not listed, so that grep -r, tar, find and
+// `cat SITE/*` never block on it.
+inline bool is_listed(const FieldSpec& f) { return f.settled == nullptr; }
 
 // The site's overall state as `status` shows it: incomplete until repo and domain are set, then
-// what the reconciler reported (pending when it has not reported yet).
+// what the reconciler reported, or pending while it has not reported on the newest generation.
 std::string site_state(const SiteRecord& site);
 
 // RFC 3339 in UTC with seconds, e.g. 2026-11-23T05:03:00Z; empty for the zero time point.

@@ -135,7 +135,7 @@ TEST_F(CommandLine, SigtermAndSigintUnmountAndExitZero) {
     for (const int sig : {SIGTERM, SIGINT, SIGHUP}) {
         SCOPED_TRACE(strsignal(sig));
         ASSERT_NO_FATAL_FAILURE(start());
-        ASSERT_TRUE(shell("mkdir -p blog && ls blog | wc -l", {.out = "7\n"}));
+        ASSERT_TRUE(shell("mkdir -p blog && ls blog | wc -l", {.out = "8\n"}));
         const std::string log = daemon_log();
         const auto status = stop(sig);  // SIGKILL after 5 s
         ASSERT_TRUE(status.has_value());
@@ -274,7 +274,7 @@ TEST_F(CommandLine, TheReadmeRunCommandServesUntilCtrlC) {
     ASSERT_TRUE(mounted && mount_answers(run_mnt)) << "scripts/run did not mount " << run_mnt << "; log:\n" << slurp(log);
 
     EXPECT_TRUE(check("mkdir", sh_in(run_mnt, "mkdir blog && ls blog && echo blog.example.com > blog/domain && cat blog/domain"),
-                      {.out = "branch\ncommit\ndeploy_key_ref\ndomain\npath\nrepo\nstatus\nblog.example.com\n"}));
+                      {.out = "branch\ncommit\ndeploy_key_ref\ndomain\nlog\npath\nrepo\nstatus\nblog.example.com\n"}));
     EXPECT_TRUE(stdfs::exists(run_dir / "state" / "sites" / "blog.toml"));
 
     const auto status = terminate_child(pid, 10s, SIGINT);

@@ -16,7 +16,7 @@ protected:
     }
 
     // Runs an editor's script, then expects blog/domain to hold www.example.com and the site
-    // directory to hold nothing but its seven files.
+    // directory to hold nothing but its files.
     void expect_edit(const std::string& script) {
         EXPECT_TRUE(check(script, sh(script, 30s), {}));
         EXPECT_EQ(read("blog/domain"), "www.example.com\n");

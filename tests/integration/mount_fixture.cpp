@@ -23,7 +23,8 @@ extern char** environ;
 
 namespace sitesfs::it {
 
-const std::vector<std::string> kSiteFiles{"branch", "commit", "deploy_key_ref", "domain", "path", "repo", "status"};
+const std::vector<std::string> kSiteFiles{"branch", "commit", "deploy_key_ref", "domain",
+                                          "log",    "path",   "repo",           "status"};
 
 namespace {
 
@@ -465,6 +466,7 @@ void MountTest::start(const std::vector<std::string>& extra, bool allow_local_re
     primary_local_repos_ = allow_local_repos;
     std::vector<std::string> argv{sitesfs(), "-f", "--state-dir", state_.string()};
     if (allow_local_repos) argv.emplace_back("--allow-local-repos");
+    if (!reconcile_) argv.emplace_back("--no-reconcile");
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(mnt_.string());
     primary_ = launch(mnt_, argv);
@@ -519,6 +521,7 @@ Daemon* MountTest::start_instance(const std::string& name, const std::vector<std
     const auto mp = tmp_ / name;
     stdfs::create_directories(mp);
     std::vector<std::string> argv{sitesfs(), "-f", "--state-dir", state_.string()};
+    if (!reconcile_) argv.emplace_back("--no-reconcile");
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(mp.string());
     return launch(mp, argv);
@@ -614,7 +617,7 @@ void MountTest::make_site(const std::string& name, const std::string& domain, co
     std::string want = ".\n..\n";
     for (const auto& f : kSiteFiles) want += f + "\n";
     if (r.code == 0 && r.out == want) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "ls -a " << site << " should list only the seven files; " << describe(r);
+    return ::testing::AssertionFailure() << "ls -a " << site << " should list only the site's files; " << describe(r);
 }
 
 }  // namespace sitesfs::it

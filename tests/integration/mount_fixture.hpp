@@ -105,7 +105,7 @@ struct Daemon {
     std::vector<std::string> argv;
 };
 
-// The seven files of a site, as `ls` lists them (C collation).
+// The files of a site, as `ls` lists them (C collation).
 extern const std::vector<std::string> kSiteFiles;
 
 class MountTest : public ::testing::Test {
@@ -118,6 +118,8 @@ protected:
 
     // Cleared by fixtures that start sitesfs themselves (or not at all).
     bool autostart_ = true;
+    // Set by fixtures that deploy; the others run with --no-reconcile (nothing to deploy to).
+    bool reconcile_ = false;
 
     const stdfs::path& tmp() const { return tmp_; }
     const stdfs::path& mnt() const { return mnt_; }
@@ -163,7 +165,7 @@ protected:
     // Creates a site with repo and domain set (through the mount).
     void make_site(const std::string& name, const std::string& domain,
                    const std::string& repo = "https://github.com/user/blog") const;
-    // `ls -a SITE` is exactly . .. and the seven files.
+    // `ls -a SITE` is exactly . .. and the site's files.
     ::testing::AssertionResult only_fields(const std::string& site) const;
 
 private:

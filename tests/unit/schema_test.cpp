@@ -27,7 +27,8 @@ std::string line_of(const std::string& text, const std::string& key) {
 TEST(Schema, DeclaresTheSiteFilesInOrder) {
     std::vector<std::string> names;
     for (const auto& f : site_fields()) names.emplace_back(f.name);
-    EXPECT_EQ(names, (std::vector<std::string>{"repo", "domain", "branch", "path", "deploy_key_ref", "commit", "status"}));
+    EXPECT_EQ(names, (std::vector<std::string>{"repo", "domain", "branch", "path", "deploy_key_ref", "commit", "status",
+                                               "log", "wait"}));
 }
 
 TEST(Schema, WritableFieldsHaveValidatorsAndReadOnlyOnesDoNot) {
@@ -46,7 +47,42 @@ TEST(Schema, StateIsIncompleteUntilRepoAndDomainAreSet) {
     auto s = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}});
     EXPECT_EQ(site_state(s), "pending");
     s.actual.state = "live";
+    s.actual.generation = s.generation;
     EXPECT_EQ(site_state(s), "live");
+    s.actual.state = "deploying";
+    EXPECT_EQ(site_state(s), "deploying");
+}
+
+TEST(Schema, ASettledReportOnAnOlderGenerationIsPending) {
+    auto s = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}});
+    s.actual.generation = s.generation - 1;
+    for (const char* settled : {"live", "failed"}) {
+        s.actual.state = settled;
+        EXPECT_EQ(site_state(s), "pending") << settled;
+    }
+    s.actual.state = "deploying";
+    EXPECT_EQ(site_state(s), "deploying");
+}
+
+TEST(Schema, WaitSettlesOnceTheGenerationAtOpenIsLiveOrFailed) {
+    const FieldSpec& wait = *find_field("wait");
+    ASSERT_NE(wait.settled, nullptr);
+    EXPECT_TRUE(wait.settled(site_with({{"repo", "user/blog"}}), 1)) << "an incomplete site has nothing to wait for";
+    auto s = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}});
+    const uint64_t opened = s.generation;
+    s.actual.generation = opened;
+    s.actual.state = "deploying";
+    EXPECT_FALSE(wait.settled(s, opened));
+    s.actual.state = "live";
+    s.actual.commit = std::string(40, 'a');
+    EXPECT_TRUE(wait.settled(s, opened));
+    EXPECT_EQ(wait.render(s), "live " + std::string(40, 'a'));
+    s.actual.state = "failed";
+    s.actual.error = "health: GET / answered 500";
+    EXPECT_EQ(wait.render(s), "failed " + std::string(40, 'a') + " health: GET / answered 500");
+    EXPECT_FALSE(wait.settled(s, opened + 1)) << "a report on an older generation does not settle a newer open";
+    for (const auto& f : site_fields())
+        if (f.name != "wait") EXPECT_EQ(f.settled, nullptr) << f.name;
 }
 
 TEST(Schema, StatusIsGreppableKeyValueLines) {

@@ -1,0 +1,31 @@
+// Runs a program the operator configured (caddy, a reload command): argv directly, never a shell,
+// with a deadline, its output collected for the error message a person reads.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace sitesfs::hooks {
+
+struct CommandResult {
+    bool started = false;    // false: argv[0] could not be executed (output says why)
+    bool timed_out = false;  // killed (with its process group) at the deadline
+    int exit_code = -1;      // 0..255 when it exited; -1 otherwise
+    int signal = 0;          // the signal that ended it, if any
+    std::string output;      // stdout and stderr interleaved, cut at 64 KiB
+
+    bool ok() const { return started && !timed_out && exit_code == 0; }
+    // One line for a status file: "exit 1: Error: adapting config ...", "timed out after 30s", ...
+    std::string summary() const;
+};
+
+// stdin is /dev/null; argv[0] is looked up in PATH; the child gets a process group of its own so a
+// timeout kills everything it started. The environment is inherited (HOME, XDG_* for caddy).
+CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
+
+// The last non-empty line of `text` without the trailing whitespace, cut at `max` bytes: the line a
+// tool like caddy prints its reason on.
+std::string last_line(const std::string& text, size_t max = 300);
+
+}  // namespace sitesfs::hooks

@@ -1,0 +1,130 @@
+// One reconcile run of one site, and the steps it is made of.
+//
+// A run converges a site to the desired state of one generation. Its steps run in order and each
+// has one interface, apply / undo: fetch -> stage -> switch -> proxy (render, validate, swap) ->
+// reload -> health. When a step fails (or a newer generation supersedes the run), the steps already
+// applied are undone in reverse, so the release and proxy config that served before keep serving.
+// The reconciler (reconciler.hpp) records the outcome; steps never talk to the store.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "hooks/git_repo.hpp"
+#include "hooks/proxy_config.hpp"
+#include "hooks/reload.hpp"
+#include "schemas/site_record.hpp"
+
+namespace sitesfs::hooks {
+
+struct HealthConfig {
+    bool enabled = true;
+    std::string address = "127.0.0.1:80";  // the proxy's plain-HTTP listener
+    std::string path = "/";
+    std::chrono::milliseconds timeout{10000};
+};
+
+struct HooksConfig {
+    std::filesystem::path data_dir = "/var/lib/sites";
+    std::filesystem::path deploy_log;  // JSON lines; empty: not written
+    ValidationPolicy policy;
+    unsigned workers = 4;
+    std::chrono::milliseconds poll_interval{60000};  // 0: never poll
+    unsigned keep_releases = 3;
+    TreeLimits limits;
+    ProxyOptions proxy;
+    ReloadConfig reload;
+    HealthConfig health;
+};
+
+// A step failed; what() is the reason a person reads in `status` after "STEP: ".
+struct StepError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// What every run shares: the proxy's view of which site is served how, and the means to change it.
+// Only one run at a time may hold `lock` (taken by the proxy step, released when the run ends), so
+// one site's render -> reload -> health check never interleaves with another's.
+struct ProxyState {
+    std::unique_ptr<ProxyConfig> config;
+    std::unique_ptr<Reloader> reloader;
+    std::mutex lock;
+    std::map<std::string, ProxySite> served;  // by site name; what the live generated file holds
+};
+
+// The paths of one site under the data dir. sitesfs only ever deletes a site dir that holds its
+// marker file, so a directory it did not create is never removed.
+struct SitePaths {
+    explicit SitePaths(const std::filesystem::path& data_dir, const std::string& site);
+    std::filesystem::path dir, repo, releases, current, marker;
+    std::filesystem::path release(const std::string& commit) const { return releases / commit; }
+};
+
+struct Deploy {
+    const HooksConfig& config;
+    ProxyState& proxy;
+    SiteRef site;            // the desired state this run converges to
+    SitePaths paths;
+    std::function<bool()> superseded;  // a newer generation is waiting: stop at the next step
+
+    // Filled in by the steps as they go.
+    std::unique_ptr<GitRepo> repo;
+    std::string commit;                      // fetch: the commit to serve (40 hex)
+    std::vector<std::string> notes;          // stage: entries left out of the release, etc.
+    bool staged = false;                     // stage: this run wrote the release
+    std::optional<std::string> previous_link;  // switch: what `current` pointed at before
+    bool switched = false;
+    ProxySite entry;                         // proxy: how this site is served from now on
+    std::optional<ProxySite> previous_entry; // proxy: how it was served before
+    ProxyFileBefore proxy_before;
+    bool proxy_changed = false;
+    bool reloaded = false;
+    std::unique_lock<std::mutex> proxy_lock;
+
+    Deploy(const HooksConfig& c, ProxyState& p, SiteRef s, std::function<bool()> stop);
+    bool changed_anything() const { return switched || proxy_changed; }
+};
+
+class Step {
+public:
+    virtual ~Step() = default;
+    virtual const char* name() const = 0;
+    virtual void apply(Deploy& d) = 0;  // throws StepError (or GitError, ProxyError, ReloadError)
+    virtual void undo(Deploy&) {}
+};
+
+// The steps of a deploy, in order.
+std::vector<std::unique_ptr<Step>> deploy_steps();
+
+// The outcome of one run: ok, or the failed step and why.
+struct RunResult {
+    bool ok = false;
+    bool superseded = false;
+    std::string step;
+    std::string error;
+    std::string undo_error;  // an undo that failed too (logged; the previous state may be incomplete)
+};
+
+// Runs the steps in order, undoing the applied ones in reverse on failure or supersession.
+RunResult run_steps(Deploy& d, const std::vector<std::unique_ptr<Step>>& steps);
+
+// Renders the served map, validates, swaps and reloads; used by the proxy step and by removals.
+// Needs proxy.lock held. Returns whether the live file changed.
+bool publish(ProxyState& proxy, const std::map<std::string, ProxySite>& served, ProxyFileBefore& before);
+
+// Deletes old releases: keeps the newest `keep` (by mtime), never the one `current` points at, and
+// removes staging leftovers of interrupted runs.
+void prune_releases(const SitePaths& paths, unsigned keep);
+
+// Splits a stored domain value (whitespace separated) into its names.
+std::vector<std::string> split_domains(const std::string& value);
+
+}  // namespace sitesfs::hooks

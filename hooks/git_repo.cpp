@@ -1,0 +1,469 @@
+#include "hooks/git_repo.hpp"
+
+#include <fcntl.h>
+#include <git2.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+namespace sitesfs::hooks {
+
+namespace {
+
+// The only refs a fetch writes: no remote-tracking branches, no tags.
+constexpr const char* kFollowedRef = "refs/sitesfs/followed";
+constexpr const char* kPinnedRef = "refs/sitesfs/pinned";
+
+// Every level holds a directory fd and a tree object open; a web root is never this deep, and a
+// crafted tree nested thousands of levels would otherwise exhaust fds or the stack.
+constexpr int kMaxDepth = 128;
+
+std::string libgit2_message() {
+    const git_error* e = git_error_last();
+    return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+[[noreturn]] void fail(const std::string& doing) { throw GitError(doing + ": " + libgit2_message()); }
+
+void check(int rc, const std::string& doing) {
+    if (rc < 0) fail(doing);
+}
+
+template <auto Free>
+struct Freer {
+    template <typename T>
+    void operator()(T* p) const { Free(p); }
+};
+using RepoPtr = std::unique_ptr<git_repository, Freer<git_repository_free>>;
+using RemotePtr = std::unique_ptr<git_remote, Freer<git_remote_free>>;
+using ConfigPtr = std::unique_ptr<git_config, Freer<git_config_free>>;
+using ObjectPtr = std::unique_ptr<git_object, Freer<git_object_free>>;
+using CommitPtr = std::unique_ptr<git_commit, Freer<git_commit_free>>;
+using TreePtr = std::unique_ptr<git_tree, Freer<git_tree_free>>;
+using BlobPtr = std::unique_ptr<git_blob, Freer<git_blob_free>>;
+using OdbPtr = std::unique_ptr<git_odb, Freer<git_odb_free>>;
+
+struct Buf {
+    git_buf buf = GIT_BUF_INIT;
+    Buf() = default;
+    Buf(const Buf&) = delete;
+    Buf& operator=(const Buf&) = delete;
+    ~Buf() { git_buf_dispose(&buf); }
+};
+
+class Fd {
+public:
+    explicit Fd(int fd) : fd_(fd) {}
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    int get() const { return fd_; }
+    // close() can report a failed write-back (quota, NFS), so the file's close is checked.
+    int close() {
+        const int rc = ::close(fd_);
+        fd_ = -1;
+        return rc;
+    }
+
+private:
+    int fd_;
+};
+
+std::string hex(const git_oid& oid) {
+    char out[GIT_OID_HEXSZ + 1];
+    git_oid_tostr(out, sizeof out, &oid);
+    return out;
+}
+
+bool is_hex(const std::string& s) {
+    return s.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+}
+
+git_oid full_oid(const std::string& sha, const std::string& what) {
+    git_oid oid;
+    if (sha.size() != GIT_OID_HEXSZ || !is_hex(sha) || git_oid_fromstrn(&oid, sha.data(), sha.size()) < 0)
+        throw GitError(what + ": '" + sha + "' is not a full commit id (40 hex digits)");
+    return oid;
+}
+
+// ---- remotes ----
+
+// Shared by all callbacks of one remote operation (their `payload`).
+struct CallbackState {
+    const RemoteOptions* options;
+    std::string refused;  // why remote_ready would not let the connection happen
+    std::string broken;   // what the cancellation check threw
+    bool cancelled = false;
+};
+
+// Returns true when the operation must stop. Exceptions cannot cross libgit2's C frames.
+bool should_stop(CallbackState& s) {
+    if (s.cancelled || !s.refused.empty() || !s.broken.empty()) return true;
+    if (!s.options->cancelled) return false;
+    try {
+        s.cancelled = s.options->cancelled();
+    } catch (const std::exception& e) {
+        s.broken = std::string("checking for cancellation failed: ") + e.what();
+    }
+    return s.cancelled || !s.broken.empty();
+}
+
+// The last word on the URL: libgit2 calls this with the URL it is about to connect to, so a URL that
+// was rewritten or changed after validation is refused before any connection exists.
+int on_remote_ready(git_remote* remote, int, void* payload) {
+    auto& s = *static_cast<CallbackState*>(payload);
+    if (should_stop(s)) return -1;
+    const char* url = git_remote_url(remote);
+    if (url == nullptr || *url == '\0') {
+        s.refused = "the remote has no URL";
+        return -1;
+    }
+    const Checked checked = check_repo(url, s.options->policy);
+    if (!checked.ok) {
+        s.refused = checked.reason;
+        return -1;
+    }
+    return 0;
+}
+
+int on_sideband(const char*, int, void* payload) {
+    return should_stop(*static_cast<CallbackState*>(payload)) ? -1 : 0;
+}
+
+int on_transfer(const git_indexer_progress*, void* payload) {
+    return should_stop(*static_cast<CallbackState*>(payload)) ? -1 : 0;
+}
+
+git_remote_callbacks callbacks(CallbackState& state) {
+    git_remote_callbacks cb;
+    git_remote_init_callbacks(&cb, GIT_REMOTE_CALLBACKS_VERSION);
+    cb.remote_ready = on_remote_ready;
+    cb.sideband_progress = on_sideband;
+    cb.transfer_progress = on_transfer;
+    cb.payload = &state;
+    return cb;
+}
+
+// A failed libgit2 call during a remote operation: our own reason when a callback stopped it
+// (libgit2 then only says "callback returned -1"), libgit2's otherwise.
+[[noreturn]] void remote_failed(const CallbackState& state, const std::string& url, const std::string& doing) {
+    if (!state.refused.empty()) throw GitError(doing + " refused: " + state.refused);
+    if (!state.broken.empty()) throw GitError(doing + ": " + state.broken);
+    if (state.cancelled) throw GitError(doing + ": cancelled");
+    // libgit2 only recognises a plain path as a repository when the directory exists, and otherwise
+    // says "unsupported URL protocol".
+    std::error_code ec;
+    if (url.starts_with('/') && !std::filesystem::is_directory(url, ec))
+        throw GitError(doing + ": there is no repository directory at " + url);
+    fail(doing);
+}
+
+void connect(git_remote* remote, CallbackState& state, const std::string& url, const std::string& doing) {
+    git_remote_connect_options opts;
+    git_remote_connect_options_init(&opts, GIT_REMOTE_CONNECT_OPTIONS_VERSION);
+    opts.callbacks = callbacks(state);
+    opts.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
+    if (git_remote_connect_ext(remote, GIT_DIRECTION_FETCH, &opts) < 0) remote_failed(state, url, doing);
+}
+
+struct RemoteRef {
+    std::string name;  // refs/heads/...
+    std::string sha;
+};
+
+// The advertised ref for `branch`, or for the remote's default branch when `branch` is empty.
+RemoteRef find_branch(git_remote* remote, const std::string& url, const std::string& branch,
+                      const std::string& doing) {
+    const git_remote_head** heads = nullptr;
+    size_t count = 0;
+    check(git_remote_ls(&heads, &count, remote), doing);
+    std::string name = "refs/heads/" + branch;
+    if (branch.empty()) {
+        Buf target;
+        const int rc = git_remote_default_branch(&target.buf, remote);
+        if (rc == GIT_ENOTFOUND)
+            throw GitError(url + " has no default branch (its HEAD names no branch); set a branch");
+        check(rc, doing + ": finding the default branch");
+        name.assign(target.buf.ptr, target.buf.size);
+    }
+    for (size_t i = 0; i < count; ++i)
+        if (name == heads[i]->name) return {name, hex(heads[i]->oid)};
+    throw GitError(branch.empty() ? url + " names " + name + " as its default branch, but does not have it"
+                                  : "branch '" + branch + "' not found on " + url);
+}
+
+// An in-memory remote of this repository (no name, nothing in its config) that never applies
+// url.*.insteadOf, so the URL that was checked is the URL that is fetched.
+RemotePtr repo_remote(git_repository* repo, const std::string& url, const std::string& doing) {
+    git_remote_create_options opts;
+    git_remote_create_options_init(&opts, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+    opts.repository = repo;
+    opts.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+    git_remote* remote = nullptr;
+    check(git_remote_create_with_opts(&remote, url.c_str(), &opts), doing);
+    return RemotePtr(remote);
+}
+
+// Fetches one refspec into this repository over `remote` (connected or not).
+void fetch(git_remote* remote, CallbackState& state, const std::string& url, const std::string& refspec,
+           const std::string& doing) {
+    git_fetch_options opts;
+    git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
+    opts.callbacks = callbacks(state);
+    opts.prune = GIT_FETCH_NO_PRUNE;
+    opts.update_fetchhead = 0;
+    opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+    opts.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
+    char* spec = const_cast<char*>(refspec.c_str());
+    const git_strarray specs{&spec, 1};
+    if (git_remote_fetch(remote, &specs, &opts, nullptr) < 0) remote_failed(state, url, doing);
+}
+
+std::string ref_target(git_repository* repo, const char* ref, const std::string& doing) {
+    git_oid oid;
+    check(git_reference_name_to_id(&oid, repo, ref), doing + ": reading " + ref);
+    return hex(oid);
+}
+
+// ---- writing a tree ----
+
+class TreeWriter {
+public:
+    TreeWriter(git_repository* repo, const TreeLimits& limits, TreeReport& report)
+        : repo_(repo), limits_(limits), report_(report) {
+        git_odb* odb = nullptr;
+        check(git_repository_odb(&odb, repo), "opening the object database");
+        odb_.reset(odb);
+    }
+
+    void write_dir(const git_tree* tree, int dirfd, const std::string& prefix, int depth) {
+        if (depth > kMaxDepth)
+            throw GitError("the tree nests directories deeper than " + std::to_string(kMaxDepth) + " levels at " + prefix);
+        const size_t count = git_tree_entrycount(tree);
+        for (size_t i = 0; i < count; ++i) {
+            const git_tree_entry* entry = git_tree_entry_byindex(tree, i);
+            const std::string name = git_tree_entry_name(entry);
+            const std::string path = prefix.empty() ? name : prefix + "/" + name;
+            if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+                report_.skipped.push_back(path + ": not a safe file name");
+                continue;
+            }
+            if (is_dot_git(name)) {
+                report_.skipped.push_back(path + ": .git is never written");
+                continue;
+            }
+            const git_filemode_t mode = git_tree_entry_filemode(entry);
+            switch (mode) {
+            case GIT_FILEMODE_TREE:
+                write_subdir(entry, dirfd, name, path, depth);
+                break;
+            case GIT_FILEMODE_BLOB:
+            case GIT_FILEMODE_BLOB_EXECUTABLE:
+                write_file(*git_tree_entry_id(entry), dirfd, name, path, mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0755 : 0644);
+                break;
+            case GIT_FILEMODE_LINK:
+                write_file(*git_tree_entry_id(entry), dirfd, name, path, 0644);
+                report_.skipped.push_back(path + ": symbolic link, written as a plain file holding the link text");
+                break;
+            case GIT_FILEMODE_COMMIT:
+                report_.skipped.push_back(path + ": submodule (commit " + hex(*git_tree_entry_id(entry)).substr(0, 12) +
+                                          ") is not fetched");
+                break;
+            default: {
+                char octal[16];
+                std::snprintf(octal, sizeof octal, "%o", static_cast<unsigned>(mode));
+                report_.skipped.push_back(path + ": unknown git file mode " + octal);
+            }
+            }
+        }
+    }
+
+private:
+    // Any letter case: on a case-insensitive file system (or behind a server that folds case)
+    // .GIT would be the repository too.
+    static bool is_dot_git(const std::string& name) {
+        return name.size() == 4 && name[0] == '.' && std::tolower(static_cast<unsigned char>(name[1])) == 'g' &&
+               std::tolower(static_cast<unsigned char>(name[2])) == 'i' &&
+               std::tolower(static_cast<unsigned char>(name[3])) == 't';
+    }
+
+    // Directories count against max_files too: identical subtrees cost nothing in git, so a small
+    // repository could otherwise expand into millions of directories.
+    void count_entry(const std::string& path) {
+        if (++entries_ > limits_.max_files)
+            throw GitError("the tree has more than " + std::to_string(limits_.max_files) +
+                           " files and directories (limit: [git] max_files), at " + path);
+    }
+
+    void write_subdir(const git_tree_entry* entry, int dirfd, const std::string& name, const std::string& path,
+                      int depth) {
+        count_entry(path);
+        git_tree* sub = nullptr;
+        check(git_tree_lookup(&sub, repo_, git_tree_entry_id(entry)), "reading directory " + path + " from git");
+        const TreePtr subtree(sub);
+        if (::mkdirat(dirfd, name.c_str(), 0755) < 0) throw os_error("creating directory", path);
+        const Fd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (fd.get() < 0) throw os_error("opening directory", path);
+        // Modes are exact whatever the daemon's umask is.
+        if (::fchmod(fd.get(), 0755) < 0) throw os_error("setting the mode of", path);
+        write_dir(subtree.get(), fd.get(), path, depth + 1);
+    }
+
+    void write_file(const git_oid& id, int dirfd, const std::string& name, const std::string& path, mode_t mode) {
+        count_entry(path);
+        // The size comes from the object header, so an oversized blob is refused before it is inflated.
+        size_t size = 0;
+        git_object_t type = GIT_OBJECT_INVALID;
+        check(git_odb_read_header(&size, &type, odb_.get(), &id), "reading " + path + " from git");
+        if (size > limits_.max_bytes - report_.bytes)
+            throw GitError("the tree has more than " + std::to_string(limits_.max_bytes) +
+                           " bytes of files (limit: [git] max_bytes), at " + path);
+        git_blob* raw = nullptr;
+        check(git_blob_lookup(&raw, repo_, &id), "reading " + path + " from git");
+        const BlobPtr blob(raw);
+
+        Fd fd(::openat(dirfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+        if (fd.get() < 0) throw os_error("creating", path);
+        if (::fchmod(fd.get(), mode) < 0) throw os_error("setting the mode of", path);
+        const char* data = static_cast<const char*>(git_blob_rawcontent(blob.get()));
+        size_t left = static_cast<size_t>(git_blob_rawsize(blob.get()));
+        while (left > 0) {
+            const ssize_t n = ::write(fd.get(), data, left);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) throw os_error("writing", path);
+            data += n;
+            left -= static_cast<size_t>(n);
+        }
+        if (fd.close() < 0) throw os_error("writing", path);
+        ++report_.files;
+        report_.bytes += size;
+    }
+
+    static GitError os_error(const std::string& doing, const std::string& path) {
+        return GitError(doing + " " + path + ": " + std::strerror(errno));
+    }
+
+    git_repository* repo_;
+    const TreeLimits& limits_;
+    TreeReport& report_;
+    OdbPtr odb_;
+    uint64_t entries_ = 0;
+};
+
+}  // namespace
+
+void init_git() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        if (git_libgit2_init() < 0) fail("starting libgit2");
+        // An empty search path means no file at that level: the host's /etc/gitconfig, ~/.gitconfig
+        // and ~/.config/git/config can neither rewrite URLs (insteadOf) nor change fetch behaviour.
+        for (const int level : {GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_GLOBAL, GIT_CONFIG_LEVEL_XDG,
+                                GIT_CONFIG_LEVEL_PROGRAMDATA})
+            check(git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, level, ""), "switching off the host's git configuration");
+    });
+}
+
+GitRepo::GitRepo(const std::filesystem::path& dir) : dir_(dir) {
+    git_repository* raw = nullptr;
+    int rc = git_repository_open_ext(&raw, dir.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, nullptr);
+    if (rc == GIT_ENOTFOUND) {
+        git_repository_init_options opts;
+        git_repository_init_options_init(&opts, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+        // No template: nothing from the host's git installation (sample hooks, info/exclude) is copied in.
+        opts.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKDIR;
+        rc = git_repository_init_ext(&raw, dir.c_str(), &opts);
+        check(rc, "creating the git repository " + dir.string());
+    } else {
+        check(rc, "opening the git repository " + dir.string());
+    }
+    RepoPtr repo(raw);
+    git_config* cfg = nullptr;
+    check(git_repository_config(&cfg, repo.get()), "opening the configuration of " + dir.string());
+    const ConfigPtr config(cfg);
+    check(git_config_set_bool(config.get(), "core.symlinks", 0), "setting core.symlinks in " + dir.string());
+    repo_ = repo.release();
+}
+
+GitRepo::~GitRepo() { git_repository_free(repo_); }
+
+std::string GitRepo::remote_head(const std::string& url, const std::string& branch, const RemoteOptions& options) {
+    const std::string doing = "ls-remote " + url;
+    git_remote* raw = nullptr;
+    check(git_remote_create_detached(&raw, url.c_str()), doing);
+    const RemotePtr remote(raw);
+    CallbackState state{&options};
+    connect(remote.get(), state, url, doing);
+    return find_branch(remote.get(), url, branch, doing).sha;
+}
+
+std::string GitRepo::fetch_branch(const std::string& url, const std::string& branch, const RemoteOptions& options) {
+    const std::string doing = "fetch " + url;
+    const RemotePtr remote = repo_remote(repo_, url, doing);
+    CallbackState state{&options};
+    // Connect and list first: the default branch has to be named in the refspec, and a missing
+    // branch is reported as such rather than as a refspec that matched nothing.
+    connect(remote.get(), state, url, doing);
+    const RemoteRef ref = find_branch(remote.get(), url, branch, doing);
+    fetch(remote.get(), state, url, "+" + ref.name + ":" + kFollowedRef, doing);
+    return ref_target(repo_, kFollowedRef, doing);
+}
+
+std::string GitRepo::fetch_commit(const std::string& url, const std::string& sha40, const RemoteOptions& options) {
+    const std::string doing = "fetch " + url;
+    const git_oid oid = full_oid(sha40, doing);
+    const RemotePtr remote = repo_remote(repo_, url, doing);
+    CallbackState state{&options};
+    fetch(remote.get(), state, url, "+" + hex(oid) + ":" + kPinnedRef, doing + " commit " + hex(oid));
+    const std::string got = ref_target(repo_, kPinnedRef, doing);
+    if (find_commit(got).empty()) throw GitError(doing + ": " + got + " is not a commit");
+    return got;
+}
+
+std::string GitRepo::find_commit(const std::string& hexdigits) const {
+    if (hexdigits.size() < 7 || hexdigits.size() > GIT_OID_HEXSZ || !is_hex(hexdigits))
+        throw GitError("'" + hexdigits + "' is not a commit id: write 7 to 40 hex digits");
+    git_oid oid;
+    check(git_oid_fromstrn(&oid, hexdigits.data(), hexdigits.size()), "reading commit id " + hexdigits);
+    git_object* raw = nullptr;
+    // Looked up as any type, so that a prefix naming a tree or blob is reported as what it is.
+    const int rc = git_object_lookup_prefix(&raw, repo_, &oid, hexdigits.size(), GIT_OBJECT_ANY);
+    if (rc == GIT_ENOTFOUND) return "";
+    if (rc == GIT_EAMBIGUOUS)
+        throw GitError("commit prefix " + hexdigits + " is ambiguous; write more digits");
+    check(rc, "looking up commit " + hexdigits);
+    const ObjectPtr object(raw);
+    if (git_object_type(object.get()) != GIT_OBJECT_COMMIT)
+        throw GitError(hexdigits + " names a " + git_object_type2string(git_object_type(object.get())) +
+                       ", not a commit");
+    return hex(*git_object_id(object.get()));
+}
+
+TreeReport GitRepo::write_tree(const std::string& sha, const std::filesystem::path& dir, const TreeLimits& limits) const {
+    const git_oid oid = full_oid(sha, "writing the tree of " + sha);
+    git_commit* rawc = nullptr;
+    check(git_commit_lookup(&rawc, repo_, &oid), "reading commit " + sha);
+    const CommitPtr commit(rawc);
+    git_tree* rawt = nullptr;
+    check(git_commit_tree(&rawt, commit.get()), "reading the tree of commit " + sha);
+    const TreePtr tree(rawt);
+
+    if (::mkdir(dir.c_str(), 0755) < 0)
+        throw GitError("creating the release directory " + dir.string() + ": " + std::strerror(errno));
+    const Fd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (root.get() < 0 || ::fchmod(root.get(), 0755) < 0)
+        throw GitError("opening the release directory " + dir.string() + ": " + std::strerror(errno));
+
+    TreeReport report;
+    TreeWriter(repo_, limits, report).write_dir(tree.get(), root.get(), "", 0);
+    return report;
+}
+
+}  // namespace sitesfs::hooks

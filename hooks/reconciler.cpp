@@ -1,0 +1,299 @@
+#include "hooks/reconciler.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <set>
+#include <system_error>
+
+#include "schemas/site_schema.hpp"
+
+namespace sitesfs::hooks {
+
+namespace stdfs = std::filesystem;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr size_t kSiteLogLines = 20;
+
+bool complete(const SiteRecord& s) { return !s.field("repo").value.empty() && !s.field("domain").value.empty(); }
+
+}  // namespace
+
+Reconciler::Reconciler(Store& store, HooksConfig config)
+    : store_(store), config_(std::move(config)), log_(config_.deploy_log), steps_(deploy_steps()) {
+    proxy_.config = make_caddy_config(config_.proxy);
+    proxy_.reloader = make_reloader(config_.reload);
+}
+
+Reconciler::~Reconciler() { stop(); }
+
+void Reconciler::start() {
+    load_served();
+    report_orphans();
+    {
+        std::lock_guard lock(mu_);
+        running_ = true;
+    }
+    inbox_->target = this;
+    store_.subscribe([inbox = inbox_](const Change& c) {
+        if (c.kind == Change::Kind::Actual) return;
+        std::lock_guard lock(inbox->mu);
+        if (inbox->target) inbox->target->schedule(c.site, false);
+    });
+    for (const auto& name : store_.site_names()) {
+        const SiteRef s = store_.site(name);
+        if (s && !converged_on_disk(*s)) schedule(name, false);
+    }
+    // Sites the proxy serves that the store no longer has (removed while a run was cut short).
+    for (const auto& [name, entry] : proxy_.served)
+        if (!store_.site(name)) schedule(name, false);
+    for (unsigned i = 0; i < std::max(1u, config_.workers); ++i) workers_.emplace_back([this] { work(); });
+    if (config_.poll_interval.count() > 0) poller_ = std::thread([this] { poll_loop(); });
+    spdlog::info("reconciler: {} workers, poll every {} s, data in {}, proxy config {}, reload by {}",
+                 workers_.size(), config_.poll_interval.count() / 1000, config_.data_dir.string(),
+                 config_.proxy.file.string(), proxy_.reloader->describe());
+}
+
+void Reconciler::stop() {
+    {
+        std::lock_guard lock(inbox_->mu);
+        inbox_->target = nullptr;
+    }
+    {
+        std::lock_guard lock(mu_);
+        if (!running_) return;
+        running_ = false;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+    if (poller_.joinable()) poller_.join();
+}
+
+void Reconciler::schedule(const std::string& site, bool poll) {
+    {
+        std::lock_guard lock(mu_);
+        if (!running_) return;
+        Slot& s = slots_[site];
+        if (s.running) {
+            if (!poll) s.again = true;  // a poll tick during a run has nothing to add
+            return;
+        }
+        if (s.queued) {
+            if (!poll) s.poll = false;
+            return;
+        }
+        s.queued = true;
+        s.poll = poll;
+        queue_.push_back(site);
+    }
+    cv_.notify_one();
+}
+
+void Reconciler::work() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+        cv_.wait(lock, [this] { return !running_ || !queue_.empty(); });
+        if (!running_) return;
+        const std::string site = queue_.front();
+        queue_.pop_front();
+        Slot& slot = slots_[site];
+        slot.queued = false;
+        slot.running = true;
+        const bool poll = slot.poll;
+        lock.unlock();
+        try {
+            reconcile(site, poll);
+        } catch (const std::exception& e) {
+            spdlog::error("site {}: reconcile failed unexpectedly: {}", site, e.what());
+        }
+        lock.lock();
+        Slot& after = slots_[site];
+        after.running = false;
+        if (after.again && running_) {
+            after.again = false;
+            after.queued = true;
+            after.poll = false;
+            queue_.push_back(site);
+            cv_.notify_one();
+        } else if (!after.queued) {
+            slots_.erase(site);
+        }
+    }
+}
+
+void Reconciler::poll_loop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+        cv_.wait_for(lock, config_.poll_interval, [this] { return !running_; });
+        if (!running_) return;
+        lock.unlock();
+        for (const auto& name : store_.site_names()) schedule(name, true);
+        lock.lock();
+    }
+}
+
+bool Reconciler::converged_on_disk(const SiteRecord& s) const {
+    if (!complete(s)) return !proxy_.served.contains(s.name);
+    if (s.actual.state != "live" || s.actual.generation != s.generation || s.actual.commit.empty()) return false;
+    const SitePaths paths(config_.data_dir, s.name);
+    std::error_code ec;
+    const auto target = stdfs::read_symlink(paths.current, ec);
+    return !ec && target == stdfs::path("releases") / s.actual.commit && stdfs::is_directory(paths.release(s.actual.commit), ec);
+}
+
+bool Reconciler::remote_moved(const SiteRecord& s) {
+    if (!s.field("commit").value.empty()) return false;  // a pin does not follow anything
+    if (s.actual.state != "live" || s.actual.generation != s.generation) return true;
+    try {
+        GitRepo repo(SitePaths(config_.data_dir, s.name).repo);
+        const std::string head = repo.remote_head(repo_fetch_url(s.field("repo").value), s.field("branch").value,
+                                                  {config_.policy, [this] {
+                                                       std::lock_guard lock(mu_);
+                                                       return !running_;
+                                                   }});
+        return head != s.actual.commit;
+    } catch (const std::exception& e) {
+        // An unreachable remote on a poll tick leaves the served release alone; the next tick retries.
+        spdlog::warn("site {}: poll: {}", s.name, e.what());
+        return false;
+    }
+}
+
+void Reconciler::load_served() {
+    for (const auto& name : store_.site_names()) {
+        const SiteRef s = store_.site(name);
+        if (!s || s->actual.commit.empty() || s->actual.domain.empty()) continue;
+        const SitePaths paths(config_.data_dir, name);
+        proxy_.served[name] = ProxySite{name, split_domains(s->actual.domain),
+                                        s->actual.path.empty() ? paths.current : paths.current / s->actual.path,
+                                        s->actual.commit};
+    }
+}
+
+void Reconciler::report_orphans() const {
+    std::error_code ec;
+    std::set<std::string> sites;
+    for (const auto& n : store_.site_names()) sites.insert(n);
+    for (const auto& entry : stdfs::directory_iterator(config_.data_dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (entry.is_directory(ec) && !sites.contains(name))
+            spdlog::warn("data dir {} belongs to no site; sitesfs leaves it alone (remove it yourself if unneeded)",
+                         entry.path().string());
+    }
+}
+
+void Reconciler::unpublish(const std::string& site, bool remove_data) {
+    const auto started = SteadyClock::now();
+    DeployLogEntry entry{Clock::now(), site, "removed", "", "", 0, ""};
+    {
+        std::lock_guard lock(proxy_.lock);
+        if (auto it = proxy_.served.find(site); it != proxy_.served.end()) {
+            entry.prev = it->second.commit;
+            auto served = proxy_.served;
+            served.erase(site);
+            ProxyFileBefore before;
+            try {
+                // The domain leaves the proxy first; only then can its files go.
+                if (publish(proxy_, served, before)) {
+                    try {
+                        proxy_.reloader->reload();
+                    } catch (const std::exception&) {
+                        restore_proxy_file(*proxy_.config, before);
+                        proxy_.reloader->reload();
+                        throw;
+                    }
+                }
+                proxy_.served = std::move(served);
+            } catch (const std::exception& e) {
+                entry.action = "failed";
+                entry.error = std::string("remove from proxy: ") + e.what();
+                spdlog::error("site {}: {}; its data stays until a later try succeeds", site, entry.error);
+            }
+        }
+    }
+    if (entry.error.empty() && remove_data) {
+        const SitePaths paths(config_.data_dir, site);
+        std::error_code ec;
+        if (stdfs::exists(paths.marker, ec)) {
+            stdfs::remove_all(paths.dir, ec);
+            if (ec) entry.error = "remove " + paths.dir.string() + ": " + ec.message();
+        } else if (stdfs::exists(paths.dir, ec)) {
+            spdlog::warn("site {}: {} was not made by sitesfs; left in place", site, paths.dir.string());
+        }
+    }
+    if (!remove_data && entry.prev.empty()) return;  // an incomplete site that never served: nothing happened
+    if (!remove_data) entry.action = entry.error.empty() ? "unpublished" : entry.action;
+    entry.dur_ms = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count();
+    log_.append(entry);
+    if (!entry.error.empty()) spdlog::error("site {}: {}", site, entry.error);
+    else spdlog::info("site {}: {}", site, entry.action);
+}
+
+void Reconciler::record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry) {
+    log_.append(entry);
+    next.log = before.actual.log;
+    next.log.push_back(to_site_line(entry));
+    if (next.log.size() > kSiteLogLines) next.log.erase(next.log.begin(), next.log.end() - kSiteLogLines);
+    if (const Outcome o = store_.report(before.name, generation, next); !o.ok())
+        spdlog::warn("site {}: could not record the outcome: {}", before.name, o.reason);
+}
+
+void Reconciler::reconcile(const std::string& name, bool poll) {
+    const SiteRef site = store_.site(name);
+    if (!site) return unpublish(name, true);
+    if (!complete(*site)) return unpublish(name, false);
+    if (poll && !remote_moved(*site)) return;
+
+    const uint64_t generation = site->generation;
+    const auto started = SteadyClock::now();
+    ActualState deploying = site->actual;
+    deploying.state = "deploying";
+    deploying.error.clear();
+    store_.report(name, generation, deploying);
+
+    Deploy d(config_, proxy_, site, [this, name, generation] {
+        {
+            std::lock_guard lock(mu_);
+            if (!running_) return true;
+        }
+        const SiteRef now = store_.site(name);
+        return !now || now->generation != generation;
+    });
+    const RunResult result = run_steps(d, steps_);
+    const auto dur = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count();
+    if (result.superseded) {
+        spdlog::info("site {}: generation {} superseded before {}; the newer one runs next", name, generation, result.step);
+        return;
+    }
+    ActualState next = site->actual;
+    DeployLogEntry entry{Clock::now(), name, "", "", site->actual.commit, dur, ""};
+    if (result.ok) {
+        next.state = "live";
+        next.commit = d.commit;
+        next.domain = site->field("domain").value;
+        next.path = site->field("path").value;
+        next.error.clear();
+        entry.action = d.changed_anything() ? "deployed" : "up-to-date";
+        entry.commit = d.commit;
+        for (const auto& note : d.notes) spdlog::info("site {}: {}", name, note);
+    } else {
+        next.state = "failed";
+        next.error = result.step + ": " + result.error;
+        if (!result.undo_error.empty()) next.error += " (and " + result.undo_error + ")";
+        entry.action = "failed";
+        entry.commit = d.commit;
+        entry.error = next.error;
+    }
+    d.proxy_lock = {};
+    record(*site, generation, next, entry);
+    if (result.ok) {
+        spdlog::info("site {}: {} {} in {} ms", name, entry.action, d.commit.substr(0, 12), dur);
+        if (d.switched) prune_releases(d.paths, config_.keep_releases);
+    } else {
+        spdlog::warn("site {}: deploy of generation {} failed: {}", name, generation, next.error);
+    }
+}
+
+}  // namespace sitesfs::hooks

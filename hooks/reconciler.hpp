@@ -1,0 +1,83 @@
+// The reconciler: level-triggered convergence of every site's served state to its desired state.
+//
+// Triggers: every committed write (the store's change feed), a poll of each followed branch, and
+// startup. Work is keyed by site, so ten quick writes to one site while it deploys collapse into
+// one more run of the newest generation. One run per site at a time; different sites run in
+// parallel on a bounded pool of workers. A run that a newer generation supersedes stops at its next
+// step and undoes what it did; the store fences its reports, so an older run never overwrites a
+// newer result. FUSE handlers only ever queue work here; they never wait on git, the network or
+// the proxy.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "hooks/deploy.hpp"
+#include "hooks/deploy_log.hpp"
+#include "schemas/store.hpp"
+
+namespace sitesfs::hooks {
+
+class Reconciler {
+public:
+    // Builds the proxy renderer and the reloader from `config` (throws ProxyError / ReloadError
+    // for a config that cannot work).
+    Reconciler(Store& store, HooksConfig config);
+    ~Reconciler();
+    Reconciler(const Reconciler&) = delete;
+    Reconciler& operator=(const Reconciler&) = delete;
+
+    // Subscribes to the store, reports data dirs that belong to no site, queues every site that
+    // is not converged on disk, and starts the workers and the poller.
+    void start();
+    // Stops taking work, makes running runs stop at their next step (undoing), and joins.
+    void stop();
+
+private:
+    struct Slot {
+        bool queued = false;
+        bool running = false;
+        bool again = false;  // a change arrived while running: run once more afterwards
+        bool poll = false;   // the queued run is a poll tick (checks the remote before any work)
+    };
+
+    void schedule(const std::string& site, bool poll);
+    void work();
+    void poll_loop();
+    void reconcile(const std::string& site, bool poll);
+    bool remote_moved(const SiteRecord& site);
+    void unpublish(const std::string& site, bool remove_data);
+    bool converged_on_disk(const SiteRecord& site) const;
+    void load_served();
+    void report_orphans() const;
+    void record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry);
+
+    // The store outlives us and cannot unsubscribe; its listener reaches us through this, which
+    // stop() empties.
+    struct Inbox {
+        std::mutex mu;
+        Reconciler* target = nullptr;
+    };
+
+    Store& store_;
+    const std::shared_ptr<Inbox> inbox_ = std::make_shared<Inbox>();
+    const HooksConfig config_;
+    ProxyState proxy_;
+    DeployLog log_;
+    const std::vector<std::unique_ptr<Step>> steps_;
+
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::map<std::string, Slot> slots_;
+    std::deque<std::string> queue_;
+    bool running_ = false;
+    std::vector<std::thread> workers_;
+    std::thread poller_;
+};
+
+}  // namespace sitesfs::hooks

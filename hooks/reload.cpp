@@ -1,0 +1,43 @@
+#include "hooks/reload.hpp"
+
+#include "hooks/command.hpp"
+
+namespace sitesfs::hooks {
+
+namespace {
+
+class CommandReloader : public Reloader {
+public:
+    CommandReloader(std::vector<std::string> argv, std::chrono::milliseconds timeout)
+        : argv_(std::move(argv)), timeout_(timeout) {}
+    void reload() override {
+        const CommandResult r = run_command(argv_, timeout_);
+        if (!r.ok()) throw ReloadError(describe() + ": " + r.summary());
+    }
+    std::string describe() const override { return "command " + argv_.front(); }
+
+private:
+    std::vector<std::string> argv_;
+    std::chrono::milliseconds timeout_;
+};
+
+class NoReloader : public Reloader {
+public:
+    void reload() override {}
+    std::string describe() const override { return "nothing (reload mode none)"; }
+};
+
+}  // namespace
+
+std::unique_ptr<Reloader> make_reloader(const ReloadConfig& config) {
+    if (config.mode == "systemd") return make_systemd_reloader(config.unit, config.timeout);
+    if (config.mode == "none") return std::make_unique<NoReloader>();
+    if (config.mode == "command") {
+        if (config.command.empty())
+            throw ReloadError("reload mode 'command' needs [reload] command, e.g. [\"caddy\", \"reload\", ...]");
+        return std::make_unique<CommandReloader>(config.command, config.timeout);
+    }
+    throw ReloadError("unknown reload mode '" + config.mode + "' (systemd, command or none)");
+}
+
+}  // namespace sitesfs::hooks

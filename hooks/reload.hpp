@@ -1,0 +1,48 @@
+// Telling the proxy to load the config file that was just swapped in. Three ways, chosen by
+// [reload] mode in the config file:
+//   systemd  systemd's Manager.ReloadUnit over D-Bus, waiting for the job's JobRemoved signal
+//   command  a configured argv run directly (no shell), e.g. caddy reload --config ... --adapter caddyfile
+//   none     nothing (the proxy watches the file itself, or an operator reloads)
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sitesfs::hooks {
+
+// A failed reload, with the reason a person reads in `status`, e.g.
+// "systemd reload of caddy.service: job failed", "org.freedesktop.DBus.Error.AccessDenied: ...".
+struct ReloadError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct ReloadConfig {
+    std::string mode = "systemd";          // systemd | command | none
+    std::string unit = "caddy.service";    // systemd mode
+    std::vector<std::string> command;      // command mode
+    std::chrono::milliseconds timeout{30000};
+};
+
+class Reloader {
+public:
+    virtual ~Reloader() = default;
+    // Returns once the proxy runs the new config; throws ReloadError otherwise. Called by one
+    // thread at a time (the reconciler serializes proxy changes).
+    virtual void reload() = 0;
+    virtual std::string describe() const = 0;  // "systemd reload of caddy.service", for logs
+};
+
+std::unique_ptr<Reloader> make_reloader(const ReloadConfig& config);
+
+// The systemd mode on its own (hooks/reload_systemd.cpp). Connects to the system bus on each
+// reload (DBUS_SYSTEM_BUS_ADDRESS is honoured, which is how the tests point it at a private bus):
+// registers the JobRemoved match, calls Subscribe, then ReloadUnit(unit, "replace"), and waits up to
+// `timeout` for JobRemoved of the returned job, which may arrive before the method reply does.
+// result "done" is success; any other result, a D-Bus error (AccessDenied, NoSuchUnit, no bus) or
+// the timeout throws ReloadError naming it.
+std::unique_ptr<Reloader> make_systemd_reloader(const std::string& unit, std::chrono::milliseconds timeout);
+
+}  // namespace sitesfs::hooks

@@ -1,0 +1,157 @@
+#include "hooks/reload.hpp"
+
+#include <poll.h>
+
+#include <sdbus-c++/sdbus-c++.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+
+namespace sitesfs::hooks {
+
+namespace {
+
+constexpr const char* kService = "org.freedesktop.systemd1";
+constexpr const char* kObject = "/org/freedesktop/systemd1";
+constexpr const char* kManager = "org.freedesktop.systemd1.Manager";
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::string duration_text(std::chrono::milliseconds d) {
+    const auto ms = d.count();
+    return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+}
+
+std::chrono::microseconds remaining(SteadyClock::time_point deadline) {
+    return std::max(std::chrono::duration_cast<std::chrono::microseconds>(deadline - SteadyClock::now()),
+                    std::chrono::microseconds(0));
+}
+
+// A method call's share of the deadline. Never 0, which sd-bus reads as "its default of 25s".
+std::chrono::microseconds call_timeout(SteadyClock::time_point deadline) {
+    return std::max(remaining(deadline), std::chrono::microseconds(1));
+}
+
+// Best effort: systemd drops the subscription anyway when the connection closes, so the reply is
+// not waited for (the call goes out when the connection is flushed on close).
+class Unsubscribe {
+public:
+    explicit Unsubscribe(sdbus::IProxy& proxy) : proxy_(proxy) {}
+    Unsubscribe(const Unsubscribe&) = delete;
+    Unsubscribe& operator=(const Unsubscribe&) = delete;
+    ~Unsubscribe() {
+        try {
+            proxy_.callMethod("Unsubscribe").onInterface(kManager).dontExpectReply();
+        } catch (const sdbus::Error&) {
+        }
+    }
+
+private:
+    sdbus::IProxy& proxy_;
+};
+
+// Where createSystemBusConnection() looks, for the message when it cannot connect.
+std::string system_bus_address() {
+    const char* env = std::getenv("DBUS_SYSTEM_BUS_ADDRESS");
+    if (!env) return "unix:path=/run/dbus/system_bus_socket (the default; DBUS_SYSTEM_BUS_ADDRESS is not set)";
+    if (!*env) return "'' (DBUS_SYSTEM_BUS_ADDRESS is set but empty)";
+    return std::string(env) + " (from DBUS_SYSTEM_BUS_ADDRESS)";
+}
+
+class SystemdReloader final : public Reloader {
+public:
+    SystemdReloader(std::string unit, std::chrono::milliseconds timeout) : unit_(std::move(unit)), timeout_(timeout) {}
+
+    std::string describe() const override { return "systemd reload of " + unit_; }
+
+    void reload() override {
+        const auto deadline = SteadyClock::now() + timeout_;
+
+        // A connection per reload: nothing to keep alive or reconnect between deploys, and the
+        // subscription ends with the connection even when Unsubscribe does not get through.
+        std::unique_ptr<sdbus::IConnection> bus;
+        try {
+            bus = sdbus::createSystemBusConnection();
+        } catch (const sdbus::Error& e) {
+            fail("cannot reach the system bus at " + system_bus_address() + ": " + e.getMessage());
+        }
+
+        try {
+            run_job(*bus, deadline);
+        } catch (const sdbus::Error& e) {
+            const std::string& name = e.getName();
+            if (name == "org.freedesktop.DBus.Error.Timeout" || name == "org.freedesktop.DBus.Error.NoReply")
+                fail("systemd did not answer within " + duration_text(timeout_) + " (" + name + ")");
+            fail(name + ": " + e.getMessage());
+        }
+    }
+
+private:
+    [[noreturn]] void fail(const std::string& why) const { throw ReloadError(describe() + ": " + why); }
+
+    // Everything happens on this thread: the signal handler runs from processPendingRequest() below,
+    // never from a thread of sdbus-c++'s own. That thread (enterEventLoopAsync) lets the sdbus::Error
+    // escape when the bus goes away under it, and std::terminate would take the daemon down; here it
+    // is a failed reload like any other.
+    void run_job(sdbus::IConnection& bus, SteadyClock::time_point deadline) {
+        // Every JobRemoved seen, job path -> result. systemd may announce the end of the job before
+        // the ReloadUnit reply is read (sd-bus queues it while waiting for the reply), so the job's
+        // path is only looked up here once the reply told us which one is ours.
+        std::map<std::string, std::string> finished;
+
+        auto proxy = sdbus::createProxy(bus, kService, kObject);
+        proxy->uponSignal("JobRemoved")
+            .onInterface(kManager)
+            .call([&finished](uint32_t, const sdbus::ObjectPath& job, const std::string&, const std::string& result) {
+                finished[job] = result;
+            });
+        // Installs the match rule with a synchronous AddMatch, so no JobRemoved can slip past
+        // between Subscribe and ReloadUnit.
+        proxy->finishRegistration();
+
+        proxy->callMethod("Subscribe").onInterface(kManager).withTimeout(call_timeout(deadline));
+        const Unsubscribe unsubscribe(*proxy);
+        sdbus::ObjectPath job;
+        proxy->callMethod("ReloadUnit")
+            .onInterface(kManager)
+            .withTimeout(call_timeout(deadline))
+            .withArguments(unit_, std::string("replace"))
+            .storeResultsTo(job);
+
+        const std::string result = wait_for(bus, finished, job, deadline);
+        if (result != "done") fail("job " + result + " (journalctl -u " + unit_ + " says why)");
+    }
+
+    std::string wait_for(sdbus::IConnection& bus, const std::map<std::string, std::string>& finished,
+                         const std::string& job, SteadyClock::time_point deadline) const {
+        for (;;) {
+            if (const auto it = finished.find(job); it != finished.end()) return it->second;
+            if (bus.processPendingRequest()) continue;
+            // Rounded up, so the wait never ends before the deadline it reports.
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(remaining(deadline)).count();
+            if (left == 0) fail("no JobRemoved for job " + job + " within " + duration_text(timeout_));
+            const auto poll_data = bus.getEventLoopPollData();
+            const int bus_timeout = poll_data.getPollTimeout();  // -1: sd-bus has no timer of its own
+            const int left_ms = static_cast<int>(std::min<int64_t>(left, std::numeric_limits<int>::max()));
+            const int wait_ms = bus_timeout < 0 ? left_ms : std::min(bus_timeout, left_ms);
+            pollfd p{poll_data.fd, poll_data.events, 0};
+            if (poll(&p, 1, wait_ms) < 0 && errno != EINTR)
+                fail(std::string("waiting for the system bus: ") + std::strerror(errno));
+        }
+    }
+
+    std::string unit_;
+    std::chrono::milliseconds timeout_;
+};
+
+}  // namespace
+
+std::unique_ptr<Reloader> make_systemd_reloader(const std::string& unit, std::chrono::milliseconds timeout) {
+    return std::make_unique<SystemdReloader>(unit, timeout);
+}
+
+}  // namespace sitesfs::hooks

@@ -1,0 +1,230 @@
+// The deploy steps, in the order they run. Each is small: what it changes, and how to put it back.
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include "hooks/deploy.hpp"
+#include "hooks/http_probe.hpp"
+
+namespace sitesfs::hooks {
+
+namespace stdfs = std::filesystem;
+
+namespace {
+
+std::string short_id(const std::string& commit) { return commit.substr(0, 12); }
+
+void fsync_dir(const stdfs::path& dir) {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw StepError("open " + dir.string() + ": " + strerror(errno));
+    const int rc = ::fsync(fd);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) throw StepError("fsync " + dir.string() + ": " + strerror(err));
+}
+
+// The site's dir under the data dir, made on first deploy with a marker saying sitesfs owns it.
+void ensure_site_dir(const SitePaths& p) {
+    std::error_code ec;
+    if (stdfs::exists(p.dir, ec)) {
+        if (!stdfs::exists(p.marker, ec))
+            throw StepError(p.dir.string() + " exists but was not made by sitesfs (it has no " +
+                            p.marker.filename().string() + "); move it away or use another data_dir");
+        return;
+    }
+    stdfs::create_directories(p.dir.parent_path(), ec);
+    if (::mkdir(p.dir.c_str(), 0755) != 0 && errno != EEXIST)
+        throw StepError("mkdir " + p.dir.string() + ": " + strerror(errno));
+    const int fd = ::open(p.marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) throw StepError("create " + p.marker.string() + ": " + strerror(errno));
+    ::close(fd);
+    fsync_dir(p.dir);
+}
+
+// Points `current` at `target` (relative to the site dir) with a new link renamed over the old.
+void point_current(const SitePaths& p, const std::string& target) {
+    const stdfs::path tmp = p.dir / ".current.tmp";
+    ::unlink(tmp.c_str());
+    if (::symlink(target.c_str(), tmp.c_str()) != 0) throw StepError("symlink " + tmp.string() + ": " + strerror(errno));
+    if (::rename(tmp.c_str(), p.current.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        throw StepError("rename " + tmp.string() + ": " + strerror(err));
+    }
+    fsync_dir(p.dir);
+}
+
+std::optional<std::string> link_target(const stdfs::path& link) {
+    std::error_code ec;
+    auto target = stdfs::read_symlink(link, ec);
+    if (ec) return std::nullopt;
+    return target.string();
+}
+
+class Fetch : public Step {
+public:
+    const char* name() const override { return "fetch"; }
+    void apply(Deploy& d) override {
+        ensure_site_dir(d.paths);
+        d.repo = std::make_unique<GitRepo>(d.paths.repo);
+        const std::string url = repo_fetch_url(d.site->field("repo").value);
+        const std::string branch = d.site->field("branch").value;
+        const std::string pin = d.site->field("commit").value;
+        const RemoteOptions remote{d.config.policy, d.superseded};
+        const std::string shown_branch = branch.empty() ? "the default branch" : "branch '" + branch + "'";
+        if (pin.empty()) {
+            d.commit = d.repo->fetch_branch(url, branch, remote);
+            return;
+        }
+        // A pin that is already here (a rollback to a kept release) needs no network at all.
+        d.commit = d.repo->find_commit(pin);
+        if (!d.commit.empty()) return;
+        d.repo->fetch_branch(url, branch, remote);
+        d.commit = d.repo->find_commit(pin);
+        if (d.commit.empty() && pin.size() == 40) d.commit = d.repo->fetch_commit(url, pin, remote);
+        if (d.commit.empty())
+            throw StepError("commit " + pin + " is not on " + shown_branch + " of " + url +
+                            (pin.size() < 40 ? " (write all 40 hex digits to fetch it by id)" : ""));
+    }
+};
+
+class Stage : public Step {
+public:
+    const char* name() const override { return "stage"; }
+    void apply(Deploy& d) override {
+        const stdfs::path release = d.paths.release(d.commit);
+        std::error_code ec;
+        if (!stdfs::is_directory(release, ec)) {
+            stdfs::create_directories(d.paths.releases, ec);
+            const stdfs::path staging = d.paths.releases / (".stage-" + d.commit);
+            stdfs::remove_all(staging, ec);
+            try {
+                const TreeReport report = d.repo->write_tree(d.commit, staging, d.config.limits);
+                for (const auto& skipped : report.skipped) d.notes.push_back("left out " + skipped);
+                // Readers only ever see a release whole: it appears under its name after its bytes are on disk.
+                const int fd = ::open(staging.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd >= 0) {
+                    ::syncfs(fd);
+                    ::close(fd);
+                }
+                if (::rename(staging.c_str(), release.c_str()) != 0)
+                    throw StepError("rename " + staging.string() + ": " + strerror(errno));
+                fsync_dir(d.paths.releases);
+            } catch (...) {
+                stdfs::remove_all(staging, ec);
+                throw;
+            }
+            d.staged = true;
+        }
+        const std::string path = d.site->field("path").value;
+        if (!path.empty()) {
+            struct stat st{};
+            // lstat: a release holds no links, but a path must never lead through one anyway.
+            const stdfs::path served = release / path;
+            if (::lstat(served.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+                throw StepError("path '" + path + "' is not a directory in commit " + short_id(d.commit));
+        }
+    }
+    void undo(Deploy& d) override {
+        // A release this run made and never served is dropped; one that served before stays for rollback.
+        if (!d.staged || d.switched) return;
+        std::error_code ec;
+        stdfs::remove_all(d.paths.release(d.commit), ec);
+    }
+};
+
+class Switch : public Step {
+public:
+    const char* name() const override { return "switch"; }
+    void apply(Deploy& d) override {
+        const std::string target = "releases/" + d.commit;
+        d.previous_link = link_target(d.paths.current);
+        if (d.previous_link == target) return;
+        point_current(d.paths, target);
+        d.switched = true;
+    }
+    void undo(Deploy& d) override {
+        if (!d.switched) return;
+        if (d.previous_link) {
+            point_current(d.paths, *d.previous_link);
+        } else {
+            ::unlink(d.paths.current.c_str());
+            fsync_dir(d.paths.dir);
+        }
+        d.switched = false;
+    }
+};
+
+class Proxy : public Step {
+public:
+    const char* name() const override { return "proxy"; }
+    void apply(Deploy& d) override {
+        d.proxy_lock = std::unique_lock(d.proxy.lock);
+        const std::string path = d.site->field("path").value;
+        d.entry = ProxySite{d.site->name, split_domains(d.site->field("domain").value),
+                            path.empty() ? d.paths.current : d.paths.current / path, d.commit};
+        auto served = d.proxy.served;
+        if (auto it = served.find(d.site->name); it != served.end()) d.previous_entry = it->second;
+        served[d.site->name] = d.entry;
+        d.proxy_changed = publish(d.proxy, served, d.proxy_before);
+        d.proxy.served = std::move(served);
+    }
+    void undo(Deploy& d) override {
+        if (!d.proxy_lock.owns_lock()) return;
+        if (d.previous_entry) d.proxy.served[d.site->name] = *d.previous_entry;
+        else d.proxy.served.erase(d.site->name);
+        if (!d.proxy_changed) return;
+        restore_proxy_file(*d.proxy.config, d.proxy_before);
+        // The proxy may have loaded the new file (or half-tried to); it must load the old one again.
+        if (d.reloaded) d.proxy.reloader->reload();
+        d.proxy_changed = false;
+    }
+};
+
+class Reload : public Step {
+public:
+    const char* name() const override { return "reload"; }
+    void apply(Deploy& d) override {
+        if (!d.proxy_changed) return;
+        d.reloaded = true;  // set first: a reload that fails half-way must be followed by one of the old file
+        d.proxy.reloader->reload();
+    }
+};
+
+class Health : public Step {
+public:
+    const char* name() const override { return "health"; }
+    void apply(Deploy& d) override {
+        const HealthConfig& h = d.config.health;
+        if (!h.enabled || !d.changed_anything() || d.entry.domains.empty()) return;
+        std::string host = d.entry.domains.front();
+        if (host.starts_with("*.")) host = "sitesfs-health" + host.substr(1);
+        const std::string what = "GET http://" + host + h.path + " via " + h.address;
+        const ProbeResult r = http_get(h.address, host, h.path, h.timeout);
+        if (!r.error.empty()) throw StepError(what + ": " + r.error);
+        if (r.status < 200 || r.status >= 400)
+            throw StepError(what + " answered " + std::to_string(r.status) + " (expected 2xx or 3xx)");
+        if (auto it = r.headers.find("x-deployed-commit"); it != r.headers.end() && it->second != d.commit)
+            throw StepError(what + " still serves commit " + short_id(it->second) + ", not " + short_id(d.commit));
+    }
+};
+
+}  // namespace
+
+std::vector<std::unique_ptr<Step>> deploy_steps() {
+    std::vector<std::unique_ptr<Step>> steps;
+    steps.push_back(std::make_unique<Fetch>());
+    steps.push_back(std::make_unique<Stage>());
+    steps.push_back(std::make_unique<Switch>());
+    steps.push_back(std::make_unique<Proxy>());
+    steps.push_back(std::make_unique<Reload>());
+    steps.push_back(std::make_unique<Health>());
+    return steps;
+}
+
+}  // namespace sitesfs::hooks

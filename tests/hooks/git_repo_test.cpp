@@ -1,0 +1,652 @@
+// GitRepo against real repositories made with the git CLI: file:// remotes for most cases, and a
+// local HTTPS server running git-http-backend where only the smart protocol shows the behaviour
+// (libgit2's file:// transport sends every object the remote has, whatever was asked for).
+#include "hooks/git_repo.hpp"
+
+#include <git2.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
+#include "tests/integration/mount_fixture.hpp"
+#include "tests/support/git.hpp"
+
+namespace sitesfs::it {
+namespace {
+
+using hooks::GitError;
+using hooks::GitRepo;
+using hooks::RemoteOptions;
+using hooks::TreeLimits;
+using hooks::TreeReport;
+
+RemoteOptions local_ok() {
+    RemoteOptions o;
+    o.policy.allow_local_repos = true;
+    return o;
+}
+
+// The GitError message of `f`, or "<no error>" when it did not throw.
+template <typename F>
+std::string git_error(F&& f) {
+    try {
+        f();
+    } catch (const GitError& e) {
+        return e.what();
+    }
+    return "<no error>";
+}
+
+bool has_prefix(const std::vector<std::string>& v, const std::string& prefix) {
+    for (const auto& s : v)
+        if (s.starts_with(prefix)) return true;
+    return false;
+}
+
+unsigned mode_of(const stdfs::path& p) {
+    struct stat st {};
+    return ::lstat(p.c_str(), &st) == 0 ? st.st_mode & 07777 : 0xffffffff;
+}
+
+// Sets an environment variable for one scope and puts it back as it was, also after a failed assertion.
+class EnvGuard {
+public:
+    EnvGuard(const char* name, const std::string& value) : name_(name) {
+        if (const char* old = std::getenv(name)) old_ = old;
+        ::setenv(name, value.c_str(), 1);
+    }
+    EnvGuard(const EnvGuard&) = delete;
+    EnvGuard& operator=(const EnvGuard&) = delete;
+    ~EnvGuard() {
+        if (old_) ::setenv(name_, old_->c_str(), 1);
+        else ::unsetenv(name_);
+    }
+
+private:
+    const char* name_;
+    std::optional<std::string> old_;
+};
+
+// The home directory libgit2 takes as the host's: libgit2 fixes its config search paths from
+// HOME when it starts, so HOME points here while init_git() runs and a test can later put a
+// ~/.gitconfig here that libgit2 would read if init_git() had not switched it off.
+stdfs::path g_host_home;
+
+class InitGit : public ::testing::Environment {
+public:
+    void SetUp() override {
+        char tmpl[] = "/tmp/sitesfs-git-home-XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr) << std::strerror(errno);
+        g_host_home = tmpl;
+        const EnvGuard home("HOME", g_host_home.string());
+        const EnvGuard xdg("XDG_CONFIG_HOME", (g_host_home / ".config").string());
+        hooks::init_git();
+    }
+    void TearDown() override {
+        std::error_code ec;
+        stdfs::remove_all(g_host_home, ec);
+    }
+};
+[[maybe_unused]] const auto* const kInitGit = ::testing::AddGlobalTestEnvironment(new InitGit);
+
+// Serves every repository under `root` over HTTPS with git-http-backend (protocol v0, as libgit2
+// 1.5 speaks it). Writes its port to the port file once it listens.
+constexpr const char* kHttpsServer = R"PY(
+import http.server, os, ssl, subprocess, sys
+root, cert, key, portfile = sys.argv[1:5]
+class Handler(http.server.BaseHTTPRequestHandler):
+    def handle_git(self):
+        path, _, query = self.path.partition('?')
+        body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
+        env = {'GIT_PROJECT_ROOT': root, 'GIT_HTTP_EXPORT_ALL': '1', 'PATH_INFO': path, 'QUERY_STRING': query,
+               'REQUEST_METHOD': self.command, 'CONTENT_TYPE': self.headers.get('Content-Type', ''),
+               'CONTENT_LENGTH': str(len(body)), 'GIT_CONFIG_NOSYSTEM': '1', 'HOME': root,
+               'PATH': os.environ['PATH']}
+        out = subprocess.run(['git', 'http-backend'], input=body, env=env, capture_output=True).stdout
+        head, _, payload = out.partition(b'\r\n\r\n')
+        status, headers = 200, []
+        for line in head.split(b'\r\n'):
+            name, _, value = line.decode().partition(':')
+            if name.lower() == 'status': status = int(value.split()[0])
+            elif name: headers.append((name, value.strip()))
+        self.send_response(status)
+        for name, value in headers: self.send_header(name, value)
+        self.send_header('Content-Length', str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+    do_GET = do_POST = handle_git
+    def log_message(self, *args): pass
+server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+server.socket = context.wrap_socket(server.socket, server_side=True)
+with open(portfile + '.tmp', 'w') as f: f.write(str(server.server_address[1]))
+os.rename(portfile + '.tmp', portfile)
+server.serve_forever()
+)PY";
+
+class GitRepoTest : public ::testing::Test {
+protected:
+    // ::testing::Test has a member function Run(); here the name means a process result.
+    using Run = it::Run;
+
+    void SetUp() override {
+        char tmpl[] = "/tmp/sitesfs-git-XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr) << std::strerror(errno);
+        tmp_ = tmpl;
+    }
+
+    void TearDown() override {
+        if (server_ > 0) terminate_child(server_);
+        std::error_code ec;
+        stdfs::remove_all(tmp_, ec);
+    }
+
+    const stdfs::path& tmp() const { return tmp_; }
+    stdfs::path local() const { return tmp_ / "local.git"; }
+    stdfs::path release(const std::string& name = "release") const { return tmp_ / name; }
+
+    // Runs git on the bare repository sitesfs writes (to look at it from outside).
+    std::string inspect(const std::vector<std::string>& args) {
+        std::vector<std::string> argv{"git", "--git-dir=" + local().string()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        RunOptions o;
+        o.env = {"HOME=" + tmp_.string(), "GIT_CONFIG_NOSYSTEM=1"};
+        const Run r = run(argv, o);
+        EXPECT_EQ(r.code, 0) << describe(r);
+        return r.out;
+    }
+
+    // A commit on `branch` of `repo` whose tree is given in `git mktree` lines, built with plumbing
+    // because porcelain refuses paths such as .git/config.
+    std::string push_tree(TestRepo& repo, const std::string& mktree_lines, const std::string& branch) {
+        RunOptions o;
+        o.cwd = tmp_ / "src" / "work";
+        o.env = {"HOME=" + (tmp_ / "src" / "home").string(), "GIT_CONFIG_NOSYSTEM=1"};
+        const Run tree = bash("printf '" + mktree_lines + "' | git mktree", o);
+        EXPECT_EQ(tree.code, 0) << describe(tree);
+        const std::string sha = repo.git({"commit-tree", tree.out.substr(0, 40), "-m", "crafted"}).substr(0, 40);
+        repo.git({"push", "-q", "origin", sha + ":refs/heads/" + branch});
+        return sha;
+    }
+
+    std::string blob(TestRepo& repo, const std::string& content) {
+        const stdfs::path file = tmp_ / "blob.tmp";
+        spit(file, content);
+        return repo.git({"hash-object", "-w", file.string()}).substr(0, 40);
+    }
+
+    // Serves tmp()/src over HTTPS and makes libgit2 trust its certificate; the repository URL.
+    std::string serve_https() {
+        const stdfs::path cert = tmp_ / "cert.pem", key = tmp_ / "key.pem", port = tmp_ / "port";
+        const Run made = run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                              "-nodes", "-keyout", key.string(), "-out", cert.string(), "-days", "2", "-subj",
+                              "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"});
+        if (made.code != 0) {
+            ADD_FAILURE() << "openssl: " << describe(made);
+            return "";
+        }
+        spit(tmp_ / "server.py", kHttpsServer);
+        server_ = spawn_logged({"/usr/bin/python3", (tmp_ / "server.py").string(), (tmp_ / "src").string(),
+                                cert.string(), key.string(), port.string()},
+                               tmp_ / "server.log");
+        if (!eventually([&] { return stdfs::exists(port); }, 20s)) {
+            ADD_FAILURE() << "the HTTPS server did not start: " << slurp(tmp_ / "server.log");
+            return "";
+        }
+        EXPECT_EQ(git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, cert.c_str(), nullptr), 0);
+        return "https://localhost:" + slurp(port) + "/origin.git";
+    }
+
+private:
+    stdfs::path tmp_;
+    pid_t server_ = -1;
+};
+
+// ---- remote_head ----
+
+TEST_F(GitRepoTest, RemoteHeadOfBranch) {
+    TestRepo src(tmp() / "src");
+    const std::string main1 = src.commit({{"index.html", "main"}});
+    const std::string other = src.commit({{"index.html", "other"}}, "other");
+    GitRepo repo(local());
+    EXPECT_EQ(repo.remote_head(src.url(), "main", local_ok()), main1);
+    EXPECT_EQ(repo.remote_head(src.url(), "other", local_ok()), other);
+    // Only asked: nothing was downloaded.
+    EXPECT_EQ(repo.find_commit(main1), "");
+}
+
+TEST_F(GitRepoTest, RemoteHeadOfDefaultBranch) {
+    // "aaa" sorts first and "master" is absent, so only the remote's HEAD can name "trunk".
+    TestRepo src(tmp() / "src", "trunk");
+    const std::string trunk = src.commit({{"index.html", "trunk"}}, "trunk");
+    src.commit({{"index.html", "aaa"}}, "aaa");
+    GitRepo repo(local());
+    EXPECT_EQ(repo.remote_head(src.url(), "", local_ok()), trunk);
+    EXPECT_EQ(repo.fetch_branch(src.url(), "", local_ok()), trunk);
+}
+
+TEST_F(GitRepoTest, MissingBranchIsNamed) {
+    TestRepo src(tmp() / "src");
+    src.commit({{"index.html", "main"}});
+    GitRepo repo(local());
+    const std::string expected = "branch 'nope' not found on " + src.url();
+    EXPECT_EQ(git_error([&] { repo.remote_head(src.url(), "nope", local_ok()); }), expected);
+    EXPECT_EQ(git_error([&] { repo.fetch_branch(src.url(), "nope", local_ok()); }), expected);
+}
+
+TEST_F(GitRepoTest, UnreachableRemoteSaysWhatFailed) {
+    GitRepo repo(local());
+    const std::string url = "file://" + (tmp() / "missing.git").string();
+    const std::string error = git_error([&] { repo.remote_head(url, "main", local_ok()); });
+    EXPECT_TRUE(error.starts_with("ls-remote " + url + ": ")) << error;
+    EXPECT_NE(error.find("missing.git"), std::string::npos) << error;
+    // libgit2 alone would say "unsupported URL protocol" for a plain path that does not exist.
+    const std::string path = (tmp() / "missing.git").string();
+    EXPECT_EQ(git_error([&] { repo.remote_head(path, "main", local_ok()); }),
+              "ls-remote " + path + ": there is no repository directory at " + path);
+}
+
+// ---- fetch_branch ----
+
+TEST_F(GitRepoTest, FetchBranchWritesOnlyItsPrivateRef) {
+    TestRepo src(tmp() / "src");
+    const std::string tip = src.commit({{"index.html", "main"}});
+    src.commit({{"index.html", "other"}}, "other");
+    src.git({"tag", "-a", "v1", "-m", "release"});
+    src.git({"push", "-q", "origin", "v1"});
+    GitRepo repo(local());
+    EXPECT_EQ(repo.fetch_branch(src.url(), "main", local_ok()), tip);
+    EXPECT_EQ(repo.find_commit(tip), tip);
+    EXPECT_EQ(inspect({"for-each-ref", "--format=%(objectname) %(refname)"}), tip + " refs/sitesfs/followed\n");
+    // libgit2 1.5 truncates FETCH_HEAD on every fetch, but with update_fetchhead off writes nothing in.
+    EXPECT_EQ(slurp(local() / "FETCH_HEAD"), "");
+    EXPECT_EQ(inspect({"config", "--bool", "core.symlinks"}), "false\n");
+}
+
+TEST_F(GitRepoTest, FetchBranchOverHttpsFetchesNothingElse) {
+    TestRepo src(tmp() / "src");
+    const std::string tip = src.commit({{"index.html", "main"}});
+    const std::string other = src.commit({{"index.html", "other"}}, "other");
+    const std::string tagged = src.commit({{"index.html", "tagged"}}, "tagged");
+    src.git({"tag", "-a", "v1", "-m", "release"});
+    src.git({"push", "-q", "origin", "v1"});
+    src.git({"push", "-q", "origin", ":tagged"});  // now reachable only through the tag
+    const std::string tag = src.git({"rev-parse", "v1"}).substr(0, 40);
+    const std::string url = serve_https();
+    ASSERT_FALSE(url.empty());
+
+    GitRepo repo(local());
+    EXPECT_EQ(repo.remote_head(url, "main", {}), tip);
+    EXPECT_EQ(repo.fetch_branch(url, "main", {}), tip);
+    EXPECT_EQ(repo.find_commit(tip), tip);
+    EXPECT_EQ(repo.find_commit(other), "");
+    EXPECT_EQ(repo.find_commit(tagged), "");
+    EXPECT_EQ(repo.find_commit(tag), "");  // would throw "names a tag" if the tag object were there
+}
+
+TEST_F(GitRepoTest, LaterCommitIsSeen) {
+    TestRepo src(tmp() / "src");
+    const std::string first = src.commit({{"index.html", "one"}});
+    GitRepo repo(local());
+    EXPECT_EQ(repo.remote_head(src.url(), "main", local_ok()), first);
+    EXPECT_EQ(repo.fetch_branch(src.url(), "main", local_ok()), first);
+    const std::string second = src.commit({{"index.html", "two"}});
+    ASSERT_NE(first, second);
+    EXPECT_EQ(repo.remote_head(src.url(), "main", local_ok()), second);
+    EXPECT_EQ(repo.find_commit(second), "");
+    EXPECT_EQ(repo.fetch_branch(src.url(), "main", local_ok()), second);
+    EXPECT_EQ(repo.find_commit(second), second);
+}
+
+// ---- find_commit ----
+
+TEST_F(GitRepoTest, FindCommitByPrefix) {
+    TestRepo src(tmp() / "src");
+    const std::string sha = src.commit({{"index.html", "x"}});
+    GitRepo repo(local());
+    EXPECT_EQ(repo.find_commit(sha.substr(0, 7)), "");
+    repo.fetch_branch(src.url(), "main", local_ok());
+    EXPECT_EQ(repo.find_commit(sha.substr(0, 7)), sha);
+    EXPECT_EQ(repo.find_commit(sha), sha);
+    std::string upper = sha.substr(0, 12);
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    EXPECT_EQ(repo.find_commit(upper), sha);
+    const std::string tree = src.git({"rev-parse", "HEAD^{tree}"}).substr(0, 40);
+    EXPECT_EQ(git_error([&] { repo.find_commit(tree); }), tree + " names a tree, not a commit");
+    EXPECT_NE(git_error([&] { repo.find_commit("abc"); }), "<no error>");
+    EXPECT_NE(git_error([&] { repo.find_commit("xyzxyzx"); }), "<no error>");
+}
+
+TEST_F(GitRepoTest, FindCommitAmbiguousPrefix) {
+    // Two blobs whose ids share 7 hex digits (28 bits): by the birthday bound a few tens of
+    // thousands of candidates are enough, hashed in memory; only the colliding pair is written.
+    std::unordered_map<uint32_t, std::string> seen;
+    std::string a, b;
+    for (uint64_t i = 0; a.empty() && i < 2'000'000; ++i) {
+        const std::string content = "candidate " + std::to_string(i) + "\n";
+        git_oid oid;
+        ASSERT_EQ(git_odb_hash(&oid, content.data(), content.size(), GIT_OBJECT_BLOB), 0);
+        const uint32_t prefix = (uint32_t{oid.id[0]} << 20) | (uint32_t{oid.id[1]} << 12) |
+                                (uint32_t{oid.id[2]} << 4) | (oid.id[3] >> 4);
+        if (auto [it, fresh] = seen.emplace(prefix, content); !fresh) a = it->second, b = content;
+    }
+    ASSERT_FALSE(a.empty());
+    GitRepo repo(local());
+    std::string ids[2];
+    int n = 0;
+    for (const std::string& content : {a, b}) {
+        spit(tmp() / "blob", content);
+        const Run r = run({"git", "--git-dir=" + local().string(), "hash-object", "-w", (tmp() / "blob").string()});
+        ASSERT_EQ(r.code, 0) << describe(r);
+        ids[n++] = r.out.substr(0, 40);
+    }
+    ASSERT_EQ(ids[0].substr(0, 7), ids[1].substr(0, 7));
+    ASSERT_NE(ids[0].substr(0, 8), ids[1].substr(0, 8));
+    const std::string prefix = ids[0].substr(0, 7);
+    EXPECT_EQ(git_error([&] { repo.find_commit(prefix); }), "commit prefix " + prefix + " is ambiguous; write more digits");
+    EXPECT_EQ(git_error([&] { repo.find_commit(ids[0].substr(0, 8)); }), ids[0].substr(0, 8) + " names a blob, not a commit");
+}
+
+// ---- fetch_commit ----
+
+TEST_F(GitRepoTest, FetchCommitOnlyOnAnotherBranch) {
+    TestRepo src(tmp() / "src");
+    src.commit({{"index.html", "main"}});
+    const std::string pinned = src.commit({{"index.html", "pinned"}}, "feature");
+    GitRepo repo(local());
+    EXPECT_EQ(repo.find_commit(pinned), "");
+    EXPECT_EQ(repo.fetch_commit(src.url(), pinned, local_ok()), pinned);
+    EXPECT_EQ(repo.find_commit(pinned), pinned);
+    EXPECT_EQ(inspect({"rev-parse", "refs/sitesfs/pinned"}), pinned + "\n");
+    const TreeReport report = repo.write_tree(pinned, release(), {});
+    EXPECT_EQ(slurp(release() / "index.html"), "pinned");
+    EXPECT_EQ(report.files, 1u);
+
+    const std::string absent(40, 'e');
+    const std::string error = git_error([&] { repo.fetch_commit(src.url(), absent, local_ok()); });
+    EXPECT_TRUE(error.starts_with("fetch " + src.url())) << error;
+    EXPECT_NE(git_error([&] { repo.fetch_commit(src.url(), pinned.substr(0, 12), local_ok()); }), "<no error>");
+}
+
+TEST_F(GitRepoTest, FetchCommitRefusedByServerSaysWhy) {
+    TestRepo src(tmp() / "src");
+    src.commit({{"index.html", "main"}});
+    const std::string pinned = src.commit({{"index.html", "pinned"}}, "feature");
+    const std::string url = serve_https();
+    ASSERT_FALSE(url.empty());
+    GitRepo repo(local());
+    // git-http-backend does not let a client ask for an object by id unless the server allows it.
+    const std::string refused = git_error([&] { repo.fetch_commit(url, pinned, {}); });
+    EXPECT_TRUE(refused.starts_with("fetch " + url)) << refused;
+    EXPECT_NE(refused.find("specific object"), std::string::npos) << refused;
+    EXPECT_EQ(repo.find_commit(pinned), "");
+
+    const Run allow = run({"git", "--git-dir=" + src.bare().string(), "config", "uploadpack.allowReachableSHA1InWant", "true"});
+    ASSERT_EQ(allow.code, 0) << describe(allow);
+    EXPECT_EQ(repo.fetch_commit(url, pinned, {}), pinned);
+    EXPECT_EQ(repo.find_commit(pinned), pinned);
+}
+
+// ---- write_tree ----
+
+TEST_F(GitRepoTest, WriteTreeContentsAndModes) {
+    TestRepo src(tmp() / "src");
+    src.commit({{"index.html", "<h1>hi</h1>\n"}, {"bin/run.sh", "#!/bin/sh\necho hi\n"}, {"a/b/c/deep.txt", "deep"}});
+    stdfs::permissions(tmp() / "src" / "work" / "bin" / "run.sh", stdfs::perms::owner_exec, stdfs::perm_options::add);
+    const std::string sha = src.commit({}, "main", "executable");
+    ASSERT_EQ(src.git({"ls-tree", "HEAD", "bin/run.sh"}).substr(0, 6), "100755");
+
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(src.url(), "main", local_ok()), sha);
+    const TreeReport report = repo.write_tree(sha, release(), {});
+    EXPECT_EQ(slurp(release() / "index.html"), "<h1>hi</h1>\n");
+    EXPECT_EQ(slurp(release() / "bin" / "run.sh"), "#!/bin/sh\necho hi\n");
+    EXPECT_EQ(slurp(release() / "a" / "b" / "c" / "deep.txt"), "deep");
+    EXPECT_EQ(mode_of(release() / "index.html"), 0644u);
+    EXPECT_EQ(mode_of(release() / "bin" / "run.sh"), 0755u);
+    EXPECT_EQ(mode_of(release() / "a" / "b" / "c" / "deep.txt"), 0644u);
+    EXPECT_EQ(mode_of(release()), 0755u);
+    EXPECT_EQ(mode_of(release() / "a" / "b"), 0755u);
+    EXPECT_EQ(report.files, 3u);
+    EXPECT_EQ(report.bytes, 12u + 18u + 4u);
+    EXPECT_TRUE(report.skipped.empty());
+    EXPECT_FALSE(stdfs::exists(release() / ".git"));
+}
+
+TEST_F(GitRepoTest, WriteTreeSymlinkBecomesPlainFile) {
+    TestRepo src(tmp() / "src");
+    const std::string sha = src.commit({{"passwd", "symlink:/etc/passwd"},
+                                        {"docs/real.txt", "real"},
+                                        {"docs-link", "symlink:docs"},
+                                        {"up", "symlink:../../.."}});
+    GitRepo repo(local());
+    repo.fetch_branch(src.url(), "main", local_ok());
+    const TreeReport report = repo.write_tree(sha, release(), {});
+    EXPECT_EQ(slurp(release() / "passwd"), "/etc/passwd");
+    EXPECT_EQ(slurp(release() / "docs-link"), "docs");
+    EXPECT_EQ(slurp(release() / "up"), "../../..");
+    EXPECT_EQ(mode_of(release() / "passwd"), 0644u);
+    EXPECT_TRUE(has_prefix(report.skipped, "passwd: symbolic link")) << ::testing::PrintToString(report.skipped);
+    int entries = 0;
+    for (const auto& e : stdfs::recursive_directory_iterator(release())) {
+        ++entries;
+        EXPECT_FALSE(e.is_symlink()) << e.path();
+        EXPECT_TRUE(e.symlink_status().type() == stdfs::file_type::regular ||
+                    e.symlink_status().type() == stdfs::file_type::directory)
+            << e.path();
+    }
+    EXPECT_EQ(entries, 5);  // passwd, docs, docs/real.txt, docs-link, up
+}
+
+TEST_F(GitRepoTest, WriteTreeSkipsDotGitInAnyCase) {
+    TestRepo src(tmp() / "src");
+    src.commit({{"index.html", "x"}});
+    const std::string hook = blob(src, "#!/bin/sh\nrm -rf /\n");
+    const std::string page = blob(src, "page");
+    RunOptions o;
+    o.cwd = tmp() / "src" / "work";
+    o.env = {"HOME=" + (tmp() / "src" / "home").string(), "GIT_CONFIG_NOSYSTEM=1"};
+    const Run inner = bash("printf '100644 blob " + hook + "\\tconfig\\n' | git mktree", o);
+    ASSERT_EQ(inner.code, 0) << describe(inner);
+    const std::string dotgit = inner.out.substr(0, 40);
+    const Run sub = bash("printf '040000 tree " + dotgit + "\\t.Git\\n100644 blob " + page + "\\tpage.html\\n' | git mktree", o);
+    ASSERT_EQ(sub.code, 0) << describe(sub);
+    const std::string sha = push_tree(src,
+                                      "040000 tree " + dotgit + "\\t.git\\n040000 tree " + dotgit + "\\t.GIT\\n100644 blob " +
+                                          hook + "\\t.gIt\\n040000 tree " + sub.out.substr(0, 40) + "\\tsub\\n100644 blob " +
+                                          page + "\\tindex.html\\n",
+                                      "crafted");
+    ASSERT_EQ(src.git({"ls-tree", "-r", "--name-only", sha}), ".GIT/config\n.gIt\n.git/config\nindex.html\nsub/.Git/config\nsub/page.html\n");
+
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(src.url(), "crafted", local_ok()), sha);
+    const TreeReport report = repo.write_tree(sha, release(), {});
+    std::set<std::string> written;
+    for (const auto& e : stdfs::recursive_directory_iterator(release()))
+        written.insert(stdfs::relative(e.path(), release()).string());
+    EXPECT_EQ(written, (std::set<std::string>{"index.html", "sub", "sub/page.html"}));
+    EXPECT_EQ(report.files, 2u);
+    for (const std::string skipped : {".git: ", ".GIT: ", ".gIt: ", "sub/.Git: "})
+        EXPECT_TRUE(has_prefix(report.skipped, skipped)) << skipped << " in " << ::testing::PrintToString(report.skipped);
+}
+
+TEST_F(GitRepoTest, WriteTreeSkipsSubmodule) {
+    TestRepo src(tmp() / "src");
+    const std::string first = src.commit({{"index.html", "x"}});
+    src.git({"update-index", "--add", "--cacheinfo", "160000," + first + ",mod"});
+    src.git({"commit", "-q", "-m", "submodule"});
+    src.git({"push", "-q", "origin", "main"});
+    const std::string sha = src.git({"rev-parse", "HEAD"}).substr(0, 40);
+    ASSERT_EQ(src.git({"ls-tree", "HEAD", "mod"}).substr(0, 6), "160000");
+
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(src.url(), "main", local_ok()), sha);
+    const TreeReport report = repo.write_tree(sha, release(), {});
+    EXPECT_FALSE(stdfs::exists(stdfs::symlink_status(release() / "mod")));
+    EXPECT_EQ(slurp(release() / "index.html"), "x");
+    EXPECT_EQ(report.files, 1u);
+    EXPECT_TRUE(has_prefix(report.skipped, "mod: submodule")) << ::testing::PrintToString(report.skipped);
+}
+
+TEST_F(GitRepoTest, WriteTreeCaps) {
+    TestRepo src(tmp() / "src");
+    const std::string sha = src.commit({{"a", "0123456789"}, {"b", "0123456789"}, {"c", "0123456789"}});
+    GitRepo repo(local());
+    repo.fetch_branch(src.url(), "main", local_ok());
+
+    TreeLimits exact;
+    exact.max_files = 3;
+    exact.max_bytes = 30;
+    EXPECT_EQ(repo.write_tree(sha, release("exact"), exact).bytes, 30u);
+
+    TreeLimits files;
+    files.max_files = 2;
+    const std::string too_many = git_error([&] { repo.write_tree(sha, release("files"), files); });
+    EXPECT_NE(too_many.find("more than 2 files"), std::string::npos) << too_many;
+    EXPECT_NE(too_many.find("[git] max_files"), std::string::npos) << too_many;
+
+    TreeLimits bytes;
+    bytes.max_bytes = 25;
+    const std::string too_big = git_error([&] { repo.write_tree(sha, release("bytes"), bytes); });
+    EXPECT_NE(too_big.find("more than 25 bytes"), std::string::npos) << too_big;
+    EXPECT_NE(too_big.find("[git] max_bytes"), std::string::npos) << too_big;
+    EXPECT_FALSE(stdfs::exists(release("bytes") / "c"));
+}
+
+TEST_F(GitRepoTest, WriteTreeRefusesDeepNesting) {
+    TestRepo src(tmp() / "src");
+    src.commit({{"index.html", "x"}});
+    const std::string leaf = blob(src, "deep");
+    RunOptions o;
+    o.cwd = tmp() / "src" / "work";
+    o.env = {"HOME=" + (tmp() / "src" / "home").string(), "GIT_CONFIG_NOSYSTEM=1"};
+    const Run tree = bash("t=$(printf '100644 blob " + leaf +
+                              "\\tf\\n' | git mktree) && for i in $(seq 200); do t=$(printf \"040000 tree $t\\td\\n\" | git mktree) || exit 1; done && echo $t",
+                          o);
+    ASSERT_EQ(tree.code, 0) << describe(tree);
+    const std::string sha = src.git({"commit-tree", tree.out.substr(0, 40), "-m", "deep"}).substr(0, 40);
+    src.git({"push", "-q", "origin", sha + ":refs/heads/deep"});
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(src.url(), "deep", local_ok()), sha);
+    const std::string error = git_error([&] { repo.write_tree(sha, release(), {}); });
+    EXPECT_NE(error.find("deeper than 128 levels"), std::string::npos) << error;
+}
+
+TEST_F(GitRepoTest, WriteTreeIntoExistingDirectoryFails) {
+    TestRepo src(tmp() / "src");
+    const std::string sha = src.commit({{"index.html", "new"}});
+    GitRepo repo(local());
+    repo.fetch_branch(src.url(), "main", local_ok());
+    stdfs::create_directory(release());
+    spit(release() / "index.html", "old");
+    const std::string error = git_error([&] { repo.write_tree(sha, release(), {}); });
+    EXPECT_NE(error.find(release().string()), std::string::npos) << error;
+    EXPECT_NE(error.find("File exists"), std::string::npos) << error;
+    EXPECT_EQ(slurp(release() / "index.html"), "old");
+}
+
+// ---- URL policy and host configuration ----
+
+TEST_F(GitRepoTest, LocalUrlRefusedWithoutPermission) {
+    TestRepo src(tmp() / "src");
+    const std::string sha = src.commit({{"index.html", "x"}});
+    GitRepo repo(local());
+    const RemoteOptions strict;
+    for (const std::string& url : {src.url(), src.bare().string()}) {
+        for (const std::string& error :
+             {git_error([&] { repo.remote_head(url, "main", strict); }), git_error([&] { repo.fetch_branch(url, "main", strict); }),
+              git_error([&] { repo.fetch_commit(url, sha, strict); })}) {
+            EXPECT_NE(error.find("--allow-local-repos"), std::string::npos) << error;
+        }
+    }
+    EXPECT_EQ(repo.find_commit(sha), "");
+    // Refused before connecting: for a repository that does not exist the reason is still the
+    // policy, while with permission the same URL fails in the transport.
+    const std::string missing = "file://" + (tmp() / "missing.git").string();
+    const std::string refused = git_error([&] { repo.remote_head(missing, "main", strict); });
+    EXPECT_NE(refused.find("--allow-local-repos"), std::string::npos) << refused;
+    const std::string connected = git_error([&] { repo.remote_head(missing, "main", local_ok()); });
+    EXPECT_EQ(connected.find("--allow-local-repos"), std::string::npos) << connected;
+    EXPECT_NE(connected, "<no error>");
+}
+
+TEST_F(GitRepoTest, HostGitconfigIsIgnored) {
+    TestRepo wanted(tmp() / "src");
+    const std::string wanted_tip = wanted.commit({{"index.html", "wanted"}});
+    TestRepo decoy(tmp() / "decoy");
+    const std::string decoy_tip = decoy.commit({{"index.html", "decoy"}});
+    const std::string rewrite = "[url \"" + decoy.url() + "\"]\n\tinsteadOf = " + wanted.url() + "\n";
+    const stdfs::path files[] = {g_host_home / ".gitconfig", g_host_home / ".config" / "git" / "config"};
+    // Later tests must not find them.
+    struct Cleanup {
+        const stdfs::path* begin;
+        const stdfs::path* end;
+        ~Cleanup() {
+            for (auto* f = begin; f != end; ++f) stdfs::remove(*f);
+        }
+    } cleanup{std::begin(files), std::end(files)};
+    stdfs::create_directories(g_host_home / ".config" / "git");
+    for (const auto& f : files) spit(f, rewrite);
+
+    // The git CLI follows the rewrite, so this setup does fool a client that reads the host's config.
+    RunOptions o;
+    o.env = {"HOME=" + g_host_home.string(), "XDG_CONFIG_HOME=" + (g_host_home / ".config").string(),
+             "GIT_CONFIG_NOSYSTEM=1"};
+    const Run cli = run({"git", "ls-remote", wanted.url(), "refs/heads/main"}, o);
+    ASSERT_EQ(cli.code, 0) << describe(cli);
+    ASSERT_EQ(cli.out.substr(0, 40), decoy_tip);
+
+    GitRepo repo(local());
+    EXPECT_EQ(repo.remote_head(wanted.url(), "main", local_ok()), wanted_tip);
+    EXPECT_EQ(repo.fetch_branch(wanted.url(), "main", local_ok()), wanted_tip);
+    EXPECT_EQ(repo.find_commit(decoy_tip), "");
+
+    // Nothing of the host's files reaches libgit2's configuration at all.
+    git_config* raw = nullptr;
+    ASSERT_EQ(git_config_open_default(&raw), 0);
+    const std::unique_ptr<git_config, void (*)(git_config*)> config(raw, git_config_free);
+    git_buf value = GIT_BUF_INIT;
+    EXPECT_EQ(git_config_get_string_buf(&value, config.get(), ("url." + decoy.url() + ".insteadof").c_str()),
+              GIT_ENOTFOUND)
+        << value.ptr;
+    git_buf_dispose(&value);
+}
+
+// ---- cancellation ----
+
+TEST_F(GitRepoTest, CancelledAbortsFetch) {
+    TestRepo src(tmp() / "src");
+    const std::string sha = src.commit({{"index.html", "x"}});
+    GitRepo repo(local());
+
+    int calls = 0;
+    RemoteOptions options = local_ok();
+    options.cancelled = [&] { return ++calls >= 1; };
+    EXPECT_EQ(git_error([&] { repo.remote_head(src.url(), "main", options); }), "ls-remote " + src.url() + ": cancelled");
+    EXPECT_EQ(git_error([&] { repo.fetch_branch(src.url(), "main", options); }), "fetch " + src.url() + ": cancelled");
+
+    // The first poll is just before connecting; the second comes from the transfer itself.
+    calls = 0;
+    options.cancelled = [&] { return ++calls >= 2; };
+    EXPECT_EQ(git_error([&] { repo.fetch_branch(src.url(), "main", options); }), "fetch " + src.url() + ": cancelled");
+    EXPECT_EQ(calls, 2);
+    EXPECT_EQ(repo.find_commit(sha), "");
+    EXPECT_EQ(inspect({"for-each-ref"}), "");
+
+    options.cancelled = []() -> bool { throw std::runtime_error("the daemon is shutting down"); };
+    EXPECT_EQ(git_error([&] { repo.fetch_branch(src.url(), "main", options); }),
+              "fetch " + src.url() + ": checking for cancellation failed: the daemon is shutting down");
+
+    options.cancelled = [] { return false; };
+    EXPECT_EQ(repo.fetch_branch(src.url(), "main", options), sha);
+}
+
+}  // namespace
+}  // namespace sitesfs::it

@@ -1,0 +1,49 @@
+// A real Caddy (Debian's package) for one test: a loopback port, the admin endpoint on a unix
+// socket in the test's temp dir, HOME and XDG dirs in that temp dir. Stopped (and its process group
+// killed) by the destructor, also when the test fails.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace sitesfs::it {
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int free_port();
+
+class CaddyServer {
+public:
+    // `dir` is a directory the test owns (it must exist); everything caddy needs is made in it:
+    // Caddyfile (the main config), sites.conf (the generated file, empty at first), admin.sock,
+    // home/, caddy.log. The main config sets `admin unix//DIR/admin.sock`, `auto_https off`,
+    // imports sites.conf, and answers requests for unknown hosts on the port with 404 "no site".
+    explicit CaddyServer(const std::filesystem::path& dir);
+    ~CaddyServer();
+    CaddyServer(const CaddyServer&) = delete;
+    CaddyServer& operator=(const CaddyServer&) = delete;
+
+    // `caddy run` in the background; returns once the port answers, or false with `why` filled.
+    bool start(std::string* why);
+    void stop();
+
+    int port() const { return port_; }
+    std::string address() const;  // "127.0.0.1:PORT"
+    std::filesystem::path main_config() const;
+    std::filesystem::path sites_file() const;
+    std::filesystem::path admin_socket() const;
+    std::filesystem::path log_file() const;
+    // argv that makes this caddy load main_config() again: caddy reload --config ... --adapter caddyfile
+    std::vector<std::string> reload_command() const;
+    // HOME=..., XDG_CONFIG_HOME=..., XDG_DATA_HOME=... for any process that runs caddy for this test.
+    std::vector<std::string> env() const;
+
+private:
+    std::filesystem::path dir_;
+    int port_ = 0;
+    pid_t pid_ = -1;
+};
+
+}  // namespace sitesfs::it
