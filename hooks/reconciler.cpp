@@ -66,6 +66,7 @@ void Reconciler::stop() {
         running_ = false;
     }
     cv_.notify_all();
+    poll_cv_.notify_all();
     for (auto& t : workers_) t.join();
     workers_.clear();
     if (poller_.joinable()) poller_.join();
@@ -126,7 +127,7 @@ void Reconciler::work() {
 void Reconciler::poll_loop() {
     std::unique_lock lock(mu_);
     for (;;) {
-        cv_.wait_for(lock, config_.poll_interval, [this] { return !running_; });
+        poll_cv_.wait_for(lock, config_.poll_interval, [this] { return !running_; });
         if (!running_) return;
         lock.unlock();
         for (const auto& name : store_.site_names()) schedule(name, true);
@@ -145,7 +146,14 @@ bool Reconciler::converged_on_disk(const SiteRecord& s) const {
 
 bool Reconciler::remote_moved(const SiteRecord& s) {
     if (!s.field("commit").value.empty()) return false;  // a pin does not follow anything
-    if (s.actual.state != "live" || s.actual.generation != s.generation) return true;
+    if (s.actual.generation != s.generation || (s.actual.state != "live" && s.actual.state != "failed")) return true;
+    std::string served = s.actual.commit;
+    if (s.actual.state == "failed") {
+        std::lock_guard lock(mu_);
+        const auto it = failed_on_.find(s.name);
+        if (it == failed_on_.end()) return true;  // failed before it had a commit (e.g. unreachable): retry
+        served = it->second;
+    }
     try {
         GitRepo repo(SitePaths(config_.data_dir, s.name).repo);
         const std::string head = repo.remote_head(repo_fetch_url(s.field("repo").value), s.field("branch").value,
@@ -153,7 +161,7 @@ bool Reconciler::remote_moved(const SiteRecord& s) {
                                                        std::lock_guard lock(mu_);
                                                        return !running_;
                                                    }});
-        return head != s.actual.commit;
+        return head != served;
     } catch (const std::exception& e) {
         // An unreachable remote on a poll tick leaves the served release alone; the next tick retries.
         spdlog::warn("site {}: poll: {}", s.name, e.what());
@@ -242,7 +250,13 @@ void Reconciler::record(const SiteRecord& before, uint64_t generation, ActualSta
 
 void Reconciler::reconcile(const std::string& name, bool poll) {
     const SiteRef site = store_.site(name);
-    if (!site) return unpublish(name, true);
+    if (!site) {
+        {
+            std::lock_guard lock(mu_);
+            failed_on_.erase(name);
+        }
+        return unpublish(name, true);
+    }
     if (!complete(*site)) return unpublish(name, false);
     if (poll && !remote_moved(*site)) return;
 
@@ -287,6 +301,11 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
         entry.error = next.error;
     }
     d.proxy_lock = {};
+    {
+        std::lock_guard lock(mu_);
+        if (result.ok || d.commit.empty()) failed_on_.erase(name);
+        else failed_on_[name] = d.commit;
+    }
     record(*site, generation, next, entry);
     if (result.ok) {
         spdlog::info("site {}: {} {} in {} ms", name, entry.action, d.commit.substr(0, 12), dur);

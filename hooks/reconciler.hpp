@@ -72,8 +72,12 @@ private:
     const std::vector<std::unique_ptr<Step>> steps_;
 
     std::mutex mu_;
-    std::condition_variable cv_;
+    std::condition_variable cv_;       // workers: the queue has work
+    std::condition_variable poll_cv_;  // the poller: stop (its own, so a notify_one never wakes it instead of a worker)
     std::map<std::string, Slot> slots_;
+    // The commit a site's last deploy failed on (by site): a poll retries it only when the branch
+    // has moved on, so a broken commit is not redeployed (and the proxy reloaded) every tick.
+    std::map<std::string, std::string> failed_on_;
     std::deque<std::string> queue_;
     bool running_ = false;
     std::vector<std::thread> workers_;

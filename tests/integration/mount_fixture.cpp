@@ -433,7 +433,7 @@ Daemon* MountTest::launch(const stdfs::path& mountpoint, const std::vector<std::
     d->mountpoint = mountpoint;
     d->log = tmp_ / ("sitesfs-" + std::to_string(next_log_++) + ".log");
     d->argv = argv;
-    d->pid = spawn_logged(argv, d->log);
+    d->pid = spawn_logged(argv, d->log, daemon_env_);
     Daemon* raw = d.get();
     daemons_.push_back(std::move(d));
     std::string cmd;

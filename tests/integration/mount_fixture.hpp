@@ -120,6 +120,8 @@ protected:
     bool autostart_ = true;
     // Set by fixtures that deploy; the others run with --no-reconcile (nothing to deploy to).
     bool reconcile_ = false;
+    // NAME=VALUE added to every sitesfs the fixture starts (HOME for caddy, DBUS_SYSTEM_BUS_ADDRESS).
+    std::vector<std::string> daemon_env_;
 
     const stdfs::path& tmp() const { return tmp_; }
     const stdfs::path& mnt() const { return mnt_; }
