@@ -24,7 +24,7 @@ std::string fields_listing() {
     return s;
 }
 
-TEST_F(AtTheShell, MkdirCreatesASiteWithExactlyTheSevenFiles) {
+TEST_F(AtTheShell, MkdirCreatesASiteWithExactlyItsFiles) {
     EXPECT_TRUE(shell("mkdir blog && ls blog", {.out = fields_listing(), .err = ""}));
     EXPECT_TRUE(shell("ls", {.out = "blog\n"}));
     struct stat st;
