@@ -257,7 +257,19 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
         }
         return unpublish(name, true);
     }
-    if (!complete(*site)) return unpublish(name, false);
+    if (!complete(*site)) {
+        unpublish(name, false);
+        if (!site->actual.commit.empty()) {
+            // Nothing is served any more; `commit` and `status` must not say otherwise.
+            ActualState cleared = site->actual;
+            cleared.state.clear();
+            cleared.commit.clear();
+            cleared.domain.clear();
+            cleared.path.clear();
+            store_.report(name, site->generation, cleared);
+        }
+        return;
+    }
     if (poll && !remote_moved(*site)) return;
 
     const uint64_t generation = site->generation;

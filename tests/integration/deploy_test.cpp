@@ -3,6 +3,7 @@
 // repositories. Every failure case checks that the previous content is still what Caddy serves.
 #include <sys/stat.h>
 
+#include <set>
 #include <thread>
 
 #include "tests/integration/mount_fixture.hpp"
@@ -142,9 +143,34 @@ TEST_F(Deploy, APushIsDeployedByThePoll) {
     repo_->commit({{"index.html", "v1\n"}});
     ASSERT_EQ(create_site("blog", "blog.test").substr(0, 4), "live");
     const std::string v2 = repo_->commit({{"index.html", "v2\n"}});
-    EXPECT_TRUE(eventually([&] { return body("blog.test") == "v2\n"; }, 30s, 100ms)) << body("blog.test") << daemon_log();
-    EXPECT_EQ(header("blog.test", "X-Deployed-Commit"), v2);
+    // The files change at the switch, the header at the reload just after it.
+    EXPECT_TRUE(eventually([&] { return body("blog.test") == "v2\n" && header("blog.test", "X-Deployed-Commit") == v2; },
+                           30s, 100ms))
+        << body("blog.test") << daemon_log();
     EXPECT_TRUE(eventually([&] { return read("blog/commit") == v2 + "\n"; }, 10s));
+}
+
+TEST_F(Deploy, KeepsTheNewestThreeReleases) {
+    std::vector<std::string> shas{repo_->commit({{"index.html", "v0\n"}})};
+    ASSERT_EQ(create_site("blog", "blog.test"), "live " + shas[0] + "\n");
+    for (int i = 1; i < 4; ++i) {
+        shas.push_back(repo_->commit({{"index.html", "v" + std::to_string(i) + "\n"}}));
+        ASSERT_TRUE(eventually([&] { return read("blog/commit") == shas.back() + "\n"; }, 30s, 50ms)) << daemon_log();
+    }
+    std::set<std::string> kept;
+    for (const auto& e : stdfs::directory_iterator(data() / "blog" / "releases")) kept.insert(e.path().filename());
+    EXPECT_EQ(kept, (std::set<std::string>{shas[1], shas[2], shas[3]}));
+    EXPECT_EQ(body("blog.test"), "v3\n");
+}
+
+TEST_F(Deploy, EmptyingTheDomainTakesTheSiteOffline) {
+    repo_->commit({{"index.html", "v1\n"}});
+    ASSERT_EQ(create_site("blog", "blog.test").substr(0, 4), "live");
+    ASSERT_TRUE(shell(": > blog/domain"));
+    EXPECT_TRUE(eventually([&] { return body("blog.test") == "no site"; }, 30s, 50ms)) << daemon_log();
+    EXPECT_TRUE(eventually([&] { return read("blog/commit") == "\n"; }, 10s));
+    EXPECT_EQ(status_line("blog", "state"), "incomplete");
+    EXPECT_TRUE(stdfs::exists(data() / "blog" / "current")) << "the data stays until rmdir";
 }
 
 TEST_F(Deploy, WritingAnOlderCommitRollsBackAndEmptyFollowsTheBranchAgain) {
