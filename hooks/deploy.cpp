@@ -17,8 +17,30 @@ SitePaths::SitePaths(const stdfs::path& data_dir, const std::string& site)
       current(dir / "current"),
       marker(dir / ".sitesfs-site") {}
 
-Deploy::Deploy(const HooksConfig& c, ProxyState& p, SiteRef s, std::function<bool()> stop)
-    : config(c), proxy(p), site(std::move(s)), paths(c.data_dir, site->name), superseded(std::move(stop)) {}
+Deploy::Deploy(const HooksConfig& c, ProxyState& p, KnownHosts& k, SiteRef s, std::function<bool()> stop)
+    : config(c), proxy(p), known_hosts(k), site(std::move(s)), paths(c.data_dir, site->name), superseded(std::move(stop)) {}
+
+std::string url_for_deploy_key(const std::string& url) {
+    const std::string github = "https://github.com/";
+    if (!url.starts_with(github)) return url;
+    std::string path = url.substr(github.size());
+    if (!path.ends_with(".git")) path += ".git";
+    return "ssh://git@github.com/" + path;
+}
+
+RemoteAccess::RemoteAccess(const HooksConfig& config, KnownHosts& hosts, const SiteRecord& site,
+                           std::function<bool()> cancelled)
+    : url_(repo_fetch_url(site.field("repo").value)) {
+    const std::string ref = site.field("deploy_key_ref").value;
+    options_.policy = config.policy;
+    options_.cancelled = std::move(cancelled);
+    options_.known_hosts = &hosts;
+    if (ref.empty()) return;
+    url_ = url_for_deploy_key(url_);
+    key_ = resolve_deploy_key(config.keys, ref);
+    options_.key = &key_;
+    options_.key_ref = ref;
+}
 
 std::vector<std::string> split_domains(const std::string& value) {
     std::vector<std::string> out;

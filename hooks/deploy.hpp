@@ -43,7 +43,32 @@ struct HooksConfig {
     ProxyOptions proxy;
     ReloadConfig reload;
     HealthConfig health;
+    KeyProviders keys;
+    std::filesystem::path known_hosts;  // STATE/known_hosts
+    HostKeyPolicy host_key_policy = HostKeyPolicy::AcceptNew;
+    std::map<std::string, std::string> host_key_pins;  // "host:port" -> "SHA256:..."
 };
+
+// How to reach a site's remote: the fetch URL, and for a site with a deploy key the key (resolved
+// now, wiped when this goes) and the ssh:// form of a GitHub https URL. Built in place, used for
+// one git operation, then dropped; never copied or moved (options point into it).
+class RemoteAccess {
+public:
+    RemoteAccess(const HooksConfig& config, KnownHosts& hosts, const SiteRecord& site, std::function<bool()> cancelled);
+    RemoteAccess(const RemoteAccess&) = delete;
+    RemoteAccess& operator=(const RemoteAccess&) = delete;
+    const std::string& url() const { return url_; }
+    const RemoteOptions& options() const { return options_; }
+
+private:
+    std::string url_;
+    SecretBuffer key_;
+    RemoteOptions options_;
+};
+
+// With a deploy key, https://github.com/o/r is fetched as ssh://git@github.com/o/r.git (a deploy
+// key is an SSH key); any other URL is returned unchanged.
+std::string url_for_deploy_key(const std::string& url);
 
 // A step failed; what() is the reason a person reads in `status` after "STEP: ".
 struct StepError : std::runtime_error {
@@ -71,6 +96,7 @@ struct SitePaths {
 struct Deploy {
     const HooksConfig& config;
     ProxyState& proxy;
+    KnownHosts& known_hosts;
     SiteRef site;            // the desired state this run converges to
     SitePaths paths;
     std::function<bool()> superseded;  // a newer generation is waiting: stop at the next step
@@ -89,7 +115,7 @@ struct Deploy {
     bool reloaded = false;
     std::unique_lock<std::mutex> proxy_lock;
 
-    Deploy(const HooksConfig& c, ProxyState& p, SiteRef s, std::function<bool()> stop);
+    Deploy(const HooksConfig& c, ProxyState& p, KnownHosts& k, SiteRef s, std::function<bool()> stop);
     bool changed_anything() const { return switched || proxy_changed; }
 };
 

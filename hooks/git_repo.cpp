@@ -98,7 +98,11 @@ git_oid full_oid(const std::string& sha, const std::string& what) {
 // Shared by all callbacks of one remote operation (their `payload`).
 struct CallbackState {
     const RemoteOptions* options;
+    std::string url;
     std::string refused;  // why remote_ready would not let the connection happen
+    std::string host_key;  // why the server's host key was not accepted
+    std::string auth;      // why no (further) credential was offered
+    int key_offers = 0;
     std::string broken;   // what the cancellation check threw
     bool cancelled = false;
 };
@@ -133,6 +137,63 @@ int on_remote_ready(git_remote* remote, int, void* payload) {
     return 0;
 }
 
+// The port of an ssh:// URL (22 for scp-like ones), for the known-hosts entry.
+int ssh_port(const std::string& url) {
+    if (!url.starts_with("ssh://")) return 22;
+    const size_t start = url.find('@', 6) != std::string::npos && url.find('@', 6) < url.find('/', 6) ? url.find('@', 6) + 1 : 6;
+    const std::string authority = url.substr(start, url.find('/', start) - start);
+    const size_t colon = authority.rfind(':');
+    if (colon == std::string::npos || authority.back() == ']') return 22;
+    try {
+        return std::stoi(authority.substr(colon + 1));
+    } catch (const std::exception&) {
+        return 22;
+    }
+}
+
+// SSH host keys are checked against sitesfs's own pins, never left to libgit2 (which would read
+// $HOME/.ssh/known_hosts); TLS certificates are left to libgit2's verification.
+int on_certificate(git_cert* cert, int, const char* host, void* payload) {
+    auto& s = *static_cast<CallbackState*>(payload);
+    if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2) return GIT_PASSTHROUGH;
+    const auto* key = reinterpret_cast<const git_cert_hostkey*>(cert);
+    if (!s.options->known_hosts) {
+        s.host_key = "no known-hosts store is configured for SSH";
+        return -1;
+    }
+    if (!(key->type & GIT_CERT_SSH_SHA256)) {
+        s.host_key = "the server offered no SHA-256 host key fingerprint";
+        return -1;
+    }
+    try {
+        s.options->known_hosts->check(host ? host : "", ssh_port(s.url), key->hash_sha256);
+    } catch (const std::exception& e) {
+        s.host_key = e.what();
+        return -1;
+    }
+    return 0;
+}
+
+// Offers the deploy key once. libgit2 calls again after every refusal and would loop forever.
+int on_credentials(git_credential** out, const char*, const char* username, unsigned int allowed, void* payload) {
+    auto& s = *static_cast<CallbackState*>(payload);
+    const std::string user = username && *username ? username : "git";
+    if (allowed & GIT_CREDENTIAL_USERNAME) return git_credential_username_new(out, user.c_str());
+    if (!s.options->key) {
+        s.auth = "the server wants credentials; set deploy_key_ref for a private repository";
+        return -1;
+    }
+    if (!(allowed & GIT_CREDENTIAL_SSH_MEMORY)) {
+        s.auth = "the server does not accept an SSH key (use an ssh:// or git@host: URL with a deploy key)";
+        return -1;
+    }
+    if (s.key_offers++ > 0) {
+        s.auth = "the server refused deploy key " + s.options->key_ref + " for user '" + user + "'";
+        return -1;
+    }
+    return git_credential_ssh_key_memory_new(out, user.c_str(), nullptr, s.options->key->c_str(), nullptr);
+}
+
 int on_sideband(const char*, int, void* payload) {
     return should_stop(*static_cast<CallbackState*>(payload)) ? -1 : 0;
 }
@@ -147,6 +208,8 @@ git_remote_callbacks callbacks(CallbackState& state) {
     cb.remote_ready = on_remote_ready;
     cb.sideband_progress = on_sideband;
     cb.transfer_progress = on_transfer;
+    cb.certificate_check = on_certificate;
+    cb.credentials = on_credentials;
     cb.payload = &state;
     return cb;
 }
@@ -155,6 +218,8 @@ git_remote_callbacks callbacks(CallbackState& state) {
 // (libgit2 then only says "callback returned -1"), libgit2's otherwise.
 [[noreturn]] void remote_failed(const CallbackState& state, const std::string& url, const std::string& doing) {
     if (!state.refused.empty()) throw GitError(doing + " refused: " + state.refused);
+    if (!state.host_key.empty()) throw GitError(doing + ": " + state.host_key);
+    if (!state.auth.empty()) throw GitError(doing + ": " + state.auth);
     if (!state.broken.empty()) throw GitError(doing + ": " + state.broken);
     if (state.cancelled) throw GitError(doing + ": cancelled");
     // libgit2 only recognises a plain path as a repository when the directory exists, and otherwise
@@ -399,7 +464,7 @@ std::string GitRepo::remote_head(const std::string& url, const std::string& bran
     git_remote* raw = nullptr;
     check(git_remote_create_detached(&raw, url.c_str()), doing);
     const RemotePtr remote(raw);
-    CallbackState state{&options};
+    CallbackState state{&options, url};
     connect(remote.get(), state, url, doing);
     return find_branch(remote.get(), url, branch, doing).sha;
 }
@@ -407,7 +472,7 @@ std::string GitRepo::remote_head(const std::string& url, const std::string& bran
 std::string GitRepo::fetch_branch(const std::string& url, const std::string& branch, const RemoteOptions& options) {
     const std::string doing = "fetch " + url;
     const RemotePtr remote = repo_remote(repo_, url, doing);
-    CallbackState state{&options};
+    CallbackState state{&options, url};
     // Connect and list first: the default branch has to be named in the refspec, and a missing
     // branch is reported as such rather than as a refspec that matched nothing.
     connect(remote.get(), state, url, doing);
@@ -420,7 +485,7 @@ std::string GitRepo::fetch_commit(const std::string& url, const std::string& sha
     const std::string doing = "fetch " + url;
     const git_oid oid = full_oid(sha40, doing);
     const RemotePtr remote = repo_remote(repo_, url, doing);
-    CallbackState state{&options};
+    CallbackState state{&options, url};
     fetch(remote.get(), state, url, "+" + hex(oid) + ":" + kPinnedRef, doing + " commit " + hex(oid));
     const std::string got = ref_target(repo_, kPinnedRef, doing);
     if (find_commit(got).empty()) throw GitError(doing + ": " + got + " is not a commit");

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "hooks/deploy_keys.hpp"
+#include "hooks/known_hosts.hpp"
 #include "schemas/validators.hpp"
 
 struct git_repository;
@@ -30,6 +32,11 @@ void init_git();
 struct RemoteOptions {
     ValidationPolicy policy;                // the URL is re-checked right before connecting
     std::function<bool()> cancelled;        // polled during transfers; true aborts with GitError
+    // SSH: the private key offered (once; a refusal is not retried), and the pinned host keys every
+    // server's key is checked against. Without known_hosts an SSH connection is refused.
+    const SecretBuffer* key = nullptr;
+    std::string key_ref;                    // for messages: "file:blog"
+    KnownHosts* known_hosts = nullptr;
 };
 
 // Caps for a release tree; exceeding one fails the write cleanly (GitError naming the cap).

@@ -16,12 +16,31 @@ namespace {
 
 constexpr size_t kSiteLogLines = 20;
 
+// Errors come from git servers, caddy and D-Bus peers with newlines and tabs in them; `status` is
+// one `error:` line, so whitespace runs become one space and other control bytes are dropped.
+std::string one_line(const std::string& text) {
+    std::string out;
+    for (unsigned char c : text) {
+        if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
+            if (!out.empty() && out.back() != ' ') out += ' ';
+        } else if (c >= 0x20 && c != 0x7f) {
+            out += static_cast<char>(c);
+        }
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+}
+
 bool complete(const SiteRecord& s) { return !s.field("repo").value.empty() && !s.field("domain").value.empty(); }
 
 }  // namespace
 
 Reconciler::Reconciler(Store& store, HooksConfig config)
-    : store_(store), config_(std::move(config)), log_(config_.deploy_log), steps_(deploy_steps()) {
+    : store_(store),
+      config_(std::move(config)),
+      known_hosts_(config_.known_hosts, config_.host_key_policy, config_.host_key_pins),
+      log_(config_.deploy_log),
+      steps_(deploy_steps()) {
     proxy_.config = make_caddy_config(config_.proxy);
     proxy_.reloader = make_reloader(config_.reload);
 }
@@ -156,11 +175,11 @@ bool Reconciler::remote_moved(const SiteRecord& s) {
     }
     try {
         GitRepo repo(SitePaths(config_.data_dir, s.name).repo);
-        const std::string head = repo.remote_head(repo_fetch_url(s.field("repo").value), s.field("branch").value,
-                                                  {config_.policy, [this] {
-                                                       std::lock_guard lock(mu_);
-                                                       return !running_;
-                                                   }});
+        const RemoteAccess access(config_, known_hosts_, s, [this] {
+            std::lock_guard lock(mu_);
+            return !running_;
+        });
+        const std::string head = repo.remote_head(access.url(), s.field("branch").value, access.options());
         return head != served;
     } catch (const std::exception& e) {
         // An unreachable remote on a poll tick leaves the served release alone; the next tick retries.
@@ -279,7 +298,7 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
     deploying.error.clear();
     store_.report(name, generation, deploying);
 
-    Deploy d(config_, proxy_, site, [this, name, generation] {
+    Deploy d(config_, proxy_, known_hosts_, site, [this, name, generation] {
         {
             std::lock_guard lock(mu_);
             if (!running_) return true;
@@ -306,8 +325,8 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
         for (const auto& note : d.notes) spdlog::info("site {}: {}", name, note);
     } else {
         next.state = "failed";
-        next.error = result.step + ": " + result.error;
-        if (!result.undo_error.empty()) next.error += " (and " + result.undo_error + ")";
+        next.error = one_line(result.step + ": " + result.error);
+        if (!result.undo_error.empty()) next.error += " (and " + one_line(result.undo_error) + ")";
         entry.action = "failed";
         entry.commit = d.commit;
         entry.error = next.error;

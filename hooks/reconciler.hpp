@@ -68,6 +68,7 @@ private:
     const std::shared_ptr<Inbox> inbox_ = std::make_shared<Inbox>();
     const HooksConfig config_;
     ProxyState proxy_;
+    KnownHosts known_hosts_;
     DeployLog log_;
     const std::vector<std::unique_ptr<Step>> steps_;
 

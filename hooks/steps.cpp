@@ -72,18 +72,21 @@ public:
     void apply(Deploy& d) override {
         ensure_site_dir(d.paths);
         d.repo = std::make_unique<GitRepo>(d.paths.repo);
-        const std::string url = repo_fetch_url(d.site->field("repo").value);
         const std::string branch = d.site->field("branch").value;
         const std::string pin = d.site->field("commit").value;
-        const RemoteOptions remote{d.config.policy, d.superseded};
+        // A pin that is already here (a rollback to a kept release) needs no network and no key.
+        if (!pin.empty()) {
+            d.commit = d.repo->find_commit(pin);
+            if (!d.commit.empty()) return;
+        }
+        const RemoteAccess access(d.config, d.known_hosts, *d.site, d.superseded);
+        const std::string& url = access.url();
+        const RemoteOptions& remote = access.options();
         const std::string shown_branch = branch.empty() ? "the default branch" : "branch '" + branch + "'";
         if (pin.empty()) {
             d.commit = d.repo->fetch_branch(url, branch, remote);
             return;
         }
-        // A pin that is already here (a rollback to a kept release) needs no network at all.
-        d.commit = d.repo->find_commit(pin);
-        if (!d.commit.empty()) return;
         d.repo->fetch_branch(url, branch, remote);
         d.commit = d.repo->find_commit(pin);
         if (d.commit.empty() && pin.size() == 40) d.commit = d.repo->fetch_commit(url, pin, remote);

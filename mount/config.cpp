@@ -59,6 +59,21 @@ struct Reader {
         out = static_cast<uint64_t>(v);
     }
 
+    // A command: a non-empty array of strings, run directly (no shell).
+    std::vector<std::string> argv(const toml::table& t, const std::string& prefix, const char* key) const {
+        std::vector<std::string> out;
+        const toml::node* n = t.get(key);
+        if (!n) return out;
+        const toml::array* a = n->as_array();
+        if (!a || a->empty()) fail(prefix + key, "must be a non-empty array of strings (argv, no shell)");
+        for (const toml::node& arg : *a) {
+            auto s = arg.value<std::string>();
+            if (!s) fail(prefix + key, "must be a non-empty array of strings (argv, no shell)");
+            out.push_back(*s);
+        }
+        return out;
+    }
+
     const toml::table* section(const toml::table& root, const char* name) const {
         const toml::node* n = root.get(name);
         if (!n) return nullptr;
@@ -121,7 +136,7 @@ Config load_config(const std::optional<std::filesystem::path>& file) {
     }
     const Reader r{name};
     r.only_known(root, "", {"state_dir", "data_dir", "allow_local_repos", "log_level", "filesystem", "proxy",
-                            "reload", "health", "reconcile"});
+                            "reload", "health", "reconcile", "keys", "ssh"});
     r.path(root, "", "state_dir", cfg.state_dir);
     r.path(root, "", "data_dir", cfg.data_dir);
     r.get(root, "", "allow_local_repos", cfg.allow_local_repos);
@@ -149,16 +164,7 @@ Config load_config(const std::optional<std::filesystem::path>& file) {
         if (h.reload.mode != "systemd" && h.reload.mode != "command" && h.reload.mode != "none")
             r.fail(p + "mode", "must be \"systemd\", \"command\" or \"none\"");
         r.get(*t, p, "unit", h.reload.unit);
-        if (const toml::node* n = t->get("command")) {
-            const toml::array* a = n->as_array();
-            if (!a || a->empty()) r.fail(p + "command", "must be a non-empty array of strings (argv, no shell)");
-            h.reload.command.clear();
-            for (const toml::node& arg : *a) {
-                auto s = arg.value<std::string>();
-                if (!s) r.fail(p + "command", "must be a non-empty array of strings (argv, no shell)");
-                h.reload.command.push_back(*s);
-            }
-        }
+        if (t->contains("command")) h.reload.command = r.argv(*t, p, "command");
         if (h.reload.mode == "command" && h.reload.command.empty())
             r.fail(p + "command", "is needed with mode = \"command\"");
         r.seconds(*t, p, "timeout", h.reload.timeout, false);
@@ -172,6 +178,31 @@ Config load_config(const std::optional<std::filesystem::path>& file) {
         if (!h.health.path.starts_with("/") || h.health.path.find_first_of(" \t\r\n") != std::string::npos)
             r.fail(p + "path", "must start with '/' and hold no whitespace");
         r.seconds(*t, p, "timeout", h.health.timeout, false);
+    }
+    if (const toml::table* t = r.section(root, "keys")) {
+        const std::string p = "keys.";
+        r.only_known(*t, p, {"dir", "command", "command_timeout"});
+        if (t->contains("dir")) r.path(*t, p, "dir", h.keys.keys_dir);
+        h.keys.command = r.argv(*t, p, "command");
+        r.seconds(*t, p, "command_timeout", h.keys.command_timeout, false);
+    }
+    if (const toml::table* t = r.section(root, "ssh")) {
+        const std::string p = "ssh.";
+        r.only_known(*t, p, {"host_key_policy", "pins"});
+        std::string policy = "accept-new";
+        r.get(*t, p, "host_key_policy", policy);
+        if (policy == "accept-new") h.host_key_policy = hooks::HostKeyPolicy::AcceptNew;
+        else if (policy == "strict") h.host_key_policy = hooks::HostKeyPolicy::Strict;
+        else r.fail(p + "host_key_policy", "must be \"accept-new\" or \"strict\"");
+        if (const toml::table* pins = r.section(*t, "pins")) {
+            for (const auto& [host, fp] : *pins) {
+                const auto v = fp.value<std::string>();
+                const std::string key(host.str());
+                if (!v || !v->starts_with("SHA256:") || key.find(':') == std::string::npos)
+                    r.fail(p + "pins." + key, "write \"HOST:PORT\" = \"SHA256:...\" (ssh-keygen -lf prints it)");
+                h.host_key_pins[key] = *v;
+            }
+        }
     }
     if (const toml::table* t = r.section(root, "reconcile")) {
         const std::string p = "reconcile.";

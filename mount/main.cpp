@@ -113,6 +113,10 @@ int run(int argc, char** argv) {
     cfg.hooks.data_dir = cfg.data_dir;
     cfg.hooks.policy.allow_local_repos = cfg.allow_local_repos;
     cfg.hooks.deploy_log = cfg.state_dir / "deploy.log";
+    cfg.hooks.known_hosts = cfg.state_dir / "known_hosts";
+    // libgit2 reads HOME once, at init, and refuses every SSH connection without one (even with a
+    // host key callback); systemd services have none. Nothing is read from it.
+    if (const char* home = getenv("HOME"); !home || !*home) setenv("HOME", cfg.state_dir.c_str(), 1);
     if (cl.log_level) cfg.log_level = *cl.log_level;
     const auto level = spdlog::level::from_str(cfg.log_level);
     if (level == spdlog::level::off && cfg.log_level != "off")

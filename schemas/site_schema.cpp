@@ -27,6 +27,8 @@ std::string render_status(const SiteRecord& s) {
     out += "state: " + site_state(s) + "\n";
     out += "commit: " + s.actual.commit + "\n";
     out += "desired: " + desired_ref(s) + "\n";
+    const std::string key = desired(s, "deploy_key_ref");
+    out += "key: " + (key.empty() ? std::string("none") : key) + "\n";
     out += "generation: " + std::to_string(s.generation) + "\n";
     out += "updated: " + rfc3339(s.actual.updated == Timestamp{} ? s.created : s.actual.updated) + "\n";
     out += "error: " + s.actual.error;
@@ -79,7 +81,7 @@ const std::array kFields{
               },
               "reads the commit served; write 7-40 hex to pin a commit, empty to follow the branch again"},
     FieldSpec{"status", Access::ReadOnly, nullptr, render_status, status_changed,
-              "key: value lines: state, commit, desired, generation, updated, error"},
+              "key: value lines: state, commit, desired, key (the deploy key's PROVIDER:NAME or none), generation, updated, error"},
     FieldSpec{"log", Access::ReadOnly, nullptr, render_log, status_changed,
               "the site's recent deploys, oldest first: time, action, commit, previous commit, duration, error"},
     FieldSpec{"wait", Access::ReadOnly, nullptr, render_wait, status_changed,

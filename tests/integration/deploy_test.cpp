@@ -3,6 +3,7 @@
 // repositories. Every failure case checks that the previous content is still what Caddy serves.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <set>
 #include <thread>
 
@@ -10,6 +11,7 @@
 #include "tests/support/caddy.hpp"
 #include "tests/support/dbus.hpp"
 #include "tests/support/git.hpp"
+#include "tests/support/sshd.hpp"
 
 namespace sitesfs::it {
 namespace {
@@ -37,9 +39,14 @@ protected:
             ASSERT_NO_FATAL_FAILURE(start_systemd(reload_mode_));
             daemon_env_.push_back("DBUS_SYSTEM_BUS_ADDRESS=" + bus_->address());
         }
-        spit(config_file(), config_text());
+        ASSERT_NO_FATAL_FAILURE(before_start());
+        spit(config_file(), config_text() + extra_config());
         ASSERT_NO_FATAL_FAILURE(start({"--config", config_file().string()}));
     }
+
+    // For fixtures that need more servers or settings.
+    virtual void before_start() {}
+    virtual std::string extra_config() const { return {}; }
 
     void TearDown() override {
         MountTest::TearDown();  // sitesfs first: nothing may reload while the others go
@@ -365,6 +372,196 @@ TEST_F(DeployByCommand, ReloadsWithTheConfiguredArgv) {
     const std::string sha = repo_->commit({{"index.html", "by command\n"}});
     EXPECT_EQ(create_site("blog", "blog.test"), "live " + sha + "\n") << daemon_log();
     EXPECT_EQ(body("blog.test"), "by command\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Private repositories over a real sshd: deploy keys from the operator's secret store, held only in
+// memory; host keys pinned by sitesfs.
+
+class PrivateRepo : public Deploy {
+protected:
+    bool strict_ = false;
+    bool pin_ = false;
+
+    void SetUp() override {
+        reload_mode_ = "command";  // the reload path is covered above; here the git side matters
+        Deploy::SetUp();
+    }
+
+    void before_start() override {
+        stdfs::create_directories(tmp() / "ssh");
+        sshd_ = std::make_unique<SshServer>(tmp() / "ssh");
+        sshd_->serve_repo(repo_->bare());
+        std::string why;
+        ASSERT_TRUE(sshd_->start(&why)) << why;
+        key_ = sshd_->add_client_key("blog");
+        // The operator's secret stores: a keys dir (like /run/secrets) and a command (like `dota get`).
+        stdfs::create_directories(tmp() / "keys");
+        stdfs::create_directories(tmp() / "vault");
+        spit(tmp() / "keys" / "blog", key_);
+        spit(tmp() / "vault" / "blog", key_);
+        ::chmod((tmp() / "keys" / "blog").c_str(), 0600);
+        ::chmod((tmp() / "vault" / "blog").c_str(), 0600);
+        spit(store_command(), "#!/bin/sh\necho \"secret-store: reading $1\" >&2\nexec cat \"" +
+                                  (tmp() / "vault").string() + "/$1\"\n");
+        ::chmod(store_command().c_str(), 0755);
+    }
+
+    std::string extra_config() const override {
+        std::string ssh = "[ssh]\nhost_key_policy = \"" + std::string(strict_ ? "strict" : "accept-new") + "\"\n";
+        if (pin_) ssh += "[ssh.pins]\n\"127.0.0.1:" + std::to_string(sshd_->port()) + "\" = \"" + sshd_->host_key_fingerprint() + "\"\n";
+        return "[keys]\ndir = \"" + (tmp() / "keys").string() + "\"\ncommand = [\"" + store_command().string() + "\"]\n" + ssh;
+    }
+
+    stdfs::path store_command() const { return tmp() / "secret-store"; }
+
+    std::string create_private_site(const std::string& key_ref) const {
+        EXPECT_TRUE(shell("mkdir blog && echo " + key_ref + " > blog/deploy_key_ref && echo " + sshd_->url() +
+                          " > blog/repo && echo blog.test > blog/domain"));
+        return wait("blog");
+    }
+
+    std::unique_ptr<SshServer> sshd_;
+    std::string key_;
+};
+
+TEST_F(PrivateRepo, AFileKeyDeploysAndTheHostKeyIsPinnedOnFirstUse) {
+    const std::string sha = repo_->commit({{"index.html", "private\n"}});
+    EXPECT_EQ(create_private_site("file:blog"), "live " + sha + "\n") << daemon_log();
+    EXPECT_EQ(body("blog.test"), "private\n");
+    EXPECT_EQ(status_line("blog", "key"), "file:blog");
+    const std::string pinned = slurp(state() / "known_hosts");
+    EXPECT_NE(pinned.find("127.0.0.1:" + std::to_string(sshd_->port()) + " " + sshd_->host_key_fingerprint()),
+              std::string::npos) << pinned;
+}
+
+TEST_F(PrivateRepo, ACommandKeyDeploys) {
+    const std::string sha = repo_->commit({{"index.html", "from the vault\n"}});
+    EXPECT_EQ(create_private_site("cmd:blog"), "live " + sha + "\n") << daemon_log();
+    EXPECT_EQ(body("blog.test"), "from the vault\n");
+    EXPECT_NE(daemon_log().find("secret-store: reading blog"), std::string::npos) << "its stderr is logged";
+}
+
+TEST_F(PrivateRepo, AKeyTheServerDoesNotKnowFailsClearly) {
+    repo_->commit({{"index.html", "x\n"}});
+    ASSERT_EQ(run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", (tmp() / "keys" / "stranger").string()}).code, 0);
+    const std::string outcome = create_private_site("file:stranger");
+    EXPECT_EQ(outcome.substr(0, 6), "failed") << outcome;
+    const std::string error = status_line("blog", "error");
+    EXPECT_NE(error.find("refused deploy key file:stranger"), std::string::npos) << error;
+}
+
+TEST_F(PrivateRepo, AKeyReadableByOthersOrOutsideTheKeysDirIsRefused) {
+    repo_->commit({{"index.html", "x\n"}});
+    ::chmod((tmp() / "keys" / "blog").c_str(), 0644);
+    const std::string outcome = create_private_site("file:blog");
+    EXPECT_EQ(outcome.substr(0, 6), "failed") << outcome;
+    EXPECT_NE(status_line("blog", "error").find("chmod 600"), std::string::npos) << status_line("blog", "error");
+    EXPECT_TRUE(shell("echo file:../vault/blog > blog/deploy_key_ref", {.code = 1, .err_has = "Invalid argument"}));
+    EXPECT_EQ(read("blog/deploy_key_ref"), "file:blog\n");
+}
+
+TEST_F(PrivateRepo, AChangedHostKeyFailsAndTheOldReleaseKeepsServing) {
+    const std::string v1 = repo_->commit({{"index.html", "v1\n"}});
+    ASSERT_EQ(create_private_site("file:blog"), "live " + v1 + "\n") << daemon_log();
+    const std::string old_fp = sshd_->host_key_fingerprint();
+    sshd_->stop();
+    sshd_->rotate_host_key();
+    std::string why;
+    ASSERT_TRUE(sshd_->start(&why)) << why;
+    repo_->commit({{"index.html", "v2\n"}});
+    ASSERT_TRUE(shell("echo main > blog/branch"));
+    const std::string outcome = wait("blog");
+    EXPECT_EQ(outcome.substr(0, 6), "failed") << outcome;
+    const std::string error = status_line("blog", "error");
+    EXPECT_NE(error.find("changed"), std::string::npos) << error;
+    EXPECT_NE(error.find(old_fp), std::string::npos) << error;
+    EXPECT_NE(error.find(sshd_->host_key_fingerprint()), std::string::npos) << error;
+    EXPECT_EQ(body("blog.test"), "v1\n");
+}
+
+TEST_F(PrivateRepo, TheKeyNeverTouchesADiskOrAnArgvOrAnEnvironment) {
+    repo_->commit({{"index.html", "v1\n"}});
+    ASSERT_EQ(create_private_site("file:blog").substr(0, 4), "live") << daemon_log();
+    ASSERT_TRUE(shell("echo cmd:blog > blog/deploy_key_ref"));
+    ASSERT_EQ(wait("blog").substr(0, 4), "live") << daemon_log();
+
+    // Every line of the key's body that is this key's own: the armour and the format header
+    // (magic, cipher "none", key type) are the same in every ed25519 key, sshd's host key included.
+    ASSERT_EQ(run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", (tmp() / "other").string()}).code, 0);
+    const auto common = split_lines(slurp(tmp() / "other"));
+    stdfs::remove(tmp() / "other");
+    std::vector<std::string> secret;
+    for (const auto& line : split_lines(key_))
+        if (!line.empty() && std::find(common.begin(), common.end(), line) == common.end()) secret.push_back(line);
+    ASSERT_FALSE(secret.empty());
+    std::vector<std::string> found;
+    const auto scan_file = [&](const stdfs::path& f) {
+        std::error_code ec;
+        if (!stdfs::is_regular_file(f, ec) || stdfs::file_size(f, ec) > (8u << 20)) return;
+        const std::string text = slurp(f);
+        for (const auto& line : secret)
+            if (text.find(line) != std::string::npos) found.push_back(f.string());
+    };
+    // The secret stores themselves (and sshd's copy of the client key) hold it by definition.
+    const std::vector<stdfs::path> stores{tmp() / "keys", tmp() / "vault", tmp() / "ssh" / "clients"};
+    for (const stdfs::path root : {stdfs::path("/tmp"), stdfs::path("/dev/shm"), state(), data()}) {
+        std::error_code ec;
+        for (auto it = stdfs::recursive_directory_iterator(root, stdfs::directory_options::skip_permission_denied, ec);
+             it != stdfs::recursive_directory_iterator(); it.increment(ec)) {
+            if (ec) break;
+            const bool in_store = std::any_of(stores.begin(), stores.end(),
+                                              [&](const stdfs::path& s) { return it->path().string().starts_with(s.string()); });
+            if (in_store || it->path() == mnt()) {
+                if (it->is_directory(ec)) it.disable_recursion_pending();
+                continue;
+            }
+            scan_file(it->path());
+        }
+    }
+    // sitesfs and everything it started.
+    std::vector<pid_t> pids{daemon_pid()};
+    for (const auto& e : stdfs::directory_iterator("/proc")) {
+        const std::string stat = slurp(e.path() / "stat");
+        const size_t close = stat.rfind(')');
+        if (close == std::string::npos) continue;
+        if (std::atoi(stat.c_str() + close + 4) == daemon_pid()) pids.push_back(std::atoi(e.path().filename().c_str()));
+    }
+    for (pid_t pid : pids)
+        for (const char* what : {"cmdline", "environ"}) scan_file(stdfs::path("/proc") / std::to_string(pid) / what);
+    EXPECT_TRUE(found.empty()) << "key material in: " << ::testing::PrintToString(found);
+}
+
+class StrictHostKeys : public PrivateRepo {
+protected:
+    void SetUp() override {
+        strict_ = true;
+        PrivateRepo::SetUp();
+    }
+};
+
+TEST_F(StrictHostKeys, AnUnpinnedHostFailsAndSaysHowToPinIt) {
+    repo_->commit({{"index.html", "x\n"}});
+    const std::string outcome = create_private_site("file:blog");
+    EXPECT_EQ(outcome.substr(0, 6), "failed") << outcome;
+    const std::string error = status_line("blog", "error");
+    EXPECT_NE(error.find("strict"), std::string::npos) << error;
+    EXPECT_NE(error.find(sshd_->host_key_fingerprint()), std::string::npos) << error;
+    EXPECT_FALSE(stdfs::exists(state() / "known_hosts") && slurp(state() / "known_hosts").find("127.0.0.1") != std::string::npos);
+}
+
+class PinnedHostKeys : public PrivateRepo {
+protected:
+    void SetUp() override {
+        strict_ = true;
+        pin_ = true;
+        PrivateRepo::SetUp();
+    }
+};
+
+TEST_F(PinnedHostKeys, APinnedHostDeploysInStrictMode) {
+    const std::string sha = repo_->commit({{"index.html", "pinned\n"}});
+    EXPECT_EQ(create_private_site("file:blog"), "live " + sha + "\n") << daemon_log();
 }
 
 }  // namespace

@@ -1,0 +1,381 @@
+#include "hooks/deploy_keys.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <spdlog/spdlog.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <thread>
+#include <utility>
+
+extern char** environ;
+
+namespace sitesfs::hooks {
+
+namespace {
+
+namespace stdfs = std::filesystem;
+using SteadyClock = std::chrono::steady_clock;
+
+// An OpenSSH RSA-4096 key is about 3.4 KiB; anything far bigger is not a key.
+constexpr size_t kMaxKey = 64 * 1024;
+// stderr of the key command is only kept for the log and the error message.
+constexpr size_t kMaxStderr = 4096;
+constexpr size_t kMaxLoggedLines = 20;
+constexpr size_t kMaxLineBytes = 300;
+
+// explicit_bzero cannot be optimised away. The whole capacity, not just size(): bytes past size()
+// (a string shortened with resize, or the SSO buffer of a moved-from string) may still hold key
+// material. munlock undoes the best-effort mlock of KeyScratch; on memory that was never locked it
+// is a no-op.
+void wipe_string(std::string& s) {
+    if (s.capacity() == 0) return;
+    explicit_bzero(s.data(), s.capacity());
+    munlock(s.data(), s.capacity());
+    s.clear();
+}
+
+// The buffer a key is read into: allocated once at its maximum size so it never reallocates (a
+// reallocation would leave an unwiped copy on the heap), locked in RAM when the limit allows, and
+// wiped unless handed over to a SecretBuffer.
+class KeyScratch {
+public:
+    KeyScratch() {
+        bytes_.resize(kMaxKey + 1);
+        // Best effort: without CAP_IPC_LOCK the RLIMIT_MEMLOCK may be too small, and a key that
+        // could in theory reach swap is still better than no key.
+        mlock(bytes_.data(), bytes_.capacity());
+    }
+    ~KeyScratch() { wipe_string(bytes_); }
+    KeyScratch(const KeyScratch&) = delete;
+    KeyScratch& operator=(const KeyScratch&) = delete;
+
+    char* tail() { return bytes_.data() + used_; }
+    // One byte more than kMaxKey fits, so overflowing input is detected rather than cut.
+    size_t room() const { return bytes_.size() - used_; }
+    void advance(size_t n) { used_ += n; }
+    size_t used() const { return used_; }
+    bool too_big() const { return used_ > kMaxKey; }
+    std::string_view view() const { return {bytes_.data(), used_}; }
+
+    // Shrinking keeps the allocation, and moving a heap string hands over its pointer: the key
+    // bytes stay in this one buffer.
+    SecretBuffer release() {
+        bytes_.resize(used_);
+        return SecretBuffer(std::move(bytes_));
+    }
+
+private:
+    std::string bytes_;
+    size_t used_ = 0;
+};
+
+bool looks_like_private_key(std::string_view bytes) {
+    return bytes.find("-----BEGIN ") != std::string_view::npos &&
+           bytes.find("PRIVATE KEY-----") != std::string_view::npos;
+}
+
+[[noreturn]] void fail(std::string_view ref, const std::string& why) {
+    throw KeyError("deploy key " + std::string(ref) + ": " + why);
+}
+
+std::string errno_text(int err) { return strerror(err); }
+
+// Taken before the message is built: the allocations building it may clobber errno.
+std::string errno_text() { return errno_text(errno); }
+
+class Fd {
+public:
+    explicit Fd(int fd = -1) : fd_(fd) {}
+    ~Fd() { reset(); }
+    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    Fd& operator=(Fd&& other) noexcept {
+        if (this != &other) {
+            reset();
+            fd_ = std::exchange(other.fd_, -1);
+        }
+        return *this;
+    }
+    int get() const { return fd_; }
+    void reset() {
+        if (fd_ >= 0) close(fd_);
+        fd_ = -1;
+    }
+
+private:
+    int fd_;
+};
+
+SecretBuffer from_file(const KeyProviders& providers, std::string_view ref, std::string_view name) {
+    if (providers.keys_dir.empty()) fail(ref, "no keys directory is configured ([keys] dir)");
+    if (name.find('/') != std::string_view::npos || name == "." || name == "..")
+        fail(ref, "the name may not contain '/' or be '.' or '..'");
+
+    const stdfs::path file = providers.keys_dir / std::string(name);
+    // The directory itself may be a link (systemd credentials, agenix's /run/agenix); only what is
+    // inside it must be a plain file.
+    const Fd dir(open(providers.keys_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir.get() < 0) {
+        const std::string why = errno_text();
+        fail(ref, "cannot open the keys directory " + providers.keys_dir.string() + ": " + why);
+    }
+    // O_NONBLOCK: opening a FIFO planted under the key's name must not hang the deploy.
+    const Fd fd(openat(dir.get(), std::string(name).c_str(),
+                       O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+    if (fd.get() < 0) {
+        const int err = errno;
+        if (err == ELOOP)
+            fail(ref, file.string() + " is a symbolic link; sitesfs only reads regular files inside the keys dir");
+        if (err == ENOENT) fail(ref, file.string() + " does not exist");
+        fail(ref, "cannot open " + file.string() + ": " + errno_text(err));
+    }
+    struct stat st {};
+    if (fstat(fd.get(), &st) != 0) {
+        const std::string why = errno_text();
+        fail(ref, "cannot stat " + file.string() + ": " + why);
+    }
+    if (!S_ISREG(st.st_mode)) fail(ref, file.string() + " is not a regular file");
+    if ((st.st_mode & 044) != 0) fail(ref, file.string() + " is readable by group or others (chmod 600 it)");
+    if ((st.st_mode & 077) != 0) fail(ref, file.string() + " is accessible by group or others (chmod 600 it)");
+    if (static_cast<unsigned long long>(st.st_size) > kMaxKey)
+        fail(ref, file.string() + " is larger than 64 KiB, too big to be a deploy key");
+
+    KeyScratch key;
+    for (;;) {
+        const ssize_t n = read(fd.get(), key.tail(), key.room());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            const std::string why = errno_text();
+            fail(ref, "cannot read " + file.string() + ": " + why);
+        }
+        if (n == 0) break;
+        key.advance(static_cast<size_t>(n));
+        if (key.too_big()) fail(ref, file.string() + " is larger than 64 KiB, too big to be a deploy key");
+    }
+    if (key.used() == 0) fail(ref, file.string() + " is empty");
+    if (!looks_like_private_key(key.view())) fail(ref, file.string() + " does not look like a private key");
+    return key.release();
+}
+
+int remaining_ms(SteadyClock::time_point deadline) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
+    return left < 0 ? 0 : static_cast<int>(left);
+}
+
+std::string duration_text(std::chrono::milliseconds d) {
+    const auto ms = d.count();
+    return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+}
+
+// The command's stderr split into lines, without control characters (it goes into the log and a
+// status file) and without empty lines.
+std::vector<std::string> stderr_lines(const std::string& text) {
+    std::vector<std::string> lines;
+    std::string line;
+    const auto flush = [&] {
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+        if (!line.empty()) lines.push_back(std::move(line));
+        line.clear();
+    };
+    for (const char c : text) {
+        if (c == '\n') flush();
+        else if (c == '\t') line += ' ';
+        else if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) line += c;
+    }
+    flush();
+    return lines;
+}
+
+// The key command's process group, killed and reaped however resolving ends.
+class SpawnedCommand {
+public:
+    SpawnedCommand() = default;
+    ~SpawnedCommand() { finish(); }
+    SpawnedCommand(const SpawnedCommand&) = delete;
+    SpawnedCommand& operator=(const SpawnedCommand&) = delete;
+
+    // Kills what is left of the group (also after a clean exit: nothing the command started should
+    // outlive it) and reaps the leader; its wait status, nullopt if that is lost (SIGCHLD ignored).
+    std::optional<int> finish() {
+        if (pid <= 0) return std::nullopt;
+        kill(-pid, SIGKILL);
+        int status = 0;
+        pid_t rc;
+        while ((rc = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+        }
+        pid = -1;
+        if (rc < 0) return std::nullopt;
+        return status;
+    }
+
+    pid_t pid = -1;
+    Fd out, err;
+};
+
+// Fills `cmd` in place: it owns a process that must not be copied around half-made.
+void spawn_key_command(std::string_view ref, const std::vector<std::string>& argv, SpawnedCommand& cmd) {
+    int out[2], err[2];
+    if (pipe2(out, O_CLOEXEC) != 0) fail(ref, "pipe: " + errno_text());
+    cmd.out = Fd(out[0]);
+    Fd out_w(out[1]);
+    if (pipe2(err, O_CLOEXEC) != 0) fail(ref, "pipe: " + errno_text());
+    cmd.err = Fd(err[0]);
+    Fd err_w(err[1]);
+
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, out_w.get(), STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, err_w.get(), STDERR_FILENO);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    // A process group of its own so the timeout reaches whatever it started (gpg, a helper);
+    // default signal handling and an empty mask whatever the daemon's threads have blocked.
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    const int rc = posix_spawnp(&cmd.pid, args[0], &actions, &attr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+        cmd.pid = -1;
+        fail(ref, "cannot run " + argv[0] + ": " + errno_text(rc));
+    }
+}
+
+SecretBuffer from_command(const KeyProviders& providers, std::string_view ref, std::string_view name) {
+    if (providers.command.empty()) fail(ref, "no key command is configured ([keys] command)");
+    std::vector<std::string> argv = providers.command;
+    argv.emplace_back(name);
+    const std::string& program = argv[0];
+
+    KeyScratch key;
+    SpawnedCommand cmd;
+    spawn_key_command(ref, argv, cmd);
+    const auto deadline = SteadyClock::now() + providers.command_timeout;
+    std::string err_text;
+    bool timed_out = false;
+    char err_buf[1024];
+
+    // Both pipes are drained together: a command that fills one while we block on the other
+    // would otherwise stall until the deadline.
+    while (cmd.out.get() >= 0 || cmd.err.get() >= 0) {
+        pollfd fds[2] = {{cmd.out.get(), POLLIN, 0}, {cmd.err.get(), POLLIN, 0}};
+        const int ready = poll(fds, 2, remaining_ms(deadline));
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready < 0) fail(ref, "poll: " + errno_text());
+        if (ready == 0) {
+            timed_out = true;
+            break;
+        }
+        if (fds[0].revents != 0) {
+            const ssize_t n = read(cmd.out.get(), key.tail(), key.room());
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) cmd.out.reset();
+            else key.advance(static_cast<size_t>(n));
+            // Stop reading rather than buffer without bound; the exit check below reports it.
+            if (key.too_big()) break;
+        }
+        if (fds[1].revents != 0) {
+            const ssize_t n = read(cmd.err.get(), err_buf, sizeof err_buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) cmd.err.reset();
+            else if (err_text.size() < kMaxStderr)
+                err_text.append(err_buf, std::min(static_cast<size_t>(n), kMaxStderr - err_text.size()));
+        }
+    }
+    cmd.out.reset();
+    cmd.err.reset();
+
+    // The leader may have closed its output and still be running. WNOWAIT leaves it a zombie, so
+    // its pid (the group id) cannot be reused before finish() kills the group.
+    siginfo_t info{};
+    for (;;) {
+        if (timed_out || key.too_big()) break;
+        info.si_pid = 0;
+        const int rc = waitid(P_PID, static_cast<id_t>(cmd.pid), &info, WEXITED | WNOHANG | WNOWAIT);
+        if (rc < 0 && errno == EINTR) continue;
+        if (rc < 0 || info.si_pid != 0) break;
+        if (remaining_ms(deadline) == 0) {
+            timed_out = true;
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const std::optional<int> reaped = cmd.finish();
+
+    const std::vector<std::string> lines = stderr_lines(err_text);
+    for (size_t i = 0; i < lines.size() && i < kMaxLoggedLines; ++i)
+        spdlog::warn("deploy key {}: {}", ref, lines[i].substr(0, kMaxLineBytes));
+    const std::string first = lines.empty() ? "" : ": " + lines.front().substr(0, kMaxLineBytes);
+
+    if (timed_out)
+        fail(ref, program + " timed out after " + duration_text(providers.command_timeout) + " (killed)" + first);
+    if (key.too_big()) fail(ref, program + " printed more than 64 KiB, too big to be a deploy key");
+    if (!reaped) fail(ref, "the exit status of " + program + " was lost; cannot tell whether it succeeded");
+    const int status = *reaped;
+    if (WIFSIGNALED(status))
+        fail(ref, program + " was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
+                      strsignal(WTERMSIG(status)) + ")" + first);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail(ref, program + " exited " + std::to_string(WEXITSTATUS(status)) + first);
+    if (key.used() == 0) fail(ref, program + " printed nothing on stdout" + first);
+    if (!looks_like_private_key(key.view())) fail(ref, "the output of " + program + " does not look like a private key");
+    return key.release();
+}
+
+}  // namespace
+
+SecretBuffer::SecretBuffer(std::string bytes) : bytes_(std::move(bytes)) {
+    // A short string is copied out of its SSO buffer by the move, so the parameter still holds it.
+    wipe_string(bytes);
+}
+
+SecretBuffer::~SecretBuffer() { wipe(); }
+
+SecretBuffer::SecretBuffer(SecretBuffer&& other) noexcept : bytes_(std::move(other.bytes_)) { other.wipe(); }
+
+SecretBuffer& SecretBuffer::operator=(SecretBuffer&& other) noexcept {
+    if (this != &other) {
+        wipe();
+        bytes_ = std::move(other.bytes_);
+        // libstdc++ may hand our old (already wiped) buffer to `other`, or leave a copied SSO
+        // string behind in it; either way it is wiped now.
+        other.wipe();
+    }
+    return *this;
+}
+
+void SecretBuffer::wipe() { wipe_string(bytes_); }
+
+SecretBuffer resolve_deploy_key(const KeyProviders& providers, std::string_view ref) {
+    const size_t colon = ref.find(':');
+    if (colon == std::string_view::npos) fail(ref, "expected PROVIDER:NAME (file:NAME or cmd:NAME)");
+    const std::string_view provider = ref.substr(0, colon);
+    const std::string_view name = ref.substr(colon + 1);
+    if (provider != "file" && provider != "cmd")
+        fail(ref, "unknown key provider '" + std::string(provider) + "' (file or cmd)");
+    if (name.empty()) fail(ref, "the name is empty");
+    // A NUL would silently cut the name short in openat or argv.
+    if (name.find('\0') != std::string_view::npos) fail(ref, "the name contains a NUL byte");
+    return provider == "file" ? from_file(providers, ref, name) : from_command(providers, ref, name);
+}
+
+}  // namespace sitesfs::hooks

@@ -1,0 +1,59 @@
+// Deploy keys: resolving a site's deploy_key_ref (PROVIDER:NAME) to the private key, held only in
+// process memory for the duration of one git operation and wiped afterwards. Never written to a
+// file (tmpfs included), never logged, never in argv or the environment of any process.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sitesfs::hooks {
+
+// Why a ref could not be resolved, for `status`: "deploy key file:blog: /run/secrets/blog is
+// readable by group or others (chmod 600 it)", "deploy key cmd:blog: dota exited 1: not found".
+// Never contains key material.
+struct KeyError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct KeyProviders {
+    // file:NAME reads keys_dir/NAME. Empty: the file provider is not configured.
+    std::filesystem::path keys_dir;
+    // cmd:NAME runs command + {NAME}; its stdout is the key. Empty: not configured.
+    std::vector<std::string> command;
+    std::chrono::milliseconds command_timeout{10000};
+};
+
+// Bytes that are zeroed (explicit_bzero) when destroyed or moved from; not copyable.
+class SecretBuffer {
+public:
+    SecretBuffer() = default;
+    explicit SecretBuffer(std::string bytes);
+    ~SecretBuffer();
+    SecretBuffer(SecretBuffer&& other) noexcept;
+    SecretBuffer& operator=(SecretBuffer&& other) noexcept;
+    SecretBuffer(const SecretBuffer&) = delete;
+    SecretBuffer& operator=(const SecretBuffer&) = delete;
+
+    const char* c_str() const { return bytes_.c_str(); }
+    size_t size() const { return bytes_.size(); }
+    bool empty() const { return bytes_.empty(); }
+
+private:
+    void wipe();
+    std::string bytes_;
+};
+
+// Resolves "file:NAME" or "cmd:NAME" (already validated by the schema). file: NAME may not
+// contain '/' or be "." / "..", the file is opened with O_NOFOLLOW relative to the keys dir (no
+// symlink out), must be a regular file not readable by group or others, at most 64 KiB.
+// cmd: argv run directly (no shell), NAME as its last argument, stdin /dev/null, a timeout, exit 0
+// required, stdout read into locked memory; its stderr is logged (first lines) since it never
+// holds the key. The result must look like a private key ("-----BEGIN ... PRIVATE KEY-----").
+// Throws KeyError.
+SecretBuffer resolve_deploy_key(const KeyProviders& providers, std::string_view ref);
+
+}  // namespace sitesfs::hooks
