@@ -2,6 +2,8 @@
 // with a deadline, its output collected for the error message a person reads.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <string>
 #include <vector>
@@ -23,6 +25,12 @@ struct CommandResult {
 // stdin is /dev/null; argv[0] is looked up in PATH; the child gets a process group of its own so a
 // timeout kills everything it started. The environment is inherited (HOME, XDG_* for caddy).
 CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
+
+// Starts argv (PATH lookup, no shell) with stdin from /dev/null, stdout and stderr on the given fds,
+// in a process group of its own (so a timeout can kill whatever it starts) with default signal
+// dispositions and an empty mask, whatever the daemon's threads have blocked. Returns 0 with `pid`
+// set, or the errno of the failed start.
+int spawn_in_own_group(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd, pid_t& pid);
 
 // The last non-empty line of `text` without the trailing whitespace, cut at `max` bytes: the line a
 // tool like caddy prints its reason on.

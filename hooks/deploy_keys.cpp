@@ -1,5 +1,7 @@
 #include "hooks/deploy_keys.hpp"
 
+#include "hooks/command.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -17,7 +19,6 @@
 #include <thread>
 #include <utility>
 
-extern char** environ;
 
 namespace sitesfs::hooks {
 
@@ -231,29 +232,8 @@ void spawn_key_command(std::string_view ref, const std::vector<std::string>& arg
     cmd.err = Fd(err[0]);
     Fd err_w(err[1]);
 
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, out_w.get(), STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, err_w.get(), STDERR_FILENO);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    // A process group of its own so the timeout reaches whatever it started (gpg, a helper);
-    // default signal handling and an empty mask whatever the daemon's threads have blocked.
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    const int rc = posix_spawnp(&cmd.pid, args[0], &actions, &attr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
+    // Its own process group, so the timeout also reaches whatever it started (gpg, a helper).
+    const int rc = spawn_in_own_group(argv, out_w.get(), err_w.get(), cmd.pid);
     if (rc != 0) {
         cmd.pid = -1;
         fail(ref, "cannot run " + argv[0] + ": " + errno_text(rc));

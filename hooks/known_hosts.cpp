@@ -1,5 +1,7 @@
 #include "hooks/known_hosts.hpp"
 
+#include "hooks/files.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,7 +28,6 @@ constexpr std::string_view kPrefix = "SHA256:";
 // 32 bytes are 256 bits: 42 full sextets and 4 bits in a 43rd, with no '=' padding.
 constexpr size_t kDigestChars = 43;
 
-std::string errno_text(int err) { return std::strerror(err); }
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
@@ -113,74 +114,6 @@ std::map<std::string, Entry> parse(const stdfs::path& file, const std::string& t
     return entries;
 }
 
-// The file's bytes; nullopt when it does not exist.
-std::optional<std::string> read_text(const stdfs::path& file) {
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) return std::nullopt;
-        throw HostKeyError("cannot read " + file.string() + ": " + errno_text(errno));
-    }
-    std::string bytes;
-    char buf[8192];
-    for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            const int err = errno;
-            ::close(fd);
-            throw HostKeyError("cannot read " + file.string() + ": " + errno_text(err));
-        }
-        if (n == 0) break;
-        bytes.append(buf, static_cast<size_t>(n));
-    }
-    ::close(fd);
-    return bytes;
-}
-
-// Temp file in the same directory, fsync, rename, fsync the directory: a crash leaves the old
-// file or the new one, never a torn line that would fail every later check.
-void replace_file(const stdfs::path& file, const std::string& bytes) {
-    const stdfs::path temp = file.string() + ".tmp." + std::to_string(::getpid());
-    const auto fail = [&](const std::string& what, int err) {
-        ::unlink(temp.c_str());
-        throw HostKeyError("cannot record a host key in " + file.string() + ": " + what + ": " + errno_text(err));
-    };
-    // Only a crashed earlier run with the same pid leaves one behind.
-    ::unlink(temp.c_str());
-    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) fail("create " + temp.string(), errno);
-    // The umask may only have taken bits away; make the mode exact.
-    if (::fchmod(fd, 0600) != 0) {
-        const int err = errno;
-        ::close(fd);
-        fail("chmod " + temp.string(), err);
-    }
-    for (size_t done = 0; done < bytes.size();) {
-        const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            const int err = errno;
-            ::close(fd);
-            fail("write " + temp.string(), err);
-        }
-        done += static_cast<size_t>(n);
-    }
-    if (::fsync(fd) != 0) {
-        const int err = errno;
-        ::close(fd);
-        fail("fsync " + temp.string(), err);
-    }
-    if (::close(fd) != 0) fail("close " + temp.string(), errno);
-    if (::rename(temp.c_str(), file.c_str()) != 0) fail("rename " + temp.string(), errno);
-    const stdfs::path dir = file.has_parent_path() ? file.parent_path() : stdfs::path(".");
-    const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0) throw HostKeyError("cannot open directory " + dir.string() + ": " + errno_text(errno));
-    const int rc = ::fsync(dir_fd);
-    const int err = errno;
-    ::close(dir_fd);
-    if (rc != 0) throw HostKeyError("fsync " + dir.string() + ": " + errno_text(err));
-}
-
 }  // namespace
 
 KnownHosts::KnownHosts(std::filesystem::path file, HostKeyPolicy policy, std::map<std::string, std::string> pins)
@@ -219,7 +152,12 @@ void KnownHosts::check(const std::string& host, int port, const unsigned char sh
     const std::lock_guard lock(mu_);
     // Read on every check: the operator may have removed a line, and nothing is cached that
     // could be older than the file.
-    const auto text = read_text(file_);
+    std::optional<std::string> text;
+    try {
+        text = read_file(file_);
+    } catch (const FileError& e) {
+        throw HostKeyError(e.what());
+    }
     const auto entries = text ? parse(file_, *text) : std::map<std::string, Entry>{};
     if (const auto it = entries.find(key); it != entries.end()) {
         if (it->second.fingerprint == offered) return;
@@ -230,7 +168,12 @@ void KnownHosts::check(const std::string& host, int port, const unsigned char sh
     std::string updated = text.value_or("");
     if (!updated.empty() && updated.back() != '\n') updated += '\n';
     updated += key + " " + offered + "\n";
-    replace_file(file_, updated);
+    // A crash leaves the old file or the new one, never a torn line that fails every later check.
+    try {
+        replace_file(file_, updated, 0600);
+    } catch (const FileError& e) {
+        throw HostKeyError("cannot record a host key in " + file_.string() + ": " + e.what());
+    }
     spdlog::info("recorded the host key of {} ({}) in {}", key, offered, file_.string());
 }
 

@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "hooks/command.hpp"
+#include "hooks/files.hpp"
 
 namespace sitesfs::hooks {
 
@@ -109,102 +110,6 @@ void replace_all(std::string& text, const std::string& from, const std::string& 
         text.replace(at, from.size(), to);
 }
 
-// Removes a temp file unless it was renamed into place.
-class TempFile {
-public:
-    // A new file DIR/.NAME.XXXXXX (O_EXCL, by mkstemp) for `target`.
-    explicit TempFile(const stdfs::path& target) {
-        const stdfs::path dir = target.has_parent_path() ? target.parent_path() : stdfs::path(".");
-        std::string pattern = (dir / ("." + target.filename().string() + ".XXXXXX")).string();
-        fd_ = mkostemp(pattern.data(), O_CLOEXEC);
-        if (fd_ < 0)
-            throw ProxyError("cannot create a temp file next to " + target.string() + ": " + errno_text(errno));
-        path_ = pattern;
-    }
-    ~TempFile() {
-        if (fd_ >= 0) ::close(fd_);
-        if (!path_.empty()) ::unlink(path_.c_str());
-    }
-    TempFile(const TempFile&) = delete;
-    TempFile& operator=(const TempFile&) = delete;
-
-    const stdfs::path& path() const { return path_; }
-
-    void write_all(const std::string& bytes, mode_t mode) {
-        if (fchmod(fd_, mode) != 0) fail("chmod");
-        size_t done = 0;
-        while (done < bytes.size()) {
-            const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) fail("write");
-            done += static_cast<size_t>(n);
-        }
-    }
-
-    // fsync, close, rename over `target`: after this the temp file is the target.
-    void commit(const stdfs::path& target) {
-        if (fsync(fd_) != 0) fail("fsync");
-        const int fd = fd_;
-        fd_ = -1;
-        if (::close(fd) != 0) fail("close");
-        if (::rename(path_.c_str(), target.c_str()) != 0)
-            throw ProxyError("cannot rename " + path_.string() + " to " + target.string() + ": " + errno_text(errno));
-        path_.clear();
-    }
-
-private:
-    [[noreturn]] void fail(const char* what) const {
-        throw ProxyError(std::string(what) + " " + path_.string() + ": " + errno_text(errno));
-    }
-
-    stdfs::path path_;
-    int fd_ = -1;
-};
-
-void fsync_dir_of(const stdfs::path& file) {
-    const stdfs::path dir = file.has_parent_path() ? file.parent_path() : stdfs::path(".");
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) throw ProxyError("cannot open directory " + dir.string() + ": " + errno_text(errno));
-    const int rc = fsync(fd);
-    const int err = errno;
-    ::close(fd);
-    if (rc != 0) throw ProxyError("fsync " + dir.string() + ": " + errno_text(err));
-}
-
-// The file's bytes; nullopt when it does not exist.
-std::optional<std::string> read_file(const stdfs::path& file) {
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) return std::nullopt;
-        throw ProxyError("cannot read " + file.string() + ": " + errno_text(errno));
-    }
-    std::string bytes;
-    char buf[16384];
-    for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            const int err = errno;
-            ::close(fd);
-            throw ProxyError("cannot read " + file.string() + ": " + errno_text(err));
-        }
-        if (n == 0) break;
-        bytes.append(buf, static_cast<size_t>(n));
-    }
-    ::close(fd);
-    return bytes;
-}
-
-void replace_file(const stdfs::path& file, const std::string& bytes,
-                  const std::function<void(const stdfs::path&)>& check) {
-    TempFile temp(file);
-    // Not mkstemp's 0600: the proxy may run as another user and must read the file.
-    temp.write_all(bytes, 0644);
-    if (check) check(temp.path());
-    temp.commit(file);
-    fsync_dir_of(file);
-}
-
 // The whitespace-separated tokens of a Caddyfile line up to a comment, quotes stripped.
 std::vector<std::string> line_tokens(const std::string& line) {
     std::vector<std::string> tokens;
@@ -265,7 +170,12 @@ public:
             return;
         }
         const stdfs::path& main = options_.main_config;
-        const auto text = read_file(main);
+        std::optional<std::string> text;
+        try {
+            text = read_file(main);
+        } catch (const FileError& e) {
+            throw ProxyError(e.what());
+        }
         if (!text) throw ProxyError("main config " + main.string() + " does not exist");
 
         const std::string target = stdfs::absolute(candidate).lexically_normal().string();
@@ -290,11 +200,15 @@ public:
             throw ProxyError("main config " + main.string() + " does not import " + f + "; add the line `import " +
                              f + "`");
         }
-        // In the main config's directory, so its relative imports resolve as they will when it runs.
-        TempFile temp(main);
-        // Only caddy validate, run as us, reads it; the main config may hold secrets.
-        temp.write_all(copy, 0600);
-        run_validate(temp.path(), main);
+        try {
+            // In the main config's directory, so its relative imports resolve as they will when it runs.
+            TempFile temp(main);
+            // Only caddy validate, run as us, reads it; the main config may hold secrets.
+            temp.write_all(copy, 0600);
+            run_validate(temp.path(), main);
+        } catch (const FileError& e) {
+            throw ProxyError(e.what());
+        }
     }
 
     const ProxyOptions& options() const override { return options_; }
@@ -350,25 +264,33 @@ std::unique_ptr<ProxyConfig> make_caddy_config(const ProxyOptions& options) {
     return std::make_unique<CaddyConfig>(options);
 }
 
+// Not mkstemp's 0600: the proxy may run as another user and must read the file.
+constexpr mode_t kProxyFileMode = 0644;
+
 bool swap_proxy_file(const ProxyConfig& proxy, const std::string& bytes, ProxyFileBefore& before) {
     const stdfs::path& file = proxy.options().file;
-    const auto current = read_file(file);
-    before.existed = current.has_value();
-    before.bytes = current.value_or("");
-    if (current && *current == bytes) return false;
-    replace_file(file, bytes, [&](const stdfs::path& temp) { proxy.validate(temp); });
+    try {
+        const auto current = read_file(file);
+        before.existed = current.has_value();
+        before.bytes = current.value_or("");
+        if (current && *current == bytes) return false;
+        replace_file(file, bytes, kProxyFileMode, [&](const stdfs::path& temp) { proxy.validate(temp); });
+    } catch (const FileError& e) {
+        throw ProxyError(e.what());
+    }
     return true;
 }
 
 void restore_proxy_file(const ProxyConfig& proxy, const ProxyFileBefore& before) {
     const stdfs::path& file = proxy.options().file;
-    if (before.existed) {
-        replace_file(file, before.bytes, {});
-        return;
+    try {
+        if (before.existed) return replace_file(file, before.bytes, kProxyFileMode);
+        if (::unlink(file.c_str()) != 0 && errno != ENOENT)
+            throw ProxyError("cannot remove " + file.string() + ": " + errno_text(errno));
+        fsync_dir(file.has_parent_path() ? file.parent_path() : stdfs::path("."));
+    } catch (const FileError& e) {
+        throw ProxyError(e.what());
     }
-    if (::unlink(file.c_str()) != 0 && errno != ENOENT)
-        throw ProxyError("cannot remove " + file.string() + ": " + errno_text(errno));
-    fsync_dir_of(file);
 }
 
 }  // namespace sitesfs::hooks

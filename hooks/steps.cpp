@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "hooks/deploy.hpp"
+#include "hooks/files.hpp"
 #include "hooks/http_probe.hpp"
 
 namespace sitesfs::hooks {
@@ -18,15 +19,6 @@ namespace stdfs = std::filesystem;
 namespace {
 
 std::string short_id(const std::string& commit) { return commit.substr(0, 12); }
-
-void fsync_dir(const stdfs::path& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) throw StepError("open " + dir.string() + ": " + strerror(errno));
-    const int rc = ::fsync(fd);
-    const int err = errno;
-    ::close(fd);
-    if (rc != 0) throw StepError("fsync " + dir.string() + ": " + strerror(err));
-}
 
 // The site's dir under the data dir, made on first deploy with a marker saying sitesfs owns it.
 void ensure_site_dir(const SitePaths& p) {

@@ -505,7 +505,7 @@ TEST_F(PrivateRepo, TheKeyNeverTouchesADiskOrAnArgvOrAnEnvironment) {
     };
     // The secret stores themselves (and sshd's copy of the client key) hold it by definition.
     const std::vector<stdfs::path> stores{tmp() / "keys", tmp() / "vault", tmp() / "ssh" / "clients"};
-    for (const stdfs::path root : {stdfs::path("/tmp"), stdfs::path("/dev/shm"), state(), data()}) {
+    for (const stdfs::path& root : {stdfs::path("/tmp"), stdfs::path("/dev/shm"), state(), data()}) {
         std::error_code ec;
         for (auto it = stdfs::recursive_directory_iterator(root, stdfs::directory_options::skip_permission_denied, ec);
              it != stdfs::recursive_directory_iterator(); it.increment(ec)) {

@@ -23,6 +23,8 @@ sockaddr_in loopback(int port) {
     return a;
 }
 
+}  // namespace
+
 bool port_accepts(int port) {
     const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return false;
@@ -32,14 +34,12 @@ bool port_accepts(int port) {
     return ok;
 }
 
-std::string tail(const std::string& text, size_t count) {
+std::string tail_lines(const std::string& text, size_t count) {
     const auto lines = split_lines(text);
     std::string out;
     for (size_t i = lines.size() > count ? lines.size() - count : 0; i < lines.size(); ++i) out += lines[i] + "\n";
     return out;
 }
-
-}  // namespace
 
 int free_port() {
     const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -88,7 +88,7 @@ bool CaddyServer::start(std::string* why) {
     pid_ = spawn_logged({"caddy", "run", "--config", main_config().string(), "--adapter", "caddyfile"}, log_file(),
                         env());
     const auto fail = [&](const std::string& what) {
-        if (why) *why = what + "; caddy.log ends with:\n" + tail(slurp(log_file()), 20);
+        if (why) *why = what + "; caddy.log ends with:\n" + tail_lines(slurp(log_file()), 20);
         stop();
         return false;
     };

@@ -13,6 +13,10 @@ namespace sitesfs::it {
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int free_port();
+// Whether something accepts TCP connections on 127.0.0.1:port.
+bool port_accepts(int port);
+// The last `count` lines of `text` (a log), for failure messages.
+std::string tail_lines(const std::string& text, size_t count);
 
 class CaddyServer {
 public:

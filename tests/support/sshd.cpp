@@ -21,25 +21,6 @@ namespace {
 
 constexpr char kUser[] = "sitesfs-git";
 
-bool port_accepts(int port) {
-    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return false;
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool ok = connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-std::string tail(const std::string& text, size_t count) {
-    const auto lines = split_lines(text);
-    std::string out;
-    for (size_t i = lines.size() > count ? lines.size() - count : 0; i < lines.size(); ++i) out += lines[i] + "\n";
-    return out;
-}
-
 void must(const Run& r, const std::string& what) {
     if (r.code != 0) throw std::runtime_error(what + ": " + describe(r));
 }
@@ -110,7 +91,7 @@ bool SshServer::start(std::string* why) {
     stop();
     const auto pid_file = dir_ / "sshd.pid";
     const auto fail = [&](const std::string& what) {
-        if (why) *why = what + "; sshd.log ends with:\n" + tail(slurp(log_file()), 20);
+        if (why) *why = what + "; sshd.log ends with:\n" + tail_lines(slurp(log_file()), 20);
         stop();
         return false;
     };

@@ -1,0 +1,100 @@
+#include "hooks/files.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace sitesfs::hooks {
+
+namespace stdfs = std::filesystem;
+
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+stdfs::path dir_of(const stdfs::path& file) { return file.has_parent_path() ? file.parent_path() : stdfs::path("."); }
+
+}  // namespace
+
+std::optional<std::string> read_file(const stdfs::path& file) {
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return std::nullopt;
+        throw FileError("cannot read " + file.string() + ": " + errno_text(errno));
+    }
+    std::string bytes;
+    char buf[16384];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            const int err = errno;
+            ::close(fd);
+            throw FileError("cannot read " + file.string() + ": " + errno_text(err));
+        }
+        if (n == 0) break;
+        bytes.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return bytes;
+}
+
+void fsync_dir(const stdfs::path& dir) {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw FileError("cannot open directory " + dir.string() + ": " + errno_text(errno));
+    const int rc = ::fsync(fd);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) throw FileError("fsync " + dir.string() + ": " + errno_text(err));
+}
+
+TempFile::TempFile(const stdfs::path& target) {
+    std::string pattern = (dir_of(target) / ("." + target.filename().string() + ".XXXXXX")).string();
+    fd_ = mkostemp(pattern.data(), O_CLOEXEC);
+    if (fd_ < 0) throw FileError("cannot create a temp file next to " + target.string() + ": " + errno_text(errno));
+    path_ = pattern;
+}
+
+TempFile::~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!path_.empty()) ::unlink(path_.c_str());
+}
+
+void TempFile::fail(const char* what) const {
+    throw FileError(std::string(what) + " " + path_.string() + ": " + errno_text(errno));
+}
+
+void TempFile::write_all(const std::string& bytes, mode_t mode) {
+    if (::fchmod(fd_, mode) != 0) fail("chmod");
+    size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) fail("write");
+        done += static_cast<size_t>(n);
+    }
+}
+
+void TempFile::commit(const stdfs::path& target) {
+    if (::fsync(fd_) != 0) fail("fsync");
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) fail("close");
+    if (::rename(path_.c_str(), target.c_str()) != 0)
+        throw FileError("cannot rename " + path_.string() + " to " + target.string() + ": " + errno_text(errno));
+    path_.clear();
+    fsync_dir(dir_of(target));
+}
+
+void replace_file(const stdfs::path& file, const std::string& bytes, mode_t mode,
+                  const std::function<void(const stdfs::path&)>& check) {
+    TempFile temp(file);
+    temp.write_all(bytes, mode);
+    if (check) check(temp.path());
+    temp.commit(file);
+}
+
+}  // namespace sitesfs::hooks
