@@ -532,6 +532,28 @@ TEST_F(PrivateRepo, TheKeyNeverTouchesADiskOrAnArgvOrAnEnvironment) {
     EXPECT_TRUE(found.empty()) << "key material in: " << ::testing::PrintToString(found);
 }
 
+// systemd services run without HOME, and libgit2 1.5 then refuses every SSH connection.
+class WithoutHome : public PrivateRepo {
+protected:
+    void before_start() override {
+        PrivateRepo::before_start();
+        std::erase_if(daemon_env_, [](const std::string& e) { return e.starts_with("HOME="); });
+        // sitesfs inherits this process's environment; ctest runs each test in a process of its own.
+        if (const char* home = getenv("HOME")) saved_home_ = home;
+        unsetenv("HOME");
+    }
+    void TearDown() override {
+        PrivateRepo::TearDown();
+        if (saved_home_) setenv("HOME", saved_home_->c_str(), 1);
+    }
+    std::optional<std::string> saved_home_;
+};
+
+TEST_F(WithoutHome, APrivateSiteStillDeploys) {
+    const std::string sha = repo_->commit({{"index.html", "homeless\n"}});
+    EXPECT_EQ(create_private_site("file:blog"), "live " + sha + "\n") << daemon_log();
+}
+
 class StrictHostKeys : public PrivateRepo {
 protected:
     void SetUp() override {

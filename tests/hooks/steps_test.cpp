@@ -1,0 +1,138 @@
+// The step runner and the small pure parts of a deploy, without any server.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <set>
+
+#include "hooks/deploy.hpp"
+
+namespace sitesfs::hooks {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+// Records what ran, in order; fails where told to.
+class Probe : public Step {
+public:
+    Probe(std::string name, std::vector<std::string>& journal, bool fails = false, bool undo_fails = false)
+        : name_(std::move(name)), journal_(journal), fails_(fails), undo_fails_(undo_fails) {}
+    const char* name() const override { return name_.c_str(); }
+    void apply(Deploy&) override {
+        journal_.push_back("apply " + name_);
+        if (fails_) throw StepError(name_ + " broke");
+    }
+    void undo(Deploy&) override {
+        journal_.push_back("undo " + name_);
+        if (undo_fails_) throw StepError("cannot put " + name_ + " back");
+    }
+
+private:
+    std::string name_;
+    std::vector<std::string>& journal_;
+    bool fails_, undo_fails_;
+};
+
+class Steps : public ::testing::Test {
+protected:
+    void SetUp() override {
+        auto s = std::make_shared<SiteRecord>();
+        s->name = "blog";
+        site_ = s;
+    }
+    Deploy deploy(std::function<bool()> superseded = [] { return false; }) {
+        return Deploy(config_, proxy_, hosts_, site_, std::move(superseded));
+    }
+
+    HooksConfig config_;
+    ProxyState proxy_;
+    KnownHosts hosts_{"/nonexistent/known_hosts", HostKeyPolicy::AcceptNew};
+    SiteRef site_;
+    std::vector<std::string> journal_;
+};
+
+TEST_F(Steps, RunInOrderWhenAllSucceed) {
+    std::vector<std::unique_ptr<Step>> steps;
+    for (const char* n : {"a", "b", "c"}) steps.push_back(std::make_unique<Probe>(n, journal_));
+    Deploy d = deploy();
+    const RunResult r = run_steps(d, steps);
+    EXPECT_TRUE(r.ok);
+    EXPECT_EQ(journal_, (std::vector<std::string>{"apply a", "apply b", "apply c"}));
+}
+
+TEST_F(Steps, AFailureUndoesWhatWasAppliedInReverseIncludingTheFailedStep) {
+    std::vector<std::unique_ptr<Step>> steps;
+    steps.push_back(std::make_unique<Probe>("a", journal_));
+    steps.push_back(std::make_unique<Probe>("b", journal_));
+    steps.push_back(std::make_unique<Probe>("c", journal_, true));
+    steps.push_back(std::make_unique<Probe>("d", journal_));
+    Deploy d = deploy();
+    const RunResult r = run_steps(d, steps);
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.step, "c");
+    EXPECT_EQ(r.error, "c broke");
+    EXPECT_EQ(journal_, (std::vector<std::string>{"apply a", "apply b", "apply c", "undo c", "undo b", "undo a"}));
+}
+
+TEST_F(Steps, AFailedUndoIsReportedAndTheOthersStillRun) {
+    std::vector<std::unique_ptr<Step>> steps;
+    steps.push_back(std::make_unique<Probe>("a", journal_));
+    steps.push_back(std::make_unique<Probe>("b", journal_, false, true));
+    steps.push_back(std::make_unique<Probe>("c", journal_, true));
+    Deploy d = deploy();
+    const RunResult r = run_steps(d, steps);
+    EXPECT_EQ(r.undo_error, "b undo: cannot put b back");
+    EXPECT_EQ(journal_.back(), "undo a");
+}
+
+TEST_F(Steps, ASupersededRunStopsBeforeTheNextStepAndUndoes) {
+    std::vector<std::unique_ptr<Step>> steps;
+    for (const char* n : {"a", "b", "c"}) steps.push_back(std::make_unique<Probe>(n, journal_));
+    Deploy d = deploy([this] { return journal_.size() == 2; });
+    const RunResult r = run_steps(d, steps);
+    EXPECT_FALSE(r.ok);
+    EXPECT_TRUE(r.superseded);
+    EXPECT_EQ(r.step, "c");
+    EXPECT_EQ(journal_, (std::vector<std::string>{"apply a", "apply b", "undo b", "undo a"}));
+}
+
+TEST(DeployKeyUrl, GithubHttpsBecomesSshOthersStay) {
+    EXPECT_EQ(url_for_deploy_key("https://github.com/me/blog"), "ssh://git@github.com/me/blog.git");
+    EXPECT_EQ(url_for_deploy_key("https://github.com/me/blog.git"), "ssh://git@github.com/me/blog.git");
+    EXPECT_EQ(url_for_deploy_key("https://gitlab.com/me/blog.git"), "https://gitlab.com/me/blog.git");
+    EXPECT_EQ(url_for_deploy_key("git@github.com:me/blog.git"), "git@github.com:me/blog.git");
+    EXPECT_EQ(url_for_deploy_key("ssh://git@host:2222/r.git"), "ssh://git@host:2222/r.git");
+}
+
+TEST(Domains, SplitOnAnyWhitespace) {
+    EXPECT_EQ(split_domains("a.example.com  b.example.com\tc.example.com\n"),
+              (std::vector<std::string>{"a.example.com", "b.example.com", "c.example.com"}));
+    EXPECT_TRUE(split_domains("").empty());
+}
+
+TEST(Releases, PruneKeepsTheNewestAndCurrentAndDropsStagingLeftovers) {
+    char templ[] = "/tmp/sitesfs-steps.XXXXXX";
+    ASSERT_NE(mkdtemp(templ), nullptr);
+    const stdfs::path dir = templ;
+    const SitePaths paths(dir, "blog");
+    stdfs::create_directories(paths.releases);
+    const auto now = stdfs::file_time_type::clock::now();
+    // r0 is the oldest but current; r1..r4 from old to new.
+    for (int i = 0; i < 5; ++i) {
+        const stdfs::path r = paths.releases / ("r" + std::to_string(i));
+        stdfs::create_directories(r);
+        stdfs::last_write_time(r, now - std::chrono::hours(10 - i));
+    }
+    stdfs::create_directories(paths.releases / ".stage-r5" / "half");
+    stdfs::create_directory_symlink("releases/r0", paths.current);
+    prune_releases(paths, 3);
+    std::set<std::string> left;
+    for (const auto& e : stdfs::directory_iterator(paths.releases)) left.insert(e.path().filename());
+    EXPECT_EQ(left, (std::set<std::string>{"r0", "r3", "r4"}));
+    stdfs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace sitesfs::hooks
