@@ -1,6 +1,7 @@
 #include "mount/options.hpp"
 
 #include <array>
+#include <optional>
 #include <string_view>
 
 namespace sitesfs::mount {
@@ -17,10 +18,21 @@ void apply_mount_option(CommandLine& cl, std::string_view opt) {
     if (opt == "rw") return void(cl.read_only = false);
     if (opt == "allow_other") return void(cl.allow_other = true);
     if (opt == "default_permissions") return;  // always on
+    // mount(8) and fstab can only pass -o options, so the settings an fstab line needs are here too.
+    const auto value_of = [&](std::string_view key) -> std::optional<std::string> {
+        if (!opt.starts_with(key) || opt.size() <= key.size() || opt[key.size()] != '=') return std::nullopt;
+        return std::string(opt.substr(key.size() + 1));
+    };
+    if (auto v = value_of("state_dir")) return void(cl.state_dir = *v);
+    if (auto v = value_of("config")) return void(cl.config_file = *v);
+    if (auto v = value_of("log_level")) return void(cl.log_level = *v);
+    if (opt == "allow_local_repos") return void(cl.allow_local_repos = true);
+    if (opt == "no_reconcile") return void(cl.no_reconcile = true);
     for (std::string_view flag : kPassedFlags)
         if (opt == flag) return cl.mount_flags.emplace_back(opt), void();
     throw UsageError("unknown mount option '" + std::string(opt) +
-                     "' (known: ro, rw, allow_other, default_permissions, nosuid, nodev, noexec, noatime)");
+                     "' (known: ro, rw, allow_other, default_permissions, nosuid, nodev, noexec, noatime, "
+                     "state_dir=DIR, config=FILE, log_level=LEVEL, allow_local_repos, no_reconcile)");
 }
 
 void apply_mount_options(CommandLine& cl, std::string_view list) {
@@ -83,7 +95,9 @@ actual state.
 Options:
   -f, --foreground        stay in the foreground (logs go to stderr)
   -o OPT[,OPT...]         mount options: ro, rw, allow_other, nosuid, nodev, noexec, noatime
-                          (default_permissions is always on)
+                          (default_permissions is always on), and for mount(8) and fstab:
+                          state_dir=DIR, config=FILE, log_level=LEVEL, allow_local_repos,
+                          no_reconcile
   --state-dir DIR         where the desired state lives (default /var/lib/sitesfs)
   --config FILE           TOML config file; every setting has a built-in default
   --allow-local-repos     accept file:// URLs and absolute local paths as repo

@@ -29,11 +29,6 @@ protected:
     static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 };
 
-#define REQUIRE_FUSE()                                                        \
-    do {                                                                      \
-        std::string why_;                                                     \
-        if (!fuse_available(&why_)) GTEST_SKIP() << "cannot open /dev/fuse: " << why_; \
-    } while (0)
 
 TEST_F(CommandLine, HelpPrintsUsage) {
     const Run r = sitesfs_run({"--help"});

@@ -76,6 +76,13 @@ bool mount_answers(const stdfs::path& p);
 bool fuse_available(std::string* why = nullptr);
 std::vector<std::string> split_lines(const std::string& text);
 
+// In a test that mounts without the fixture's autostart: skip, saying why, where FUSE is missing.
+#define REQUIRE_FUSE()                                                                   \
+    do {                                                                                 \
+        std::string why_;                                                                \
+        if (!::sitesfs::it::fuse_available(&why_)) GTEST_SKIP() << "cannot open /dev/fuse: " << why_; \
+    } while (0)
+
 // Polls `pred` every `step` until it holds or `deadline` passes; returns whether it held.
 bool eventually(const std::function<bool()>& pred, Ms deadline, Ms step = 10ms);
 

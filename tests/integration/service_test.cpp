@@ -1,0 +1,195 @@
+// Running as a system service: the systemd unit, sd_notify (READY, STATUS, WATCHDOG, STOPPING),
+// journald-style logs, and mounting by convention (mount -t fuse.sitesfs, as fstab does).
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cstring>
+
+#include "tests/integration/mount_fixture.hpp"
+
+namespace sitesfs::it {
+namespace {
+
+// A notify socket of our own, as systemd gives a Type=notify service.
+class NotifySocket {
+public:
+    explicit NotifySocket(const stdfs::path& path) : path_(path) {
+        fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+        ok_ = fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    }
+    ~NotifySocket() {
+        if (fd_ >= 0) close(fd_);
+    }
+    bool ok() const { return ok_; }
+    // The next message, or "" after `timeout`.
+    std::string next(Ms timeout) {
+        pollfd p{fd_, POLLIN, 0};
+        if (poll(&p, 1, static_cast<int>(timeout.count())) != 1) return {};
+        char buf[4096];
+        const ssize_t n = recv(fd_, buf, sizeof buf, 0);
+        return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+    }
+    // Messages until one contains `what` (returned), or "" after `timeout`.
+    std::string until(const std::string& what, Ms timeout) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (std::chrono::steady_clock::now() < deadline) {
+            const std::string m = next(std::chrono::duration_cast<Ms>(deadline - std::chrono::steady_clock::now()));
+            if (m.find(what) != std::string::npos) return m;
+        }
+        return {};
+    }
+
+private:
+    stdfs::path path_;
+    int fd_ = -1;
+    bool ok_ = false;
+};
+
+class Service : public MountTest {
+protected:
+    void SetUp() override {
+        autostart_ = false;
+        MountTest::SetUp();
+    }
+};
+
+TEST_F(Service, TheUnitFilePassesSystemdAnalyzeVerify) {
+    // The installed unit names the installed binary; verify wants an executable that exists.
+    std::string unit = slurp(SITESFS_UNIT_FILE);
+    ASSERT_NE(unit.find("Type=notify"), std::string::npos) << unit;
+    const std::string exec = "ExecStart=";
+    const size_t at = unit.find(exec);
+    ASSERT_NE(at, std::string::npos);
+    const size_t end = unit.find(' ', at);
+    unit.replace(at + exec.size(), end - at - exec.size(), sitesfs());
+    spit(tmp() / "sitesfs.service", unit);
+    // --man=no: the man page is checked on its own, and is not installed here.
+    const Run r = run({"systemd-analyze", "verify", "--man=no", (tmp() / "sitesfs.service").string()});
+    EXPECT_EQ(r.code, 0) << describe(r);
+    EXPECT_EQ(r.err, "") << describe(r);
+}
+
+TEST_F(Service, ReadyOnlyOnceTheMountAnswersThenStoppingAndACleanUnmount) {
+    REQUIRE_FUSE();
+    NotifySocket notify(tmp() / "notify.sock");
+    ASSERT_TRUE(notify.ok()) << std::strerror(errno);
+    const stdfs::path log = tmp() / "notified.log";
+    const pid_t pid = spawn_logged({sitesfs(), "-f", "--no-reconcile", "--state-dir", state().string(), mnt().string()},
+                                   log, {"NOTIFY_SOCKET=" + (tmp() / "notify.sock").string(), "WATCHDOG_USEC=200000"});
+    ASSERT_GT(pid, 0);
+    track_pid(pid);
+    const std::string ready = notify.until("READY=1", 10s);
+    ASSERT_FALSE(ready.empty()) << "no READY=1; log:\n" << slurp(log);
+    // At the moment READY=1 arrives the mount is there and answers.
+    EXPECT_TRUE(is_mounted(mnt()));
+    EXPECT_TRUE(mount_answers(mnt()));
+    EXPECT_NE(ready.find("STATUS=0 sites at " + mnt().string()), std::string::npos) << ready;
+
+    ASSERT_TRUE(shell("mkdir blog && echo blog.example.com > blog/domain"));
+    const std::string ping = notify.until("WATCHDOG=1", 5s);
+    EXPECT_NE(ping.find("STATUS=1 sites at " + mnt().string() + ": 1 incomplete"), std::string::npos) << ping;
+
+    ASSERT_EQ(kill(pid, SIGTERM), 0);
+    EXPECT_FALSE(notify.until("STOPPING=1", 10s).empty()) << slurp(log);
+    const auto status = wait_child(pid, 10s);
+    ASSERT_TRUE(status.has_value()) << "sitesfs did not exit after SIGTERM";
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << wait_status_text(*status);
+    EXPECT_FALSE(is_mounted(mnt()));
+}
+
+TEST_F(Service, UnderJournaldLogLinesCarryAPriorityAndNoTimestamp) {
+    REQUIRE_FUSE();
+    daemon_env_ = {"JOURNAL_STREAM=8:12345"};
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_TRUE(shell("mkdir blog && echo 'bad..com' > blog/domain", {.code = 1, .err_has = "Invalid argument"}));
+    const std::string log = daemon_log();
+    ASSERT_TRUE(stop().has_value());
+    const auto lines = split_lines(log);
+    ASSERT_FALSE(lines.empty());
+    bool serving = false;
+    for (const auto& l : lines) {
+        if (l.empty()) continue;
+        // "<N>" then the message: journald stamps the time itself.
+        EXPECT_TRUE(l.size() > 3 && l[0] == '<' && l[1] >= '0' && l[1] <= '7' && l[2] == '>') << l;
+        EXPECT_FALSE(l.size() > 7 && std::isdigit(static_cast<unsigned char>(l[3])) && l[7] == '-') << "a timestamp: " << l;
+        serving |= l.starts_with("<6>serving ");
+    }
+    EXPECT_TRUE(serving) << log;
+}
+
+// What `mount -t fuse.sitesfs` and an /etc/fstab line do: mount(8) runs mount.fuse3, which runs
+// `sitesfs SOURCE MOUNTPOINT -o OPTIONS` through /bin/sh without -f. mount(8) drops PATH for its
+// helpers, so the shell's default path must find sitesfs, as it does once installed: the test
+// puts a link to the built binary in /usr/local/sbin for its duration.
+class MountHelper : public Service {
+protected:
+    void SetUp() override {
+        Service::SetUp();
+        if (IsSkipped() || HasFatalFailure()) return;
+        std::error_code ec;
+        if (stdfs::is_symlink(kLink, ec) && stdfs::read_symlink(kLink, ec) == stdfs::path(sitesfs())) {
+            linked_ = true;  // left by an interrupted run of this test
+        } else {
+            ASSERT_FALSE(stdfs::exists(kLink, ec)) << kLink << " exists and is not this build's sitesfs; remove it to run this test";
+            stdfs::create_directories(kLink.parent_path(), ec);
+            stdfs::create_symlink(sitesfs(), kLink, ec);
+            ASSERT_FALSE(ec) << "cannot link " << kLink << ": " << ec.message();
+            linked_ = true;
+        }
+    }
+    void TearDown() override {
+        Service::TearDown();
+        if (linked_) stdfs::remove(kLink);
+    }
+    Run mount_with(const stdfs::path& mp, const std::string& options) {
+        return run({"mount", "-t", "fuse.sitesfs", "sitesfs", mp.string(), "-o", options});
+    }
+    void unmount(const stdfs::path& mp) {
+        const auto daemons = find_processes({"sitesfs", mp.string()});
+        EXPECT_EQ(run({"umount", mp.string()}).code, 0);
+        for (pid_t p : daemons) EXPECT_TRUE(eventually([&] { return !process_alive(p); }, 10s)) << "sitesfs " << p << " still runs";
+    }
+
+    inline static const stdfs::path kLink = "/usr/local/sbin/sitesfs";
+    bool linked_ = false;
+};
+
+TEST_F(MountHelper, ReadWriteAndReadOnlyMountsByType) {
+    REQUIRE_FUSE();
+    const Run rw = mount_with(mnt(), "state_dir=" + state().string() + ",no_reconcile,nosuid,nodev");
+    ASSERT_EQ(rw.code, 0) << describe(rw);
+    for (pid_t p : find_processes({"sitesfs", mnt().string()})) track_pid(p);
+    EXPECT_TRUE(mount_answers(mnt()));
+    EXPECT_TRUE(shell("mkdir blog && echo blog.example.com > blog/domain && cat blog/domain", {.out = "blog.example.com\n"}));
+
+    const stdfs::path ro = tmp() / "ro";
+    stdfs::create_directories(ro);
+    const Run r = mount_with(ro, "ro,state_dir=" + state().string());
+    ASSERT_EQ(r.code, 0) << describe(r);
+    for (pid_t p : find_processes({"sitesfs", ro.string()})) track_pid(p);
+    EXPECT_TRUE(check("cat", sh_in(ro, "cat blog/domain"), {.out = "blog.example.com\n"}));
+    EXPECT_TRUE(check("write", sh_in(ro, "echo x.example.com > blog/domain"), {.code = 1, .err_has = "Read-only file system"}));
+    EXPECT_NE(slurp("/proc/self/mountinfo").find(ro.string() + " ro,"), std::string::npos);
+
+    unmount(ro);
+    unmount(mnt());
+    EXPECT_FALSE(is_mounted(mnt()));
+}
+
+TEST_F(MountHelper, AnUnknownOptionFailsTheMountWithItsName) {
+    REQUIRE_FUSE();
+    const Run r = mount_with(mnt(), "state_dir=" + state().string() + ",bogus");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE((r.out + r.err).find("unknown mount option 'bogus'"), std::string::npos) << describe(r);
+    EXPECT_FALSE(is_mounted(mnt()));
+}
+
+}  // namespace
+}  // namespace sitesfs::it
