@@ -89,7 +89,7 @@ void getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         return;
     }
     report_pending_size(*node, fi, st);
-    fuse_reply_attr(req, &st, fs.options().cache_timeout);
+    fuse_reply_attr(req, &st, Filesystem::uncached(*node) ? 0 : fs.options().cache_timeout);
 }
 
 void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {

@@ -131,6 +131,7 @@ std::shared_ptr<TempFile> Filesystem::temp_locked(const std::string& site, std::
 std::optional<Node> Filesystem::child_locked(const Node& dir, std::string_view name) {
     if (dir.kind == NodeKind::Root) {
         if (name == kExportName) return Node{kExportIno, NodeKind::Export};
+        if (name == kMetricsName && options_.metrics) return Node{kMetricsIno, NodeKind::Export};
         if (!store_.site(name)) return std::nullopt;
         std::string site(name);
         const uint64_t id = site_id_locked(site);
@@ -164,6 +165,7 @@ void Filesystem::fill_entry(const Node& node, fuse_entry_param& e) {
     e = fuse_entry_param{};
     e.ino = node.ino;
     e.attr_timeout = e.entry_timeout = options_.cache_timeout;
+    if (uncached(node)) e.attr_timeout = 0;
     attr(node, e.attr);
 }
 
@@ -189,7 +191,7 @@ bool Filesystem::attr(const Node& node, struct stat& st) {
         }
         case NodeKind::Export: {
             st.st_mode = S_IFREG | (options_.file_mode & ~0222);
-            st.st_size = static_cast<off_t>(export_seed_toml(store_, options_.export_globals).size());
+            st.st_size = static_cast<off_t>(content(node).value_or("").size());
             std::lock_guard lock(mu_);
             set_times(st, root_changed_, root_changed_);
             break;
@@ -231,6 +233,8 @@ std::vector<DirEntry> Filesystem::list(const Node& dir) {
     if (dir.kind == NodeKind::Root) {
         out.push_back({".", kRootIno, S_IFDIR});
         out.push_back({"..", kRootIno, S_IFDIR});
+        // .metrics is reachable by name but not listed, like a site's `wait`: it changes on every
+        // read, so tar, find and backups of the tree should not pick it up.
         out.push_back({std::string(kExportName), kExportIno, S_IFREG});
         const auto names = store_.site_names();
         std::lock_guard lock(mu_);
@@ -251,6 +255,7 @@ std::vector<DirEntry> Filesystem::list(const Node& dir) {
 std::optional<std::string> Filesystem::content(const Node& node) {
     switch (node.kind) {
         case NodeKind::Export:
+            if (node.ino == kMetricsIno) return options_.metrics ? options_.metrics() : std::string();
             return export_seed_toml(store_, options_.export_globals);
         case NodeKind::Field: {
             auto site = store_.site(node.site);

@@ -13,6 +13,7 @@
 // holds no lock while it calls into the kernel (a handler that did could deadlock).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -40,6 +41,8 @@ struct FsOptions {
     size_t max_temps_per_site = 64;
     std::chrono::milliseconds wait_timeout{300000};  // how long a read of `wait` may wait
     SeedGlobals export_globals;  // the [global] table of /sites/.sites.toml
+    // The Prometheus text of /sites/.metrics; empty: no such file.
+    std::function<std::string()> metrics;
 };
 
 struct DirEntry {
@@ -80,6 +83,8 @@ public:
 
     // The content a reader of `node` sees (value plus newline for fields).
     std::optional<std::string> content(const Node& node);
+    // Files whose content changes with no event to invalidate on: every read reaches the daemon.
+    static bool uncached(const Node& node) { return node.ino == kMetricsIno; }
 
     // Temporary files of a site (names that are not fields).
     struct TempResult {

@@ -9,6 +9,7 @@ const std::set<fuse_ino_t> kNone;
 InodeTable::InodeTable() {
     nodes_[kRootIno] = Node{kRootIno, NodeKind::Root};
     nodes_[kExportIno] = Node{kExportIno, NodeKind::Export};
+    nodes_[kMetricsIno] = Node{kMetricsIno, NodeKind::Export};
 }
 
 Node* InodeTable::find(fuse_ino_t ino) {

@@ -24,10 +24,12 @@
 namespace sitesfs::fs {
 
 constexpr fuse_ino_t kRootIno = FUSE_ROOT_ID;
-constexpr fuse_ino_t kExportIno = 2;
+constexpr fuse_ino_t kExportIno = 2;   // /.sites.toml
+constexpr fuse_ino_t kMetricsIno = 3;  // /.metrics
 constexpr uint64_t kSlotsPerSite = 16;
 constexpr fuse_ino_t kTempBit = fuse_ino_t{1} << 62;
 inline constexpr std::string_view kExportName = ".sites.toml";
+inline constexpr std::string_view kMetricsName = ".metrics";
 
 // An editor's temporary file (vim's 4913 and .x.swp, sed's sedXXXXXX, emacs' x~): memory only,
 // never desired state. Guarded by Filesystem::mu_.
@@ -42,6 +44,7 @@ struct TempFile {
     Timestamp ctime{};
 };
 
+// Export: a read-only file sitesfs generates in the root (.sites.toml, .metrics), told apart by ino.
 enum class NodeKind { Root, Export, SiteDir, Field, Temp };
 
 struct Node {

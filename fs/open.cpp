@@ -25,7 +25,7 @@ int check_open(Filesystem& fs, const Node& node, int flags) {
 // Hands the handle to the kernel; frees it if the opener was interrupted meanwhile.
 void reply_open(fuse_req_t req, fuse_file_info* fi, std::unique_ptr<Handle> h) {
     const bool waits = h->node.kind == NodeKind::Field && h->node.field->settled;
-    if (h->writable || h->node.kind == NodeKind::Temp || waits) {
+    if (h->writable || h->node.kind == NodeKind::Temp || waits || Filesystem::uncached(h->node)) {
         // Writers must get their write() verdicts, and the page cache must only ever hold what
         // sitesfs rendered, never the raw bytes a writer sent (values are normalized). Every read
         // of a waiting file must reach the daemon.

@@ -92,6 +92,19 @@ RunResult run_steps(Deploy& d, const std::vector<std::unique_ptr<Step>>& steps) 
     return result;
 }
 
+void reload_proxy(ProxyState& proxy) {
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+    try {
+        proxy.reloader->reload();
+    } catch (...) {
+        proxy.last_reload_ok = 0;
+        proxy.last_reload_at = now;
+        throw;
+    }
+    proxy.last_reload_ok = 1;
+    proxy.last_reload_at = now;
+}
+
 bool publish(ProxyState& proxy, const std::map<std::string, ProxySite>& served, ProxyFileBefore& before) {
     std::vector<ProxySite> sites;
     sites.reserve(served.size());

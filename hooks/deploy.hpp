@@ -7,6 +7,7 @@
 // The reconciler (reconciler.hpp) records the outcome; steps never talk to the store.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -83,7 +84,13 @@ struct ProxyState {
     std::unique_ptr<Reloader> reloader;
     std::mutex lock;
     std::map<std::string, ProxySite> served;  // by site name; what the live generated file holds
+    // For metrics: the last reload's outcome (-1 none yet, 0 failed, 1 done) and when (unix seconds).
+    std::atomic<int> last_reload_ok{-1};
+    std::atomic<int64_t> last_reload_at{0};
 };
+
+// Reloads the proxy and records the outcome for metrics; throws what the reloader throws.
+void reload_proxy(ProxyState& proxy);
 
 // The paths of one site under the data dir. sitesfs only ever deletes a site dir that holds its
 // marker file, so a directory it did not create is never removed.

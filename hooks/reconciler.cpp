@@ -225,10 +225,10 @@ void Reconciler::unpublish(const std::string& site, bool remove_data) {
                 // The domain leaves the proxy first; only then can its files go.
                 if (publish(proxy_, served, before)) {
                     try {
-                        proxy_.reloader->reload();
+                        reload_proxy(proxy_);
                     } catch (const std::exception&) {
                         restore_proxy_file(*proxy_.config, before);
-                        proxy_.reloader->reload();
+                        reload_proxy(proxy_);
                         throw;
                     }
                 }
@@ -254,8 +254,48 @@ void Reconciler::unpublish(const std::string& site, bool remove_data) {
     if (!remove_data) entry.action = entry.error.empty() ? "unpublished" : entry.action;
     entry.dur_ms = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count();
     log_.append(entry);
+    count(entry, entry.error.empty() ? "" : "proxy");
     if (!entry.error.empty()) spdlog::error("site {}: {}", site, entry.error);
     else spdlog::info("site {}: {}", site, entry.action);
+}
+
+void Reconciler::count(const DeployLogEntry& entry, const std::string& failed_step) {
+    std::lock_guard lock(mu_);
+    ++outcomes_[entry.action];
+    if (!failed_step.empty()) ++failed_steps_[failed_step];
+    duration_ms_sum_ += static_cast<uint64_t>(entry.dur_ms);
+    ++duration_count_;
+}
+
+std::string Reconciler::metrics() const {
+    std::string out;
+    const auto line = [&out](const std::string& name, const std::string& labels, const std::string& value) {
+        out += name + (labels.empty() ? "" : "{" + labels + "}") + " " + value + "\n";
+    };
+    std::lock_guard lock(mu_);
+    out += "# HELP sitesfs_reconciles_total Reconcile runs by outcome.\n# TYPE sitesfs_reconciles_total counter\n";
+    for (const char* outcome : {"deployed", "up-to-date", "failed", "removed", "unpublished"}) {
+        const auto it = outcomes_.find(outcome);
+        line("sitesfs_reconciles_total", std::string("outcome=\"") + outcome + "\"", std::to_string(it == outcomes_.end() ? 0 : it->second));
+    }
+    out += "# HELP sitesfs_deploy_failures_total Failed deploys by the step that failed.\n"
+           "# TYPE sitesfs_deploy_failures_total counter\n";
+    for (const auto& step : steps_) {
+        const auto it = failed_steps_.find(step->name());
+        line("sitesfs_deploy_failures_total", std::string("step=\"") + step->name() + "\"",
+             std::to_string(it == failed_steps_.end() ? 0 : it->second));
+    }
+    out += "# HELP sitesfs_reconcile_duration_seconds Time spent in reconcile runs.\n"
+           "# TYPE sitesfs_reconcile_duration_seconds summary\n";
+    line("sitesfs_reconcile_duration_seconds_sum", "", std::to_string(static_cast<double>(duration_ms_sum_) / 1000.0));
+    line("sitesfs_reconcile_duration_seconds_count", "", std::to_string(duration_count_));
+    out += "# HELP sitesfs_last_reload_success Whether the last proxy reload succeeded (1), failed (0), or none ran yet (-1).\n"
+           "# TYPE sitesfs_last_reload_success gauge\n";
+    line("sitesfs_last_reload_success", "", std::to_string(proxy_.last_reload_ok.load()));
+    out += "# HELP sitesfs_last_reload_timestamp_seconds When the proxy was last reloaded (0: never).\n"
+           "# TYPE sitesfs_last_reload_timestamp_seconds gauge\n";
+    line("sitesfs_last_reload_timestamp_seconds", "", std::to_string(proxy_.last_reload_at.load()));
+    return out;
 }
 
 void Reconciler::record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry) {
@@ -337,6 +377,7 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
         if (result.ok || d.commit.empty()) failed_on_.erase(name);
         else failed_on_[name] = d.commit;
     }
+    count(entry, result.ok ? "" : result.step);
     record(*site, generation, next, entry);
     if (result.ok) {
         spdlog::info("site {}: {} {} in {} ms", name, entry.action, d.commit.substr(0, 12), dur);

@@ -38,6 +38,9 @@ public:
     // Stops taking work, makes running runs stop at their next step (undoing), and joins.
     void stop();
 
+    // Prometheus text: runs by outcome, failures by step, run durations, the last reload.
+    std::string metrics() const;
+
 private:
     struct Slot {
         bool queued = false;
@@ -55,6 +58,7 @@ private:
     bool converged_on_disk(const SiteRecord& site) const;
     void load_served();
     void report_orphans() const;
+    void count(const DeployLogEntry& entry, const std::string& failed_step);
     void record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry);
 
     // The store outlives us and cannot unsubscribe; its listener reaches us through this, which
@@ -72,7 +76,11 @@ private:
     DeployLog log_;
     const std::vector<std::unique_ptr<Step>> steps_;
 
-    std::mutex mu_;
+    mutable std::mutex mu_;
+    std::map<std::string, uint64_t> outcomes_;      // metrics, under mu_
+    std::map<std::string, uint64_t> failed_steps_;
+    uint64_t duration_ms_sum_ = 0;
+    uint64_t duration_count_ = 0;
     std::condition_variable cv_;       // workers: the queue has work
     std::condition_variable poll_cv_;  // the poller: stop (its own, so a notify_one never wakes it instead of a worker)
     std::map<std::string, Slot> slots_;

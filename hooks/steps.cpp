@@ -176,7 +176,7 @@ public:
         if (!d.proxy_changed) return;
         restore_proxy_file(*d.proxy.config, d.proxy_before);
         // The proxy may have loaded the new file (or half-tried to); it must load the old one again.
-        if (d.reloaded) d.proxy.reloader->reload();
+        if (d.reloaded) reload_proxy(d.proxy);
         d.proxy_changed = false;
     }
 };
@@ -187,7 +187,7 @@ public:
     void apply(Deploy& d) override {
         if (!d.proxy_changed) return;
         d.reloaded = true;  // set first: a reload that fails half-way must be followed by one of the old file
-        d.proxy.reloader->reload();
+        reload_proxy(d.proxy);
     }
 };
 

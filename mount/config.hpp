@@ -26,6 +26,7 @@ struct Config {
     // [proxy], [reload], [health], [reconcile]; data_dir, allow_local_repos and the deploy log
     // path are copied in by load_config so there is one place that says where things are.
     hooks::HooksConfig hooks;
+    std::filesystem::path metrics_textfile;  // [metrics] textfile; empty: not written
 };
 
 // Throws ConfigError naming the file, and the line and column or the key that is wrong.

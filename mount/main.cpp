@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "fs/filesystem.hpp"
+#include "hooks/files.hpp"
 #include "hooks/reconciler.hpp"
 #include "mount/config.hpp"
 #include "mount/daemon.hpp"
@@ -73,6 +74,16 @@ std::string summary(const Store& store, const std::string& mountpoint) {
     return out;
 }
 
+std::string site_metrics(const Store& store) {
+    std::map<std::string, size_t> by_state;
+    for (const char* state : {"incomplete", "pending", "deploying", "live", "failed"}) by_state[state] = 0;
+    for (const auto& name : store.site_names())
+        if (const SiteRef s = store.site(name)) ++by_state[site_state(*s)];
+    std::string out = "# HELP sitesfs_sites Sites by state.\n# TYPE sitesfs_sites gauge\n";
+    for (const auto& [state, n] : by_state) out += "sitesfs_sites{state=\"" + state + "\"} " + std::to_string(n) + "\n";
+    return out;
+}
+
 int run_import(const Config& cfg, const std::string& file) {
     try {
         auto store = open_file_store({cfg.state_dir, false, {cfg.allow_local_repos}});
@@ -97,11 +108,6 @@ int serve(const CommandLine& cl, const Config& cfg, const std::string& mountpoin
     }
     clear_stale_mount(mountpoint);
 
-    fs::FsOptions options = cfg.filesystem;
-    options.read_only = cl.read_only;
-    options.export_globals = {cfg.data_dir.string(), cfg.hooks.proxy.file.string(), cfg.hooks.deploy_log.string()};
-    fs::Filesystem filesystem(*store, options);
-
     // Deploying is the read-write instance's job; a read-only mount only watches.
     std::unique_ptr<hooks::Reconciler> reconciler;
     if (!cl.read_only && !cl.no_reconcile) {
@@ -112,10 +118,27 @@ int serve(const CommandLine& cl, const Config& cfg, const std::string& mountpoin
             return startup.fail(kRuntimeFailure, e.what());
         }
     }
+    const auto metrics = [&] { return site_metrics(*store) + (reconciler ? reconciler->metrics() : std::string()); };
+
+    fs::FsOptions options = cfg.filesystem;
+    options.read_only = cl.read_only;
+    options.export_globals = {cfg.data_dir.string(), cfg.hooks.proxy.file.string(), cfg.hooks.deploy_log.string()};
+    options.metrics = metrics;
+    fs::Filesystem filesystem(*store, options);
 
     // Declared before the session: its thread may sit in a statfs of the mount, which returns only
     // once the session's destructor has unmounted.
-    Notifier notifier(mountpoint, [&startup] { startup.ready(); }, [&] { return summary(*store, mountpoint); });
+    Notifier notifier(
+        mountpoint, [&startup] { startup.ready(); }, [&] { return summary(*store, mountpoint); },
+        [&] {
+            if (cfg.metrics_textfile.empty()) return;
+            try {
+                // node_exporter's textfile collector reads whatever is there: never half a file.
+                hooks::replace_file(cfg.metrics_textfile, metrics(), 0644);
+            } catch (const std::exception& e) {
+                spdlog::warn("metrics textfile: {}", e.what());
+            }
+        });
     std::vector<std::string> mount_options = cl.mount_flags;
     if (cl.read_only) mount_options.emplace_back("ro");
     if (cl.allow_other) mount_options.emplace_back("allow_other");

@@ -7,8 +7,12 @@ namespace sitesfs::mount {
 
 using namespace std::chrono_literals;
 
-Notifier::Notifier(std::string mountpoint, std::function<void()> on_ready, std::function<std::string()> status)
-    : mountpoint_(std::move(mountpoint)), on_ready_(std::move(on_ready)), status_(std::move(status)) {}
+Notifier::Notifier(std::string mountpoint, std::function<void()> on_ready, std::function<std::string()> status,
+                   std::function<void()> periodic)
+    : mountpoint_(std::move(mountpoint)),
+      on_ready_(std::move(on_ready)),
+      status_(std::move(status)),
+      periodic_(std::move(periodic)) {}
 
 Notifier::~Notifier() {
     {
@@ -50,6 +54,7 @@ void Notifier::run() {
     lock.unlock();
     on_ready_();
     sd_notify(0, ("READY=1\nSTATUS=" + status_()).c_str());
+    periodic_();
     lock.lock();
 
     uint64_t watchdog_usec = 0;
@@ -61,6 +66,7 @@ void Notifier::run() {
         // Only a mount that still answers earns the ping: a wedged loop gets the service restarted.
         const bool up = mount_answers();
         const std::string status = status_();
+        periodic_();
         lock.lock();
         if (stopping_) break;
         if (up) sd_notify(0, ((watchdog ? "WATCHDOG=1\nSTATUS=" : "STATUS=") + status).c_str());

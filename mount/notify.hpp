@@ -17,7 +17,9 @@ class Notifier {
 public:
     // `on_ready` runs once, on the notifier's thread, when the mount first answers; `status` gives
     // the STATUS= line (it runs on that thread too).
-    Notifier(std::string mountpoint, std::function<void()> on_ready, std::function<std::string()> status);
+    // `periodic` runs on every tick (every 10 s, or half the watchdog interval).
+    Notifier(std::string mountpoint, std::function<void()> on_ready, std::function<std::string()> status,
+             std::function<void()> periodic);
     // Joins the thread: destroy a Notifier only after the mount is gone, since a statfs of a mount
     // whose loop has ended only returns once it is unmounted.
     ~Notifier();
@@ -35,6 +37,7 @@ private:
     const std::string mountpoint_;
     std::function<void()> on_ready_;
     std::function<std::string()> status_;
+    std::function<void()> periodic_;
     std::mutex mu_;
     std::condition_variable cv_;
     bool stopping_ = false;

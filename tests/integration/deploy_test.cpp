@@ -80,6 +80,7 @@ protected:
                "[reload]\n" + reload +
                "[health]\naddress = \"127.0.0.1:" + port + "\"\ntimeout = 5\n"
                "[reconcile]\npoll_interval = 1\n"
+               "[metrics]\ntextfile = \"" + (tmp() / "sitesfs.prom").string() + "\"\n"
                "[filesystem]\nwait_timeout = 8\n";
     }
 
@@ -144,6 +145,24 @@ TEST_F(Deploy, EchoesMakeALiveSiteThroughCaddy) {
     EXPECT_EQ(stdfs::read_symlink(data() / "blog" / "current"), stdfs::path("releases") / sha);
     EXPECT_EQ(slurp(data() / "blog" / "current" / "index.html"), "hello from v1\n");
     EXPECT_NE(slurp(caddy_->sites_file()).find("http://blog.test:" + std::to_string(caddy_->port())), std::string::npos);
+}
+
+TEST_F(Deploy, MetricsCountSitesRunsAndReloads) {
+    // Written for node_exporter's textfile collector as soon as the mount answers.
+    EXPECT_TRUE(eventually([&] { return slurp(tmp() / "sitesfs.prom").find("sitesfs_sites{state=\"live\"} 0") != std::string::npos; }, 10s));
+    repo_->commit({{"index.html", "v1\n"}});
+    ASSERT_EQ(create_site("blog", "blog.test").substr(0, 4), "live");
+    ASSERT_NO_FATAL_FAILURE(start_systemd("fail"));
+    repo_->commit({{"index.html", "v2\n"}});
+    ASSERT_TRUE(eventually([&] { return status_line("blog", "state") == "failed"; }, 30s, 100ms)) << daemon_log();
+    const std::string m = read(".metrics");
+    for (const std::string want : {"sitesfs_sites{state=\"failed\"} 1", "sitesfs_sites{state=\"live\"} 0",
+                                    "sitesfs_reconciles_total{outcome=\"deployed\"} 1",
+                                    "sitesfs_reconciles_total{outcome=\"failed\"} 1",
+                                    "sitesfs_deploy_failures_total{step=\"reload\"} 1",
+                                    "sitesfs_last_reload_success 0", "# TYPE sitesfs_reconcile_duration_seconds summary"})
+        EXPECT_NE(m.find(want + "\n"), std::string::npos) << want << " not in:\n" << m;
+    EXPECT_TRUE(shell("ls -a | grep -c '^.metrics$'", {.code = 1, .out = "0\n"})) << "not listed, like wait";
 }
 
 TEST_F(Deploy, APushIsDeployedByThePoll) {

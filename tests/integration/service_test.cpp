@@ -163,7 +163,7 @@ protected:
 
 TEST_F(MountHelper, ReadWriteAndReadOnlyMountsByType) {
     REQUIRE_FUSE();
-    const Run rw = mount_with(mnt(), "state_dir=" + state().string() + ",no_reconcile,nosuid,nodev");
+    const Run rw = mount_with(mnt(), "state_dir=" + state().string() + ",no_reconcile,nosuid,nodev,_netdev,nofail");
     ASSERT_EQ(rw.code, 0) << describe(rw);
     for (pid_t p : find_processes({"sitesfs", mnt().string()})) track_pid(p);
     EXPECT_TRUE(mount_answers(mnt()));

@@ -1,0 +1,70 @@
+# sitesfs, built with CMake. `pkgs.callPackage ./package.nix { }`.
+{
+  lib,
+  stdenv,
+  cmake,
+  ninja,
+  pkg-config,
+  fuse3,
+  libgit2,
+  tomlplusplus,
+  sdbus-cpp,
+  spdlog,
+  libidn2,
+  systemd,
+  gtest,
+}:
+
+stdenv.mkDerivation {
+  pname = "sitesfs";
+  version = "0.1.0";
+
+  # What CMakeLists.txt compiles, tests included (it declares their targets, so their sources must
+  # be there to configure). Leaves out local build directories, whose CMakeCache.txt would hijack
+  # the configure step, and nix/, so that editing the module does not rebuild the package.
+  src = lib.fileset.toSource {
+    root = ../.;
+    fileset = lib.fileset.unions [
+      ../CMakeLists.txt
+      ../fs
+      ../hooks
+      ../mount
+      ../schemas
+      ../tests
+    ];
+  };
+
+  nativeBuildInputs = [
+    cmake
+    ninja
+    pkg-config
+  ];
+
+  # sdbus-cpp is the 1.x series (sdbus-cpp_2 changed the API). gtest: CMakeLists.txt finds it
+  # unconditionally, even though only the daemon is built below.
+  buildInputs = [
+    fuse3
+    libgit2
+    tomlplusplus
+    sdbus-cpp
+    spdlog
+    libidn2
+    systemd
+    gtest
+  ];
+
+  # Only the daemon: the test programs are of no use in the package (see doCheck). `install`
+  # must then not depend on `all`, or it would build them anyway.
+  cmakeFlags = [ "-DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON" ];
+  ninjaFlags = [ "sitesfs" ];
+
+  # The suite mounts FUSE filesystems and runs caddy, sshd, dbus-daemon and git servers, none of
+  # which the build sandbox allows; CI runs it on a full machine (scripts/test).
+  doCheck = false;
+
+  meta = {
+    description = "The sites of a web host as a filesystem, deployed to Caddy from git";
+    platforms = lib.platforms.linux;
+    mainProgram = "sitesfs";
+  };
+}
