@@ -364,7 +364,7 @@ private:
     void count_entry(const std::string& path) {
         if (++entries_ > limits_.max_files)
             throw GitError("the tree has more than " + std::to_string(limits_.max_files) +
-                           " files and directories (limit: [git] max_files), at " + path);
+                           " files and directories (limit: [reconcile] max_files), at " + path);
     }
 
     void write_subdir(const git_tree_entry* entry, int dirfd, const std::string& name, const std::string& path,
@@ -389,7 +389,7 @@ private:
         check(git_odb_read_header(&size, &type, odb_.get(), &id), "reading " + path + " from git");
         if (size > limits_.max_bytes - report_.bytes)
             throw GitError("the tree has more than " + std::to_string(limits_.max_bytes) +
-                           " bytes of files (limit: [git] max_bytes), at " + path);
+                           " bytes of files (limit: [reconcile] max_bytes), at " + path);
         git_blob* raw = nullptr;
         check(git_blob_lookup(&raw, repo_, &id), "reading " + path + " from git");
         const BlobPtr blob(raw);

@@ -55,7 +55,7 @@ void setup_logging(spdlog::level::level_enum level) {
     spdlog::set_default_logger(logger);
 }
 
-// STATUS= for the service manager: "12 sites at /sites: 10 live, 1 failed, 1 deploying".
+// STATUS= for the service manager, states in alphabetical order: "12 sites at /sites: 1 deploying, 1 failed, 10 live".
 std::string summary(const Store& store, const std::string& mountpoint) {
     std::map<std::string, size_t> by_state;
     size_t total = 0;

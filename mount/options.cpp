@@ -103,7 +103,7 @@ Options:
   --allow-local-repos     accept file:// URLs and absolute local paths as repo
   --no-reconcile          serve and store the desired state, deploy nothing
                           (read-only mounts never deploy)
-  --log-level LEVEL       trace, debug, info, warn, error (default info)
+  --log-level LEVEL       trace, debug, info, warn, error, off (default info)
   --import FILE           import the seed tool's sites.toml into the state dir, report, exit
   -h, --help              this text
   -V, --version           the version

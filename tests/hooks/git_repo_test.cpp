@@ -510,13 +510,13 @@ TEST_F(GitRepoTest, WriteTreeCaps) {
     files.max_files = 2;
     const std::string too_many = git_error([&] { repo.write_tree(sha, release("files"), files); });
     EXPECT_NE(too_many.find("more than 2 files"), std::string::npos) << too_many;
-    EXPECT_NE(too_many.find("[git] max_files"), std::string::npos) << too_many;
+    EXPECT_NE(too_many.find("[reconcile] max_files"), std::string::npos) << too_many;
 
     TreeLimits bytes;
     bytes.max_bytes = 25;
     const std::string too_big = git_error([&] { repo.write_tree(sha, release("bytes"), bytes); });
     EXPECT_NE(too_big.find("more than 25 bytes"), std::string::npos) << too_big;
-    EXPECT_NE(too_big.find("[git] max_bytes"), std::string::npos) << too_big;
+    EXPECT_NE(too_big.find("[reconcile] max_bytes"), std::string::npos) << too_big;
     EXPECT_FALSE(stdfs::exists(release("bytes") / "c"));
 }
 

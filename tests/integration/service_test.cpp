@@ -76,6 +76,22 @@ TEST_F(Service, TheUnitFilePassesSystemdAnalyzeVerify) {
     EXPECT_EQ(r.err, "") << describe(r);
 }
 
+TEST_F(Service, TheManPageRendersWithoutWarnings) {
+    const std::string page = std::string(SITESFS_SOURCE_DIR) + "/docs/sitesfs.8";
+    const Run groff = run({"groff", "-man", "-ww", "-z", page});
+    EXPECT_EQ(groff.code, 0) << describe(groff);
+    EXPECT_EQ(groff.out + groff.err, "") << describe(groff);
+    const Run man = run({"man", "--warnings", "-l", page}, {.env = {"MANWIDTH=80", "MANPAGER=cat", "PAGER=cat"}});
+    EXPECT_EQ(man.code, 0) << describe(man);
+    EXPECT_EQ(man.err, "") << describe(man);
+    // Every option of --help is in it.
+    const Run help = run({sitesfs(), "--help"});
+    for (const char* option : {"--state-dir", "--config", "--allow-local-repos", "--no-reconcile", "--log-level", "--import"}) {
+        EXPECT_NE(help.out.find(option), std::string::npos) << option;
+        EXPECT_NE(man.out.find(option), std::string::npos) << option << " is not in sitesfs(8)";
+    }
+}
+
 TEST_F(Service, ReadyOnlyOnceTheMountAnswersThenStoppingAndACleanUnmount) {
     REQUIRE_FUSE();
     NotifySocket notify(tmp() / "notify.sock");
