@@ -19,13 +19,15 @@ stdenv.mkDerivation {
   pname = "sitesfs";
   version = "0.1.0";
 
-  # What CMakeLists.txt compiles, tests included (it declares their targets, so their sources must
-  # be there to configure). Leaves out local build directories, whose CMakeCache.txt would hijack
-  # the configure step, and nix/, so that editing the module does not rebuild the package.
+  # What CMakeLists.txt compiles and installs, tests included (it declares their targets, so their
+  # sources must be there to configure). Leaves out local build directories, whose CMakeCache.txt
+  # would hijack the configure step, and nix/ and the rest of docs/, so that editing them does
+  # not rebuild the package.
   src = lib.fileset.toSource {
     root = ../.;
     fileset = lib.fileset.unions [
       ../CMakeLists.txt
+      ../docs/sitesfs.8
       ../fs
       ../hooks
       ../mount

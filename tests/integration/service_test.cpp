@@ -64,6 +64,11 @@ TEST_F(Service, TheUnitFilePassesSystemdAnalyzeVerify) {
     // The installed unit names the installed binary; verify wants an executable that exists.
     std::string unit = slurp(SITESFS_UNIT_FILE);
     ASSERT_NE(unit.find("Type=notify"), std::string::npos) << unit;
+    // Any of these gives the service its own mount namespace, and the mount would never reach the host.
+    for (const char* hides : {"ProtectSystem=", "ReadWritePaths=", "ReadOnlyPaths=", "ProtectHome=", "PrivateTmp=",
+                              "PrivateDevices=", "ProtectKernelTunables=", "ProtectKernelModules=", "ProtectKernelLogs=",
+                              "ProtectControlGroups=", "PrivateMounts=", "TemporaryFileSystem=", "BindPaths="})
+        EXPECT_EQ(unit.find(std::string("\n") + hides), std::string::npos) << hides << " in the unit";
     const std::string exec = "ExecStart=";
     const size_t at = unit.find(exec);
     ASSERT_NE(at, std::string::npos);
