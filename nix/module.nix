@@ -81,7 +81,8 @@ let
   monitorUser = "sitesfs-monitor";
 
   # One seed file per declared site, in the seed tool's sites.toml format that `--import` reads.
-  # Its deploy_key names a secret of the `cmd:` provider, hence only cmd: refs (see assertions).
+  # Its deploy_key is a `cmd:` secret's name, or a ref that names its provider (`file:NAME`), which
+  # the import takes as it is.
   seedFile =
     name: site:
     toml.generate "sitesfs-seed-${name}.toml" {
@@ -92,7 +93,7 @@ let
       }
       // lib.optionalAttrs (site.path != null) { inherit (site) path; }
       // lib.optionalAttrs (site.deployKeyRef != null) {
-        deploy_key = lib.removePrefix "cmd:" site.deployKeyRef;
+        deploy_key = if lib.hasPrefix "cmd:" site.deployKeyRef then lib.removePrefix "cmd:" site.deployKeyRef else site.deployKeyRef;
       };
     };
 
@@ -138,9 +139,8 @@ let
         default = null;
         example = "cmd:blog";
         description = ''
-          The deploy key of a private repository, as `cmd:NAME` (the seed format's `deploy_key`,
-          resolved by `settings.keys.command`). A `file:` ref cannot be seeded: write it to
-          {file}`/sites/NAME/deploy_key_ref` once the site exists.
+          The deploy key of a private repository: `cmd:NAME` (resolved by `settings.keys.command`)
+          or `file:NAME` (a file in `keysDir`, e.g. from `loadCredentials`).
         '';
       };
     };
@@ -298,18 +298,18 @@ in
         }
         {
           assertion = lib.all (
-            site: site.deployKeyRef == null || lib.hasPrefix "cmd:" site.deployKeyRef
+            site: site.deployKeyRef == null || lib.hasPrefix "cmd:" site.deployKeyRef || lib.hasPrefix "file:" site.deployKeyRef
           ) (lib.attrValues cfg.sites);
-          message = "services.sitesfs.sites.<name>.deployKeyRef: the seed format only carries cmd: refs; write a file: ref to /sites/NAME/deploy_key_ref.";
+          message = "services.sitesfs.sites.<name>.deployKeyRef: write cmd:NAME or file:NAME.";
         }
         {
           assertion = lib.all (
             site:
             site.deployKeyRef == null
-            || !lib.hasPrefix "cmd:" site.deployKeyRef
-            || keyNameOk (lib.removePrefix "cmd:" site.deployKeyRef)
+            || !(lib.hasPrefix "cmd:" site.deployKeyRef || lib.hasPrefix "file:" site.deployKeyRef)
+            || keyNameOk (lib.removePrefix "file:" (lib.removePrefix "cmd:" site.deployKeyRef))
           ) (lib.attrValues cfg.sites);
-          message = "services.sitesfs.sites.<name>.deployKeyRef: the name after cmd: is 1-128 of A-Z, a-z, 0-9, '.', '_', '@', '+', '=', '-', not starting with '.'.";
+          message = "services.sitesfs.sites.<name>.deployKeyRef: the name after cmd: or file: is 1-128 of A-Z, a-z, 0-9, '.', '_', '@', '+', '=', '-', not starting with '.'.";
         }
         {
           assertion = lib.all credentialOk cfg.loadCredentials;

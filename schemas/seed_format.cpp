@@ -33,7 +33,8 @@ constexpr SeedKey kSeedKeys[] = {
 };
 
 // The seed tool's deploy_key names an entry of its secret store, which is a command that prints
-// the key; sitesfs reaches the same secret through its `cmd:` provider.
+// the key; sitesfs reaches the same secret through its `cmd:` provider. A value that already names
+// a provider (`file:blog`, as a NixOS module may declare) is taken as it is.
 constexpr std::string_view kSecretStore = "cmd:";
 
 const SeedKey* seed_key(std::string_view key) {
@@ -120,7 +121,8 @@ void import_site(Store& store, const std::string& key, const toml::node& node, I
                 continue;
             }
             std::string value(trim(text->get()));
-            if (sk.field == "deploy_key_ref" && !value.empty()) value = std::string(kSecretStore) + value;
+            if (sk.field == "deploy_key_ref" && !value.empty() && value.find(':') == std::string::npos)
+                value = std::string(kSecretStore) + value;
             if (const Checked c = find_field(sk.field)->check(value, permissive); !c.ok) problems.push_back(c.reason);
             else values.emplace_back(&sk, std::move(value));
         }

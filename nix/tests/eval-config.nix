@@ -340,16 +340,16 @@ let
       sites.blog = {
         repo = "user/blog";
         domain = "blog.example.com";
-        deployKeyRef = "file:blog";
+        deployKeyRef = "ssh:blog";
       };
-    } "services.sitesfs.sites.<name>.deployKeyRef: the seed format" { })
+    } "services.sitesfs.sites.<name>.deployKeyRef: write cmd:NAME or file:NAME" { })
     (refusedBy {
       sites.blog = {
         repo = "user/blog";
         domain = "blog.example.com";
         deployKeyRef = "cmd:.hidden";
       };
-    } "services.sitesfs.sites.<name>.deployKeyRef: the name after cmd:" { })
+    } "services.sitesfs.sites.<name>.deployKeyRef: the name after cmd: or file:" { })
     (refusedBy { loadCredentials = [ "blog" ]; } "services.sitesfs.loadCredentials" { })
     (refusedBy { hostKeyPins."github.com" = "SHA256:x"; } "services.sitesfs.hostKeyPins" { })
     (refusedBy { settings.state_dir = "/srv/sitesfs"; } "services.sitesfs.settings" { })

@@ -138,6 +138,17 @@ domain = "blog.example.com"
     EXPECT_EQ(store_->site_count(), 0u);
 }
 
+TEST_F(SeedFormatTest, ADeployKeyThatNamesItsProviderIsTakenAsItIs) {
+    const ImportReport r = import_seed_toml(*store_, seed(R"([sites.blog]
+domain = "blog.example.com"
+repo = "user/blog"
+branch = "main"
+deploy_key = "file:blog"
+)"));
+    EXPECT_TRUE(r.refused.empty()) << ::testing::PrintToString(r.refused);
+    EXPECT_EQ(store_->site("blog")->field("deploy_key_ref").value, "file:blog");
+}
+
 TEST_F(SeedFormatTest, ImportIntoAReadOnlyStoreTakesNothing) {
     auto ro = open_file_store({dir_ / "state", true, {}});
     const ImportReport r = import_seed_toml(*ro, seed("[sites.blog]\ndomain = \"\"\nrepo = \"\"\nbranch = \"\"\n"));
