@@ -4,6 +4,7 @@
 // result; the value commits at flush (close), fsync, rename or release.
 #pragma once
 
+#include <atomic>
 #include <mutex>
 #include <string>
 
@@ -21,7 +22,7 @@ struct Handle {
     bool wrote = false;    // data arrived (write or ftruncate) since the last commit
     unsigned flushes = 0;
     uint64_t generation = 0;  // waiting files: the site's generation at open
-    bool answered = false;    // waiting files: `content` holds the answer the first read gave
+    std::atomic<bool> answered{false};  // waiting files: `content` holds the answer the first read gave (set under mu)
 };
 
 inline Handle* handle_of(const fuse_file_info* fi) { return reinterpret_cast<Handle*>(fi->fh); }

@@ -145,6 +145,20 @@ TEST_F(Service, UnderJournaldLogLinesCarryAPriorityAndNoTimestamp) {
     EXPECT_TRUE(serving) << log;
 }
 
+TEST_F(Service, WaitAnswersIncompleteAtOnceAndTimesOutWhenNothingDeploys) {
+    REQUIRE_FUSE();
+    spit(tmp() / "sitesfs.toml", "[filesystem]\nwait_timeout = 0.5\n");
+    ASSERT_NO_FATAL_FAILURE(start({"--config", (tmp() / "sitesfs.toml").string()}));  // --no-reconcile
+    ASSERT_TRUE(shell("mkdir blog && echo blog.example.com > blog/domain"));
+    EXPECT_TRUE(shell("cat blog/wait", {.out = "incomplete\n"}));
+    EXPECT_TRUE(shell("ls blog | grep -c wait", {.code = 1, .out = "0\n"})) << "wait is not listed";
+    ASSERT_TRUE(shell("echo https://github.com/user/blog > blog/repo"));
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_TRUE(shell("cat blog/wait", {.code = 1, .err_has = "Connection timed out"}));
+    EXPECT_GE(std::chrono::steady_clock::now() - started, 400ms);
+    EXPECT_TRUE(mount_answers(mnt())) << "a parked read holds no thread";
+}
+
 // What `mount -t fuse.sitesfs` and an /etc/fstab line do: mount(8) runs mount.fuse3, which runs
 // `sitesfs SOURCE MOUNTPOINT -o OPTIONS` through /bin/sh without -f. mount(8) drops PATH for its
 // helpers, so the shell's default path must find sitesfs, as it does once installed: the test
