@@ -1,5 +1,6 @@
 // sitesfs: wiring only. Parse the command line and config, open the store, mount, serve, unmount.
 #include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>
 
@@ -41,15 +42,24 @@ public:
     std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JournalPriority>(); }
 };
 
-void setup_logging(spdlog::level::level_enum level) {
-    auto logger = spdlog::stderr_logger_mt("sitesfs");
+// In the foreground (and under systemd) logs go to stderr. A daemon started by mount(8) or fstab
+// loses stderr once the mount answers, so it also logs to syslog (ident sitesfs, facility daemon).
+void setup_logging(spdlog::level::level_enum level, bool detaching) {
+    auto to_stderr = std::make_shared<spdlog::sinks::stderr_sink_mt>();
     if (getenv("JOURNAL_STREAM")) {
         auto formatter = std::make_unique<spdlog::pattern_formatter>();
         formatter->add_flag<JournalPriority>('*').set_pattern("%*%v");
-        logger->set_formatter(std::move(formatter));
+        to_stderr->set_formatter(std::move(formatter));
     } else {
-        logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+        to_stderr->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
     }
+    std::vector<spdlog::sink_ptr> sinks{to_stderr};
+    if (detaching) {
+        auto to_syslog = std::make_shared<spdlog::sinks::syslog_sink_mt>("sitesfs", LOG_PID, LOG_DAEMON, true);
+        to_syslog->set_pattern("%v");
+        sinks.push_back(to_syslog);
+    }
+    auto logger = std::make_shared<spdlog::logger>("sitesfs", sinks.begin(), sinks.end());
     logger->set_level(level);
     logger->flush_on(spdlog::level::info);
     spdlog::set_default_logger(logger);
@@ -188,7 +198,7 @@ int run(int argc, char** argv) {
     const auto level = spdlog::level::from_str(cfg.log_level);
     if (level == spdlog::level::off && cfg.log_level != "off")
         return usage_error("unknown log level '" + cfg.log_level + "' (trace, debug, info, warn, error)");
-    setup_logging(level);
+    setup_logging(level, !cl.foreground && !cl.import_file);
 
     if (cl.import_file) return run_import(cfg, *cl.import_file);
     if (cl.mountpoint.empty()) return usage_error("missing MOUNTPOINT");

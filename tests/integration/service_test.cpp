@@ -14,17 +14,17 @@
 namespace sitesfs::it {
 namespace {
 
-// A notify socket of our own, as systemd gives a Type=notify service.
-class NotifySocket {
+// A unix datagram socket of our own: a notify socket as systemd gives a Type=notify service, or /dev/log.
+class DatagramSocket {
 public:
-    explicit NotifySocket(const stdfs::path& path) : path_(path) {
+    explicit DatagramSocket(const stdfs::path& path) : path_(path) {
         fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         sockaddr_un a{};
         a.sun_family = AF_UNIX;
         std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
         ok_ = fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     }
-    ~NotifySocket() {
+    ~DatagramSocket() {
         if (fd_ >= 0) close(fd_);
     }
     bool ok() const { return ok_; }
@@ -99,7 +99,7 @@ TEST_F(Service, TheManPageRendersWithoutWarnings) {
 
 TEST_F(Service, ReadyOnlyOnceTheMountAnswersThenStoppingAndACleanUnmount) {
     REQUIRE_FUSE();
-    NotifySocket notify(tmp() / "notify.sock");
+    DatagramSocket notify(tmp() / "notify.sock");
     ASSERT_TRUE(notify.ok()) << std::strerror(errno);
     const stdfs::path log = tmp() / "notified.log";
     const pid_t pid = spawn_logged({sitesfs(), "-f", "--no-reconcile", "--state-dir", state().string(), mnt().string()},
@@ -216,6 +216,27 @@ TEST_F(MountHelper, ReadWriteAndReadOnlyMountsByType) {
     unmount(ro);
     unmount(mnt());
     EXPECT_FALSE(is_mounted(mnt()));
+}
+
+TEST_F(MountHelper, ADaemonStartedByMountLogsToSyslog) {
+    REQUIRE_FUSE();
+    // Stand in for the syslog daemon: /dev/log is where syslog(3) writes.
+    std::error_code ec;
+    if (stdfs::exists("/dev/log", ec)) GTEST_SKIP() << "a syslog daemon owns /dev/log here; this test listens there itself";
+    DatagramSocket syslog("/dev/log");  // the same kind of socket: AF_UNIX datagrams
+    ASSERT_TRUE(syslog.ok()) << std::strerror(errno);
+    struct Unlink {
+        ~Unlink() { ::unlink("/dev/log"); }
+    } unlink_after;
+    const Run m = mount_with(mnt(), "state_dir=" + state().string() + ",no_reconcile");
+    ASSERT_EQ(m.code, 0) << describe(m);
+    for (pid_t p : find_processes({"sitesfs", mnt().string()})) track_pid(p);
+    EXPECT_FALSE(syslog.until("serving 0 sites at " + mnt().string(), 5s).empty());
+    // After the mount answers stderr is gone; syslog still hears a refused write.
+    ASSERT_TRUE(shell("mkdir blog && echo 'bad..com' > blog/domain", {.code = 1, .err_has = "Invalid argument"}));
+    const std::string refused = syslog.until("bad..com", 5s);
+    EXPECT_NE(refused.find("sitesfs["), std::string::npos) << refused;
+    unmount(mnt());
 }
 
 TEST_F(MountHelper, AnUnknownOptionFailsTheMountWithItsName) {
