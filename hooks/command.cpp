@@ -27,12 +27,12 @@ int remaining_ms(SteadyClock::time_point deadline) {
     return left < 0 ? 0 : static_cast<int>(left);
 }
 
-std::string seconds_text(std::chrono::milliseconds d) {
+}  // namespace
+
+std::string duration_text(std::chrono::milliseconds d) {
     const auto ms = d.count();
     return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
 }
-
-}  // namespace
 
 std::string last_line(const std::string& text, size_t max) {
     size_t end = text.size();
@@ -125,7 +125,7 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (result.timed_out) {
-        result.output += "\n(timed out after " + seconds_text(timeout) + ")";
+        result.output += "\n(timed out after " + duration_text(timeout) + ")";
     } else if (WIFEXITED(status)) {
         result.exit_code = WEXITSTATUS(status);
     } else if (WIFSIGNALED(status)) {

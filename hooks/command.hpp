@@ -32,6 +32,9 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
 // set, or the errno of the failed start.
 int spawn_in_own_group(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd, pid_t& pid);
 
+// "30s" or "500ms", for messages about timeouts.
+std::string duration_text(std::chrono::milliseconds d);
+
 // The last non-empty line of `text` without the trailing whitespace, cut at `max` bytes: the line a
 // tool like caddy prints its reason on.
 std::string last_line(const std::string& text, size_t max = 300);

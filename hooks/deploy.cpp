@@ -42,19 +42,6 @@ RemoteAccess::RemoteAccess(const HooksConfig& config, KnownHosts& hosts, const S
     options_.key_ref = ref;
 }
 
-std::vector<std::string> split_domains(const std::string& value) {
-    std::vector<std::string> out;
-    size_t i = 0;
-    while (i < value.size()) {
-        while (i < value.size() && std::isspace(static_cast<unsigned char>(value[i]))) ++i;
-        size_t j = i;
-        while (j < value.size() && !std::isspace(static_cast<unsigned char>(value[j]))) ++j;
-        if (j > i) out.push_back(value.substr(i, j - i));
-        i = j;
-    }
-    return out;
-}
-
 RunResult run_steps(Deploy& d, const std::vector<std::unique_ptr<Step>>& steps) {
     RunResult result;
     size_t applied = 0;

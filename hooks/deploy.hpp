@@ -157,7 +157,5 @@ bool publish(ProxyState& proxy, const std::map<std::string, ProxySite>& served, 
 // removes staging leftovers of interrupted runs.
 void prune_releases(const SitePaths& paths, unsigned keep);
 
-// Splits a stored domain value (whitespace separated) into its names.
-std::vector<std::string> split_domains(const std::string& value);
 
 }  // namespace sitesfs::hooks

@@ -1,6 +1,7 @@
 #include "hooks/deploy_keys.hpp"
 
 #include "hooks/command.hpp"
+#include "schemas/fd.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -94,28 +95,6 @@ std::string errno_text(int err) { return strerror(err); }
 // Taken before the message is built: the allocations building it may clobber errno.
 std::string errno_text() { return errno_text(errno); }
 
-class Fd {
-public:
-    explicit Fd(int fd = -1) : fd_(fd) {}
-    ~Fd() { reset(); }
-    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Fd& operator=(Fd&& other) noexcept {
-        if (this != &other) {
-            reset();
-            fd_ = std::exchange(other.fd_, -1);
-        }
-        return *this;
-    }
-    int get() const { return fd_; }
-    void reset() {
-        if (fd_ >= 0) close(fd_);
-        fd_ = -1;
-    }
-
-private:
-    int fd_;
-};
-
 SecretBuffer from_file(const KeyProviders& providers, std::string_view ref, std::string_view name) {
     if (providers.keys_dir.empty()) fail(ref, "no keys directory is configured ([keys] dir)");
     if (name.find('/') != std::string_view::npos || name == "." || name == "..")
@@ -170,11 +149,6 @@ SecretBuffer from_file(const KeyProviders& providers, std::string_view ref, std:
 int remaining_ms(SteadyClock::time_point deadline) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
     return left < 0 ? 0 : static_cast<int>(left);
-}
-
-std::string duration_text(std::chrono::milliseconds d) {
-    const auto ms = d.count();
-    return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
 }
 
 // The command's stderr split into lines, without control characters (it goes into the log and a

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "schemas/fd.hpp"
+
 namespace sitesfs::hooks {
 
 namespace {
@@ -54,26 +56,6 @@ struct Buf {
     Buf(const Buf&) = delete;
     Buf& operator=(const Buf&) = delete;
     ~Buf() { git_buf_dispose(&buf); }
-};
-
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const { return fd_; }
-    // close() can report a failed write-back (quota, NFS), so the file's close is checked.
-    int close() {
-        const int rc = ::close(fd_);
-        fd_ = -1;
-        return rc;
-    }
-
-private:
-    int fd_;
 };
 
 std::string hex(const git_oid& oid) {

@@ -13,6 +13,8 @@
 #include <optional>
 #include <string_view>
 
+#include "hooks/command.hpp"
+
 namespace sitesfs::hooks {
 
 namespace {
@@ -67,10 +69,6 @@ std::optional<Endpoint> parse_address(const std::string& address) {
     a4->sin_port = htons(static_cast<uint16_t>(*port));
     e.len = sizeof(sockaddr_in);
     return e;
-}
-
-std::string duration_text(std::chrono::milliseconds d) {
-    return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + "s" : std::to_string(d.count()) + "ms";
 }
 
 // Up to 80 bytes of what the server sent, printable, for a "malformed" message.

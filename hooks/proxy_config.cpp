@@ -89,10 +89,6 @@ std::string quoted(const std::string& s) {
     return out.str();
 }
 
-std::string duration_text(std::chrono::milliseconds d) {
-    return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + "s" : std::to_string(d.count()) + "ms";
-}
-
 // Caddy logs JSON lines first and prints its reason on a line starting with "Error:".
 std::string caddy_reason(const std::string& output) {
     std::istringstream lines(output);

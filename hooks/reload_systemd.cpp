@@ -11,6 +11,8 @@
 #include <limits>
 #include <map>
 
+#include "hooks/command.hpp"
+
 namespace sitesfs::hooks {
 
 namespace {
@@ -20,11 +22,6 @@ constexpr const char* kObject = "/org/freedesktop/systemd1";
 constexpr const char* kManager = "org.freedesktop.systemd1.Manager";
 
 using SteadyClock = std::chrono::steady_clock;
-
-std::string duration_text(std::chrono::milliseconds d) {
-    const auto ms = d.count();
-    return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
-}
 
 std::chrono::microseconds remaining(SteadyClock::time_point deadline) {
     return std::max(std::chrono::duration_cast<std::chrono::microseconds>(deadline - SteadyClock::now()),

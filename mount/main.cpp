@@ -65,16 +65,18 @@ void setup_logging(spdlog::level::level_enum level, bool detaching) {
     spdlog::set_default_logger(logger);
 }
 
+std::map<std::string, size_t> sites_by_state(const Store& store) {
+    std::map<std::string, size_t> by_state;
+    for (const auto& name : store.site_names())
+        if (const SiteRef s = store.site(name)) ++by_state[site_state(*s)];
+    return by_state;
+}
+
 // STATUS= for the service manager, states in alphabetical order: "12 sites at /sites: 1 deploying, 1 failed, 10 live".
 std::string summary(const Store& store, const std::string& mountpoint) {
-    std::map<std::string, size_t> by_state;
+    const auto by_state = sites_by_state(store);
     size_t total = 0;
-    for (const auto& name : store.site_names()) {
-        if (const SiteRef s = store.site(name)) {
-            ++by_state[site_state(*s)];
-            ++total;
-        }
-    }
+    for (const auto& entry : by_state) total += entry.second;
     std::string out = std::to_string(total) + " sites at " + mountpoint;
     const char* sep = ": ";
     for (const auto& [state, n] : by_state) {
@@ -84,11 +86,10 @@ std::string summary(const Store& store, const std::string& mountpoint) {
     return out;
 }
 
+// Every state is printed, zeros included, so a dashboard's series never disappear.
 std::string site_metrics(const Store& store) {
-    std::map<std::string, size_t> by_state;
-    for (const char* state : {"incomplete", "pending", "deploying", "live", "failed"}) by_state[state] = 0;
-    for (const auto& name : store.site_names())
-        if (const SiteRef s = store.site(name)) ++by_state[site_state(*s)];
+    auto by_state = sites_by_state(store);
+    for (const char* state : {"incomplete", "pending", "deploying", "live", "failed"}) by_state.try_emplace(state, 0);
     std::string out = "# HELP sitesfs_sites Sites by state.\n# TYPE sitesfs_sites gauge\n";
     for (const auto& [state, n] : by_state) out += "sitesfs_sites{state=\"" + state + "\"} " + std::to_string(n) + "\n";
     return out;

@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "schemas/fd.hpp"
 #include "schemas/site_schema.hpp"
 
 namespace sitesfs {
@@ -49,14 +50,12 @@ std::optional<std::string> site_of_file(std::string_view file) {
     return std::string(file.substr(0, file.size() - kSuffix.size()));
 }
 
-std::set<std::string> split_domains(const std::string& value) {
-    std::set<std::string> out;
-    std::istringstream in(value);
-    for (std::string d; in >> d;) out.insert(d);
-    return out;
+std::set<std::string> domain_set(std::string_view value) {
+    const auto names = split_domains(value);
+    return {names.begin(), names.end()};
 }
 
-std::set<std::string> domains_of(const SiteRecord& s) { return split_domains(s.field("domain").value); }
+std::set<std::string> domains_of(const SiteRecord& s) { return domain_set(s.field("domain").value); }
 
 // A TOML file must be UTF-8, but a refused value quoted in an error, or a reconciler's error
 // about a file name in a repo, may not be; one bad byte would make the store unopenable.
@@ -136,28 +135,6 @@ std::string render_site_file(const SiteRecord& s) {
            "created = " + std::to_string(to_ns(s.created)) + "  # ns since the epoch\n"
            "\n" + desired_section(s) + "\n" + actual_section(s);
 }
-
-class Fd {
-public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    Fd& operator=(Fd&& other) noexcept {
-        std::swap(fd_, other.fd_);
-        return *this;
-    }
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const { return fd_; }
-    bool valid() const { return fd_ >= 0; }
-    // For files whose close() result matters (a deferred write error can surface here).
-    int close() { return ::close(std::exchange(fd_, -1)); }
-
-private:
-    int fd_ = -1;
-};
 
 // The file's bytes, or nullopt when it is gone (a read-only store races the writer's removals).
 std::optional<std::string> read_file(int dir_fd, const std::string& name, const std::string& shown) {
@@ -430,7 +407,7 @@ private:
         if (!commit) {
             if (field != "domain") return Outcome::success();
             std::shared_lock lock(mu_);
-            if (auto why = domain_taken(split_domains(c.value), cur->name)) {
+            if (auto why = domain_taken(domain_set(c.value), cur->name)) {
                 lock.unlock();
                 return refuse(std::move(guard), cur, field, EEXIST, *why);
             }

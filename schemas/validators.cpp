@@ -468,4 +468,10 @@ Checked check_commit(std::string_view v, const ValidationPolicy&) {
     return Checked::accept(lower(v));
 }
 
+std::vector<std::string> split_domains(std::string_view stored_domain) {
+    std::vector<std::string> out;
+    for (std::string_view name : split_names(stored_domain)) out.emplace_back(name);
+    return out;
+}
+
 }  // namespace sitesfs

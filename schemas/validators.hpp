@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sitesfs {
 
@@ -35,6 +36,10 @@ Checked check_branch(std::string_view v, const ValidationPolicy& policy);
 Checked check_path(std::string_view v, const ValidationPolicy& policy);
 Checked check_deploy_key_ref(std::string_view v, const ValidationPolicy& policy);
 Checked check_commit(std::string_view v, const ValidationPolicy& policy);
+
+// The names in a stored domain value (check_domain's normal form: names separated by whitespace),
+// in their order.
+std::vector<std::string> split_domains(std::string_view stored_domain);
 
 // The URL git should fetch for a stored repo value: `owner/name` becomes
 // https://github.com/owner/name.git, everything else is returned unchanged.

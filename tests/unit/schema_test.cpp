@@ -82,7 +82,9 @@ TEST(Schema, WaitSettlesOnceTheGenerationAtOpenIsLiveOrFailed) {
     EXPECT_EQ(wait.render(s), "failed " + std::string(40, 'a') + " health: GET / answered 500");
     EXPECT_FALSE(wait.settled(s, opened + 1)) << "a report on an older generation does not settle a newer open";
     for (const auto& f : site_fields())
-        if (f.name != "wait") EXPECT_EQ(f.settled, nullptr) << f.name;
+        if (f.name != "wait") {
+            EXPECT_EQ(f.settled, nullptr) << f.name;
+        }
 }
 
 TEST(Schema, StatusIsGreppableKeyValueLines) {
