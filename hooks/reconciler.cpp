@@ -4,6 +4,7 @@
 
 #include <set>
 #include <system_error>
+#include <utility>
 
 #include "schemas/site_schema.hpp"
 
@@ -94,21 +95,26 @@ void Reconciler::stop() {
 void Reconciler::schedule(const std::string& site, bool poll) {
     {
         std::lock_guard lock(mu_);
-        if (!running_) return;
-        Slot& s = slots_[site];
-        if (s.running) {
-            if (!poll) s.again = true;  // a poll tick during a run has nothing to add
-            return;
-        }
-        if (s.queued) {
-            if (!poll) s.poll = false;
-            return;
-        }
-        s.queued = true;
-        s.poll = poll;
-        queue_.push_back(site);
+        if (!running_ || !enqueue_locked(site, poll)) return;
     }
     cv_.notify_one();
+}
+
+// Queues a run of `site` unless one is queued or running; returns whether it queued one.
+bool Reconciler::enqueue_locked(const std::string& site, bool poll) {
+    Slot& s = slots_[site];
+    if (s.running) {
+        if (!poll) s.again = true;  // a poll tick during a run has nothing to add
+        return false;
+    }
+    if (s.queued) {
+        if (!poll) s.poll = false;
+        return false;
+    }
+    s.queued = true;
+    s.poll = poll;
+    queue_.push_back(site);
+    return true;
 }
 
 void Reconciler::work() {
@@ -122,6 +128,7 @@ void Reconciler::work() {
         slot.queued = false;
         slot.running = true;
         const bool poll = slot.poll;
+        const uint64_t tick = std::exchange(slot.tick, 0);
         lock.unlock();
         try {
             reconcile(site, poll);
@@ -129,6 +136,7 @@ void Reconciler::work() {
             spdlog::error("site {}: reconcile failed unexpectedly: {}", site, e.what());
         }
         lock.lock();
+        tick_run_done_locked(tick);
         Slot& after = slots_[site];
         after.running = false;
         if (after.again && running_) {
@@ -143,14 +151,35 @@ void Reconciler::work() {
     }
 }
 
+void Reconciler::tick_run_done_locked(uint64_t tick) {
+    if (tick == 0 || tick != tick_ || tick_outstanding_ == 0 || --tick_outstanding_ > 0) return;
+    finish_tick_locked();
+}
+
+void Reconciler::finish_tick_locked() {
+    last_tick_seconds_ = std::chrono::duration<double>(SteadyClock::now() - tick_started_).count();
+    ++ticks_done_;
+}
+
 void Reconciler::poll_loop() {
     std::unique_lock lock(mu_);
     for (;;) {
         poll_cv_.wait_for(lock, config_.poll_interval, [this] { return !running_; });
         if (!running_) return;
         lock.unlock();
-        for (const auto& name : store_.site_names()) schedule(name, true);
+        const auto names = store_.site_names();
         lock.lock();
+        if (!running_) return;
+        ++tick_;
+        tick_started_ = SteadyClock::now();
+        tick_outstanding_ = 0;
+        for (const auto& name : names) {
+            if (!enqueue_locked(name, true)) continue;
+            slots_[name].tick = tick_;
+            ++tick_outstanding_;
+        }
+        if (tick_outstanding_ == 0) finish_tick_locked();
+        cv_.notify_all();
     }
 }
 
@@ -295,6 +324,12 @@ std::string Reconciler::metrics() const {
     out += "# HELP sitesfs_last_reload_timestamp_seconds When the proxy was last reloaded (0: never).\n"
            "# TYPE sitesfs_last_reload_timestamp_seconds gauge\n";
     line("sitesfs_last_reload_timestamp_seconds", "", std::to_string(proxy_.last_reload_at.load()));
+    out += "# HELP sitesfs_poll_ticks_total Poll ticks whose every remote check (and the deploys they started) finished.\n"
+           "# TYPE sitesfs_poll_ticks_total counter\n";
+    line("sitesfs_poll_ticks_total", "", std::to_string(ticks_done_));
+    out += "# HELP sitesfs_poll_tick_seconds How long the last finished poll tick took, from its start until its last run ended.\n"
+           "# TYPE sitesfs_poll_tick_seconds gauge\n";
+    line("sitesfs_poll_tick_seconds", "", std::to_string(last_tick_seconds_));
     return out;
 }
 

@@ -9,6 +9,7 @@
 // the proxy.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -22,6 +23,8 @@
 #include "schemas/store.hpp"
 
 namespace sitesfs::hooks {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
 
 class Reconciler {
 public:
@@ -47,9 +50,11 @@ private:
         bool running = false;
         bool again = false;  // a change arrived while running: run once more afterwards
         bool poll = false;   // the queued run is a poll tick (checks the remote before any work)
+        uint64_t tick = 0;   // the poll tick that queued it (0: none), for the tick's duration
     };
 
     void schedule(const std::string& site, bool poll);
+    bool enqueue_locked(const std::string& site, bool poll);
     void work();
     void poll_loop();
     void reconcile(const std::string& site, bool poll);
@@ -59,6 +64,8 @@ private:
     void load_served();
     void report_orphans() const;
     void count(const DeployLogEntry& entry, const std::string& failed_step);
+    void tick_run_done_locked(uint64_t tick);
+    void finish_tick_locked();
     void record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry);
 
     // The store outlives us and cannot unsubscribe; its listener reaches us through this, which
@@ -88,6 +95,13 @@ private:
     // has moved on, so a broken commit is not redeployed (and the proxy reloaded) every tick.
     std::map<std::string, std::string> failed_on_;
     std::deque<std::string> queue_;
+    // The current poll tick: its number, when it began, and how many of its runs are unfinished.
+    // A tick ends when all have finished; a tick that a newer one overtakes is not recorded.
+    uint64_t tick_ = 0;
+    SteadyTime tick_started_{};
+    size_t tick_outstanding_ = 0;
+    double last_tick_seconds_ = 0;
+    uint64_t ticks_done_ = 0;
     bool running_ = false;
     std::vector<std::thread> workers_;
     std::thread poller_;

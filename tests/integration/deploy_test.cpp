@@ -165,6 +165,22 @@ TEST_F(Deploy, MetricsCountSitesRunsAndReloads) {
     EXPECT_TRUE(shell("ls -a | grep -c '^.metrics$'", {.code = 1, .out = "0\n"})) << "not listed, like wait";
 }
 
+TEST_F(Deploy, PollTicksAreCountedAndTimedInMetrics) {
+    repo_->commit({{"index.html", "v1\n"}});
+    ASSERT_EQ(create_site("blog", "blog.test").substr(0, 4), "live");
+    const auto metric = [&](const std::string& name) {
+        const std::string m = read(".metrics");
+        const size_t at = m.find("\n" + name + " ");
+        return at == std::string::npos ? -1.0 : std::stod(m.substr(at + name.size() + 2));
+    };
+    const double ticks = metric("sitesfs_poll_ticks_total");
+    ASSERT_GE(ticks, 0) << read(".metrics");
+    // poll_interval is 1 s: two more ticks, each of which asked the remote for the branch head.
+    EXPECT_TRUE(eventually([&] { return metric("sitesfs_poll_ticks_total") >= ticks + 2; }, 20s, 100ms)) << read(".metrics");
+    EXPECT_GT(metric("sitesfs_poll_tick_seconds"), 0.0) << read(".metrics");
+    EXPECT_EQ(status_line("blog", "state"), "live");
+}
+
 TEST_F(Deploy, APushIsDeployedByThePoll) {
     repo_->commit({{"index.html", "v1\n"}});
     ASSERT_EQ(create_site("blog", "blog.test").substr(0, 4), "live");
