@@ -17,7 +17,7 @@ SitePaths::SitePaths(const stdfs::path& data_dir, const std::string& site)
       current(dir / "current"),
       marker(dir / ".sitesfs-site") {}
 
-Deploy::Deploy(const HooksConfig& c, ProxyState& p, KnownHosts& k, SiteRef s, std::function<bool()> stop)
+Deploy::Deploy(const HooksConfig& c, ProxyPublisher& p, KnownHosts& k, SiteRef s, std::function<bool()> stop)
     : config(c), proxy(p), known_hosts(k), site(std::move(s)), paths(c.data_dir, site->name), superseded(std::move(stop)) {}
 
 std::string url_for_deploy_key(const std::string& url) {
@@ -77,26 +77,6 @@ RunResult run_steps(Deploy& d, const std::vector<std::unique_ptr<Step>>& steps) 
         }
     }
     return result;
-}
-
-void reload_proxy(ProxyState& proxy) {
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
-    try {
-        proxy.reloader->reload();
-    } catch (...) {
-        proxy.last_reload_ok = 0;
-        proxy.last_reload_at = now;
-        throw;
-    }
-    proxy.last_reload_ok = 1;
-    proxy.last_reload_at = now;
-}
-
-bool publish(ProxyState& proxy, const std::map<std::string, ProxySite>& served, ProxyFileBefore& before) {
-    std::vector<ProxySite> sites;
-    sites.reserve(served.size());
-    for (const auto& [name, site] : served) sites.push_back(site);
-    return swap_proxy_file(*proxy.config, proxy.config->render(sites), before);
 }
 
 void prune_releases(const SitePaths& paths, unsigned keep) {

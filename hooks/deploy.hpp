@@ -21,6 +21,7 @@
 
 #include "hooks/git_repo.hpp"
 #include "hooks/proxy_config.hpp"
+#include "hooks/proxy_publisher.hpp"
 #include "hooks/reload.hpp"
 #include "schemas/site_record.hpp"
 
@@ -37,7 +38,9 @@ struct HooksConfig {
     std::filesystem::path data_dir = "/var/lib/sites";
     std::filesystem::path deploy_log;  // JSON lines; empty: not written
     ValidationPolicy policy;
-    unsigned workers = 4;
+    // Runs at once. A run mostly waits (the remote, the proxy's batch, the health check), and
+    // runs waiting together share one proxy reload, so this is well above the core count.
+    unsigned workers = 16;
     std::chrono::milliseconds poll_interval{60000};  // 0: never poll
     unsigned keep_releases = 3;
     TreeLimits limits;
@@ -76,22 +79,6 @@ struct StepError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-// What every run shares: the proxy's view of which site is served how, and the means to change it.
-// Only one run at a time may hold `lock` (taken by the proxy step, released when the run ends), so
-// one site's render -> reload -> health check never interleaves with another's.
-struct ProxyState {
-    std::unique_ptr<ProxyConfig> config;
-    std::unique_ptr<Reloader> reloader;
-    std::mutex lock;
-    std::map<std::string, ProxySite> served;  // by site name; what the live generated file holds
-    // For metrics: the last reload's outcome (-1 none yet, 0 failed, 1 done) and when (unix seconds).
-    std::atomic<int> last_reload_ok{-1};
-    std::atomic<int64_t> last_reload_at{0};
-};
-
-// Reloads the proxy and records the outcome for metrics; throws what the reloader throws.
-void reload_proxy(ProxyState& proxy);
-
 // The paths of one site under the data dir. sitesfs only ever deletes a site dir that holds its
 // marker file, so a directory it did not create is never removed.
 struct SitePaths {
@@ -102,7 +89,7 @@ struct SitePaths {
 
 struct Deploy {
     const HooksConfig& config;
-    ProxyState& proxy;
+    ProxyPublisher& proxy;
     KnownHosts& known_hosts;
     SiteRef site;            // the desired state this run converges to
     SitePaths paths;
@@ -117,12 +104,10 @@ struct Deploy {
     bool switched = false;
     ProxySite entry;                         // proxy: how this site is served from now on
     std::optional<ProxySite> previous_entry; // proxy: how it was served before
-    ProxyFileBefore proxy_before;
-    bool proxy_changed = false;
-    bool reloaded = false;
-    std::unique_lock<std::mutex> proxy_lock;
+    bool proxy_changed = false;              // proxy: the entry went live (and was reloaded)
+    std::string reload_error;                // proxy: the batch's reload failed (the reload step reports it)
 
-    Deploy(const HooksConfig& c, ProxyState& p, KnownHosts& k, SiteRef s, std::function<bool()> stop);
+    Deploy(const HooksConfig& c, ProxyPublisher& p, KnownHosts& k, SiteRef s, std::function<bool()> stop);
     bool changed_anything() const { return switched || proxy_changed; }
 };
 
@@ -148,10 +133,6 @@ struct RunResult {
 
 // Runs the steps in order, undoing the applied ones in reverse on failure or supersession.
 RunResult run_steps(Deploy& d, const std::vector<std::unique_ptr<Step>>& steps);
-
-// Renders the served map, validates, swaps and reloads; used by the proxy step and by removals.
-// Needs proxy.lock held. Returns whether the live file changed.
-bool publish(ProxyState& proxy, const std::map<std::string, ProxySite>& served, ProxyFileBefore& before);
 
 // Deletes old releases: keeps the newest `keep` (by mtime), never the one `current` points at, and
 // removes staging leftovers of interrupted runs.

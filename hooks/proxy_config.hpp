@@ -26,6 +26,7 @@ struct ProxySite {
     std::vector<std::string> domains;    // at least one
     std::filesystem::path root;          // DATA/NAME/current[/path]
     std::string commit;                  // served commit, 40 hex
+    bool operator==(const ProxySite&) const = default;
 };
 
 struct ProxyOptions {

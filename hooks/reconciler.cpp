@@ -39,12 +39,10 @@ bool complete(const SiteRecord& s) { return !s.field("repo").value.empty() && !s
 Reconciler::Reconciler(Store& store, HooksConfig config)
     : store_(store),
       config_(std::move(config)),
+      proxy_(make_caddy_config(config_.proxy), make_reloader(config_.reload)),
       known_hosts_(config_.known_hosts, config_.host_key_policy, config_.host_key_pins),
       log_(config_.deploy_log),
-      steps_(deploy_steps()) {
-    proxy_.config = make_caddy_config(config_.proxy);
-    proxy_.reloader = make_reloader(config_.reload);
-}
+      steps_(deploy_steps()) {}
 
 Reconciler::~Reconciler() { stop(); }
 
@@ -66,13 +64,13 @@ void Reconciler::start() {
         if (s && !converged_on_disk(*s)) schedule(name, false);
     }
     // Sites the proxy serves that the store no longer has (removed while a run was cut short).
-    for (const auto& [name, entry] : proxy_.served)
+    for (const auto& name : proxy_.served_sites())
         if (!store_.site(name)) schedule(name, false);
     for (unsigned i = 0; i < std::max(1u, config_.workers); ++i) workers_.emplace_back([this] { work(); });
     if (config_.poll_interval.count() > 0) poller_ = std::thread([this] { poll_loop(); });
     spdlog::info("reconciler: {} workers, poll every {} s, data in {}, proxy config {}, reload by {}",
                  workers_.size(), config_.poll_interval.count() / 1000, config_.data_dir.string(),
-                 config_.proxy.file.string(), proxy_.reloader->describe());
+                 config_.proxy.file.string(), proxy_.describe_reloader());
 }
 
 void Reconciler::stop() {
@@ -184,7 +182,7 @@ void Reconciler::poll_loop() {
 }
 
 bool Reconciler::converged_on_disk(const SiteRecord& s) const {
-    if (!complete(s)) return !proxy_.served.contains(s.name);
+    if (!complete(s)) return !proxy_.serves(s.name);
     if (s.actual.state != "live" || s.actual.generation != s.generation || s.actual.commit.empty()) return false;
     const SitePaths paths(config_.data_dir, s.name);
     std::error_code ec;
@@ -218,14 +216,16 @@ bool Reconciler::remote_moved(const SiteRecord& s) {
 }
 
 void Reconciler::load_served() {
+    std::map<std::string, ProxySite> served;
     for (const auto& name : store_.site_names()) {
         const SiteRef s = store_.site(name);
         if (!s || s->actual.commit.empty() || s->actual.domain.empty()) continue;
         const SitePaths paths(config_.data_dir, name);
-        proxy_.served[name] = ProxySite{name, split_domains(s->actual.domain),
-                                        s->actual.path.empty() ? paths.current : paths.current / s->actual.path,
-                                        s->actual.commit};
+        served[name] = ProxySite{name, split_domains(s->actual.domain),
+                                 s->actual.path.empty() ? paths.current : paths.current / s->actual.path,
+                                 s->actual.commit};
     }
+    proxy_.set_served(std::move(served));
 }
 
 void Reconciler::report_orphans() const {
@@ -243,30 +243,14 @@ void Reconciler::report_orphans() const {
 void Reconciler::unpublish(const std::string& site, bool remove_data) {
     const auto started = SteadyClock::now();
     DeployLogEntry entry{Clock::now(), site, "removed", "", "", 0, ""};
-    {
-        std::lock_guard lock(proxy_.lock);
-        if (auto it = proxy_.served.find(site); it != proxy_.served.end()) {
-            entry.prev = it->second.commit;
-            auto served = proxy_.served;
-            served.erase(site);
-            ProxyFileBefore before;
-            try {
-                // The domain leaves the proxy first; only then can its files go.
-                if (publish(proxy_, served, before)) {
-                    try {
-                        reload_proxy(proxy_);
-                    } catch (const std::exception&) {
-                        restore_proxy_file(*proxy_.config, before);
-                        reload_proxy(proxy_);
-                        throw;
-                    }
-                }
-                proxy_.served = std::move(served);
-            } catch (const std::exception& e) {
-                entry.action = "failed";
-                entry.error = std::string("remove from proxy: ") + e.what();
-                spdlog::error("site {}: {}; its data stays until a later try succeeds", site, entry.error);
-            }
+    if (proxy_.serves(site)) {
+        // The domain leaves the proxy first; only then can its files go.
+        const PublishResult r = proxy_.publish({site, std::nullopt});
+        if (r.previous) entry.prev = r.previous->commit;
+        if (!r.ok) {
+            entry.action = "failed";
+            entry.error = "remove from proxy: " + (r.step == "reload" ? "reload: " : std::string()) + r.error;
+            spdlog::error("site {}: {}; its data stays until a later try succeeds", site, entry.error);
         }
     }
     if (entry.error.empty() && remove_data) {
@@ -318,12 +302,7 @@ std::string Reconciler::metrics() const {
            "# TYPE sitesfs_reconcile_duration_seconds summary\n";
     line("sitesfs_reconcile_duration_seconds_sum", "", std::to_string(static_cast<double>(duration_ms_sum_) / 1000.0));
     line("sitesfs_reconcile_duration_seconds_count", "", std::to_string(duration_count_));
-    out += "# HELP sitesfs_last_reload_success Whether the last proxy reload succeeded (1), failed (0), or none ran yet (-1).\n"
-           "# TYPE sitesfs_last_reload_success gauge\n";
-    line("sitesfs_last_reload_success", "", std::to_string(proxy_.last_reload_ok.load()));
-    out += "# HELP sitesfs_last_reload_timestamp_seconds When the proxy was last reloaded (0: never).\n"
-           "# TYPE sitesfs_last_reload_timestamp_seconds gauge\n";
-    line("sitesfs_last_reload_timestamp_seconds", "", std::to_string(proxy_.last_reload_at.load()));
+    out += proxy_.metrics();
     out += "# HELP sitesfs_poll_ticks_total Poll ticks whose every remote check (and the deploys they started) finished.\n"
            "# TYPE sitesfs_poll_ticks_total counter\n";
     line("sitesfs_poll_ticks_total", "", std::to_string(ticks_done_));
@@ -406,7 +385,6 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
         entry.commit = d.commit;
         entry.error = next.error;
     }
-    d.proxy_lock = {};
     {
         std::lock_guard lock(mu_);
         if (result.ok || d.commit.empty()) failed_on_.erase(name);

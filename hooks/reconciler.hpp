@@ -78,7 +78,7 @@ private:
     Store& store_;
     const std::shared_ptr<Inbox> inbox_ = std::make_shared<Inbox>();
     const HooksConfig config_;
-    ProxyState proxy_;
+    ProxyPublisher proxy_;
     KnownHosts known_hosts_;
     DeployLog log_;
     const std::vector<std::unique_ptr<Step>> steps_;

@@ -155,28 +155,26 @@ public:
     }
 };
 
+// Proxy and reload are published by group commit with the runs that reach this step at the same
+// time (proxy_publisher.hpp): the publisher reloads, and the reload step reports its verdict.
 class Proxy : public Step {
 public:
     const char* name() const override { return "proxy"; }
     void apply(Deploy& d) override {
-        d.proxy_lock = std::unique_lock(d.proxy.lock);
         const std::string path = d.site->field("path").value;
         d.entry = ProxySite{d.site->name, split_domains(d.site->field("domain").value),
                             path.empty() ? d.paths.current : d.paths.current / path, d.commit};
-        auto served = d.proxy.served;
-        if (auto it = served.find(d.site->name); it != served.end()) d.previous_entry = it->second;
-        served[d.site->name] = d.entry;
-        d.proxy_changed = publish(d.proxy, served, d.proxy_before);
-        d.proxy.served = std::move(served);
+        const PublishResult r = d.proxy.publish({d.site->name, d.entry});
+        d.previous_entry = r.previous;
+        if (!r.ok && r.step == "proxy") throw StepError(r.error);
+        // A failed reload was already undone by the publisher: the previous config serves.
+        if (!r.ok) d.reload_error = r.error;
+        d.proxy_changed = r.ok && r.changed;
     }
     void undo(Deploy& d) override {
-        if (!d.proxy_lock.owns_lock()) return;
-        if (d.previous_entry) d.proxy.served[d.site->name] = *d.previous_entry;
-        else d.proxy.served.erase(d.site->name);
         if (!d.proxy_changed) return;
-        restore_proxy_file(*d.proxy.config, d.proxy_before);
-        // The proxy may have loaded the new file (or half-tried to); it must load the old one again.
-        if (d.reloaded) reload_proxy(d.proxy);
+        const PublishResult r = d.proxy.publish({d.site->name, d.previous_entry});
+        if (!r.ok) throw StepError(r.step + ": " + r.error);
         d.proxy_changed = false;
     }
 };
@@ -185,9 +183,7 @@ class Reload : public Step {
 public:
     const char* name() const override { return "reload"; }
     void apply(Deploy& d) override {
-        if (!d.proxy_changed) return;
-        d.reloaded = true;  // set first: a reload that fails half-way must be followed by one of the old file
-        reload_proxy(d.proxy);
+        if (!d.reload_error.empty()) throw StepError(d.reload_error);
     }
 };
 

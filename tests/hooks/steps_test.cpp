@@ -47,7 +47,7 @@ protected:
     }
 
     HooksConfig config_;
-    ProxyState proxy_;
+    ProxyPublisher proxy_{nullptr, nullptr};
     KnownHosts hosts_{"/nonexistent/known_hosts", HostKeyPolicy::AcceptNew};
     SiteRef site_;
     std::vector<std::string> journal_;
