@@ -125,6 +125,32 @@ std::string today() {
     return buf;
 }
 
+// How each target is measured and what its baseline does; printed for the targets that ran.
+constexpr std::pair<const char*, const char*> kMethods[] = {
+    {"P1", "Every listed file of every site (not `wait`, not `.metrics`) is opened, read to EOF and closed by "
+           "the benchmark process, like one `cat` of all; the file list is taken once beforehand. Baseline: "
+           "a tmpfs holding a copy of the same tree, read the same way. Warm: after one untimed pass. Cold: "
+           "the first pass after a fresh mount (for tmpfs: after a fresh mount and copy). `ro` rows use a "
+           "read-only mount (`-o ro`), as monitoring does."},
+    {"P2", "A walk of the whole tree: opendir/readdir of every directory and fstatat of every entry, like "
+           "`find -printf`, warm, against the same tmpfs copy."},
+    {"P3", "One committed write (open O_TRUNC, write, close; durable when close returns) to `branch` of a "
+           "site picked round-robin, with `--no-reconcile` so no deploy runs. p50 over all writes of a "
+           "store with many sites against the same at a store with few sites."},
+    {"P4", "Deploy: sites declared in the state dir (imported), from the daemon's start until "
+           "`.metrics` counts every site `live` through a real Caddy (validated, reloaded, health-checked). "
+           "Baseline: tests/bench/git_cli_loop.sh, what the seed tool does with the git CLI (`git clone "
+           "--depth 1` per site, then one Caddyfile and one `caddy reload`). Tick: every site live, no "
+           "remote change; sitesfs's `sitesfs_poll_tick_seconds` against the loop's `git fetch --depth 1` + "
+           "`git reset --hard` per site. Each site has its own local bare repo."},
+    {"P5", "Write a commit id into `SITE/commit`, then GET through Caddy with the site's Host header until the "
+           "new body arrives. Floor, alternated with it: checkout of the same tree with the git CLI, "
+           "`caddy validate`, `caddy reload`, GET until the new body."},
+    {"P6", "Resident memory (VmRSS) of the daemon serving many sites with no releases, after every listed file "
+           "was read once (so every inode is in its table). Render: the Caddy config for that many sites, "
+           "median of 20 renders in this process."},
+};
+
 }  // namespace
 
 std::string Report::markdown(const Options& o, const std::string& command) const {
@@ -145,6 +171,12 @@ std::string Report::markdown(const Options& o, const std::string& command) const
     out << "\nSizes: P1/P2 " << o.read_sites << " sites; P3 " << o.write_small << " vs " << o.write_large << " sites, "
         << o.writes << " writes a run; P4 " << o.deploy_sites << " sites deployed, " << o.poll_sites
         << " sites polled; P5 " << o.deploys << " deploys a side; P6 " << o.memory_sites << " sites.\n\n";
+    out << "## How each figure is taken\n\n";
+    for (const auto& [id, method] : kMethods) {
+        const bool ran = std::any_of(rows_.begin(), rows_.end(), [id = std::string(id)](const Row& r) { return r.id.starts_with(id); });
+        if (ran) out << "- **" << id << "**: " << method << "\n";
+    }
+    out << "\n";
     bool notes = false;
     for (const Row& r : rows_) {
         if (r.note.empty()) continue;
