@@ -1,6 +1,11 @@
-// opendir, readdir, readdirplus, releasedir, mkdir, rmdir.
+// opendir, readdir, readdirplus, mkdir, rmdir.
+//
+// Listings live in the kernel's readdir cache (cache_readdir, keep_cache): a warm `ls`, `find` or
+// glob does not reach the daemon, and every change to a listing invalidates the directory's
+// cache (filesystem.cpp). Where the kernel can open directories itself, opendir answers ENOSYS
+// and neither OPENDIR nor RELEASEDIR is ever sent; so there is no per-open handle, and each
+// READDIR lists the directory anew from the cookie it is given (Filesystem::list).
 #include <cerrno>
-#include <memory>
 #include <vector>
 
 #include "fs/filesystem.hpp"
@@ -10,38 +15,32 @@ namespace sitesfs::fs::ops {
 
 namespace {
 
-// The listing is taken once at opendir so offsets stay stable while the directory changes.
-struct DirHandle {
-    Node dir;
-    std::vector<DirEntry> entries;
-};
-
-DirHandle* dir_handle_of(const fuse_file_info* fi) { return reinterpret_cast<DirHandle*>(fi->fh); }
-
-void reply_listing(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
     auto& fs = fs_of(req);
-    const DirHandle& d = *dir_handle_of(fi);
+    const auto dir = fs.node(ino);
+    if (!dir) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
     std::vector<char> buf(size);
     size_t used = 0;
-    for (size_t i = static_cast<size_t>(off); i < d.entries.size(); ++i) {
-        const DirEntry& entry = d.entries[i];
-        const off_t next = static_cast<off_t>(i + 1);
+    for (const DirEntry& entry : fs.list(*dir, off)) {
         size_t len;
         if (!plus) {
             struct stat st{};
             st.st_ino = entry.ino;
             st.st_mode = entry.type;
-            len = fuse_add_direntry(req, buf.data() + used, size - used, entry.name.c_str(), &st, next);
+            len = fuse_add_direntry(req, buf.data() + used, size - used, entry.name.c_str(), &st, entry.cookie);
         } else {
             fuse_entry_param e{};
             const bool dots = entry.name == "." || entry.name == "..";
             if (dots) {
                 e.attr.st_ino = entry.ino;
                 e.attr.st_mode = entry.type;
-            } else if (fs.lookup(d.dir.ino, entry.name, e) != 0) {
-                continue;  // vanished since opendir
+            } else if (fs.lookup(dir->ino, entry.name, e) != 0) {
+                continue;  // vanished since it was listed
             }
-            len = fuse_add_direntry_plus(req, buf.data() + used, size - used, entry.name.c_str(), &e, next);
+            len = fuse_add_direntry_plus(req, buf.data() + used, size - used, entry.name.c_str(), &e, entry.cookie);
             if (len > size - used && !dots) fs.forget(e.ino, 1);  // not sent: drop the reference
         }
         if (len > size - used) break;
@@ -54,31 +53,27 @@ void reply_listing(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, b
 
 void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto& fs = fs_of(req);
-    auto node = fs.node(ino);
-    if (!node) {
+    if (fs.opendir_in_kernel()) {
+        // Not a failure: the kernel takes it as "open directories yourself" for this opendir and
+        // every later one, with the readdir cache on (its defaults for that case).
+        fuse_reply_err(req, ENOSYS);
+        return;
+    }
+    if (!fs.node(ino)) {
         fuse_reply_err(req, ENOENT);
         return;
     }
-    if (node->kind != NodeKind::Root && node->kind != NodeKind::SiteDir) {
-        fuse_reply_err(req, ENOTDIR);
-        return;
-    }
-    auto handle = std::make_unique<DirHandle>(DirHandle{*node, fs.list(*node)});
-    fi->fh = reinterpret_cast<uint64_t>(handle.release());
-    if (fuse_reply_open(req, fi) != 0) delete dir_handle_of(fi);  // the opener was interrupted
+    fi->cache_readdir = 1;
+    fi->keep_cache = 1;
+    fuse_reply_open(req, fi);
 }
 
-void readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
-    reply_listing(req, size, off, fi, false);
+void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+    reply_listing(req, ino, size, off, false);
 }
 
-void readdirplus(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
-    reply_listing(req, size, off, fi, true);
-}
-
-void releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    delete dir_handle_of(fi);
-    fuse_reply_err(req, 0);
+void readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+    reply_listing(req, ino, size, off, true);
 }
 
 void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "fs/ops.hpp"
@@ -18,6 +19,14 @@ timespec to_timespec(Timestamp t) {
 void set_times(struct stat& st, Timestamp m, Timestamp c) {
     st.st_mtim = st.st_atim = to_timespec(m);
     st.st_ctim = to_timespec(c);
+}
+
+// READDIR cookies: 1 and 2 are . and ..; the root's export is 3 and a site's is 3 + its id; in a
+// site, field i is 3 + i and a temporary file 3 + kSlotsPerSite + its number.
+constexpr off_t kDotCookies = 2;
+
+void sort_by_cookie(std::vector<DirEntry>::iterator from, std::vector<DirEntry>::iterator to) {
+    std::sort(from, to, [](const DirEntry& a, const DirEntry& b) { return a.cookie < b.cookie; });
 }
 
 bool is_field_index(const FieldSpec* f, size_t& index) {
@@ -76,7 +85,6 @@ const fuse_lowlevel_ops& Filesystem::operations() {
         o.opendir = ops::opendir;
         o.readdir = ops::readdir;
         o.readdirplus = ops::readdirplus;
-        o.releasedir = ops::releasedir;
         o.mkdir = ops::mkdir;
         o.rmdir = ops::rmdir;
         o.open = ops::open;
@@ -96,10 +104,16 @@ const fuse_lowlevel_ops& Filesystem::operations() {
     return table;
 }
 
-void ops::init(void*, fuse_conn_info* conn) {
+void ops::init(void* userdata, fuse_conn_info* conn) {
+    auto& fs = *static_cast<Filesystem*>(userdata);
     // The kernel must not merge or defer writes: write() has to return our verdict on the value.
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    // A listing the kernel cached while a site came or went (the READDIR answered before the
+    // change, the cache filled after its invalidation) is dropped at the next opendir only because
+    // the kernel then compares the directory's mtime, which every such change moves.
+    if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+    fs.set_opendir_in_kernel(conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
 }
 
 uint64_t Filesystem::site_id_locked(const std::string& site) {
@@ -228,27 +242,37 @@ bool Filesystem::attr(const Node& node, struct stat& st) {
     return true;
 }
 
-std::vector<DirEntry> Filesystem::list(const Node& dir) {
+std::vector<DirEntry> Filesystem::list(const Node& dir, off_t after) {
     std::vector<DirEntry> out;
+    auto add = [&](std::string_view name, fuse_ino_t ino, mode_t type, off_t cookie) {
+        if (cookie > after) out.push_back({std::string(name), ino, type, cookie});
+    };
+    add(".", dir.ino, S_IFDIR, 1);
+    add("..", kRootIno, S_IFDIR, 2);
     if (dir.kind == NodeKind::Root) {
-        out.push_back({".", kRootIno, S_IFDIR});
-        out.push_back({"..", kRootIno, S_IFDIR});
         // .metrics is reachable by name but not listed, like a site's `wait`: it changes on every
         // read, so tar, find and backups of the tree should not pick it up.
-        out.push_back({std::string(kExportName), kExportIno, S_IFREG});
+        add(kExportName, kExportIno, S_IFREG, kDotCookies + 1);
         const auto names = store_.site_names();
         std::lock_guard lock(mu_);
-        for (const auto& name : names) out.push_back({name, site_ino(site_id_locked(name)), S_IFDIR});
+        const auto sites = out.size();
+        for (const auto& name : names) {
+            const uint64_t id = site_id_locked(name);
+            add(name, site_ino(id), S_IFDIR, kDotCookies + 1 + static_cast<off_t>(id));
+        }
+        sort_by_cookie(out.begin() + static_cast<ptrdiff_t>(sites), out.end());
         return out;
     }
-    out.push_back({".", dir.ino, S_IFDIR});
-    out.push_back({"..", kRootIno, S_IFDIR});
     const auto fields = site_fields();
     for (size_t i = 0; i < fields.size(); ++i)
-        if (is_listed(fields[i])) out.push_back({std::string(fields[i].name), field_ino(dir.site_id, i), S_IFREG});
+        if (is_listed(fields[i]))
+            add(fields[i].name, field_ino(dir.site_id, i), S_IFREG, kDotCookies + 1 + static_cast<off_t>(i));
     std::lock_guard lock(mu_);
+    const auto temps = out.size();
     if (auto s = temps_.find(dir.site); s != temps_.end())
-        for (const auto& [name, temp] : s->second) out.push_back({name, temp->ino, S_IFREG});
+        for (const auto& [name, temp] : s->second)
+            add(name, temp->ino, S_IFREG, kDotCookies + 1 + static_cast<off_t>(kSlotsPerSite + (temp->ino & ~kTempBit)));
+    sort_by_cookie(out.begin() + static_cast<ptrdiff_t>(temps), out.end());
     return out;
 }
 
@@ -296,6 +320,7 @@ Filesystem::TempResult Filesystem::create_temp(const Node& dir, std::string_view
     temp->gid = ctx->gid;
     temp->mtime = temp->ctime = Clock::now();
     site_temps.emplace(temp->name, temp);
+    listing_changed(dir);
     Node& node = inodes_.remember(Node{temp->ino, NodeKind::Temp, dir.site, dir.site_id, nullptr, temp});
     return {0, node};
 }
@@ -310,8 +335,15 @@ int Filesystem::unlink_temp(const Node& dir, std::string_view name) {
         return 0;
     }
     std::lock_guard lock(mu_);
-    return drop_temp_locked(dir.site, name) ? 0 : ENOENT;
+    if (!drop_temp_locked(dir.site, name)) return ENOENT;
+    listing_changed(dir);
+    return 0;
 }
+
+// The kernel drops a cached listing after a create, unlink or rename it sent itself, but only by
+// a version of its own checked at the next rewind; invalidating it makes what sitesfs lists the
+// one authority, whichever way the change came.
+void Filesystem::listing_changed(const Node& dir) { invalidator_->push(InvalTarget{dir.ino, {}}); }
 
 bool Filesystem::drop_temp_locked(const std::string& site, std::string_view name) {
     auto s = temps_.find(site);
@@ -351,7 +383,7 @@ int Filesystem::rename(const Node& dir, std::string_view from, std::string_view 
         if (auto outcome = commit(field, value); !outcome.ok()) return outcome.err;
         {
             std::lock_guard lock(mu_);
-            if (temp_locked(dir.site, from) == temp) drop_temp_locked(dir.site, from);
+            if (temp_locked(dir.site, from) == temp && drop_temp_locked(dir.site, from)) listing_changed(dir);
             if (Node* n = inodes_.find(temp->ino)) inodes_.make_field(*n, to_field);
         }
         // The kernel now maps `to` to the temp's inode; make it look the field up again.
@@ -384,6 +416,7 @@ int Filesystem::rename(const Node& dir, std::string_view from, std::string_view 
     moved->name = std::string(to);
     moved->ctime = Clock::now();
     temps_[dir.site].emplace(moved->name, moved);
+    listing_changed(dir);
     invalidator_->push(InvalTarget{dir.ino, std::string(to)});
     return 0;
 }
@@ -433,8 +466,11 @@ Outcome Filesystem::check(const Node& field, std::string_view value) {
 std::vector<InvalTarget> Filesystem::on_change(const Change& change) {
     parked_.recheck(change.site);
     std::vector<InvalTarget> targets;
+    const bool came_or_went = change.kind == Change::Kind::Created || change.kind == Change::Kind::Removed;
     std::lock_guard lock(mu_);
-    if (change.kind == Change::Kind::Created || change.kind == Change::Kind::Removed) {
+    if (came_or_went) {
+        // Moved before the root's invalidation is sent: the kernel checks a cached listing's mtime
+        // (see init).
         root_changed_ = Clock::now();
         targets.push_back({kRootIno, {}});
         if (change.kind == Change::Kind::Removed) {
@@ -445,8 +481,12 @@ std::vector<InvalTarget> Filesystem::on_change(const Change& change) {
             }
         }
     }
+    // A site directory that came or went takes its cached listing with it, which a process inside
+    // a removed one could otherwise still read.
     for (fuse_ino_t ino : inodes_.nodes_of(change.site))
-        if (const Node* n = inodes_.find(ino); n && n->kind == NodeKind::Field) targets.push_back({ino, {}});
+        if (const Node* n = inodes_.find(ino);
+            n && (n->kind == NodeKind::Field || (came_or_went && n->kind == NodeKind::SiteDir)))
+            targets.push_back({ino, {}});
     if (change.kind != Change::Kind::Actual) targets.push_back({kExportIno, {}});
     return targets;
 }

@@ -13,6 +13,7 @@
 // holds no lock while it calls into the kernel (a handler that did could deadlock).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -48,7 +49,8 @@ struct FsOptions {
 struct DirEntry {
     std::string name;
     fuse_ino_t ino;
-    mode_t type;  // S_IFDIR or S_IFREG
+    mode_t type;   // S_IFDIR or S_IFREG
+    off_t cookie;  // the READDIR offset that continues after this entry
 };
 
 class Filesystem {
@@ -79,7 +81,14 @@ public:
     void fill_entry(const Node& node, fuse_entry_param& e);
     // Attributes of a node; false when it no longer exists.
     bool attr(const Node& node, struct stat& st);
-    std::vector<DirEntry> list(const Node& dir);
+    // The entries of a directory whose cookie is above `after`, in cookie order. Cookies come from
+    // what an entry keeps while it exists (a site's id, a temporary file's number), not from its
+    // position, so a listing read over several READDIRs neither repeats nor skips an entry when
+    // others come or go meanwhile: there is no per-open snapshot to read it from (dir.cpp).
+    std::vector<DirEntry> list(const Node& dir, off_t after);
+    // Learned in init: the kernel opens directories itself (FUSE_CAP_NO_OPENDIR_SUPPORT).
+    void set_opendir_in_kernel(bool yes) { opendir_in_kernel_ = yes; }
+    bool opendir_in_kernel() const { return opendir_in_kernel_; }
 
     // The content a reader of `node` sees (value plus newline for fields).
     std::optional<std::string> content(const Node& node);
@@ -121,6 +130,8 @@ private:
     std::vector<InvalTarget> on_change(const Change& change);  // runs on the invalidator thread
     std::shared_ptr<TempFile> temp_locked(const std::string& site, std::string_view name);
     bool drop_temp_locked(const std::string& site, std::string_view name);
+    // Queues the invalidation of a site directory's cached listing (mu_ may be held).
+    void listing_changed(const Node& dir);
 
     Store& store_;
     const FsOptions options_;
@@ -136,6 +147,7 @@ private:
 
     ParkedReads parked_;
     std::shared_ptr<Invalidator> invalidator_;
+    std::atomic<bool> opendir_in_kernel_{false};
 };
 
 inline Filesystem& fs_of(fuse_req_t req) { return *static_cast<Filesystem*>(fuse_req_userdata(req)); }

@@ -20,7 +20,6 @@ void statfs(fuse_req_t req, fuse_ino_t ino);
 void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
 void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
 void readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
-void releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
 void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode);
 void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name);
 // open.cpp
