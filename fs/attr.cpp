@@ -73,7 +73,7 @@ int change_owner_or_mode(Filesystem& fs, const Node& node, const struct stat& wa
 void report_pending_size(const Node& node, fuse_file_info* fi, struct stat& st) {
     if (node.kind != NodeKind::Field || !fi) return;  // a directory's fh is not a Handle
     Handle* h = handle_of(fi);
-    if (!h->writable) return;
+    if (!h || !h->writable) return;  // no handle: opened by the kernel itself (read-only mount)
     std::lock_guard lock(h->mu);
     if (h->pending) st.st_size = static_cast<off_t>(h->content.size());
 }

@@ -114,6 +114,9 @@ void ops::init(void* userdata, fuse_conn_info* conn) {
     // the kernel then compares the directory's mtime, which every such change moves.
     if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
     fs.set_opendir_in_kernel(conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
+    // Read-only, no open needs state of its own (no writers; `wait` and .metrics are not served,
+    // see child_locked), so files open in the kernel too: no OPEN and no RELEASE per file.
+    fs.set_open_in_kernel(fs.options().read_only && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT));
 }
 
 uint64_t Filesystem::site_id_locked(const std::string& site) {
@@ -145,7 +148,9 @@ std::shared_ptr<TempFile> Filesystem::temp_locked(const std::string& site, std::
 std::optional<Node> Filesystem::child_locked(const Node& dir, std::string_view name) {
     if (dir.kind == NodeKind::Root) {
         if (name == kExportName) return Node{kExportIno, NodeKind::Export};
-        if (name == kMetricsName && options_.metrics) return Node{kMetricsIno, NodeKind::Export};
+        // .metrics changes with every read, and only a per-open direct_io read serves it whole and
+        // current; a read-only mount opens files without telling sitesfs (init), so it has none.
+        if (name == kMetricsName && options_.metrics && !options_.read_only) return Node{kMetricsIno, NodeKind::Export};
         if (!store_.site(name)) return std::nullopt;
         std::string site(name);
         const uint64_t id = site_id_locked(site);
@@ -153,8 +158,12 @@ std::optional<Node> Filesystem::child_locked(const Node& dir, std::string_view n
     }
     if (dir.kind != NodeKind::SiteDir) return std::nullopt;
     const auto fields = site_fields();
-    for (size_t i = 0; i < fields.size(); ++i)
-        if (fields[i].name == name) return Node{field_ino(dir.site_id, i), NodeKind::Field, dir.site, dir.site_id, &fields[i]};
+    for (size_t i = 0; i < fields.size(); ++i) {
+        if (fields[i].name != name) continue;
+        // A waiting file needs a handle per open (the generation it waits for); see .metrics above.
+        if (fields[i].settled && options_.read_only) return std::nullopt;
+        return Node{field_ino(dir.site_id, i), NodeKind::Field, dir.site, dir.site_id, &fields[i]};
+    }
     if (auto temp = temp_locked(dir.site, name))
         return Node{temp->ino, NodeKind::Temp, dir.site, dir.site_id, nullptr, temp};
     return std::nullopt;

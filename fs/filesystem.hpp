@@ -86,9 +86,12 @@ public:
     // position, so a listing read over several READDIRs neither repeats nor skips an entry when
     // others come or go meanwhile: there is no per-open snapshot to read it from (dir.cpp).
     std::vector<DirEntry> list(const Node& dir, off_t after);
-    // Learned in init: the kernel opens directories itself (FUSE_CAP_NO_OPENDIR_SUPPORT).
+    // Learned in init: the kernel opens directories itself (FUSE_CAP_NO_OPENDIR_SUPPORT), and on
+    // a read-only mount files too (FUSE_CAP_NO_OPEN_SUPPORT); such files have no Handle.
     void set_opendir_in_kernel(bool yes) { opendir_in_kernel_ = yes; }
     bool opendir_in_kernel() const { return opendir_in_kernel_; }
+    void set_open_in_kernel(bool yes) { open_in_kernel_ = yes; }
+    bool open_in_kernel() const { return open_in_kernel_; }
 
     // The content a reader of `node` sees (value plus newline for fields).
     std::optional<std::string> content(const Node& node);
@@ -148,6 +151,7 @@ private:
     ParkedReads parked_;
     std::shared_ptr<Invalidator> invalidator_;
     std::atomic<bool> opendir_in_kernel_{false};
+    std::atomic<bool> open_in_kernel_{false};
 };
 
 inline Filesystem& fs_of(fuse_req_t req) { return *static_cast<Filesystem*>(fuse_req_userdata(req)); }

@@ -52,6 +52,12 @@ std::unique_ptr<Handle> new_handle(const Node& node, int flags) {
 
 void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto& fs = fs_of(req);
+    if (fs.open_in_kernel()) {
+        // Not a failure: the kernel takes it as "open files yourself" for this open and every
+        // later one, keeping the page cache across opens (its default for that case).
+        fuse_reply_err(req, ENOSYS);
+        return;
+    }
     auto node = fs.node(ino);
     int err = node ? check_open(fs, *node, fi->flags) : ENOENT;
     if (err) {
@@ -122,6 +128,12 @@ void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev
 
 void flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
     auto& fs = fs_of(req);
+    if (fs.options().read_only) {
+        // Nothing is written here to commit; ENOSYS makes the kernel stop sending FLUSH (as
+        // success), which it would otherwise do at every close of a file it opened itself.
+        fuse_reply_err(req, ENOSYS);
+        return;
+    }
     Handle& h = *handle_of(fi);
     int err = 0;
     if (h.node.kind == NodeKind::Field) {
@@ -136,6 +148,10 @@ void flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 
 void fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
     auto& fs = fs_of(req);
+    if (fs.options().read_only) {
+        fuse_reply_err(req, ENOSYS);  // as for flush: nothing to make durable, ever
+        return;
+    }
     Handle& h = *handle_of(fi);
     int err = 0;
     if (h.node.kind == NodeKind::Field) {

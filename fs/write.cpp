@@ -45,11 +45,11 @@ int write_field(Filesystem& fs, Handle& h, const char* buf, size_t size, off_t o
 
 void write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
     auto& fs = fs_of(req);
-    Handle& h = *handle_of(fi);
-    const int err = fs.options().read_only                ? EROFS
-                    : h.node.kind == NodeKind::Temp  ? write_temp(fs, h, buf, size, off)
-                    : h.node.kind == NodeKind::Field ? write_field(fs, h, buf, size, off)
-                                                     : EBADF;
+    Handle* h = handle_of(fi);
+    const int err = fs.options().read_only            ? EROFS
+                    : h->node.kind == NodeKind::Temp  ? write_temp(fs, *h, buf, size, off)
+                    : h->node.kind == NodeKind::Field ? write_field(fs, *h, buf, size, off)
+                                                      : EBADF;
     if (err) {
         fuse_reply_err(req, err);
         return;

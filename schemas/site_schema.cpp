@@ -85,9 +85,9 @@ const std::array kFields{
     FieldSpec{"log", Access::ReadOnly, nullptr, render_log, status_changed,
               "the site's recent deploys, oldest first: time, action, commit, previous commit, duration, error"},
     FieldSpec{"wait", Access::ReadOnly, nullptr, render_wait, status_changed,
-              "not listed (open it by name): a read waits until the site settles for the generation it had "
-              "at open, then gives `live COMMIT` or `failed COMMIT STEP: REASON` (or `incomplete`); fails "
-              "with ETIMEDOUT after [filesystem] wait_timeout",
+              "not listed (open it by name), read-write mounts only: a read waits until the site settles "
+              "for the generation it had at open, then gives `live COMMIT` or `failed COMMIT STEP: REASON` "
+              "(or `incomplete`); fails with ETIMEDOUT after [filesystem] wait_timeout",
               wait_settled},
 };
 

@@ -121,6 +121,52 @@ TEST_F(ReadOnly, FollowsTheReadWriteMountWithinASecond) {
     EXPECT_TRUE(eventually([&] { return ro_read(".sites.toml") == read(".sites.toml"); }, 1s));
 }
 
+// A read-only mount lets the kernel open files by itself (no OPEN or RELEASE reaches sitesfs):
+// files opened that way read, stat, fsync and close like any other, and follow changes.
+TEST_F(ReadOnly, FilesTheKernelOpensReadStatAndFollowChanges) {
+    ASSERT_NO_FATAL_FAILURE(start_ro());
+    const int fd = ::open((ro() / "blog/domain").c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    auto held = [&] {
+        char buf[128] = {};
+        const ssize_t n = ::pread(fd, buf, sizeof buf, 0);
+        return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    };
+    auto held_size = [&] {
+        struct stat st{};
+        return ::fstat(fd, &st) == 0 ? st.st_size : -1;
+    };
+    EXPECT_EQ(held(), "blog.example.com\n");
+    EXPECT_EQ(held_size(), 17);
+    EXPECT_EQ(::fsync(fd), 0) << std::strerror(errno);
+    EXPECT_TRUE(ro_shell("cat */* > /dev/null && cat blog/domain", {.out = "blog.example.com\n"}));
+
+    ASSERT_TRUE(shell("echo a-much-longer-name.example.com > blog/domain"));
+    EXPECT_TRUE(eventually([&] { return held() == "a-much-longer-name.example.com\n"; }, 1s)) << held();
+    EXPECT_EQ(held_size(), 31);
+    EXPECT_EQ(ro_read("blog/domain"), "a-much-longer-name.example.com\n");
+    ASSERT_TRUE(shell("echo a.io > blog/domain"));
+    EXPECT_TRUE(eventually([&] { return ro_read("blog/domain") == "a.io\n"; }, 1s)) << ro_read("blog/domain");
+    EXPECT_EQ(held(), "a.io\n");
+    EXPECT_EQ(held_size(), 5);
+    EXPECT_EQ(::close(fd), 0) << std::strerror(errno);
+    EXPECT_TRUE(ro_shell("grep -c . */domain", {.out = "blog/domain:1\nshop/domain:1\n"}));
+}
+
+// `wait` and .metrics need a handle per open (a generation to wait for; direct I/O so that text
+// which changes with every read is served whole), which files the kernel opens itself do not
+// have: they belong to the read-write mount.
+TEST_F(ReadOnly, HasNoWaitAndNoMetrics) {
+    ASSERT_NO_FATAL_FAILURE(start_ro());
+    EXPECT_TRUE(ro_shell("cat blog/wait", {.code = 1, .err_has = "No such file or directory"}));
+    EXPECT_TRUE(ro_shell("cat .metrics", {.code = 1, .err_has = "No such file or directory"}));
+    EXPECT_FALSE(stdfs::exists(ro() / "blog" / "wait"));
+    EXPECT_TRUE(shell("grep -c '^sitesfs_sites{' .metrics", {.out = "5\n"}));
+    EXPECT_TRUE(shell("mkdir bare && timeout 10 cat bare/wait", {.out = "incomplete\n"}));
+    EXPECT_TRUE(eventually([&] { return stdfs::exists(ro() / "bare"); }, 1s));
+    EXPECT_FALSE(stdfs::exists(ro() / "bare" / "wait"));
+}
+
 TEST_F(ReadOnly, NeverWritesTheStateDir) {
     const auto before = snapshot_tree(state());
     ASSERT_FALSE(before.empty());
