@@ -29,6 +29,18 @@ void sort_by_cookie(std::vector<DirEntry>::iterator from, std::vector<DirEntry>:
     std::sort(from, to, [](const DirEntry& a, const DirEntry& b) { return a.cookie < b.cookie; });
 }
 
+// Whether a change of `kind` can alter what `field` shows or its mtime (see ChangedBy).
+bool reaches(Change::Kind kind, const FieldSpec& field) {
+    switch (kind) {
+        case Change::Kind::Desired:
+            return field.changed_by != ChangedBy::Reports;
+        case Change::Kind::Actual:
+            return field.changed_by != ChangedBy::Writes;
+        default:
+            return true;
+    }
+}
+
 bool is_field_index(const FieldSpec* f, size_t& index) {
     const auto fields = site_fields();
     for (size_t i = 0; i < fields.size(); ++i)
@@ -279,8 +291,10 @@ std::vector<DirEntry> Filesystem::list(const Node& dir, off_t after) {
     std::lock_guard lock(mu_);
     const auto temps = out.size();
     if (auto s = temps_.find(dir.site); s != temps_.end())
-        for (const auto& [name, temp] : s->second)
-            add(name, temp->ino, S_IFREG, kDotCookies + 1 + static_cast<off_t>(kSlotsPerSite + (temp->ino & ~kTempBit)));
+        for (const auto& [name, temp] : s->second) {
+            const auto number = static_cast<off_t>(temp->ino & ~kTempBit);
+            add(name, temp->ino, S_IFREG, kDotCookies + 1 + static_cast<off_t>(kSlotsPerSite) + number);
+        }
     sort_by_cookie(out.begin() + static_cast<ptrdiff_t>(temps), out.end());
     return out;
 }
@@ -491,11 +505,14 @@ std::vector<InvalTarget> Filesystem::on_change(const Change& change) {
         }
     }
     // A site directory that came or went takes its cached listing with it, which a process inside
-    // a removed one could otherwise still read.
-    for (fuse_ino_t ino : inodes_.nodes_of(change.site))
-        if (const Node* n = inodes_.find(ino);
-            n && (n->kind == NodeKind::Field || (came_or_went && n->kind == NodeKind::SiteDir)))
+    // a removed one could otherwise still read. Files keep what the kernel cached when the change
+    // cannot reach them (a report leaves repo alone), sparing a GETATTR and a READ each.
+    for (fuse_ino_t ino : inodes_.nodes_of(change.site)) {
+        const Node* n = inodes_.find(ino);
+        if (!n) continue;
+        if (n->kind == NodeKind::Field ? reaches(change.kind, *n->field) : came_or_went && n->kind == NodeKind::SiteDir)
             targets.push_back({ino, {}});
+    }
     if (change.kind != Change::Kind::Actual) targets.push_back({kExportIno, {}});
     return targets;
 }

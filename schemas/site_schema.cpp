@@ -64,27 +64,28 @@ Timestamp status_changed(const SiteRecord& s) {
     [](const SiteRecord& s) { return desired_changed(s, NAME); }
 
 const std::array kFields{
-    FieldSpec{"repo", Access::ReadWrite, check_repo, SITESFS_DESIRED("repo"),
+    FieldSpec{"repo", Access::ReadWrite, ChangedBy::Writes, check_repo, SITESFS_DESIRED("repo"),
               "git URL to deploy: https://, ssh://, git@host:owner/repo.git or GitHub owner/name"},
-    FieldSpec{"domain", Access::ReadWrite, check_domain, SITESFS_DESIRED("domain"),
+    FieldSpec{"domain", Access::ReadWrite, ChangedBy::Writes, check_domain, SITESFS_DESIRED("domain"),
               "hostnames that serve the site, separated by whitespace; *. only as the whole first label"},
-    FieldSpec{"branch", Access::ReadWrite, check_branch, SITESFS_DESIRED("branch"),
+    FieldSpec{"branch", Access::ReadWrite, ChangedBy::Writes, check_branch, SITESFS_DESIRED("branch"),
               "branch to follow; empty follows the remote's default branch"},
-    FieldSpec{"path", Access::ReadWrite, check_path, SITESFS_DESIRED("path"),
+    FieldSpec{"path", Access::ReadWrite, ChangedBy::Writes, check_path, SITESFS_DESIRED("path"),
               "subdirectory of the repo to serve; empty serves the whole tree"},
-    FieldSpec{"deploy_key_ref", Access::ReadWrite, check_deploy_key_ref, SITESFS_DESIRED("deploy_key_ref"),
+    FieldSpec{"deploy_key_ref", Access::ReadWrite, ChangedBy::Writes, check_deploy_key_ref,
+              SITESFS_DESIRED("deploy_key_ref"),
               "PROVIDER:NAME of the deploy key for a private repo; empty for public repos"},
-    FieldSpec{"commit", Access::ReadWrite, check_commit,
+    FieldSpec{"commit", Access::ReadWrite, ChangedBy::Reports, check_commit,
               [](const SiteRecord& s) { return s.actual.commit; },
               [](const SiteRecord& s) {
                   return s.actual.changed == Timestamp{} ? s.created : s.actual.changed;
               },
               "reads the commit served; write 7-40 hex to pin a commit, empty to follow the branch again"},
-    FieldSpec{"status", Access::ReadOnly, nullptr, render_status, status_changed,
+    FieldSpec{"status", Access::ReadOnly, ChangedBy::Both, nullptr, render_status, status_changed,
               "key: value lines: state, commit, desired, key (the deploy key's PROVIDER:NAME or none), generation, updated, error"},
-    FieldSpec{"log", Access::ReadOnly, nullptr, render_log, status_changed,
+    FieldSpec{"log", Access::ReadOnly, ChangedBy::Both, nullptr, render_log, status_changed,
               "the site's recent deploys, oldest first: time, action, commit, previous commit, duration, error"},
-    FieldSpec{"wait", Access::ReadOnly, nullptr, render_wait, status_changed,
+    FieldSpec{"wait", Access::ReadOnly, ChangedBy::Both, nullptr, render_wait, status_changed,
               "not listed (open it by name), read-write mounts only: a read waits until the site settles "
               "for the generation it had at open, then gives `live COMMIT` or `failed COMMIT STEP: REASON` "
               "(or `incomplete`); fails with ETIMEDOUT after [filesystem] wait_timeout",

@@ -15,9 +15,17 @@ namespace sitesfs {
 
 enum class Access { ReadWrite, ReadOnly };
 
+// Which changes can alter a file's content or mtime: committed writes (the store's
+// Change::Desired: desired values, the generation, and the actual state's `updated` time and write
+// error, which every good write moves and clears), the reconciler's reports and refused writes
+// (Change::Actual: the actual state only), or both. The filesystem drops the kernel's cached
+// copy of a file only on the changes that can reach it.
+enum class ChangedBy { Writes, Reports, Both };
+
 struct FieldSpec {
     std::string_view name;
     Access access;
+    ChangedBy changed_by;
     // Read-write fields only: checks and normalizes a trimmed value.
     Checked (*check)(std::string_view value, const ValidationPolicy& policy);
     // The file's content without the trailing newline the filesystem adds.

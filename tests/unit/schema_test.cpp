@@ -87,6 +87,49 @@ TEST(Schema, WaitSettlesOnceTheGenerationAtOpenIsLiveOrFailed) {
         }
 }
 
+// The filesystem keeps a file's cached content across a change its ChangedBy says cannot reach
+// it, so a wrong row would serve stale values: every field must really be untouched by the
+// other kind of change, in content and mtime.
+TEST(Schema, AFieldIsUntouchedByTheChangesItsChangedBySkips) {
+    auto before = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}, {"branch", "main"},
+                             {"path", "docs"}, {"deploy_key_ref", "file:blog"}, {"commit", "abc1234"}});
+    before.actual = {"live", std::string(40, 'a'), "blog.example.com", "docs", {"line 1"}, "domain: refused", true,
+                     before.created + std::chrono::seconds(5), before.created + std::chrono::seconds(6), 3};
+
+    // What a report (or a refused write) may change: the actual state, nothing else.
+    SiteRecord reported = before;
+    reported.actual = {"failed", std::string(40, 'b'), "www.example.com", "", {"line 1", "line 2"}, "fetch: timeout",
+                       false, before.created + std::chrono::seconds(50), before.created + std::chrono::seconds(60), 4};
+    // What a committed write may change: desired values and times, the generation, and the
+    // actual state's write error and `updated` time.
+    SiteRecord written = before;
+    for (auto& [name, value] : written.desired)
+        value = FieldValue{value.value + "x", before.created + std::chrono::seconds(70)};
+    written.desired["branch"] = FieldValue{"dev", before.created + std::chrono::seconds(70)};
+    written.generation = 9;
+    written.actual.error.clear();
+    written.actual.error_from_write = false;
+    written.actual.updated = before.created + std::chrono::seconds(70);
+
+    for (const auto& f : site_fields()) {
+        SCOPED_TRACE(std::string(f.name));
+        if (f.changed_by == ChangedBy::Writes) {
+            EXPECT_EQ(f.render(reported), f.render(before));
+            EXPECT_EQ(f.changed(reported), f.changed(before));
+        }
+        if (f.changed_by == ChangedBy::Reports) {
+            EXPECT_EQ(f.render(written), f.render(before));
+            EXPECT_EQ(f.changed(written), f.changed(before));
+        }
+        if (f.changed_by != ChangedBy::Both) {
+            EXPECT_TRUE(f.render(reported) != f.render(before) || f.render(written) != f.render(before))
+                << "changes with neither: a mistake in the test's records";
+        }
+    }
+    EXPECT_EQ(find_field("commit")->changed_by, ChangedBy::Reports);
+    EXPECT_EQ(find_field("status")->changed_by, ChangedBy::Both);
+}
+
 TEST(Schema, StatusIsGreppableKeyValueLines) {
     auto s = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}, {"branch", "main"}});
     s.actual.error = "domain: refused";
