@@ -40,7 +40,7 @@ struct HooksConfig {
     ValidationPolicy policy;
     // Runs at once. A run mostly waits (the remote, the proxy's batch, the health check), and
     // runs waiting together share one proxy reload, so this is well above the core count.
-    unsigned workers = 16;
+    unsigned workers = 32;
     std::chrono::milliseconds poll_interval{60000};  // 0: never poll
     unsigned keep_releases = 3;
     TreeLimits limits;
