@@ -7,13 +7,11 @@
 // The reconciler (reconciler.hpp) records the outcome; steps never talk to the store.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>

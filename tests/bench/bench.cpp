@@ -72,25 +72,34 @@ std::string format_mib(double bytes) {
     return buf;
 }
 
+namespace {
+
+// One line of the terminal table: id, sitesfs, baseline, ratio, goal, verdict.
+std::string table_line(const std::string& id, const std::string& measured, const std::string& baseline,
+                       const std::string& ratio, const std::string& target, const std::string& verdict) {
+    char line[512];
+    std::snprintf(line, sizeof line, "%-10s %-12s %-12s %-8s %-10s %s\n", id.c_str(), measured.c_str(),
+                  baseline.c_str(), ratio.c_str(), target.c_str(), verdict.c_str());
+    return line;
+}
+
+std::string table_line(const Row& r) {
+    return table_line(r.id, r.measured, r.baseline, r.ratio ? format_ratio(*r.ratio) : "-", r.target,
+                      r.met ? "met" : "MISSED");
+}
+
+}  // namespace
+
 void Report::add(Row row) {
-    std::printf("%-10s %-12s %-12s %-8s %-10s %s\n", row.id.c_str(), row.measured.c_str(), row.baseline.c_str(),
-                row.ratio ? format_ratio(*row.ratio).c_str() : "-", row.target.c_str(), row.met ? "met" : "MISSED");
+    std::fputs(table_line(row).c_str(), stdout);
     std::fflush(stdout);
     rows_.push_back(std::move(row));
 }
 
 std::string Report::table() const {
-    std::ostringstream out;
-    char line[512];
-    std::snprintf(line, sizeof line, "%-10s %-12s %-12s %-8s %-10s %s\n", "target", "sitesfs", "baseline", "ratio", "goal", "");
-    out << line;
-    for (const Row& r : rows_) {
-        std::snprintf(line, sizeof line, "%-10s %-12s %-12s %-8s %-10s %s\n", r.id.c_str(), r.measured.c_str(),
-                      r.baseline.c_str(), r.ratio ? format_ratio(*r.ratio).c_str() : "-", r.target.c_str(),
-                      r.met ? "met" : "MISSED");
-        out << line;
-    }
-    return out.str();
+    std::string out = table_line("target", "sitesfs", "baseline", "ratio", "goal", "");
+    for (const Row& r : rows_) out += table_line(r);
+    return out;
 }
 
 namespace {

@@ -17,15 +17,8 @@
 namespace sitesfs::it {
 namespace {
 
-class ListingCache : public MountTest {
+class ListingCache : public TwoSitesTest {
 protected:
-    void SetUp() override {
-        MountTest::SetUp();
-        if (IsSkipped() || HasFatalFailure()) return;
-        ASSERT_NO_FATAL_FAILURE(make_site("blog", "blog.example.com"));
-        ASSERT_NO_FATAL_FAILURE(make_site("shop", "shop.example.com", "user/shop"));
-    }
-
     // `ls -a DIR` twice, so the second answer, at the latest, comes from the kernel's cache.
     void warm(const stdfs::path& cwd, const std::string& dir) const {
         for (int i = 0; i < 2; ++i) ASSERT_EQ(sh_in(cwd, "ls -a " + dir).code, 0) << dir;

@@ -620,4 +620,11 @@ void MountTest::make_site(const std::string& name, const std::string& domain, co
     return ::testing::AssertionFailure() << "ls -a " << site << " should list only the site's files; " << describe(r);
 }
 
+void TwoSitesTest::SetUp() {
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    ASSERT_NO_FATAL_FAILURE(make_site("blog", "blog.example.com"));
+    ASSERT_NO_FATAL_FAILURE(make_site("shop", "shop.example.com", "user/shop"));
+}
+
 }  // namespace sitesfs::it

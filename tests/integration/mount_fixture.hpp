@@ -191,4 +191,11 @@ private:
     int next_log_ = 0;
 };
 
+// A mount holding two complete sites: blog (blog.example.com) and shop (shop.example.com, repo
+// user/shop).
+class TwoSitesTest : public MountTest {
+protected:
+    void SetUp() override;
+};
+
 }  // namespace sitesfs::it

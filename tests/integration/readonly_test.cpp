@@ -12,13 +12,11 @@
 namespace sitesfs::it {
 namespace {
 
-class ReadOnly : public MountTest {
+class ReadOnly : public TwoSitesTest {
 protected:
     void SetUp() override {
-        MountTest::SetUp();
+        TwoSitesTest::SetUp();
         if (IsSkipped() || HasFatalFailure()) return;
-        ASSERT_NO_FATAL_FAILURE(make_site("blog", "blog.example.com"));
-        ASSERT_NO_FATAL_FAILURE(make_site("shop", "shop.example.com", "user/shop"));
         ASSERT_TRUE(shell("echo main > blog/branch && echo abc1234 > shop/commit"));
     }
 
