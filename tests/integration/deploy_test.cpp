@@ -7,127 +7,13 @@
 #include <set>
 #include <thread>
 
-#include "tests/integration/mount_fixture.hpp"
-#include "tests/support/caddy.hpp"
-#include "tests/support/dbus.hpp"
-#include "tests/support/git.hpp"
+#include "tests/integration/deploy_fixture.hpp"
 #include "tests/support/sshd.hpp"
 
 namespace sitesfs::it {
 namespace {
 
-class Deploy : public MountTest {
-protected:
-    // Reload through systemd over D-Bus (fake-systemd in `mode`), or "command" for caddy reload.
-    std::string reload_mode_ = "normal";
-
-    void SetUp() override {
-        std::string why;
-        if (!fuse_available(&why)) GTEST_SKIP() << "cannot open /dev/fuse: " << why;
-        autostart_ = false;
-        reconcile_ = true;
-        ASSERT_NO_FATAL_FAILURE(MountTest::SetUp());
-        stdfs::create_directories(tmp() / "caddy");
-        caddy_ = std::make_unique<CaddyServer>(tmp() / "caddy");
-        ASSERT_TRUE(caddy_->start(&why)) << why;
-        repo_ = std::make_unique<TestRepo>(tmp() / "git");
-        daemon_env_ = caddy_->env();
-        if (reload_mode_ != "command") {
-            stdfs::create_directories(tmp() / "bus");
-            bus_ = std::make_unique<PrivateBus>(tmp() / "bus");
-            ASSERT_TRUE(bus_->start(&why)) << why;
-            ASSERT_NO_FATAL_FAILURE(start_systemd(reload_mode_));
-            daemon_env_.push_back("DBUS_SYSTEM_BUS_ADDRESS=" + bus_->address());
-        }
-        ASSERT_NO_FATAL_FAILURE(before_start());
-        spit(config_file(), config_text() + extra_config());
-        ASSERT_NO_FATAL_FAILURE(start({"--config", config_file().string()}));
-    }
-
-    // For fixtures that need more servers or settings.
-    virtual void before_start() {}
-    virtual std::string extra_config() const { return {}; }
-
-    void TearDown() override {
-        MountTest::TearDown();  // sitesfs first: nothing may reload while the others go
-        systemd_.reset();
-        bus_.reset();
-        caddy_.reset();
-    }
-
-    void start_systemd(const std::string& mode) {
-        systemd_.reset();
-        systemd_ = std::make_unique<FakeSystemd>(*bus_, tmp() / "bus", mode, caddy_->reload_command(), caddy_->env());
-        std::string why;
-        ASSERT_TRUE(systemd_->start(&why)) << why;
-    }
-
-    stdfs::path config_file() const { return tmp() / "sitesfs.toml"; }
-    stdfs::path data() const { return tmp() / "data"; }
-    stdfs::path deploy_log() const { return state() / "deploy.log"; }
-
-    std::string config_text() const {
-        std::string reload = "mode = \"systemd\"\ntimeout = 20\n";
-        if (reload_mode_ == "command") {
-            reload = "mode = \"command\"\ncommand = [";
-            for (const auto& a : caddy_->reload_command()) reload += "\"" + a + "\", ";
-            reload += "]\n";
-        }
-        const std::string port = std::to_string(caddy_->port());
-        return "data_dir = \"" + data().string() + "\"\n"
-               "[proxy]\nfile = \"" + caddy_->sites_file().string() + "\"\nmain_config = \"" +
-               caddy_->main_config().string() + "\"\nscheme = \"http\"\nport = " + port + "\n"
-               "[reload]\n" + reload +
-               "[health]\naddress = \"127.0.0.1:" + port + "\"\ntimeout = 5\n"
-               "[reconcile]\npoll_interval = 1\n"
-               "[metrics]\ntextfile = \"" + (tmp() / "sitesfs.prom").string() + "\"\n"
-               "[filesystem]\nwait_timeout = 8\n";
-    }
-
-    // curl through Caddy with a Host header: the answer a visitor of http://HOST gets.
-    Run fetch(const std::string& host, const std::string& path = "/") const {
-        return run({"curl", "-s", "-i", "--max-time", "5", "-H", "Host: " + host,
-                    "http://127.0.0.1:" + std::to_string(caddy_->port()) + path});
-    }
-    std::string body(const std::string& host, const std::string& path = "/") const {
-        const Run r = fetch(host, path);
-        const size_t split = r.out.find("\r\n\r\n");
-        return split == std::string::npos ? "<no answer: " + describe(r) + ">" : r.out.substr(split + 4);
-    }
-    std::string header(const std::string& host, const std::string& name) const {
-        for (const auto& line : split_lines(fetch(host).out)) {
-            if (line.size() > name.size() + 1 && strncasecmp(line.c_str(), (name + ":").c_str(), name.size() + 1) == 0) {
-                std::string v = line.substr(name.size() + 1);
-                while (!v.empty() && (v.front() == ' ')) v.erase(0, 1);
-                while (!v.empty() && (v.back() == '\r' || v.back() == ' ')) v.pop_back();
-                return v;
-            }
-        }
-        return "<no " + name + ">";
-    }
-
-    // Blocks until the site settles for what was written before (the wait file).
-    std::string wait(const std::string& site) const { return read(site + "/wait"); }
-
-    // mkdir + repo + domain with echo, then waits; returns what wait printed.
-    std::string create_site(const std::string& site, const std::string& domain) const {
-        EXPECT_TRUE(shell("mkdir " + site + " && echo " + repo_->url() + " > " + site + "/repo && echo " + domain +
-                          " > " + site + "/domain"));
-        return wait(site);
-    }
-
-    int deploy_log_lines(const std::string& site) const {
-        int n = 0;
-        for (const auto& line : split_lines(slurp(deploy_log())))
-            if (line.find("\"site\":\"" + site + "\"") != std::string::npos) ++n;
-        return n;
-    }
-
-    std::unique_ptr<CaddyServer> caddy_;
-    std::unique_ptr<TestRepo> repo_;
-    std::unique_ptr<PrivateBus> bus_;
-    std::unique_ptr<FakeSystemd> systemd_;
-};
+using Deploy = DeployTest;
 
 TEST_F(Deploy, EchoesMakeALiveSiteThroughCaddy) {
     const std::string sha = repo_->commit({{"index.html", "hello from v1\n"}});
