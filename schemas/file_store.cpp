@@ -421,7 +421,8 @@ private:
         if (cur->field(field).value == c.value) {
             if (!cur->actual.error_from_write) return Outcome::success();
             clear_write_error(*next, now);
-            if (Outcome out = persist(*next, cur.get()); !out.ok()) return out;
+            if (Outcome out = persist(*next, cur.get()); !out.ok())
+                return refuse(std::move(guard), cur, field, out.err, out.reason);
             publish(next);
             guard.unlock();
             emit({Change::Kind::Actual, next->name, next->generation});
@@ -444,9 +445,13 @@ private:
                 if (domains_.emplace(d, next->name).second) reserved.push_back(d);
         }
         if (Outcome out = persist(*next, cur.get()); !out.ok()) {
-            std::unique_lock lock(mu_);
-            for (const auto& d : reserved) domains_.erase(d);
-            return out;
+            {
+                std::unique_lock lock(mu_);
+                for (const auto& d : reserved) domains_.erase(d);
+            }
+            // A full or read-only state dir: the writer gets the errno, and `status` says why for
+            // whoever looks later (in memory only, since the disk just refused a write).
+            return refuse(std::move(guard), cur, field, out.err, out.reason);
         }
         {
             std::unique_lock lock(mu_);
@@ -494,11 +499,14 @@ public:
         const bool keep_refusal = actual.error.empty() && cur->actual.error_from_write;
         next->actual.error = keep_refusal ? cur->actual.error : actual.error;
         next->actual.error_from_write = keep_refusal;
-        if (Outcome out = persist(*next, cur.get()); !out.ok()) return out;
+        // What is served has changed whether or not the disk takes the report (a full or read-only
+        // state dir), so `commit` and `status` show it anyway. Unsaved, it is lost at a restart,
+        // which deploys the site again because its record no longer matches `current`.
+        Outcome saved = persist(*next, cur.get());
         publish(next);
         guard.unlock();
         emit({Change::Kind::Actual, next->name, next->generation});
-        return Outcome::success();
+        return saved;
     }
 
     void subscribe(Listener listener) override {

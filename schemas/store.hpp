@@ -61,7 +61,7 @@ public:
     // and commit only when the file is closed.
     virtual Outcome check_field(std::string_view site, std::string_view field, std::string_view raw) = 0;
     // The reconciler reports what is served. Reports for a generation older than one already
-    // reported are ignored (fencing).
+    // reported are ignored (fencing). A report the disk refuses is still shown, and its error returned.
     virtual Outcome report(std::string_view site, uint64_t generation, const ActualState& actual) = 0;
 
     // Listeners run on the thread that made the change, after it is durable and visible, with no

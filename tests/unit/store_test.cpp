@@ -227,7 +227,7 @@ TEST_F(StoreTest, SiteFilesHoldEveryReadWriteFieldAndParse) {
         EXPECT_TRUE(t["actual"][key]) << key;
 }
 
-TEST_F(StoreTest, AFailedSaveChangesNeitherMemoryNorDisk) {
+TEST_F(StoreTest, AFailedSaveChangesNoValueAndShowsWhyInTheStatus) {
     if (!mount_tmpfs()) GTEST_SKIP() << "cannot mount a 64k tmpfs on " << dir_ << ": " << std::strerror(errno);
     Events events;
     auto s = open();
@@ -250,13 +250,24 @@ TEST_F(StoreTest, AFailedSaveChangesNeitherMemoryNorDisk) {
     EXPECT_EQ(s->site("blog")->generation, 2u);
     EXPECT_EQ(slurp(file("blog")), before);
     EXPECT_EQ(temp_files(), std::vector<std::string>{});
+    // Shown (in memory only) like a refusal, so `status` says why to whoever looks later.
+    EXPECT_EQ(s->site("blog")->actual.error, "domain: " + out.reason);
+    EXPECT_TRUE(s->site("blog")->actual.error_from_write);
     EXPECT_EQ(s->create_site("shop").err, ENOSPC);
     EXPECT_EQ(s->site("shop"), nullptr);
     EXPECT_FALSE(fsys::exists(file("shop")));
-    EXPECT_EQ(events.take(), std::vector<std::string>{});
+    EXPECT_EQ(events.take(), std::vector<std::string>{"Actual blog 2"});
     // A refusal is still answered and shown when it cannot be saved.
     EXPECT_EQ(s->write_field("blog", "domain", "bad..com").err, EINVAL);
     EXPECT_THAT(s->site("blog")->actual.error, HasSubstr("bad..com"));
+    EXPECT_EQ(slurp(file("blog")), before);
+    // So is a report: it tells what is served now, saved or not.
+    ActualState live;
+    live.state = "live";
+    live.commit = std::string(40, 'a');
+    EXPECT_EQ(s->report("blog", 2, live).err, ENOSPC);
+    EXPECT_EQ(s->site("blog")->actual.commit, live.commit);
+    EXPECT_EQ(events.take(), (std::vector<std::string>{"Actual blog 2", "Actual blog 2"}));
     EXPECT_EQ(slurp(file("blog")), before);
 
     fsys::remove(dir_ / "filler");
@@ -266,6 +277,7 @@ TEST_F(StoreTest, AFailedSaveChangesNeitherMemoryNorDisk) {
     ASSERT_EQ(::mount(nullptr, dir_.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr), 0) << std::strerror(errno);
     const std::string shop = slurp(file("shop"));
     EXPECT_EQ(s->write_field("shop", "branch", "main").err, EROFS);
+    EXPECT_THAT(s->site("shop")->actual.error, HasSubstr("Read-only file system"));
     EXPECT_EQ(s->remove_site("shop").err, EROFS);
     EXPECT_TRUE(s->site("shop"));
     EXPECT_EQ(s->site("shop")->field("branch").value, "");
