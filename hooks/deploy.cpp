@@ -34,6 +34,7 @@ RemoteAccess::RemoteAccess(const HooksConfig& config, KnownHosts& hosts, const S
     const std::string ref = site.field("deploy_key_ref").value;
     options_.policy = config.policy;
     options_.cancelled = std::move(cancelled);
+    options_.timeouts = config.git;
     options_.known_hosts = &hosts;
     if (ref.empty()) return;
     url_ = url_for_deploy_key(url_);

@@ -42,6 +42,7 @@ struct HooksConfig {
     std::chrono::milliseconds poll_interval{60000};  // 0: never poll
     unsigned keep_releases = 3;
     TreeLimits limits;
+    StreamLimits git;  // [git] connect_timeout, io_timeout
     ProxyOptions proxy;
     ReloadConfig reload;
     HealthConfig health;

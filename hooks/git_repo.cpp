@@ -196,13 +196,44 @@ git_remote_callbacks callbacks(CallbackState& state) {
     return cb;
 }
 
-// A failed libgit2 call during a remote operation: our own reason when a callback stopped it
-// (libgit2 then only says "callback returned -1"), libgit2's otherwise.
-[[noreturn]] void remote_failed(const CallbackState& state, const std::string& url, const std::string& doing) {
+// An SSH URL (ssh:// or scp-like user@host:path): libssh2 drives the socket itself.
+bool uses_ssh(const std::string& url) {
+    if (url.find("://") != std::string::npos) return url.starts_with("ssh://");
+    return !url.starts_with('/') && url.find(':') != std::string::npos;
+}
+
+// One remote operation: the callbacks' state, and the limits its connections obey (in force on
+// this thread while it lives).
+struct Operation {
+    CallbackState state;
+    StreamSettings settings;
+    StreamScope scope{settings};
+
+    Operation(const RemoteOptions& options, const std::string& url) : state{&options, url} {
+        settings.limits = options.timeouts;
+        settings.stop = [this] { return should_stop(state); };
+        settings.watch = uses_ssh(url);
+        settings.cancelled = &options.cancelled;
+    }
+    Operation(const Operation&) = delete;
+    Operation& operator=(const Operation&) = delete;
+};
+
+// A failed libgit2 call during a remote operation: our own reason when a callback or the stream
+// stopped it (libgit2 then only says "callback returned -1" or what libssh2 saw of a closed socket),
+// libgit2's otherwise.
+[[noreturn]] void remote_failed(Operation& op, const std::string& url, const std::string& doing) {
+    const CallbackState& state = op.state;
     if (!state.refused.empty()) throw GitError(doing + " refused: " + state.refused);
     if (!state.host_key.empty()) throw GitError(doing + ": " + state.host_key);
     if (!state.auth.empty()) throw GitError(doing + ": " + state.auth);
     if (!state.broken.empty()) throw GitError(doing + ": " + state.broken);
+    {
+        StreamReport& report = *op.settings.report;
+        const std::lock_guard lock(report.mu);
+        if (!report.failure.empty()) throw GitError(doing + ": " + report.failure);
+        if (report.cancelled) throw GitError(doing + ": cancelled");
+    }
     if (state.cancelled) throw GitError(doing + ": cancelled");
     // libgit2 only recognises a plain path as a repository when the directory exists, and otherwise
     // says "unsupported URL protocol".
@@ -212,12 +243,12 @@ git_remote_callbacks callbacks(CallbackState& state) {
     fail(doing);
 }
 
-void connect(git_remote* remote, CallbackState& state, const std::string& url, const std::string& doing) {
+void connect(git_remote* remote, Operation& op, const std::string& url, const std::string& doing) {
     git_remote_connect_options opts;
     git_remote_connect_options_init(&opts, GIT_REMOTE_CONNECT_OPTIONS_VERSION);
-    opts.callbacks = callbacks(state);
+    opts.callbacks = callbacks(op.state);
     opts.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
-    if (git_remote_connect_ext(remote, GIT_DIRECTION_FETCH, &opts) < 0) remote_failed(state, url, doing);
+    if (git_remote_connect_ext(remote, GIT_DIRECTION_FETCH, &opts) < 0) remote_failed(op, url, doing);
 }
 
 struct RemoteRef {
@@ -259,18 +290,18 @@ RemotePtr repo_remote(git_repository* repo, const std::string& url, const std::s
 }
 
 // Fetches one refspec into this repository over `remote` (connected or not).
-void fetch(git_remote* remote, CallbackState& state, const std::string& url, const std::string& refspec,
+void fetch(git_remote* remote, Operation& op, const std::string& url, const std::string& refspec,
            const std::string& doing) {
     git_fetch_options opts;
     git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
-    opts.callbacks = callbacks(state);
+    opts.callbacks = callbacks(op.state);
     opts.prune = GIT_FETCH_NO_PRUNE;
     opts.update_fetchhead = 0;
     opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
     opts.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
     char* spec = const_cast<char*>(refspec.c_str());
     const git_strarray specs{&spec, 1};
-    if (git_remote_fetch(remote, &specs, &opts, nullptr) < 0) remote_failed(state, url, doing);
+    if (git_remote_fetch(remote, &specs, &opts, nullptr) < 0) remote_failed(op, url, doing);
 }
 
 std::string ref_target(git_repository* repo, const char* ref, const std::string& doing) {
@@ -415,6 +446,7 @@ void init_git() {
         for (const int level : {GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_GLOBAL, GIT_CONFIG_LEVEL_XDG,
                                 GIT_CONFIG_LEVEL_PROGRAMDATA})
             check(git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, level, ""), "switching off the host's git configuration");
+        register_git_stream();
     });
 }
 
@@ -443,32 +475,34 @@ GitRepo::~GitRepo() { git_repository_free(repo_); }
 
 std::string GitRepo::remote_head(const std::string& url, const std::string& branch, const RemoteOptions& options) {
     const std::string doing = "ls-remote " + url;
+    // Before the remote: the remote's streams are closed when it goes (TLS sends close_notify then),
+    // and still use the operation's settings.
+    Operation op(options, url);
     git_remote* raw = nullptr;
     check(git_remote_create_detached(&raw, url.c_str()), doing);
     const RemotePtr remote(raw);
-    CallbackState state{&options, url};
-    connect(remote.get(), state, url, doing);
+    connect(remote.get(), op, url, doing);
     return find_branch(remote.get(), url, branch, doing).sha;
 }
 
 std::string GitRepo::fetch_branch(const std::string& url, const std::string& branch, const RemoteOptions& options) {
     const std::string doing = "fetch " + url;
+    Operation op(options, url);  // outlives the remote, as in remote_head
     const RemotePtr remote = repo_remote(repo_, url, doing);
-    CallbackState state{&options, url};
     // Connect and list first: the default branch has to be named in the refspec, and a missing
     // branch is reported as such rather than as a refspec that matched nothing.
-    connect(remote.get(), state, url, doing);
+    connect(remote.get(), op, url, doing);
     const RemoteRef ref = find_branch(remote.get(), url, branch, doing);
-    fetch(remote.get(), state, url, "+" + ref.name + ":" + kFollowedRef, doing);
+    fetch(remote.get(), op, url, "+" + ref.name + ":" + kFollowedRef, doing);
     return ref_target(repo_, kFollowedRef, doing);
 }
 
 std::string GitRepo::fetch_commit(const std::string& url, const std::string& sha40, const RemoteOptions& options) {
     const std::string doing = "fetch " + url;
     const git_oid oid = full_oid(sha40, doing);
+    Operation op(options, url);  // outlives the remote, as in remote_head
     const RemotePtr remote = repo_remote(repo_, url, doing);
-    CallbackState state{&options, url};
-    fetch(remote.get(), state, url, "+" + hex(oid) + ":" + kPinnedRef, doing + " commit " + hex(oid));
+    fetch(remote.get(), op, url, "+" + hex(oid) + ":" + kPinnedRef, doing + " commit " + hex(oid));
     const std::string got = ref_target(repo_, kPinnedRef, doing);
     if (find_commit(got).empty()) throw GitError(doing + ": " + got + " is not a commit");
     return got;

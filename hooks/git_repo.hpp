@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "hooks/deploy_keys.hpp"
+#include "hooks/git_stream.hpp"
 #include "hooks/known_hosts.hpp"
 #include "schemas/validators.hpp"
 
@@ -31,7 +32,10 @@ void init_git();
 
 struct RemoteOptions {
     ValidationPolicy policy;                // the URL is re-checked right before connecting
-    std::function<bool()> cancelled;        // polled during transfers; true aborts with GitError
+    // Polled during transfers and while a connection waits for the server; true aborts with GitError.
+    // Over SSH it is also called from the connection's watchdog thread, so it must be thread-safe.
+    std::function<bool()> cancelled;
+    StreamLimits timeouts;                  // a server that says nothing this long fails the operation
     // SSH: the private key offered (once; a refusal is not retried), and the pinned host keys every
     // server's key is checked against. Without known_hosts an SSH connection is refused.
     const SecretBuffer* key = nullptr;

@@ -136,7 +136,7 @@ Config load_config(const std::optional<std::filesystem::path>& file) {
     }
     const Reader r{name};
     r.only_known(root, "", {"state_dir", "data_dir", "allow_local_repos", "log_level", "filesystem", "proxy",
-                            "reload", "health", "reconcile", "keys", "ssh", "metrics"});
+                            "reload", "health", "reconcile", "git", "keys", "ssh", "metrics"});
     r.path(root, "", "state_dir", cfg.state_dir);
     r.path(root, "", "data_dir", cfg.data_dir);
     r.get(root, "", "allow_local_repos", cfg.allow_local_repos);
@@ -178,6 +178,12 @@ Config load_config(const std::optional<std::filesystem::path>& file) {
         if (!h.health.path.starts_with("/") || h.health.path.find_first_of(" \t\r\n") != std::string::npos)
             r.fail(p + "path", "must start with '/' and hold no whitespace");
         r.seconds(*t, p, "timeout", h.health.timeout, false);
+    }
+    if (const toml::table* t = r.section(root, "git")) {
+        const std::string p = "git.";
+        r.only_known(*t, p, {"connect_timeout", "io_timeout"});
+        r.seconds(*t, p, "connect_timeout", h.git.connect, false);
+        r.seconds(*t, p, "io_timeout", h.git.io, false);
     }
     if (const toml::table* t = r.section(root, "metrics")) {
         r.only_known(*t, "metrics.", {"textfile"});

@@ -8,14 +8,17 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <optional>
 #include <set>
 #include <unordered_map>
 
 #include "tests/integration/mount_fixture.hpp"
 #include "tests/support/git.hpp"
+#include "tests/support/stall_server.hpp"
 
 namespace sitesfs::it {
 namespace {
@@ -96,10 +99,12 @@ public:
 [[maybe_unused]] const auto* const kInitGit = ::testing::AddGlobalTestEnvironment(new InitGit);
 
 // Serves every repository under `root` over HTTPS with git-http-backend (protocol v0, as libgit2
-// 1.5 speaks it). Writes its port to the port file once it listens.
+// 1.5 speaks it). Writes its port to the port file once it listens. With a 5th argument N >= 0, the
+// answer to every POST (the pack) stops after N bytes of its body and the connection stays open.
 constexpr const char* kHttpsServer = R"PY(
-import http.server, os, ssl, subprocess, sys
+import http.server, os, ssl, subprocess, sys, time
 root, cert, key, portfile = sys.argv[1:5]
+stall_after = int(sys.argv[5]) if len(sys.argv) > 5 else -1
 class Handler(http.server.BaseHTTPRequestHandler):
     def handle_git(self):
         path, _, query = self.path.partition('?')
@@ -119,6 +124,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         for name, value in headers: self.send_header(name, value)
         self.send_header('Content-Length', str(len(payload)))
         self.end_headers()
+        if self.command == 'POST' and stall_after >= 0:
+            self.wfile.write(payload[:stall_after])
+            self.wfile.flush()
+            time.sleep(3600)
         self.wfile.write(payload)
     do_GET = do_POST = handle_git
     def log_message(self, *args): pass
@@ -183,7 +192,8 @@ protected:
     }
 
     // Serves tmp()/src over HTTPS and makes libgit2 trust its certificate; the repository URL.
-    std::string serve_https() {
+    // `stall_post_after` >= 0: packs stop after that many bytes (see kHttpsServer).
+    std::string serve_https(int stall_post_after = -1) {
         const stdfs::path cert = tmp_ / "cert.pem", key = tmp_ / "key.pem", port = tmp_ / "port";
         const Run made = run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                               "-nodes", "-keyout", key.string(), "-out", cert.string(), "-days", "2", "-subj",
@@ -194,7 +204,7 @@ protected:
         }
         spit(tmp_ / "server.py", kHttpsServer);
         server_ = spawn_logged({"/usr/bin/python3", (tmp_ / "server.py").string(), (tmp_ / "src").string(),
-                                cert.string(), key.string(), port.string()},
+                                cert.string(), key.string(), port.string(), std::to_string(stall_post_after)},
                                tmp_ / "server.log");
         if (!eventually([&] { return stdfs::exists(port); }, 20s)) {
             ADD_FAILURE() << "the HTTPS server did not start: " << slurp(tmp_ / "server.log");
@@ -646,6 +656,133 @@ TEST_F(GitRepoTest, CancelledAbortsFetch) {
 
     options.cancelled = [] { return false; };
     EXPECT_EQ(repo.fetch_branch(src.url(), "main", options), sha);
+}
+
+// ---- remotes that stall ----
+
+// Set when a call outlived kHangDeadline; the stalling tests' `cancelled` returns it, so a hung call
+// can still be ended.
+std::atomic<bool> g_hung{false};
+constexpr auto kHangDeadline = 30s;
+
+// The GitError message of `f`, run on another thread as a watchdog: a call still running after
+// kHangDeadline fails the test (no timing is asserted below that), is cancelled, and if even that
+// does not end it within 10 s the process aborts rather than hang the suite.
+template <typename F>
+std::string error_without_hanging(F&& f) {
+    auto result = std::async(std::launch::async, [&] { return git_error(f); });
+    if (result.wait_for(kHangDeadline) == std::future_status::ready) return result.get();
+    ADD_FAILURE() << "the call had not returned after " << kHangDeadline.count() << " s: it hangs";
+    g_hung = true;
+    if (result.wait_for(10s) != std::future_status::ready) {
+        std::fprintf(stderr, "the call ignored cancellation too; aborting instead of hanging\n");
+        std::abort();
+    }
+    return result.get();
+}
+
+// Short limits, and the watchdog's cancellation (thread-safe: over SSH the connection's watchdog
+// thread calls it too).
+RemoteOptions stalling(std::chrono::milliseconds connect, std::chrono::milliseconds io) {
+    RemoteOptions o;
+    o.timeouts.connect = connect;
+    o.timeouts.io = io;
+    o.cancelled = [] { return g_hung.load(); };
+    return o;
+}
+
+// Ends the wait after `after`, the way a superseded run or a shutdown does.
+RemoteOptions cancelled_after(std::chrono::milliseconds after) {
+    RemoteOptions o;
+    o.timeouts.connect = o.timeouts.io = 600s;  // far beyond the watchdog: only cancellation can end it
+    const auto at = std::chrono::steady_clock::now() + after;
+    o.cancelled = [at] { return g_hung.load() || std::chrono::steady_clock::now() >= at; };
+    return o;
+}
+
+std::string silent(const std::string& endpoint, const std::string& limit) {
+    return "no data from the server " + endpoint + " for " + limit + " (timed out; [git] io_timeout)";
+}
+
+TEST_F(GitRepoTest, ServerThatAcceptsAndSaysNothingTimesOut) {
+    const StallServer server;
+    const std::string endpoint = "127.0.0.1:" + std::to_string(server.port());
+    const std::string url = "https://" + endpoint + "/x.git";
+    GitRepo repo(local());
+    const RemoteOptions options = stalling(30s, 1s);
+    EXPECT_EQ(error_without_hanging([&] { repo.remote_head(url, "main", options); }),
+              "ls-remote " + url + ": " + silent(endpoint, "1s"));
+    EXPECT_EQ(error_without_hanging([&] { repo.fetch_branch(url, "main", options); }),
+              "fetch " + url + ": " + silent(endpoint, "1s"));
+    EXPECT_EQ(server.accepted(), 2);
+}
+
+TEST_F(GitRepoTest, ServerThatStopsMidPackTimesOutAndWritesNothing) {
+    TestRepo src(tmp() / "src");
+    // Enough bytes that the pack is far longer than what the server sends before it stalls.
+    std::string page;
+    for (int i = 0; i < 20000; ++i) page += std::to_string(i * 7919 % 100003) + "\n";
+    const std::string tip = src.commit({{"index.html", page}});
+    const std::string url = serve_https(1024);
+    ASSERT_FALSE(url.empty());
+    const std::string endpoint = url.substr(8, url.find('/', 8) - 8);
+
+    GitRepo repo(local());
+    const RemoteOptions options = stalling(30s, 1s);
+    EXPECT_EQ(repo.remote_head(url, "main", options), tip);  // the ref listing is answered in full
+    EXPECT_EQ(error_without_hanging([&] { repo.fetch_branch(url, "main", options); }),
+              "fetch " + url + ": " + silent(endpoint, "1s"));
+    EXPECT_EQ(repo.find_commit(tip), "");
+    EXPECT_EQ(inspect({"for-each-ref"}), "");
+}
+
+TEST_F(GitRepoTest, CancellationEndsAStalledTransfer) {
+    const StallServer server;
+    const std::string url = "https://127.0.0.1:" + std::to_string(server.port()) + "/x.git";
+    GitRepo repo(local());
+    EXPECT_EQ(error_without_hanging([&] { repo.remote_head(url, "main", cancelled_after(300ms)); }),
+              "ls-remote " + url + ": cancelled");
+    EXPECT_EQ(error_without_hanging([&] { repo.fetch_branch(url, "main", cancelled_after(300ms)); }),
+              "fetch " + url + ": cancelled");
+}
+
+TEST_F(GitRepoTest, HostThatNeverAnswersTheConnectTimesOut) {
+    const FullBacklog host;
+    std::string why;
+    if (!host.filled(&why)) GTEST_SKIP() << "cannot make a connect() that gets no answer here: " << why;
+    const std::string endpoint = "127.0.0.1:" + std::to_string(host.port());
+    const std::string url = "https://" + endpoint + "/x.git";
+    GitRepo repo(local());
+    EXPECT_EQ(error_without_hanging([&] { repo.remote_head(url, "main", stalling(1s, 60s)); }),
+              "ls-remote " + url + ": could not connect to " + endpoint +
+                  " within 1s (timed out; [git] connect_timeout)");
+}
+
+// libssh2 drives the SSH socket itself; the stream's watchdog thread bounds it.
+TEST_F(GitRepoTest, SshServerThatSaysNothingTimesOut) {
+    const StallServer server;
+    const std::string endpoint = "127.0.0.1:" + std::to_string(server.port());
+    const std::string url = "ssh://git@" + endpoint + "/x.git";
+    GitRepo repo(local());
+    EXPECT_EQ(error_without_hanging([&] { repo.remote_head(url, "main", stalling(30s, 1s)); }),
+              "ls-remote " + url + ": " + silent(endpoint, "1s"));
+}
+
+TEST_F(GitRepoTest, SshServerThatStopsAfterItsBannerTimesOut) {
+    const StallServer server("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
+    const std::string endpoint = "127.0.0.1:" + std::to_string(server.port());
+    const std::string url = "ssh://git@" + endpoint + "/x.git";
+    GitRepo repo(local());
+    EXPECT_EQ(error_without_hanging([&] { repo.fetch_branch(url, "main", stalling(30s, 1500ms)); }),
+              "fetch " + url + ": " + silent(endpoint, "1500ms"));
+}
+
+TEST_F(GitRepoTest, CancellationEndsAStalledSshConnection) {
+    const StallServer server;
+    const std::string url = "ssh://git@127.0.0.1:" + std::to_string(server.port()) + "/x.git";
+    GitRepo repo(local());
+    EXPECT_EQ(error_without_hanging([&] { repo.remote_head(url, "main", cancelled_after(300ms)); }),
+              "ls-remote " + url + ": cancelled");
 }
 
 }  // namespace
