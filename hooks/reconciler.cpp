@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -33,6 +34,21 @@ std::string one_line(const std::string& text) {
 }
 
 bool complete(const SiteRecord& s) { return !s.field("repo").value.empty() && !s.field("domain").value.empty(); }
+
+// Steps whose failure says more about the host (network, disk, Caddy, D-Bus) than about the commit.
+// `proxy` (Caddy refused the config) and `health` (the release does not answer) are the commit's.
+bool host_failure(const std::string& step) {
+    return step == "fetch" || step == "stage" || step == "switch" || step == "reload";
+}
+
+// The poll interval, doubled after every further failure of the same commit at the same step, up
+// to an hour (or the poll interval, when that is longer).
+std::chrono::milliseconds retry_backoff(std::chrono::milliseconds poll_interval, int attempts) {
+    const std::chrono::milliseconds cap = std::max<std::chrono::milliseconds>(poll_interval, std::chrono::hours(1));
+    std::chrono::milliseconds wait = poll_interval;
+    for (int i = 1; i < attempts && wait < cap; ++i) wait *= 2;
+    return std::min(wait, cap);
+}
 
 }  // namespace
 
@@ -194,11 +210,13 @@ bool Reconciler::remote_moved(const SiteRecord& s) {
     if (!s.field("commit").value.empty()) return false;  // a pin does not follow anything
     if (s.actual.generation != s.generation || (s.actual.state != "live" && s.actual.state != "failed")) return true;
     std::string served = s.actual.commit;
+    bool retry_due = false;
     if (s.actual.state == "failed") {
         std::lock_guard lock(mu_);
         const auto it = failed_on_.find(s.name);
         if (it == failed_on_.end()) return true;  // failed before it had a commit (e.g. unreachable): retry
-        served = it->second;
+        served = it->second.commit;
+        retry_due = SteadyClock::now() >= it->second.retry_at;
     }
     try {
         GitRepo repo(SitePaths(config_.data_dir, s.name).repo);
@@ -207,7 +225,7 @@ bool Reconciler::remote_moved(const SiteRecord& s) {
             return !running_;
         });
         const std::string head = repo.remote_head(access.url(), s.field("branch").value, access.options());
-        return head != served;
+        return head != served || retry_due;
     } catch (const std::exception& e) {
         // An unreachable remote on a poll tick leaves the served release alone; the next tick retries.
         spdlog::warn("site {}: poll: {}", s.name, e.what());
@@ -387,8 +405,16 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
     }
     {
         std::lock_guard lock(mu_);
-        if (result.ok || d.commit.empty()) failed_on_.erase(name);
-        else failed_on_[name] = d.commit;
+        if (result.ok || d.commit.empty()) {
+            failed_on_.erase(name);
+        } else {
+            Failure& f = failed_on_[name];
+            f.attempts = f.commit == d.commit && f.step == result.step ? f.attempts + 1 : 1;
+            f.commit = d.commit;
+            f.step = result.step;
+            f.retry_at = host_failure(result.step) ? SteadyClock::now() + retry_backoff(config_.poll_interval, f.attempts)
+                                                   : SteadyTime::max();
+        }
     }
     count(entry, result.ok ? "" : result.step);
     record(*site, generation, next, entry);

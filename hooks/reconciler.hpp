@@ -91,9 +91,18 @@ private:
     std::condition_variable cv_;       // workers: the queue has work
     std::condition_variable poll_cv_;  // the poller: stop (its own, so a notify_one never wakes it instead of a worker)
     std::map<std::string, Slot> slots_;
-    // The commit a site's last deploy failed on (by site): a poll retries it only when the branch
-    // has moved on, so a broken commit is not redeployed (and the proxy reloaded) every tick.
-    std::map<std::string, std::string> failed_on_;
+    // A site's last failed deploy. A poll deploys the same commit again only when the branch has
+    // moved on, or, when the failure came from the host rather than the commit (a fetch, stage,
+    // switch or reload that failed), once its backoff has passed: Caddy, D-Bus or a disk that
+    // comes back is picked up without a write, but a broken commit is not redeployed (and the
+    // proxy reloaded) every tick.
+    struct Failure {
+        std::string commit;
+        std::string step;
+        int attempts = 0;
+        SteadyTime retry_at = SteadyTime::max();
+    };
+    std::map<std::string, Failure> failed_on_;
     std::deque<std::string> queue_;
     // The current poll tick: its number, when it began, and how many of its runs are unfinished.
     // A tick ends when all have finished; a tick that a newer one overtakes is not recorded.
