@@ -23,6 +23,10 @@ struct Handle {
     unsigned flushes = 0;
     uint64_t generation = 0;  // waiting files: the site's generation at open
     std::atomic<bool> answered{false};  // waiting files: `content` holds the answer the first read gave (set under mu)
+    // A reader of a read-write field (direct I/O): a read at offset 0 takes the current value into
+    // `content`, and reads further on continue that value, so a reader that reads until a read
+    // returns nothing (cat) never joins the head of one value to the tail of the next.
+    bool direct_read = false;
 };
 
 inline Handle* handle_of(const fuse_file_info* fi) { return reinterpret_cast<Handle*>(fi->fh); }

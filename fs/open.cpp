@@ -25,11 +25,18 @@ int check_open(Filesystem& fs, const Node& node, int flags) {
 // Hands the handle to the kernel; frees it if the opener was interrupted meanwhile.
 void reply_open(fuse_req_t req, fuse_file_info* fi, std::unique_ptr<Handle> h) {
     const bool waits = h->node.kind == NodeKind::Field && h->node.field->settled;
-    if (h->writable || h->node.kind == NodeKind::Temp || waits || Filesystem::uncached(h->node)) {
+    // Readers of a field that writers open share its inode with them, and the kernel moves that
+    // inode's size for every writer: an O_TRUNC open sets it to 0, a direct write extends it.
+    // A cached read is cut at that size, so a reader would get an empty, cut or NUL-padded value
+    // (Concurrency.ReadersDuringWritesOnlyEverSeeWholeValues). Direct reads are not cut: each
+    // returns the whole current value.
+    const bool written_here = h->node.kind == NodeKind::Field && is_writable(*h->node.field);
+    if (h->writable || h->node.kind == NodeKind::Temp || waits || written_here || Filesystem::uncached(h->node)) {
         // Writers must get their write() verdicts, and the page cache must only ever hold what
         // sitesfs rendered, never the raw bytes a writer sent (values are normalized). Every read
         // of a waiting file must reach the daemon.
         fi->direct_io = 1;
+        h->direct_read = written_here && !h->writable;
     } else {
         // Readers share the page cache across opens, so repeated reads never reach the daemon;
         // every change invalidates it, and reads always serve the current value (read.cpp).

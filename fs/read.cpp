@@ -31,6 +31,17 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
     } else if (h && (h->writable || h->answered)) {
         std::lock_guard lock(h->mu);
         slice = slice_of(h->content, size, off);  // a writer's own buffer, or the answer a wait gave
+    } else if (h && h->direct_read) {
+        std::lock_guard lock(h->mu);
+        if (off == 0 || h->content.empty()) {  // a field reads as at least "\n"
+            auto content = fs.content(h->node);
+            if (!content) {
+                fuse_reply_err(req, ENOENT);
+                return;
+            }
+            h->content = std::move(*content);
+        }
+        slice = slice_of(h->content, size, off);
     } else {
         // The current value, as a regular file gives after someone rewrote it. Serving what was
         // there at open would put an old value into the page cache that later readers share.
