@@ -306,7 +306,7 @@ std::optional<std::string> Filesystem::content(const Node& node) {
             return export_seed_toml(store_, options_.export_globals);
         case NodeKind::Field: {
             auto site = store_.site(node.site);
-            if (!site) return std::nullopt;
+            if (!site || stale(node)) return std::nullopt;  // not another incarnation's value
             return node.field->render(*site) + "\n";
         }
         case NodeKind::Temp: {
@@ -478,11 +478,22 @@ Outcome logged(const Node& field, Outcome outcome) {
 }
 }  // namespace
 
+bool Filesystem::stale(const Node& node) {
+    std::lock_guard lock(mu_);
+    return stale_locked(node);
+}
+
+// A file opened before its site was removed must not write into a new site of the same name
+// (another incarnation, maybe for someone else): it answers ENOENT, as the removed site's paths do.
+// The store is asked by name, so a removal and re-creation in the instant between this check and
+// the commit is not caught; only a handle kept across both can hit that.
 Outcome Filesystem::commit(const Node& field, std::string_view value) {
+    if (stale(field)) return logged(field, Outcome::fail(ENOENT, "site '" + field.site + "' was removed after this file was opened"));
     return logged(field, store_.write_field(field.site, field.field->name, value));
 }
 
 Outcome Filesystem::check(const Node& field, std::string_view value) {
+    if (stale(field)) return logged(field, Outcome::fail(ENOENT, "site '" + field.site + "' was removed after this file was opened"));
     return logged(field, store_.check_field(field.site, field.field->name, value));
 }
 

@@ -129,6 +129,8 @@ public:
 private:
     uint64_t site_id_locked(const std::string& site);
     std::optional<Node> child_locked(const Node& dir, std::string_view name);
+    // The node's site was removed (maybe re-created under the same name) since it was looked up.
+    bool stale(const Node& node);
     bool stale_locked(const Node& node) const;
     std::vector<InvalTarget> on_change(const Change& change);  // runs on the invalidator thread
     std::shared_ptr<TempFile> temp_locked(const std::string& site, std::string_view name);
