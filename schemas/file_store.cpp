@@ -548,6 +548,20 @@ private:
         }
         dir_fd_ = Fd(::openat(lock_fd_.get(), "sites", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (!dir_fd_.valid()) throw StoreError(sites_dir_.string() + ": " + errno_text(errno));
+        close_to_others(lock_fd_.get(), state_dir);
+        close_to_others(dir_fd_.get(), sites_dir_);
+    }
+
+    // The state dir holds every site's desired state and the deploy history: not for every user
+    // of the host. A dir made before sitesfs (mkdir under umask 022, an old install) loses the
+    // bits for others; the group's stay, for a monitoring group (docs/store.md).
+    static void close_to_others(int fd, const std::filesystem::path& dir) {
+        struct stat st;
+        if (::fstat(fd, &st) != 0 || (st.st_mode & 0007) == 0) return;
+        const mode_t mode = st.st_mode & 07770;
+        if (::fchmod(fd, mode) != 0)
+            throw StoreError("cannot close " + dir.string() + " to other users (chmod o-rwx): " + errno_text(errno));
+        spdlog::warn("{} was open to every user (mode {:04o}); it is {:04o} now", dir.string(), st.st_mode & 07777, mode);
     }
 
     std::vector<std::string> list_dir(std::vector<std::string>* temps) const {
