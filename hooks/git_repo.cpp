@@ -464,6 +464,11 @@ GitRepo::GitRepo(const std::filesystem::path& dir) : dir_(dir) {
         check(rc, "opening the git repository " + dir.string());
     }
     RepoPtr repo(raw);
+    // The whole history, with paths outside the served one and whatever a private repo holds:
+    // only sitesfs reads it (Caddy serves releases), so it is closed to everyone else, also when
+    // an older sitesfs made it open.
+    if (::chmod(dir.c_str(), 0700) != 0)
+        throw GitError("closing the git repository " + dir.string() + " to other users: " + std::strerror(errno));
     git_config* cfg = nullptr;
     check(git_repository_config(&cfg, repo.get()), "opening the configuration of " + dir.string());
     const ConfigPtr config(cfg);

@@ -29,9 +29,13 @@ void ensure_site_dir(const SitePaths& p) {
                             p.marker.filename().string() + "); move it away or use another data_dir");
         return;
     }
-    stdfs::create_directories(p.dir.parent_path(), ec);
+    // Caddy's user walks data_dir/NAME/current: the dirs sitesfs makes get exact modes, whatever
+    // the daemon's umask (a data_dir the operator made keeps theirs).
+    if (stdfs::create_directories(p.dir.parent_path(), ec) && ::chmod(p.dir.parent_path().c_str(), 0755) != 0)
+        throw StepError("chmod 0755 " + p.dir.parent_path().string() + ": " + strerror(errno));
     if (::mkdir(p.dir.c_str(), 0755) != 0 && errno != EEXIST)
         throw StepError("mkdir " + p.dir.string() + ": " + strerror(errno));
+    if (::chmod(p.dir.c_str(), 0755) != 0) throw StepError("chmod 0755 " + p.dir.string() + ": " + strerror(errno));
     const int fd = ::open(p.marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) throw StepError("create " + p.marker.string() + ": " + strerror(errno));
     ::close(fd);
@@ -95,7 +99,8 @@ public:
         const stdfs::path release = d.paths.release(d.commit);
         std::error_code ec;
         if (!stdfs::is_directory(release, ec)) {
-            stdfs::create_directories(d.paths.releases, ec);
+            if (stdfs::create_directories(d.paths.releases, ec) && ::chmod(d.paths.releases.c_str(), 0755) != 0)
+                throw StepError("chmod 0755 " + d.paths.releases.string() + ": " + strerror(errno));
             const stdfs::path staging = d.paths.releases / (".stage-" + d.commit);
             stdfs::remove_all(staging, ec);
             try {
