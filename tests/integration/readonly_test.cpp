@@ -1,16 +1,104 @@
 // Monitoring reads the same tree through a second, read-only instance; other users read through
 // -o allow_other and can change nothing.
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "mount_fixture.hpp"
 
 namespace sitesfs::it {
 namespace {
+
+// Every kind of change a process can try on a mount (MNT holds site blog), each with the errno it
+// got (0: it worked). Run in a child process that drops to `uid`/`gid` first when they are not
+// root's, so the kernel judges it as that user.
+std::vector<std::pair<std::string, int>> try_every_change(const stdfs::path& mnt, uid_t uid = 0, gid_t gid = 0) {
+    const auto at = [&](const std::string& rel) { return (mnt / rel).string(); };
+    const auto err = [](int rc) { return rc == 0 ? 0 : errno; };
+    const auto open_close = [](const std::string& p, int flags) {
+        const int fd = ::open(p.c_str(), flags | O_CLOEXEC, 0644);
+        if (fd < 0) return errno;
+        ::close(fd);
+        return 0;
+    };
+    const timespec times[2] = {{1, 0}, {1, 0}};
+    const std::vector<std::pair<std::string, std::function<int()>>> changes{
+        {"write repo", [&] { return open_close(at("blog/repo"), O_WRONLY); }},
+        {"write domain", [&] { return open_close(at("blog/domain"), O_WRONLY); }},
+        {"write branch", [&] { return open_close(at("blog/branch"), O_WRONLY); }},
+        {"write path", [&] { return open_close(at("blog/path"), O_WRONLY); }},
+        {"write deploy_key_ref", [&] { return open_close(at("blog/deploy_key_ref"), O_WRONLY); }},
+        {"write commit", [&] { return open_close(at("blog/commit"), O_WRONLY); }},
+        {"write status", [&] { return open_close(at("blog/status"), O_WRONLY); }},
+        {"write .sites.toml", [&] { return open_close(at(".sites.toml"), O_WRONLY); }},
+        {"open O_TRUNC", [&] { return open_close(at("blog/domain"), O_RDONLY | O_TRUNC); }},
+        {"open O_APPEND", [&] { return open_close(at("blog/domain"), O_WRONLY | O_APPEND); }},
+        {"truncate", [&] { return err(::truncate(at("blog/domain").c_str(), 0)); }},
+        {"mkdir site", [&] { return err(::mkdir(at("news").c_str(), 0755)); }},
+        {"rmdir site", [&] { return err(::rmdir(at("blog").c_str())); }},
+        {"unlink field", [&] { return err(::unlink(at("blog/path").c_str())); }},
+        {"create temp file", [&] { return open_close(at("blog/.domain.swp"), O_WRONLY | O_CREAT | O_EXCL); }},
+        {"mknod", [&] { return err(::mknod(at("blog/4913").c_str(), S_IFREG | 0644, 0)); }},
+        {"rename field", [&] { return err(::rename(at("blog/domain").c_str(), at("blog/domain~").c_str())); }},
+        {"symlink", [&] { return err(::symlink("domain", at("blog/l").c_str())); }},
+        {"link", [&] { return err(::link(at("blog/domain").c_str(), at("blog/hard").c_str())); }},
+        {"chmod", [&] { return err(::chmod(at("blog/domain").c_str(), 0666)); }},
+        {"chown to self", [&] { return err(::chown(at("blog/domain").c_str(), geteuid(), getegid())); }},
+        {"utimes now", [&] { return err(::utimensat(AT_FDCWD, at("blog/domain").c_str(), nullptr, 0)); }},
+        {"utimes to a time", [&] { return err(::utimensat(AT_FDCWD, at("blog/domain").c_str(), times, 0)); }},
+        {"setxattr", [&] { return err(::setxattr(at("blog/domain").c_str(), "user.test", "x", 1, 0)); }},
+    };
+    int fds[2];
+    if (pipe(fds) != 0) return {{"pipe", errno}};
+    const pid_t child = fork();
+    if (child == 0) {
+        ::close(fds[0]);
+        if (uid != 0 && (setgroups(0, nullptr) != 0 || setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0))
+            _exit(2);
+        std::string out;
+        for (const auto& [name, change] : changes) out += name + "=" + std::to_string(change()) + "\n";
+        (void)!::write(fds[1], out.data(), out.size());
+        _exit(0);
+    }
+    ::close(fds[1]);
+    std::string text;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+    ::close(fds[0]);
+    int status = 0;
+    waitpid(child, &status, 0);
+    std::vector<std::pair<std::string, int>> results;
+    for (const auto& line : split_lines(text)) {
+        const auto eq = line.rfind('=');
+        results.emplace_back(line.substr(0, eq), std::stoi(line.substr(eq + 1)));
+    }
+    if (results.size() != changes.size()) results.emplace_back("the child (" + wait_status_text(status) + ")", -1);
+    return results;
+}
+
+// "change: errno" for each result whose errno is not `expected` (or `exception` for the names in it).
+std::string unexpected(const std::vector<std::pair<std::string, int>>& results, int expected,
+                       const std::map<std::string, int>& exceptions = {}) {
+    std::string out;
+    for (const auto& [name, e] : results) {
+        const auto it = exceptions.find(name);
+        const int want = it == exceptions.end() ? expected : it->second;
+        if (e != want) out += name + ": " + (e ? std::strerror(e) : "it worked") + ", expected " + std::strerror(want) + "\n";
+    }
+    return out;
+}
 
 class ReadOnly : public TwoSitesTest {
 protected:
@@ -63,25 +151,11 @@ TEST_F(ReadOnly, EveryChangeIsErofs) {
     EXPECT_TRUE(ro_shell("sed -i s/blog/www/ blog/domain", {.code = kNonZero, .err_has = rofs}));
     EXPECT_TRUE(ro_shell("mv blog/domain blog/d", {.code = 1, .err_has = rofs}));
 
-    const auto at = [&](const std::string& rel) { return (ro() / rel).string(); };
-    errno = 0;
-    EXPECT_EQ(::open(at("blog/domain").c_str(), O_WRONLY), -1);
-    EXPECT_EQ(errno, EROFS);
-    errno = 0;
-    EXPECT_EQ(::mkdir(at("x").c_str(), 0755), -1);
-    EXPECT_EQ(errno, EROFS);
-    errno = 0;
-    EXPECT_EQ(::rmdir(at("blog").c_str()), -1);
-    EXPECT_EQ(errno, EROFS);
-    errno = 0;
-    EXPECT_EQ(::open(at("blog/t").c_str(), O_WRONLY | O_CREAT, 0644), -1);
-    EXPECT_EQ(errno, EROFS);
-    errno = 0;
-    EXPECT_EQ(::truncate(at("blog/domain").c_str(), 0), -1);
-    EXPECT_EQ(errno, EROFS);
-    errno = 0;
-    EXPECT_EQ(::unlink(at("blog/domain").c_str()), -1);
-    EXPECT_EQ(errno, EROFS);
+    const auto before = snapshot_tree(state());
+    const auto results = try_every_change(ro());
+    EXPECT_EQ(results.size(), 24u);
+    EXPECT_EQ(unexpected(results, EROFS), "");
+    EXPECT_EQ(snapshot_tree(state()), before);
 
     // Nothing changed, seen from either mount.
     EXPECT_TRUE(ro_shell("ls", {.out = "blog\nshop\n"}));
@@ -234,6 +308,37 @@ TEST_F(OtherUsers, WithAllowOtherTheyReadButCannotChange) {
     EXPECT_TRUE(only_fields("blog"));
     // Root still writes.
     EXPECT_TRUE(shell("echo www.example.com > blog/domain && cat blog/domain", {.out = "www.example.com\n"}));
+}
+
+// Every kind of change, as plain syscalls, from another user on an allow_other mount. The kernel
+// decides (default_permissions) before sitesfs hears of it: EACCES where write permission is
+// missing; EPERM for chmod, chown and setting explicit times, which POSIX reserves to the owner
+// whatever the modes (EACCES would be wrong there), and for a hard link (protected_hardlinks). Every file still reads as it does for root.
+TEST_F(OtherUsers, EveryKindOfChangeIsRefusedAndEveryFileReads) {
+    ASSERT_TRUE(stop().has_value());
+    ASSERT_NO_FATAL_FAILURE(start({"-o", "allow_other"}));
+    ASSERT_TRUE(shell("echo main > blog/branch && echo docs > blog/path"));
+    const passwd* pw = getpwnam(kUser);
+    ASSERT_NE(pw, nullptr);
+    const auto state_before = snapshot_tree(state());
+    const auto mount_before = snapshot_tree(mnt());
+
+    const auto results = try_every_change(mnt(), pw->pw_uid, pw->pw_gid);
+    EXPECT_EQ(results.size(), 24u);
+    // fs.protected_hardlinks (on by default) refuses a link to a file one cannot write with EPERM
+    // before the directory's write permission is checked.
+    const int link_errno = slurp("/proc/sys/fs/protected_hardlinks") == "1\n" ? EPERM : EACCES;
+    EXPECT_EQ(unexpected(results, EACCES,
+                         {{"chmod", EPERM}, {"chown to self", EPERM}, {"utimes to a time", EPERM}, {"link", link_errno}}),
+              "");
+
+    const std::string every_file = "cat .sites.toml blog/repo blog/domain blog/branch blog/path blog/deploy_key_ref "
+                                   "blog/commit blog/status blog/log";
+    const Run as_root = sh(every_file);
+    ASSERT_EQ(as_root.code, 0) << describe(as_root);
+    EXPECT_TRUE(as_user(every_file, {.out = as_root.out, .err = ""}));
+    EXPECT_EQ(snapshot_tree(state()), state_before);
+    EXPECT_EQ(snapshot_tree(mnt()), mount_before);
 }
 
 TEST_F(OtherUsers, AnUnprivilegedUserRunsAReadOnlyMonitoringMount) {
