@@ -165,7 +165,9 @@ constexpr std::pair<const char*, const char*> kMethods[] = {
 constexpr std::pair<const char*, const char*> kMisses[] = {
     {"P1 warm", "A read-write mount sends OPEN and RELEASE to the daemon for every open: strace counts 32,000 "
                 "requests for a warm pass over 16,000 files and nothing else (no LOOKUP, GETATTR or READ; the "
-                "page cache serves the bytes). Each round trip costs about 20 µs on this machine against 4 µs for "
+                "page cache serves the bytes). Since then the read-write fields are read with direct I/O on this "
+                "mount (a cached read was cut at the size their writers give the inode: docs/reliability.md), "
+                "which adds two READs for each of those files. Each round trip costs about 20 µs on this machine against 4 µs for "
                 "a whole tmpfs open+read+close. The opens cannot be dropped on this mount: writers need their own "
                 "handle (a verdict per write() with direct I/O, O_TRUNC, commit at close), and answering ENOSYS "
                 "to OPEN switches the whole connection to opens the daemon never sees. The read-only mount does "
