@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <toml++/toml.h>
@@ -405,12 +406,15 @@ private:
         const Checked c = spec->check(trim(raw), policy_);
         if (!c.ok) return refuse(std::move(guard), cur, field, EINVAL, c.reason);
         if (!commit) {
-            if (field != "domain") return Outcome::success();
-            std::shared_lock lock(mu_);
-            if (auto why = domain_taken(domain_set(c.value), cur->name)) {
-                lock.unlock();
-                return refuse(std::move(guard), cur, field, EEXIST, *why);
+            if (field == "domain") {
+                std::shared_lock lock(mu_);
+                if (auto why = domain_taken(domain_set(c.value), cur->name)) {
+                    lock.unlock();
+                    return refuse(std::move(guard), cur, field, EEXIST, *why);
+                }
             }
+            if (Outcome room = room_to_save(cur->name); !room.ok())
+                return refuse(std::move(guard), cur, field, room.err, std::move(room.reason));
             return Outcome::success();
         }
 
@@ -631,15 +635,33 @@ private:
         return Outcome::fail(err, std::move(reason));
     }
 
+    Outcome save_failure(const std::string& name, int e) const {
+        return Outcome::fail(e, "could not save site '" + name + "' to " + (sites_dir_ / (name + std::string(kSuffix))).string() +
+                                    ": " + errno_text(e));
+    }
+
+    // Whether the state dir can take a site file now. The value commits at close(), whose errors
+    // bash does not print; asked at write(), a full or read-only state dir fails the write()
+    // itself, which it does print. The save at close() still has the last word.
+    Outcome room_to_save(const std::string& name) const {
+        struct statvfs st {};
+        if (::fstatvfs(dir_fd_.get(), &st) != 0) return Outcome::success();  // no verdict: let the save decide
+        if (st.f_flag & ST_RDONLY) return save_failure(name, EROFS);
+        constexpr unsigned long long kRoom = 64 * 1024;  // a site file, its temp copy and directory growth
+        const unsigned long long blocks = ::geteuid() == 0 ? st.f_bfree : st.f_bavail;
+        const unsigned long long inodes = ::geteuid() == 0 ? st.f_ffree : st.f_favail;
+        // A file system that does not count inodes (btrfs) reports 0 of 0.
+        if (blocks * st.f_frsize < kRoom || (st.f_files != 0 && inodes == 0)) return save_failure(name, ENOSPC);
+        return Outcome::success();
+    }
+
     // Temp file in the same dir, fsync, rename over: readers of the dir see the old file or the
     // new one, whole. The temp file is gone whether this fails or not.
     Outcome write_file(const SiteRecord& s) {
         const std::string text = render_site_file(s);
         const std::string file = s.name + std::string(kSuffix);
         std::string temp = (sites_dir_ / ("." + s.name + std::string(kTempMarker) + "XXXXXX")).string();
-        auto fail = [&](int e) {
-            return Outcome::fail(e, "could not save site '" + s.name + "' to " + (sites_dir_ / file).string() + ": " + errno_text(e));
-        };
+        auto fail = [&](int e) { return save_failure(s.name, e); };
         Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
         if (!fd.valid()) return fail(errno);
         // Group-readable: an operator who opens the state dir to a monitoring group (chgrp, and
@@ -674,7 +696,7 @@ private:
         } else if (::unlinkat(dir_fd_.get(), file.c_str(), 0) != 0) {
             spdlog::error("could not remove {} after a failed save: {}", (sites_dir_ / file).string(), errno_text(errno));
         }
-        return Outcome::fail(e, "could not save site '" + next.name + "' to " + (sites_dir_ / file).string() + ": " + errno_text(e));
+        return save_failure(next.name, e);
     }
 
     void emit(const Change& change) {
