@@ -237,17 +237,37 @@ Checked check_scheme_url(std::string_view v, std::string_view scheme, std::strin
 bool is_domain_separator(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 bool is_domain_ascii(char c) { return is_alnum(c) || c == '.' || c == '-' || c == '*'; }
 
-// Checks the byte structure only; libidn2 then refuses overlong forms and surrogates.
-bool is_valid_utf8(std::string_view s) {
+// Strict UTF-8 (RFC 3629): overlong forms, surrogates and code points past U+10FFFF are refused,
+// since a lenient decoder elsewhere could read them as '.', '/' or a newline. Appends the code
+// points to `out` when given.
+bool decode_utf8(std::string_view s, std::vector<char32_t>* out = nullptr) {
     for (size_t i = 0; i < s.size();) {
         const auto b = static_cast<unsigned char>(s[i]);
         const size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xe ? 3 : (b >> 3) == 0x1e ? 4 : 0;
         if (len == 0 || i + len > s.size()) return false;
-        for (size_t k = 1; k < len; ++k)
-            if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
+        char32_t cp = len == 1 ? b : b & (0x7f >> len);
+        for (size_t k = 1; k < len; ++k) {
+            const auto c = static_cast<unsigned char>(s[i + k]);
+            if ((c & 0xc0) != 0x80) return false;
+            cp = (cp << 6) | (c & 0x3f);
+        }
+        constexpr char32_t kShortest[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < kShortest[len] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return false;
+        if (out) out->push_back(cp);
         i += len;
     }
     return true;
+}
+
+bool is_valid_utf8(std::string_view s) { return decode_utf8(s); }
+
+// Characters that show as a space or as nothing, or reorder the text around them: C1 controls,
+// Unicode spaces, zero-width and bidirectional controls. In a value they make two different
+// values look the same in `status`, `ls` or a terminal.
+bool is_invisible(char32_t c) {
+    return (c >= 0x80 && c <= 0xa0) || c == 0xad || c == 0x61c || c == 0x1680 || c == 0x180e ||
+           (c >= 0x2000 && c <= 0x200f) || (c >= 0x2028 && c <= 0x202f) || (c >= 0x205f && c <= 0x206f) ||
+           c == 0x3000 || c == 0xfeff || (c >= 0xfff9 && c <= 0xfffb) || (c >= 0xe0000 && c <= 0xe007f);
 }
 
 std::string idna_to_ascii(const std::string& s, int& rc) {
@@ -291,6 +311,8 @@ std::string hostname_problem(std::string_view name) {
     for (size_t i = 0; i < labels.size(); ++i)
         if (auto why = label_problem(labels[i], i, labels.size()); !why.empty()) return why;
     if (name.size() > 253) return "longer than 253 characters";
+    // The proxy renderer refuses it too, but only at deploy time: refused here, the write fails.
+    if (name == "import") return "'import' is the Caddyfile's import directive, not a host name";
     if (all_of(labels.back(), is_digit)) return "the last label is all digits; IP addresses are not allowed, use a host name";
     return {};
 }
@@ -344,7 +366,10 @@ std::string branch_problem(std::string_view v) {
     if (v.front() == '/') return "cannot start with '/'";
     if (v.starts_with("refs/")) return "give the short branch name, e.g. 'main' rather than 'refs/heads/main'";
     if (v == "@" || v == "HEAD") return "'@' and 'HEAD' name the checked-out commit, not a branch";
-    if (!is_valid_utf8(v)) return "not valid UTF-8";
+    std::vector<char32_t> code_points;
+    if (!decode_utf8(v, &code_points)) return "not valid UTF-8";
+    if (std::any_of(code_points.begin(), code_points.end(), is_invisible))
+        return "invisible, space-like and bidirectional-control characters are not allowed";
     for (std::string_view bad : {"..", "@{", "\\", "~", "^", ":", "?", "*", "["})
         if (has(v, bad)) return "'" + std::string(bad) + "' is not allowed in a branch name";
     // Allow-list: what git accepts beyond this (quotes, '$', braces, ';', '|', '#') only ever serves to

@@ -140,7 +140,7 @@ TEST(Domain, NormalizesCaseAndIdna) {
     expect_accepts(check_domain, "*.example.com", "*.example.com");
     expect_accepts(check_domain, "*.bücher.de", "*.xn--bcher-kva.de");
     expect_accepts(check_domain, "localhost", "localhost");
-    expect_accepts(check_domain, "import", "import");
+    expect_accepts(check_domain, "import.example.com", "import.example.com");
     expect_accepts(check_domain, "a1.example-2.com", "a1.example-2.com");
     expect_accepts(check_domain, "1.2.3.example", "1.2.3.example");
 }
@@ -203,6 +203,12 @@ TEST(Domain, RefusesProxyConfigInjection) {
                      "$", "$HOME.com", "a.com:8080", ":80", "http://a.com", "a.com/x", "a.com;b.com", "a,b.com",
                      "a@b.com", "a_b.com", "a(b).com", "a|b.com", "a=b.com", "a%2e.com", "a!b.com", "a+b.com", "a~b.com"})
         expect_refuses(check_domain, bad);
+    // Caddy reads a site address `import` as its import directive (whatever the case it was typed in).
+    expect_refuses(check_domain, "import");
+    expect_refuses(check_domain, "IMPORT");
+    expect_refuses(check_domain, "a.com import", "import");
+    expect_refuses(check_domain, "a.com\nimport", "import");
+    expect_reason_has(check_domain, "Import", "the Caddyfile's import directive");
     expect_refuses(check_domain, "a.com\\", "a.com\\\\");
     expect_refuses(check_domain, "a.com\x01", "a.com\\x01");
     expect_refuses(check_domain, "a\x7f.com", "a\\x7f.com");
@@ -421,6 +427,14 @@ TEST(Branch, RefusesWithHumanReasons) {
     expect_reason_has(check_branch, "a\x7f", "control characters");
     expect_refuses(check_branch, "a\xff", "a\\xff");
     expect_reason_has(check_branch, "a\xff", "UTF-8");
+    // Strict UTF-8: an overlong '.' or '/', a surrogate, a code point past U+10FFFF.
+    for (auto bad : {"a\xc0\xae", "a\xc0\xaf", "a\xe0\x80\xae", "a\xed\xa0\x80", "a\xf4\x90\x80\x80", "a\xf0\x80\x80\xaf"})
+        expect_reason_has(check_branch, bad, "not valid UTF-8");
+    // Look like a space or like nothing, or reorder what follows: NBSP, NEL, CSI, ZWSP, RLO, BOM, ideographic space.
+    for (auto bad : {"a\xc2\xa0" "b", "a\xc2\x85" "b", "a\xc2\x9b", "a\xe2\x80\x8b" "b", "a\xe2\x80\xae" "b",
+                     "\xef\xbb\xbf" "main", "a\xe3\x80\x80" "b"})
+        expect_reason_has(check_branch, bad, "invisible, space-like and bidirectional-control characters are not allowed");
+    expect_accepts(check_branch, "\xe6\x97\xa5\xe6\x9c\xac", "\xe6\x97\xa5\xe6\x9c\xac");  // letters of other scripts stay allowed
     expect_reason_has(check_branch, std::string(256, 'b'), "longer than 255");
 }
 
