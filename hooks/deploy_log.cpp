@@ -52,6 +52,10 @@ std::string to_site_line(const DeployLogEntry& e) {
     if (e.prev != e.commit) line += " (was " + short_id(e.prev) + ")";
     line += " in " + std::to_string(e.dur_ms) + " ms";
     if (!e.error.empty()) line += ": " + e.error;
+    // A few, so one line stays readable; the daemon's log has every one.
+    constexpr size_t kShownNotes = 5;
+    for (size_t i = 0; i < e.notes.size() && i < kShownNotes; ++i) line += (i == 0 ? "; left out or changed: " : "; ") + e.notes[i];
+    if (e.notes.size() > kShownNotes) line += "; and " + std::to_string(e.notes.size() - kShownNotes) + " more in the daemon's log";
     return line;
 }
 

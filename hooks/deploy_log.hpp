@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "schemas/site_record.hpp"
 
@@ -20,10 +21,15 @@ struct DeployLogEntry {
     std::string prev;
     int64_t dur_ms = 0;
     std::string error;
+    // What the release left out or changed (links, .git, submodules); on the site's line only,
+    // the JSON line keeps the seed tool's keys.
+    std::vector<std::string> notes;
 };
 
 std::string to_json_line(const DeployLogEntry& e);  // no trailing newline
-std::string to_site_line(const DeployLogEntry& e);  // "2026-11-23T10:00:00Z deployed 1a2b3c4d5e6f (was ...) in 412 ms"
+// "2026-11-23T10:00:00Z deployed 1a2b3c4d5e6f (was ...) in 412 ms", then "; left out or changed: "
+// and the first notes.
+std::string to_site_line(const DeployLogEntry& e);
 
 class DeployLog {
 public:

@@ -395,6 +395,7 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
         entry.action = d.changed_anything() ? "deployed" : "up-to-date";
         entry.commit = d.commit;
         for (const auto& note : d.notes) spdlog::info("site {}: {}", name, note);
+        entry.notes = d.notes;
     } else {
         next.state = "failed";
         next.error = one_line(result.step + ": " + result.error);

@@ -105,7 +105,7 @@ public:
             stdfs::remove_all(staging, ec);
             try {
                 const TreeReport report = d.repo->write_tree(d.commit, staging, d.config.limits);
-                for (const auto& skipped : report.skipped) d.notes.push_back("left out " + skipped);
+                d.notes.insert(d.notes.end(), report.skipped.begin(), report.skipped.end());
                 // Readers only ever see a release whole: it appears under its name after its bytes are on disk.
                 const int fd = ::open(staging.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (fd >= 0) {

@@ -487,6 +487,29 @@ TEST_F(GitRepoTest, WriteTreeSkipsDotGitInAnyCase) {
         EXPECT_TRUE(has_prefix(report.skipped, skipped)) << skipped << " in " << ::testing::PrintToString(report.skipped);
 }
 
+// Names come from the repository; in a message a newline would forge a line of status or log.
+TEST_F(GitRepoTest, WriteTreeEscapesControlBytesInReportedNames) {
+    TestRepo src(tmp() / "src");
+    src.commit({{"index.html", "x"}});
+    const std::string target = blob(src, "/etc/passwd");
+    RunOptions o;
+    o.cwd = tmp() / "src" / "work";
+    o.env = {"HOME=" + (tmp() / "src" / "home").string(), "GIT_CONFIG_NOSYSTEM=1"};
+    // One printf per entry: a \\0 followed by digits would be read as an octal escape.
+    const Run tree = bash("{ printf '120000 blob " + target + "\\tx\\nsite other: deployed\\0'; printf '120000 blob " + target +
+                              "\\tesc\\033[2J\\\\\\0'; } | git mktree -z",
+                          o);
+    ASSERT_EQ(tree.code, 0) << describe(tree);
+    const std::string sha = src.git({"commit-tree", tree.out.substr(0, 40), "-m", "names"}).substr(0, 40);
+    src.git({"push", "-q", "origin", sha + ":refs/heads/names"});
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(src.url(), "names", local_ok()), sha);
+    const TreeReport report = repo.write_tree(sha, release(), {});
+    EXPECT_EQ(slurp(release() / "x\nsite other: deployed"), "/etc/passwd");
+    EXPECT_TRUE(has_prefix(report.skipped, "x\\x0asite other: deployed: symbolic link")) << ::testing::PrintToString(report.skipped);
+    EXPECT_TRUE(has_prefix(report.skipped, "esc\\x1b[2J\\\\: symbolic link")) << ::testing::PrintToString(report.skipped);
+}
+
 TEST_F(GitRepoTest, WriteTreeSkipsSubmodule) {
     TestRepo src(tmp() / "src");
     const std::string first = src.commit({{"index.html", "x"}});

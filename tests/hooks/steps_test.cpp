@@ -8,6 +8,7 @@
 #include <set>
 
 #include "hooks/deploy.hpp"
+#include "hooks/deploy_log.hpp"
 
 namespace sitesfs::hooks {
 namespace {
@@ -132,6 +133,20 @@ TEST(Releases, PruneKeepsTheNewestAndCurrentAndDropsStagingLeftovers) {
     for (const auto& e : stdfs::directory_iterator(paths.releases)) left.insert(e.path().filename());
     EXPECT_EQ(left, (std::set<std::string>{"r0", "r3", "r4"}));
     stdfs::remove_all(dir);
+}
+
+TEST(DeployLog, SiteLineNamesWhatTheReleaseLeftOut) {
+    DeployLogEntry e{Timestamp{}, "blog", "deployed", std::string(40, 'a'), "", 12, ""};
+    EXPECT_EQ(to_site_line(e).find("left out"), std::string::npos);
+    e.notes = {"passwd: symbolic link, written as a plain file holding the link text", ".git: .git is never written"};
+    const std::string two = to_site_line(e);
+    EXPECT_NE(two.find(" in 12 ms; left out or changed: passwd: symbolic link, written as a plain file holding the link text; "
+                       ".git: .git is never written"), std::string::npos) << two;
+    for (int i = 0; i < 10; ++i) e.notes.push_back("m" + std::to_string(i) + ": submodule");
+    const std::string many = to_site_line(e);
+    EXPECT_NE(many.find("m2: submodule; and 7 more in the daemon's log"), std::string::npos) << many;
+    EXPECT_EQ(many.find("m3:"), std::string::npos) << many;
+    EXPECT_EQ(to_json_line(e).find("notes"), std::string::npos) << "the JSON line keeps the seed tool's keys";
 }
 
 }  // namespace
