@@ -175,14 +175,24 @@ protected:
     // A commit on `branch` of `repo` whose tree is given in `git mktree` lines, built with plumbing
     // because porcelain refuses paths such as .git/config.
     std::string push_tree(TestRepo& repo, const std::string& mktree_lines, const std::string& branch) {
-        RunOptions o;
-        o.cwd = tmp_ / "src" / "work";
-        o.env = {"HOME=" + (tmp_ / "src" / "home").string(), "GIT_CONFIG_NOSYSTEM=1"};
-        const Run tree = bash("printf '" + mktree_lines + "' | git mktree", o);
+        return push_script_tree(repo, "printf '" + mktree_lines + "' | git mktree", branch);
+    }
+
+    // The same for the tree whose hash a bash script prints.
+    std::string push_script_tree(TestRepo& repo, const std::string& script, const std::string& branch) {
+        const Run tree = bash(script, in_src());
         EXPECT_EQ(tree.code, 0) << describe(tree);
         const std::string sha = repo.git({"commit-tree", tree.out.substr(0, 40), "-m", "crafted"}).substr(0, 40);
         repo.git({"push", "-q", "origin", sha + ":refs/heads/" + branch});
         return sha;
+    }
+
+    // For git plumbing in the work tree of TestRepo(tmp() / "src").
+    RunOptions in_src() const {
+        RunOptions o;
+        o.cwd = tmp_ / "src" / "work";
+        o.env = {"HOME=" + (tmp_ / "src" / "home").string(), "GIT_CONFIG_NOSYSTEM=1"};
+        return o;
     }
 
     std::string blob(TestRepo& repo, const std::string& content) {
@@ -460,9 +470,7 @@ TEST_F(GitRepoTest, WriteTreeSkipsDotGitInAnyCase) {
     src.commit({{"index.html", "x"}});
     const std::string hook = blob(src, "#!/bin/sh\nrm -rf /\n");
     const std::string page = blob(src, "page");
-    RunOptions o;
-    o.cwd = tmp() / "src" / "work";
-    o.env = {"HOME=" + (tmp() / "src" / "home").string(), "GIT_CONFIG_NOSYSTEM=1"};
+    const RunOptions o = in_src();
     const Run inner = bash("printf '100644 blob " + hook + "\\tconfig\\n' | git mktree", o);
     ASSERT_EQ(inner.code, 0) << describe(inner);
     const std::string dotgit = inner.out.substr(0, 40);
@@ -492,16 +500,11 @@ TEST_F(GitRepoTest, WriteTreeEscapesControlBytesInReportedNames) {
     TestRepo src(tmp() / "src");
     src.commit({{"index.html", "x"}});
     const std::string target = blob(src, "/etc/passwd");
-    RunOptions o;
-    o.cwd = tmp() / "src" / "work";
-    o.env = {"HOME=" + (tmp() / "src" / "home").string(), "GIT_CONFIG_NOSYSTEM=1"};
     // One printf per entry: a \\0 followed by digits would be read as an octal escape.
-    const Run tree = bash("{ printf '120000 blob " + target + "\\tx\\nsite other: deployed\\0'; printf '120000 blob " + target +
-                              "\\tesc\\033[2J\\\\\\0'; } | git mktree -z",
-                          o);
-    ASSERT_EQ(tree.code, 0) << describe(tree);
-    const std::string sha = src.git({"commit-tree", tree.out.substr(0, 40), "-m", "names"}).substr(0, 40);
-    src.git({"push", "-q", "origin", sha + ":refs/heads/names"});
+    const std::string sha = push_script_tree(src,
+                                             "{ printf '120000 blob " + target + "\\tx\\nsite other: deployed\\0'; printf '120000 blob " +
+                                                 target + "\\tesc\\033[2J\\\\\\0'; } | git mktree -z",
+                                             "names");
     GitRepo repo(local());
     ASSERT_EQ(repo.fetch_branch(src.url(), "names", local_ok()), sha);
     const TreeReport report = repo.write_tree(sha, release(), {});
@@ -557,15 +560,10 @@ TEST_F(GitRepoTest, WriteTreeRefusesDeepNesting) {
     TestRepo src(tmp() / "src");
     src.commit({{"index.html", "x"}});
     const std::string leaf = blob(src, "deep");
-    RunOptions o;
-    o.cwd = tmp() / "src" / "work";
-    o.env = {"HOME=" + (tmp() / "src" / "home").string(), "GIT_CONFIG_NOSYSTEM=1"};
-    const Run tree = bash("t=$(printf '100644 blob " + leaf +
-                              "\\tf\\n' | git mktree) && for i in $(seq 200); do t=$(printf \"040000 tree $t\\td\\n\" | git mktree) || exit 1; done && echo $t",
-                          o);
-    ASSERT_EQ(tree.code, 0) << describe(tree);
-    const std::string sha = src.git({"commit-tree", tree.out.substr(0, 40), "-m", "deep"}).substr(0, 40);
-    src.git({"push", "-q", "origin", sha + ":refs/heads/deep"});
+    const std::string sha = push_script_tree(src,
+                                             "t=$(printf '100644 blob " + leaf +
+                                                 "\\tf\\n' | git mktree) && for i in $(seq 200); do t=$(printf \"040000 tree $t\\td\\n\" | git mktree) || exit 1; done && echo $t",
+                                             "deep");
     GitRepo repo(local());
     ASSERT_EQ(repo.fetch_branch(src.url(), "deep", local_ok()), sha);
     const std::string error = git_error([&] { repo.write_tree(sha, release(), {}); });
