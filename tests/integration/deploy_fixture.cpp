@@ -55,7 +55,7 @@ std::string DeployTest::config_text() const {
            caddy_->main_config().string() + "\"\nscheme = \"http\"\nport = " + port + "\n"
            "[reload]\n" + reload +
            "[health]\naddress = \"127.0.0.1:" + port + "\"\ntimeout = 5\n"
-           "[reconcile]\npoll_interval = 1\n"
+           "[reconcile]\npoll_interval = 1\n" + reconcile_config_ +
            "[metrics]\ntextfile = \"" + (tmp() / "sitesfs.prom").string() + "\"\n"
            "[filesystem]\nwait_timeout = 8\n";
 }

@@ -17,6 +17,9 @@ class DeployTest : public MountTest {
 protected:
     // Reload through systemd over D-Bus (fake-systemd in `mode`), or "command" for caddy reload.
     std::string reload_mode_ = "normal";
+    // Lines added to the config's [reconcile] table (a TOML table cannot be opened twice, so
+    // extra_config() cannot carry them), e.g. "max_files = 5000\n".
+    std::string reconcile_config_;
 
     void SetUp() override;
     void TearDown() override;

@@ -193,31 +193,6 @@ TEST_F(Deploy, AFailedHealthCheckRollsBack) {
     EXPECT_EQ(status_line("blog", "error"), "");
 }
 
-TEST_F(Deploy, TheWebRootNeverHoldsALinkOrAGitDirectory) {
-    repo_->commit({{"index.html", "page\n"}, {"passwd", "symlink:/etc/passwd"}, {"state", "symlink:" + state().string()}});
-    // A .git directory inside the tree, built with plumbing (porcelain refuses the path).
-    RunOptions o{.cwd = tmp() / "git" / "work", .env = {"HOME=" + (tmp() / "git" / "home").string(), "GIT_CONFIG_NOSYSTEM=1",
-                                                          "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@test",
-                                                          "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@test"}};
-    const Run crafted = bash(
-        "set -e; b=$(echo '[core] hooksPath = /tmp' | git hash-object -w --stdin);"
-        "g=$(printf '100644 blob %s\\tconfig\\n' $b | git mktree);"
-        "t=$(git cat-file -p HEAD^{tree} | { cat; printf '040000 tree %s\\t.git\\n' $g; } | git mktree);"
-        "c=$(git commit-tree $t -p HEAD -m crafted); git push -q origin $c:refs/heads/main; echo $c",
-        o);
-    ASSERT_EQ(crafted.code, 0) << describe(crafted);
-    const std::string sha = crafted.out.substr(0, 40);
-    ASSERT_EQ(create_site("blog", "blog.test"), "live " + sha + "\n") << daemon_log();
-    const stdfs::path root = data() / "blog" / "releases" / sha;
-    for (const auto& e : stdfs::recursive_directory_iterator(root)) {
-        EXPECT_FALSE(e.is_symlink()) << e.path();
-        EXPECT_NE(e.path().filename(), ".git") << e.path();
-    }
-    EXPECT_EQ(slurp(root / "passwd"), "/etc/passwd");
-    EXPECT_EQ(body("blog.test", "/passwd"), "/etc/passwd");
-    EXPECT_EQ(body("blog.test", "/.git/config").find("hooksPath"), std::string::npos);
-}
-
 TEST_F(Deploy, RmdirTakesTheDomainOutOfCaddyThenTheData) {
     repo_->commit({{"index.html", "v1\n"}});
     ASSERT_EQ(create_site("blog", "blog.test").substr(0, 4), "live");

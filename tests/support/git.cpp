@@ -66,6 +66,15 @@ std::string TestRepo::git(const std::vector<std::string>& args) {
     return r.out;
 }
 
+std::string TestRepo::sh(const std::string& script) {
+    const Run r = bash("set -e; " + script, {.cwd = dir_ / "work", .timeout = 300s, .env = git_env(dir_)});
+    if (r.code != 0) {
+        ADD_FAILURE() << "bash -c '" << script << "': " << describe(r);
+        return "";
+    }
+    return r.out;
+}
+
 std::string TestRepo::commit(const std::map<std::string, std::string>& files, const std::string& branch,
                              const std::string& message) {
     const stdfs::path work = dir_ / "work";

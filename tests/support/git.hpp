@@ -28,6 +28,11 @@ public:
     // submodule or a .git directory with `git add -f`); returns stdout, ADD_FAILURE when it fails.
     std::string git(const std::vector<std::string>& args);
 
+    // Runs a bash script (with `set -e`) in the work tree, with the same isolated git environment,
+    // for trees porcelain cannot make (plumbing: hash-object, mktree, commit-tree); returns stdout,
+    // ADD_FAILURE when it fails.
+    std::string sh(const std::string& script);
+
 private:
     std::filesystem::path dir_;
 };
