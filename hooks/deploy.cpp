@@ -2,9 +2,14 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <system_error>
+
+#include "hooks/files.hpp"
 
 namespace sitesfs::hooks {
 
@@ -15,7 +20,17 @@ SitePaths::SitePaths(const stdfs::path& data_dir, const std::string& site)
       repo(dir / "repo.git"),
       releases(dir / "releases"),
       current(dir / "current"),
-      marker(dir / ".sitesfs-site") {}
+      marker(dir / ".sitesfs-site"),
+      next_current(dir / ".current.tmp"),
+      tombstone(data_dir / ("." + site + std::string(kTombstoneSuffix))) {}
+
+bool SitePaths::marked_for(const stdfs::path& state_dir) const {
+    try {
+        return !state_dir.empty() && read_file(marker) == state_dir.string() + "\n";
+    } catch (const FileError&) {
+        return false;
+    }
+}
 
 Deploy::Deploy(const HooksConfig& c, ProxyPublisher& p, KnownHosts& k, SiteRef s, std::function<bool()> stop)
     : config(c), proxy(p), known_hosts(k), site(std::move(s)), paths(c.data_dir, site->name), superseded(std::move(stop)) {}
@@ -80,7 +95,57 @@ RunResult run_steps(Deploy& d, const std::vector<std::unique_ptr<Step>>& steps) 
     return result;
 }
 
+namespace {
+
+// libgit2's files of a write in progress: `NAME.lock` (its lock on a ref, packed-refs or config:
+// while one exists every later update of that file fails with "failed to lock file"), and
+// `*_git2_*` (a pack being indexed, a loose object being written).
+void remove_git_leftovers(const stdfs::path& repo, std::vector<stdfs::path>& removed) {
+    const auto sweep = [&](const stdfs::path& dir, bool recursive) {
+        std::error_code ec;
+        std::vector<stdfs::path> found;
+        const auto consider = [&](const stdfs::directory_entry& e) {
+            const std::string name = e.path().filename().string();
+            std::error_code type;
+            if (e.is_regular_file(type) && (name.ends_with(".lock") || name.find("_git2_") != std::string::npos))
+                found.push_back(e.path());
+        };
+        if (recursive) {
+            for (auto it = stdfs::recursive_directory_iterator(dir, ec); !ec && it != stdfs::recursive_directory_iterator();
+                 it.increment(ec))
+                consider(*it);
+        } else {
+            for (const auto& e : stdfs::directory_iterator(dir, ec)) consider(e);
+        }
+        for (const auto& p : found)
+            if (::unlink(p.c_str()) == 0) removed.push_back(p);
+    };
+    sweep(repo, false);
+    sweep(repo / "refs", true);
+    sweep(repo / "objects", false);
+    sweep(repo / "objects" / "pack", false);
+}
+
+}  // namespace
+
+std::vector<stdfs::path> remove_interrupted_work(const SitePaths& paths) {
+    std::vector<stdfs::path> removed;
+    std::error_code ec;
+    if (::unlink(paths.next_current.c_str()) == 0) removed.push_back(paths.next_current);
+    const auto marker_temps = remove_temp_files(paths.marker);
+    removed.insert(removed.end(), marker_temps.begin(), marker_temps.end());
+    remove_git_leftovers(paths.repo, removed);
+    for (const auto& entry : stdfs::directory_iterator(paths.releases, ec)) {
+        if (!entry.path().filename().string().starts_with(".")) continue;
+        std::error_code rm;
+        stdfs::remove_all(entry.path(), rm);
+        if (!rm) removed.push_back(entry.path());
+    }
+    return removed;
+}
+
 void prune_releases(const SitePaths& paths, unsigned keep) {
+    remove_interrupted_work(paths);
     std::error_code ec;
     std::string current;
     if (auto target = stdfs::read_symlink(paths.current, ec); !ec) current = target.filename().string();
@@ -91,20 +156,39 @@ void prune_releases(const SitePaths& paths, unsigned keep) {
     std::vector<Release> releases;
     for (const auto& entry : stdfs::directory_iterator(paths.releases, ec)) {
         const std::string name = entry.path().filename().string();
-        if (name.starts_with(".")) {
-            // A staging dir: only ever left by a run that was killed (a live run holds the site).
-            stdfs::remove_all(entry.path(), ec);
-            continue;
-        }
-        if (name == current) continue;
+        if (name.starts_with(".") || name == current) continue;
         releases.push_back({entry.last_write_time(ec), entry.path()});
     }
     std::sort(releases.begin(), releases.end(), [](const Release& a, const Release& b) { return a.made > b.made; });
     const size_t others = keep > 0 ? keep - 1 : 0;  // `current` counts as one of the kept
-    for (size_t i = others; i < releases.size(); ++i) {
-        stdfs::remove_all(releases[i].path, ec);
-        if (ec) spdlog::warn("could not remove old release {}: {}", releases[i].path.string(), ec.message());
+    for (size_t i = others; i < releases.size(); ++i) discard_release(paths, releases[i].path.filename().string());
+}
+
+void discard_release(const SitePaths& paths, const std::string& commit) {
+    const stdfs::path release = paths.release(commit);
+    const stdfs::path aside = paths.releases / (".discard-" + commit);
+    std::error_code ec;
+    stdfs::remove_all(aside, ec);
+    if (::rename(release.c_str(), aside.c_str()) != 0) {
+        if (errno != ENOENT) spdlog::warn("could not remove release {}: rename: {}", release.string(), std::strerror(errno));
+        return;
     }
+    stdfs::remove_all(aside, ec);
+    if (ec) spdlog::warn("could not remove release {}: {}", release.string(), ec.message());
+}
+
+std::string remove_site_dir(const SitePaths& paths) {
+    std::error_code ec;
+    stdfs::remove_all(paths.tombstone, ec);  // an earlier removal of a site of this name, cut short
+    if (::rename(paths.dir.c_str(), paths.tombstone.c_str()) != 0)
+        return "rename " + paths.dir.string() + " to " + paths.tombstone.string() + ": " + std::strerror(errno);
+    try {
+        fsync_dir(paths.dir.parent_path());
+    } catch (const FileError& e) {
+        return e.what();
+    }
+    stdfs::remove_all(paths.tombstone, ec);
+    return ec ? "remove " + paths.tombstone.string() + ": " + ec.message() : "";
 }
 
 }  // namespace sitesfs::hooks

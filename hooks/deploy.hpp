@@ -15,6 +15,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hooks/git_repo.hpp"
@@ -34,6 +35,9 @@ struct HealthConfig {
 
 struct HooksConfig {
     std::filesystem::path data_dir = "/var/lib/sites";
+    // Named in each site dir's marker, so that a start-up can tell a site removed from this state
+    // dir (whose removal a crash cut short) from the data of another state dir.
+    std::filesystem::path state_dir;
     std::filesystem::path deploy_log;  // JSON lines; empty: not written
     ValidationPolicy policy;
     // Runs at once. A run mostly waits (the remote, the proxy's batch, the health check), and
@@ -79,11 +83,19 @@ struct StepError : std::runtime_error {
 };
 
 // The paths of one site under the data dir. sitesfs only ever deletes a site dir that holds its
-// marker file, so a directory it did not create is never removed.
+// marker file (after renaming it to its tombstone), so a directory it did not create is never
+// removed. Names starting with '.' are sitesfs's own: no site or commit has one.
 struct SitePaths {
+    static constexpr std::string_view kTombstoneSuffix = ".removing";
     explicit SitePaths(const std::filesystem::path& data_dir, const std::string& site);
     std::filesystem::path dir, repo, releases, current, marker;
+    std::filesystem::path next_current;  // the link the switch renames over `current`
+    std::filesystem::path tombstone;     // DATA/.NAME.removing: the site dir while it is deleted
     std::filesystem::path release(const std::string& commit) const { return releases / commit; }
+    // Where a release is written before it appears under its name.
+    std::filesystem::path staging(const std::string& commit) const { return releases / (".stage-" + commit); }
+    // Whether the marker says the site dir belongs to the sites of `state_dir`.
+    bool marked_for(const std::filesystem::path& state_dir) const;
 };
 
 struct Deploy {
@@ -134,8 +146,22 @@ struct RunResult {
 RunResult run_steps(Deploy& d, const std::vector<std::unique_ptr<Step>>& steps);
 
 // Deletes old releases: keeps the newest `keep` (by mtime), never the one `current` points at, and
-// removes staging leftovers of interrupted runs.
+// removes what interrupted runs left (remove_interrupted_work).
 void prune_releases(const SitePaths& paths, unsigned keep);
+
+// Deletes a release. It is renamed to a dot name first: a kill during the deletion must not leave
+// half a tree under the commit's name, which a later deploy of that commit would serve as it is.
+void discard_release(const SitePaths& paths, const std::string& commit);
+
+// Deletes the site dir (it must hold the marker): renamed to its tombstone, then deleted, so a
+// kill leaves the whole dir or a tombstone that the next start removes. Returns an error text.
+std::string remove_site_dir(const SitePaths& paths);
+
+// Removes what a run killed half-way leaves in a site dir: the switch's `.current.tmp`, the
+// stage's and discard's `releases/.*`, the marker's temp file, and libgit2's lock and temp files
+// in repo.git. Only while no run holds the site (at start-up, or by the run itself).
+// Returns what it removed.
+std::vector<std::filesystem::path> remove_interrupted_work(const SitePaths& paths);
 
 
 }  // namespace sitesfs::hooks

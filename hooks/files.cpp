@@ -89,6 +89,19 @@ void TempFile::commit(const stdfs::path& target) {
     fsync_dir(dir_of(target));
 }
 
+std::vector<stdfs::path> remove_temp_files(const stdfs::path& target) {
+    // mkostemp's six characters replace the XXXXXX of TempFile's pattern.
+    const std::string prefix = "." + target.filename().string() + ".";
+    std::vector<stdfs::path> removed;
+    std::error_code ec;
+    for (const auto& e : stdfs::directory_iterator(dir_of(target), ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.size() != prefix.size() + 6 || !name.starts_with(prefix) || !e.is_regular_file(ec)) continue;
+        if (::unlink(e.path().c_str()) == 0) removed.push_back(e.path());
+    }
+    return removed;
+}
+
 void replace_file(const stdfs::path& file, const std::string& bytes, mode_t mode,
                   const std::function<void(const stdfs::path&)>& check) {
     TempFile temp(file);

@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace sitesfs::hooks {
 
@@ -40,6 +41,10 @@ private:
     std::filesystem::path path_;
     int fd_ = -1;
 };
+
+// Removes the TempFiles of `target` (DIR/.NAME.XXXXXX) that a killed process left behind; returns
+// what it removed. Only for a start-up, when no TempFile of `target` can be in use.
+std::vector<std::filesystem::path> remove_temp_files(const std::filesystem::path& target);
 
 // Replaces `file` with `bytes` (mode `mode`) through a TempFile; `check` may inspect (and refuse,
 // by throwing) the temp file before it takes the file's place.

@@ -7,6 +7,7 @@
 #include <system_error>
 #include <utility>
 
+#include "hooks/files.hpp"
 #include "schemas/site_schema.hpp"
 
 namespace sitesfs::hooks {
@@ -63,8 +64,9 @@ Reconciler::Reconciler(Store& store, HooksConfig config)
 Reconciler::~Reconciler() { stop(); }
 
 void Reconciler::start() {
+    remove_crash_leftovers();
     load_served();
-    report_orphans();
+    const std::vector<std::string> removed = orphans();
     {
         std::lock_guard lock(mu_);
         running_ = true;
@@ -82,6 +84,7 @@ void Reconciler::start() {
     // Sites the proxy serves that the store no longer has (removed while a run was cut short).
     for (const auto& name : proxy_.served_sites())
         if (!store_.site(name)) schedule(name, false);
+    for (const auto& name : removed) schedule(name, false);
     for (unsigned i = 0; i < std::max(1u, config_.workers); ++i) workers_.emplace_back([this] { work(); });
     if (config_.poll_interval.count() > 0) poller_ = std::thread([this] { poll_loop(); });
     spdlog::info("reconciler: {} workers, poll every {} s, data in {}, proxy config {}, reload by {}",
@@ -246,22 +249,58 @@ void Reconciler::load_served() {
     proxy_.set_served(std::move(served));
 }
 
-void Reconciler::report_orphans() const {
+// Site dirs of sites this state dir no longer has: a removal a crash cut short (the marker names
+// this state dir) is returned to be finished; anything else is only reported.
+std::vector<std::string> Reconciler::orphans() const {
     std::error_code ec;
     std::set<std::string> sites;
     for (const auto& n : store_.site_names()) sites.insert(n);
+    std::vector<std::string> removed;
     for (const auto& entry : stdfs::directory_iterator(config_.data_dir, ec)) {
         const std::string name = entry.path().filename().string();
-        if (entry.is_directory(ec) && !sites.contains(name))
+        if (!entry.is_directory(ec) || sites.contains(name) || name.starts_with(".")) continue;
+        if (SitePaths(config_.data_dir, name).marked_for(config_.state_dir)) {
+            spdlog::info("site {}: removed, but its data dir {} is still there; removing it", name, entry.path().string());
+            removed.push_back(name);
+        } else {
             spdlog::warn("data dir {} belongs to no site; sitesfs leaves it alone (remove it yourself if unneeded)",
                          entry.path().string());
+        }
     }
+    return removed;
+}
+
+// A sitesfs killed during a deploy leaves temp files that nothing would ever reuse or remove: no
+// run holds any site yet, so whatever is there is left over.
+void Reconciler::remove_crash_leftovers() const {
+    std::vector<stdfs::path> removed = remove_temp_files(config_.proxy.file);
+    if (!config_.proxy.main_config.empty()) {
+        const auto copies = remove_temp_files(config_.proxy.main_config);
+        removed.insert(removed.end(), copies.begin(), copies.end());
+    }
+    std::error_code ec;
+    for (const auto& entry : stdfs::directory_iterator(config_.data_dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.starts_with(".") && name.ends_with(SitePaths::kTombstoneSuffix) && entry.is_directory(ec)) {
+            std::error_code rm;
+            stdfs::remove_all(entry.path(), rm);
+            if (!rm) removed.push_back(entry.path());
+            continue;
+        }
+        const SitePaths paths(config_.data_dir, name);
+        if (!stdfs::exists(paths.marker, ec)) continue;
+        const auto work = remove_interrupted_work(paths);
+        removed.insert(removed.end(), work.begin(), work.end());
+    }
+    for (const auto& p : removed) spdlog::info("removed {}, left by an interrupted run", p.string());
 }
 
 void Reconciler::unpublish(const std::string& site, bool remove_data) {
     const auto started = SteadyClock::now();
     DeployLogEntry entry{Clock::now(), site, "removed", "", "", 0, ""};
-    if (proxy_.serves(site)) {
+    // A removal publishes even when the site is not served: after a crash the file may still hold
+    // the site (served_ is rebuilt from the store, which no longer has it).
+    if (remove_data || proxy_.serves(site)) {
         // The domain leaves the proxy first; only then can its files go.
         const PublishResult r = proxy_.publish({site, std::nullopt});
         if (r.previous) entry.prev = r.previous->commit;
@@ -275,8 +314,7 @@ void Reconciler::unpublish(const std::string& site, bool remove_data) {
         const SitePaths paths(config_.data_dir, site);
         std::error_code ec;
         if (stdfs::exists(paths.marker, ec)) {
-            stdfs::remove_all(paths.dir, ec);
-            if (ec) entry.error = "remove " + paths.dir.string() + ": " + ec.message();
+            entry.error = remove_site_dir(paths);
         } else if (stdfs::exists(paths.dir, ec)) {
             spdlog::warn("site {}: {} was not made by sitesfs; left in place", site, paths.dir.string());
         }

@@ -62,7 +62,8 @@ private:
     void unpublish(const std::string& site, bool remove_data);
     bool converged_on_disk(const SiteRecord& site) const;
     void load_served();
-    void report_orphans() const;
+    std::vector<std::string> orphans() const;
+    void remove_crash_leftovers() const;
     void count(const DeployLogEntry& entry, const std::string& failed_step);
     void tick_run_done_locked(uint64_t tick);
     void finish_tick_locked();

@@ -20,15 +20,15 @@ namespace {
 
 std::string short_id(const std::string& commit) { return commit.substr(0, 12); }
 
-// The site's dir under the data dir, made on first deploy with a marker saying sitesfs owns it.
-void ensure_site_dir(const SitePaths& p) {
+// The site's dir under the data dir, made on first deploy with a marker saying sitesfs owns it
+// for the sites of `state_dir`. An empty dir without the marker is taken over: a kill between the
+// mkdir and the marker leaves one, and it holds nothing of anybody's.
+void ensure_site_dir(const SitePaths& p, const stdfs::path& state_dir) {
     std::error_code ec;
-    if (stdfs::exists(p.dir, ec)) {
-        if (!stdfs::exists(p.marker, ec))
-            throw StepError(p.dir.string() + " exists but was not made by sitesfs (it has no " +
-                            p.marker.filename().string() + "); move it away or use another data_dir");
-        return;
-    }
+    if (stdfs::exists(p.marker, ec)) return;
+    if (stdfs::exists(p.dir, ec) && !stdfs::is_empty(p.dir, ec))
+        throw StepError(p.dir.string() + " exists but was not made by sitesfs (it has no " +
+                        p.marker.filename().string() + "); move it away or use another data_dir");
     // Caddy's user walks data_dir/NAME/current: the dirs sitesfs makes get exact modes, whatever
     // the daemon's umask (a data_dir the operator made keeps theirs).
     if (stdfs::create_directories(p.dir.parent_path(), ec) && ::chmod(p.dir.parent_path().c_str(), 0755) != 0)
@@ -36,15 +36,16 @@ void ensure_site_dir(const SitePaths& p) {
     if (::mkdir(p.dir.c_str(), 0755) != 0 && errno != EEXIST)
         throw StepError("mkdir " + p.dir.string() + ": " + strerror(errno));
     if (::chmod(p.dir.c_str(), 0755) != 0) throw StepError("chmod 0755 " + p.dir.string() + ": " + strerror(errno));
-    const int fd = ::open(p.marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) throw StepError("create " + p.marker.string() + ": " + strerror(errno));
-    ::close(fd);
-    fsync_dir(p.dir);
+    try {
+        replace_file(p.marker, state_dir.string() + "\n", 0644);
+    } catch (const FileError& e) {
+        throw StepError(e.what());
+    }
 }
 
 // Points `current` at `target` (relative to the site dir) with a new link renamed over the old.
 void point_current(const SitePaths& p, const std::string& target) {
-    const stdfs::path tmp = p.dir / ".current.tmp";
+    const stdfs::path& tmp = p.next_current;
     ::unlink(tmp.c_str());
     if (::symlink(target.c_str(), tmp.c_str()) != 0) throw StepError("symlink " + tmp.string() + ": " + strerror(errno));
     if (::rename(tmp.c_str(), p.current.c_str()) != 0) {
@@ -66,7 +67,7 @@ class Fetch : public Step {
 public:
     const char* name() const override { return "fetch"; }
     void apply(Deploy& d) override {
-        ensure_site_dir(d.paths);
+        ensure_site_dir(d.paths, d.config.state_dir);
         d.repo = std::make_unique<GitRepo>(d.paths.repo);
         const std::string branch = d.site->field("branch").value;
         const std::string pin = d.site->field("commit").value;
@@ -101,7 +102,7 @@ public:
         if (!stdfs::is_directory(release, ec)) {
             if (stdfs::create_directories(d.paths.releases, ec) && ::chmod(d.paths.releases.c_str(), 0755) != 0)
                 throw StepError("chmod 0755 " + d.paths.releases.string() + ": " + strerror(errno));
-            const stdfs::path staging = d.paths.releases / (".stage-" + d.commit);
+            const stdfs::path staging = d.paths.staging(d.commit);
             stdfs::remove_all(staging, ec);
             try {
                 const TreeReport report = d.repo->write_tree(d.commit, staging, d.config.limits);
@@ -133,8 +134,7 @@ public:
     void undo(Deploy& d) override {
         // A release this run made and never served is dropped; one that served before stays for rollback.
         if (!d.staged || d.switched) return;
-        std::error_code ec;
-        stdfs::remove_all(d.paths.release(d.commit), ec);
+        discard_release(d.paths, d.commit);
     }
 };
 

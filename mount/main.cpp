@@ -189,6 +189,7 @@ int run(int argc, char** argv) {
     if (cl.state_dir) cfg.state_dir = std::filesystem::absolute(*cl.state_dir);
     if (cl.allow_local_repos) cfg.allow_local_repos = true;
     cfg.hooks.data_dir = cfg.data_dir;
+    cfg.hooks.state_dir = cfg.state_dir;
     cfg.hooks.policy.allow_local_repos = cfg.allow_local_repos;
     cfg.hooks.deploy_log = cfg.state_dir / "deploy.log";
     cfg.hooks.known_hosts = cfg.state_dir / "known_hosts";

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "hooks/files.hpp"
 #include "hooks/http_probe.hpp"
 #include "hooks/proxy_config.hpp"
 #include "tests/integration/mount_fixture.hpp"
@@ -358,6 +359,20 @@ TEST_F(ProxyTest, RestoreDoesNotValidate) {
     restore_proxy_file(*proxy, ProxyFileBefore{true, "old, whatever caddy thinks\n"});
     EXPECT_EQ(slurp(o.file), "old, whatever caddy thinks\n");
     EXPECT_EQ(entries(dir()), (std::vector<std::string>{"sites.conf"}));
+}
+
+// A kill between mkostemp and rename leaves `.sites.conf.XXXXXX` (and the validate copy of the
+// main config, `.Caddyfile.XXXXXX`, which may hold secrets); nothing else of that dir is touched.
+TEST_F(ProxyTest, TempFilesOfAKilledSwapAreRemovedAndNothingElse) {
+    const stdfs::path file = options().file;
+    for (const char* name : {"sites.conf", ".sites.conf.Ab3xZ9", ".sites.conf.Ab3xZ9x", ".sites.conf.bak",
+                             ".other.conf.Ab3xZ9", "Caddyfile", ".Caddyfile.q1W2e3"})
+        spit(dir() / name, "x\n");
+    stdfs::create_directory(dir() / ".sites.conf.dir123");
+    EXPECT_EQ(remove_temp_files(file), std::vector<stdfs::path>{dir() / ".sites.conf.Ab3xZ9"});
+    EXPECT_EQ(remove_temp_files(dir() / "Caddyfile"), std::vector<stdfs::path>{dir() / ".Caddyfile.q1W2e3"});
+    EXPECT_EQ(entries(dir()), (std::vector<std::string>{".other.conf.Ab3xZ9", ".sites.conf.Ab3xZ9x", ".sites.conf.bak",
+                                                        ".sites.conf.dir123", "Caddyfile", "sites.conf"}));
 }
 
 // ---------------------------------------------------------------------------------------------

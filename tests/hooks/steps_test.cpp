@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "hooks/deploy.hpp"
@@ -113,11 +114,24 @@ TEST(Domains, SplitOnAnyWhitespace) {
     EXPECT_TRUE(split_domains("").empty());
 }
 
-TEST(Releases, PruneKeepsTheNewestAndCurrentAndDropsStagingLeftovers) {
-    char templ[] = "/tmp/sitesfs-steps.XXXXXX";
-    ASSERT_NE(mkdtemp(templ), nullptr);
-    const stdfs::path dir = templ;
-    const SitePaths paths(dir, "blog");
+// A temporary data dir with the paths of site "blog" in it.
+class Releases : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char templ[] = "/tmp/sitesfs-steps.XXXXXX";
+        ASSERT_NE(mkdtemp(templ), nullptr);
+        dir = templ;
+        paths = SitePaths(dir, "blog");
+    }
+    void TearDown() override {
+        std::error_code ec;
+        if (!dir.empty()) stdfs::remove_all(dir, ec);
+    }
+    stdfs::path dir;
+    SitePaths paths{"/nonexistent", "blog"};
+};
+
+TEST_F(Releases, PruneKeepsTheNewestAndCurrentAndDropsStagingLeftovers) {
     stdfs::create_directories(paths.releases);
     const auto now = stdfs::file_time_type::clock::now();
     // r0 is the oldest but current; r1..r4 from old to new.
@@ -132,7 +146,55 @@ TEST(Releases, PruneKeepsTheNewestAndCurrentAndDropsStagingLeftovers) {
     std::set<std::string> left;
     for (const auto& e : stdfs::directory_iterator(paths.releases)) left.insert(e.path().filename());
     EXPECT_EQ(left, (std::set<std::string>{"r0", "r3", "r4"}));
-    stdfs::remove_all(dir);
+}
+
+// What a run killed between its syscalls leaves: a staged tree that never got its name, the new
+// link that was never renamed over `current`, libgit2's locks (a stale one fails every later fetch
+// with "failed to lock file") and half-written packs. The release, `current`, refs and packs stay.
+TEST_F(Releases, InterruptedWorkIsRemovedAndNothingElse) {
+    stdfs::create_directories(paths.release("r1") / "sub");
+    stdfs::create_directories(paths.staging("r2") / "half");
+    stdfs::create_directories(paths.releases / ".discard-r0" / "half");
+    stdfs::create_directory_symlink("releases/r1", paths.current);
+    stdfs::create_directory_symlink("releases/r2", paths.next_current);
+    stdfs::create_directories(paths.repo / "refs" / "sitesfs");
+    stdfs::create_directories(paths.repo / "objects" / "pack");
+    const std::vector<std::string> kept{"repo.git/config", "repo.git/refs/sitesfs/followed",
+                                        "repo.git/objects/pack/pack-1.pack", "repo.git/objects/pack/pack-1.idx"};
+    const std::vector<std::string> stale{"repo.git/config.lock", "repo.git/packed-refs.lock",
+                                         "repo.git/refs/sitesfs/followed.lock", "repo.git/objects/pack/pack_git2_3e93",
+                                         "repo.git/objects/tmp_object_git2_a1b2"};
+    for (const auto& f : kept) std::ofstream(paths.dir / f) << "x";
+    for (const auto& f : stale) std::ofstream(paths.dir / f) << "x";
+    const auto removed = remove_interrupted_work(paths);
+    std::set<stdfs::path> want{paths.staging("r2"), paths.releases / ".discard-r0", paths.next_current};
+    for (const auto& f : stale) want.insert(paths.dir / f);
+    EXPECT_EQ(std::set<stdfs::path>(removed.begin(), removed.end()), want);
+    std::set<std::string> left;
+    for (const auto& e : stdfs::recursive_directory_iterator(paths.dir)) left.insert(e.path().lexically_relative(paths.dir));
+    std::set<std::string> expected{"current", "releases", "releases/r1", "releases/r1/sub", "repo.git", "repo.git/refs",
+                                   "repo.git/refs/sitesfs", "repo.git/objects", "repo.git/objects/pack"};
+    expected.insert(kept.begin(), kept.end());
+    EXPECT_EQ(left, expected);
+    EXPECT_TRUE(remove_interrupted_work(paths).empty());
+}
+
+// Deletion renames first, so a kill never leaves part of a tree under a name a deploy would reuse.
+TEST_F(Releases, DiscardAndSiteRemovalLeaveNothingUnderTheName) {
+    stdfs::create_directories(paths.release("r1") / "sub");
+    stdfs::create_directories(paths.releases / ".discard-r1" / "stale");  // an earlier discard, cut short
+    discard_release(paths, "r1");
+    EXPECT_TRUE(stdfs::is_empty(paths.releases));
+    discard_release(paths, "r9");  // gone already: nothing to do
+
+    std::ofstream(paths.marker) << dir.string() << "\n";
+    EXPECT_TRUE(paths.marked_for(dir));
+    EXPECT_FALSE(paths.marked_for(dir / "other"));
+    EXPECT_FALSE(paths.marked_for(""));
+    stdfs::create_directories(paths.tombstone / "stale");
+    EXPECT_EQ(remove_site_dir(paths), "");
+    EXPECT_TRUE(stdfs::is_empty(dir));
+    EXPECT_NE(remove_site_dir(paths).find("rename " + paths.dir.string()), std::string::npos);
 }
 
 TEST(DeployLog, SiteLineNamesWhatTheReleaseLeftOut) {
