@@ -132,8 +132,6 @@ std::vector<stdfs::path> remove_interrupted_work(const SitePaths& paths) {
     std::vector<stdfs::path> removed;
     std::error_code ec;
     if (::unlink(paths.next_current.c_str()) == 0) removed.push_back(paths.next_current);
-    const auto marker_temps = remove_temp_files(paths.marker);
-    removed.insert(removed.end(), marker_temps.begin(), marker_temps.end());
     remove_git_leftovers(paths.repo, removed);
     for (const auto& entry : stdfs::directory_iterator(paths.releases, ec)) {
         if (!entry.path().filename().string().starts_with(".")) continue;

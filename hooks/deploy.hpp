@@ -158,8 +158,7 @@ void discard_release(const SitePaths& paths, const std::string& commit);
 std::string remove_site_dir(const SitePaths& paths);
 
 // Removes what a run killed half-way leaves in a site dir: the switch's `.current.tmp`, the
-// stage's and discard's `releases/.*`, the marker's temp file, and libgit2's lock and temp files
-// in repo.git. Only while no run holds the site (at start-up, or by the run itself).
+// stage's and discard's `releases/.*`, and libgit2's lock and temp files in repo.git. Only while no run holds the site (at start-up, or by the run itself).
 // Returns what it removed.
 std::vector<std::filesystem::path> remove_interrupted_work(const SitePaths& paths);
 

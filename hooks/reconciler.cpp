@@ -288,6 +288,10 @@ void Reconciler::remove_crash_leftovers() const {
             continue;
         }
         const SitePaths paths(config_.data_dir, name);
+        // A kill before the marker's rename leaves its temp file in a dir that has no marker yet;
+        // once that is gone the dir is empty, and the next deploy takes it over.
+        const auto marker_temps = remove_temp_files(paths.marker);
+        removed.insert(removed.end(), marker_temps.begin(), marker_temps.end());
         if (!stdfs::exists(paths.marker, ec)) continue;
         const auto work = remove_interrupted_work(paths);
         removed.insert(removed.end(), work.begin(), work.end());
