@@ -13,11 +13,6 @@
 namespace sitesfs::it {
 namespace {
 
-bool long_tests() {
-    const char* v = std::getenv("SITESFS_LONG_TESTS");
-    return v != nullptr && std::string(v) == "1";
-}
-
 bool is_dot_git(const std::string& segment) {
     std::string lower = segment;
     for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -208,8 +203,9 @@ TEST_F(HostileRepo, NamesWithControlBytesCannotForgeLogLines) {
 // A deploy over a cap fails at stage: the reason names the cap and its limit, the previous
 // release keeps serving, and nothing half-written is left (only the fetched objects stay).
 // Scale 10 has the sizes of issue 7 (a 200 MiB blob, 100,000 files); scale 1 is the same shape
-// ten times smaller. Long tests (over a minute here) run only with SITESFS_LONG_TESTS=1.
-template <uint64_t Scale, bool Long>
+// ten times smaller. The 100,000-file test (about 2 minutes here) is DISABLED_ in the default run,
+// where the scaled one stands for it; `ctest -L long` (cmake -DSITESFS_LONG_TESTS=ON) runs it.
+template <uint64_t Scale>
 class Caps : public HostileRepo {
 protected:
     const uint64_t blob_mb = 20 * Scale;
@@ -218,9 +214,6 @@ protected:
     const uint64_t max_files = 5000 * Scale;
 
     void SetUp() override {
-        if (Long && !long_tests())
-            GTEST_SKIP() << "a long test (about 2 minutes); run it with SITESFS_LONG_TESTS=1 "
-                            "(HostileRepoCapsScaled runs the same at a tenth of the size)";
         reconcile_config_ = caps(1);
         DeployTest::SetUp();
     }
@@ -313,12 +306,11 @@ protected:
 
 // The 200 MiB blob takes about 20 s here (the cap stops it before it is inflated); 100,000
 // files take about 100 s (50,000 written and removed, then 100,000 with the cap raised).
-using HostileRepoCaps = Caps<10, false>;
-using HostileRepoCapsLong = Caps<10, true>;
-using HostileRepoCapsScaled = Caps<1, false>;
+using HostileRepoCaps = Caps<10>;
+using HostileRepoCapsScaled = Caps<1>;
 
 TEST_F(HostileRepoCaps, A200MiBBlobOverMaxBytesFailsTheDeployCleanly) { blob_over_max_bytes(); }
-TEST_F(HostileRepoCapsLong, A100000FileTreeOverMaxFilesFailsTheDeployCleanly) { more_files_than_max_files(); }
+TEST_F(HostileRepoCaps, DISABLED_A100000FileTreeOverMaxFilesFailsTheDeployCleanly) { more_files_than_max_files(); }
 TEST_F(HostileRepoCapsScaled, A10000FileTreeOverMaxFilesFailsTheDeployCleanly) { more_files_than_max_files(); }
 
 TEST_F(HostileRepo, NestingDeeperThanTheLimitFailsAndWithinItIsServed) {
