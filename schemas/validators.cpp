@@ -4,8 +4,11 @@
 #include <idn2.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <set>
+#include <utility>
 #include <vector>
 
 namespace sitesfs {
@@ -43,6 +46,8 @@ template <typename Pred>
 bool any_of(std::string_view s, Pred pred) { return std::any_of(s.begin(), s.end(), pred); }
 bool has(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
 
+}  // namespace
+
 // Reasons are shown in one-line status files and logs, so every byte outside printable ASCII
 // is written as an escape: a refused value can neither break the line nor reorder the text.
 std::string printable(std::string_view v) {
@@ -60,6 +65,8 @@ std::string printable(std::string_view v) {
     }
     return out;
 }
+
+namespace {
 
 std::string char_name(char c) { return "'" + printable(std::string_view(&c, 1)) + "'"; }
 
@@ -237,37 +244,13 @@ Checked check_scheme_url(std::string_view v, std::string_view scheme, std::strin
 bool is_domain_separator(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 bool is_domain_ascii(char c) { return is_alnum(c) || c == '.' || c == '-' || c == '*'; }
 
-// Strict UTF-8 (RFC 3629): overlong forms, surrogates and code points past U+10FFFF are refused,
-// since a lenient decoder elsewhere could read them as '.', '/' or a newline. Appends the code
-// points to `out` when given.
-bool decode_utf8(std::string_view s, std::vector<char32_t>* out = nullptr) {
+bool is_valid_utf8(std::string_view s) {
     for (size_t i = 0; i < s.size();) {
-        const auto b = static_cast<unsigned char>(s[i]);
-        const size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xe ? 3 : (b >> 3) == 0x1e ? 4 : 0;
-        if (len == 0 || i + len > s.size()) return false;
-        char32_t cp = len == 1 ? b : b & (0x7f >> len);
-        for (size_t k = 1; k < len; ++k) {
-            const auto c = static_cast<unsigned char>(s[i + k]);
-            if ((c & 0xc0) != 0x80) return false;
-            cp = (cp << 6) | (c & 0x3f);
-        }
-        constexpr char32_t kShortest[] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < kShortest[len] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return false;
-        if (out) out->push_back(cp);
+        const size_t len = utf8_sequence_length(s.substr(i));
+        if (len == 0) return false;
         i += len;
     }
     return true;
-}
-
-bool is_valid_utf8(std::string_view s) { return decode_utf8(s); }
-
-// Characters that show as a space or as nothing, or reorder the text around them: C1 controls,
-// Unicode spaces, zero-width and bidirectional controls. In a value they make two different
-// values look the same in `status`, `ls` or a terminal.
-bool is_invisible(char32_t c) {
-    return (c >= 0x80 && c <= 0xa0) || c == 0xad || c == 0x61c || c == 0x1680 || c == 0x180e ||
-           (c >= 0x2000 && c <= 0x200f) || (c >= 0x2028 && c <= 0x202f) || (c >= 0x205f && c <= 0x206f) ||
-           c == 0x3000 || c == 0xfeff || (c >= 0xfff9 && c <= 0xfffb) || (c >= 0xe0000 && c <= 0xe007f);
 }
 
 std::string idna_to_ascii(const std::string& s, int& rc) {
@@ -347,6 +330,33 @@ std::vector<std::string_view> split_names(std::string_view v) {
 
 // ---- branch ----
 
+// The first code point of `s` (valid UTF-8) and its length in bytes.
+std::pair<uint32_t, size_t> code_point(std::string_view s) {
+    const auto b = static_cast<unsigned char>(s[0]);
+    const size_t len = b < 0x80 ? 1 : b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4;
+    uint32_t cp = len == 1 ? b : b & (0x7fu >> len);
+    for (size_t k = 1; k < len; ++k) cp = cp << 6 | (static_cast<unsigned char>(s[k]) & 0x3f);
+    return {cp, len};
+}
+
+// Non-ASCII spaces, C1 controls and the invisible marks that reorder or hide text (bidi
+// overrides and isolates, zero-width characters, the BOM): a branch name holding one reads as
+// another name in the status file and the terminal.
+bool is_invisible(uint32_t cp) {
+    return (cp >= 0x80 && cp <= 0xa0) || cp == 0xad || cp == 0x61c || cp == 0x1680 || cp == 0x180e ||
+           (cp >= 0x2000 && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202f) || (cp >= 0x205f && cp <= 0x206f) ||
+           cp == 0x3000 || cp == 0xfeff || (cp >= 0xfff9 && cp <= 0xfffb) || (cp >= 0xe0000 && cp <= 0xe007f);
+}
+
+std::optional<uint32_t> first_invisible(std::string_view s) {
+    for (size_t i = 0; i < s.size();) {
+        const auto [cp, len] = code_point(s.substr(i));
+        if (is_invisible(cp)) return cp;
+        i += len;
+    }
+    return std::nullopt;
+}
+
 // Human reasons for the git ref rules people meet most; libgit2 stays the final judge.
 std::string git_ref_rule_problem(std::string_view v) {
     if (v.back() == '/' || v.back() == '.') return "cannot end with '/' or '.'";
@@ -366,10 +376,12 @@ std::string branch_problem(std::string_view v) {
     if (v.front() == '/') return "cannot start with '/'";
     if (v.starts_with("refs/")) return "give the short branch name, e.g. 'main' rather than 'refs/heads/main'";
     if (v == "@" || v == "HEAD") return "'@' and 'HEAD' name the checked-out commit, not a branch";
-    std::vector<char32_t> code_points;
-    if (!decode_utf8(v, &code_points)) return "not valid UTF-8";
-    if (std::any_of(code_points.begin(), code_points.end(), is_invisible))
-        return "invisible, space-like and bidirectional-control characters are not allowed";
+    if (!is_valid_utf8(v)) return "not valid UTF-8";
+    if (const auto cp = first_invisible(v)) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "%04X", *cp);
+        return "U+" + std::string(hex) + " (a non-ASCII space, control or invisible mark) is not allowed";
+    }
     for (std::string_view bad : {"..", "@{", "\\", "~", "^", ":", "?", "*", "["})
         if (has(v, bad)) return "'" + std::string(bad) + "' is not allowed in a branch name";
     // Allow-list: what git accepts beyond this (quotes, '$', braces, ';', '|', '#') only ever serves to
@@ -398,6 +410,21 @@ bool is_key_name(std::string_view n) {
 }
 
 }  // namespace
+
+size_t utf8_sequence_length(std::string_view s) {
+    static constexpr uint32_t kMinimum[] = {0, 0, 0x80, 0x800, 0x10000};  // shorter forms are overlong
+    if (s.empty()) return 0;
+    const auto lead = static_cast<unsigned char>(s[0]);
+    const size_t len = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xe ? 3 : (lead >> 3) == 0x1e ? 4 : 0;
+    if (len <= 1 || len > s.size()) return len == 1 ? 1 : 0;
+    uint32_t cp = lead & (0x7fu >> len);
+    for (size_t k = 1; k < len; ++k) {
+        const auto cont = static_cast<unsigned char>(s[k]);
+        if ((cont & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (cont & 0x3f);
+    }
+    return cp >= kMinimum[len] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff) ? len : 0;
+}
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);

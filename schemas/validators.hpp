@@ -23,6 +23,14 @@ struct ValidationPolicy {
     bool allow_local_repos = false;  // file:// URLs and absolute local paths (--allow-local-repos)
 };
 
+// `v` with every byte outside printable ASCII (and '\\') written as an escape, for messages that
+// quote input: a quoted value can neither break the line nor drive a terminal.
+std::string printable(std::string_view v);
+
+// The length of the UTF-8 sequence that starts `s`, or 0 when it is not valid UTF-8 there
+// (truncated, overlong, a UTF-16 surrogate or beyond U+10FFFF).
+size_t utf8_sequence_length(std::string_view s);
+
 // Removes surrounding ASCII whitespace (space, \t, \n, \r, \v, \f).
 std::string_view trim(std::string_view s);
 
