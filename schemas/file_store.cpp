@@ -34,6 +34,8 @@ namespace {
 constexpr int64_t kFormat = 1;
 constexpr std::string_view kSuffix = ".toml";
 constexpr std::string_view kTempMarker = ".toml.tmp.";
+// What the reconciler reports in actual.state ("" before its first report).
+const std::set<std::string, std::less<>> kStates = {"", "pending", "deploying", "live", "failed"};
 
 std::string errno_text(int e) { return std::strerror(e); }
 
@@ -61,21 +63,10 @@ std::set<std::string> domains_of(const SiteRecord& s) { return domain_set(s.fiel
 // A TOML file must be UTF-8, but a refused value quoted in an error, or a reconciler's error
 // about a file name in a repo, may not be; one bad byte would make the store unopenable.
 std::string valid_utf8(std::string_view s) {
-    static constexpr uint32_t kMinimum[] = {0, 0, 0x80, 0x800, 0x10000};  // shorter forms are overlong
     std::string out;
     out.reserve(s.size());
     for (size_t i = 0; i < s.size();) {
-        const auto lead = static_cast<unsigned char>(s[i]);
-        const size_t len = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xe ? 3 : (lead >> 3) == 0x1e ? 4 : 0;
-        bool ok = len > 0 && i + len <= s.size();
-        uint32_t cp = ok ? lead & (0x7fu >> len) : 0;
-        for (size_t k = 1; ok && k < len; ++k) {
-            const auto cont = static_cast<unsigned char>(s[i + k]);
-            ok = (cont & 0xc0) == 0x80;
-            cp = cp << 6 | (cont & 0x3f);
-        }
-        if (ok && len > 1) ok = cp >= kMinimum[len] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff);
-        if (ok) {
+        if (const size_t len = utf8_sequence_length(s.substr(i))) {
             out.append(s.substr(i, len));
             i += len;
         } else {
@@ -165,7 +156,7 @@ public:
             root = toml::parse(text, std::string_view(file_));
         } catch (const toml::parse_error& e) {
             std::ostringstream msg;
-            msg << file_ << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+            msg << file_ << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << printable(e.description());
             throw StoreError(msg.str());
         }
         only(root, "", {"format", "name", "generation", "created", "desired", "desired_changed", "actual"});
@@ -173,7 +164,7 @@ public:
             fail("format", "format " + std::to_string(num(root, "format")) + " is not 1; was it written by a newer sitesfs?");
         SiteRecord s;
         s.name = str(root, "name");
-        if (s.name != expected_name) fail("name", "'" + s.name + "' does not match the file name");
+        if (s.name != expected_name) fail("name", "'" + printable(s.name) + "' does not match the file name");
         if (const Checked c = check_site_name(s.name); !c.ok) fail("name", c.reason);
         s.generation = static_cast<uint64_t>(num(root, "generation"));
         s.created = from_ns(num(root, "created"));
@@ -193,11 +184,7 @@ public:
         const ValidationPolicy load_policy{.allow_local_repos = true};
         for (const auto& f : site_fields()) {
             if (!is_writable(f) || !desired.contains(f.name)) continue;
-            const std::string key = "desired." + std::string(f.name);
-            const std::string value = str(desired, f.name, "desired.");
-            const Checked c = f.check(value, load_policy);
-            if (!c.ok) fail(key, c.reason);
-            if (c.value != value) fail(key, "'" + value + "' is not in normal form (sitesfs stores '" + c.value + "')");
+            const std::string value = checked(desired, f.name, "desired.", f.check, load_policy);
             const Timestamp when = changed.contains(f.name) ? from_ns(num(changed, f.name, "desired_changed.")) : Timestamp{};
             s.desired[std::string(f.name)] = FieldValue{value, when};
         }
@@ -206,10 +193,16 @@ public:
         only(actual, "actual.",
              {"state", "commit", "domain", "path", "log", "error", "error_from_write", "changed", "updated", "generation"});
         s.actual.state = str(actual, "state", "actual.");
+        if (!kStates.contains(s.actual.state))
+            fail("actual.state", "'" + printable(s.actual.state) + "' is not one of pending, deploying, live, failed or empty");
         s.actual.commit = str(actual, "commit", "actual.");
+        // The served commit, domains and path go into the proxy config when the reconciler starts,
+        // so they are held to the same rules as the desired values they were copied from.
+        if (!s.actual.commit.empty() && (s.actual.commit.size() != 40 || check_commit(s.actual.commit, load_policy).value != s.actual.commit))
+            fail("actual.commit", "'" + printable(s.actual.commit) + "' is not a 40-digit lower-case commit id");
         // Keys added after format 1 shipped load as empty when absent.
-        if (actual.contains("domain")) s.actual.domain = str(actual, "domain", "actual.");
-        if (actual.contains("path")) s.actual.path = str(actual, "path", "actual.");
+        if (actual.contains("domain")) s.actual.domain = checked(actual, "domain", "actual.", check_domain, load_policy);
+        if (actual.contains("path")) s.actual.path = checked(actual, "path", "actual.", check_path, load_policy);
         if (actual.contains("log")) s.actual.log = strings(actual, "log", "actual.");
         s.actual.error = str(actual, "error", "actual.");
         s.actual.error_from_write = boolean(actual, "error_from_write", "actual.");
@@ -236,6 +229,16 @@ private:
         const auto v = need(t, key, prefix).value<std::string>();
         if (!v) fail(prefix + std::string(key), "must be a string");
         return *v;
+    }
+    // A string its validator accepts as it is (in normal form).
+    std::string checked(const toml::table& t, std::string_view key, const std::string& prefix,
+                        Checked (*check)(std::string_view, const ValidationPolicy&), const ValidationPolicy& policy) const {
+        const std::string value = str(t, key, prefix);
+        const Checked c = check(value, policy);
+        if (!c.ok) fail(prefix + std::string(key), c.reason);
+        if (c.value != value)
+            fail(prefix + std::string(key), "'" + printable(value) + "' is not in normal form (sitesfs stores '" + c.value + "')");
+        return value;
     }
     std::vector<std::string> strings(const toml::table& t, std::string_view key, const std::string& prefix) const {
         const toml::array* a = need(t, key, prefix).as_array();

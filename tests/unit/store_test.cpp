@@ -548,6 +548,47 @@ TEST_F(StoreTest, AWrongSiteFileNamesFileAndKey) {
     EXPECT_EQ(open()->site("blog")->field("repo").value, "/srv/git/blog.git");
 }
 
+// Found by fuzz_state_file: [actual] values were loaded unchecked, and the reconciler puts the
+// served commit, domains and path into the proxy config at start; and errors quoted the file's
+// text raw, newlines included, into the one-line start-up error.
+TEST_F(StoreTest, ActualValuesAreCheckedOnLoadAndErrorsAreOneLine) {
+    {
+        auto s = open();
+        ASSERT_TRUE(s->create_site("blog").ok());
+        ActualState live;
+        live.state = "live";
+        live.commit = std::string(40, 'b');
+        live.domain = "old.example.com";
+        live.path = "public";
+        ASSERT_TRUE(s->report("blog", 1, live).ok());
+    }
+    const std::string good = slurp(file("blog"));
+    const std::string f = file("blog").string();
+    const std::string commit = "commit = \"" + std::string(40, 'b') + "\"";
+    const std::pair<std::string, std::string> cases[] = {
+        {replaced(good, commit, "commit = \"{$SECRET}\""), f + ": actual.commit: '{$SECRET}' is not a 40-digit"},
+        {replaced(good, commit, "commit = \"0123456\""), f + ": actual.commit: '0123456' is not a 40-digit"},
+        {replaced(good, commit, "commit = \"" + std::string(40, 'B') + "\""), f + ": actual.commit: 'BBBB"},
+        {replaced(good, "\"old.example.com\"", "\"old.example.com\\nwww.example.com\""),
+         f + ": actual.domain: 'old.example.com\\nwww.example.com' is not in normal form"},
+        {replaced(good, "\"old.example.com\"", "\"old.example.com {\""), f + ": actual.domain: domain '{': "},
+        {replaced(good, "\"old.example.com\"", "\"Old.example.com\""), f + ": actual.domain: 'Old.example.com' is not in normal form"},
+        {replaced(good, "path = \"public\"", "path = \"../../etc\""), f + ": actual.path: path '../../etc': "},
+        {replaced(good, "state = \"live\"", "state = \"live\\u001b[31m\""), f + ": actual.state: 'live\\x1b[31m' is not one of"},
+        {replaced(good, "name = \"blog\"", "name = \"blog\\nx\""), f + ": name: 'blog\\nx' does not match the file name"},
+        {replaced(good, "error_from_write = false", "error_from_write = fa\n"), f + ":"},
+    };
+    for (const auto& [text, expected] : cases) {
+        spit(file("blog"), text);
+        const std::string msg = open_error();
+        EXPECT_THAT(msg, StartsWith(expected));
+        EXPECT_EQ(msg.find_first_of("\n\r\x1b"), std::string::npos) << msg;
+        EXPECT_EQ(slurp(file("blog")), text);
+    }
+    spit(file("blog"), good);
+    EXPECT_EQ(open()->site("blog")->actual.domain, "old.example.com");
+}
+
 TEST_F(StoreTest, OneReadWriteStorePerStateDir) {
     auto first = open();
     EXPECT_EQ(open_error(), "state dir " + state_.string() + " is in use by another read-write sitesfs");
