@@ -57,9 +57,10 @@ std::string table_key(std::string_view name) {
     return bare ? std::string(name) : quote(name);
 }
 
+// A value as report lines quote it: one line of ASCII (no multi-line strings, non-ASCII escaped).
 std::string shown(const toml::node& n) {
     std::ostringstream out;
-    out << toml::toml_formatter{n};
+    out << toml::toml_formatter{n, toml::format_flags::none};
     return out.str();
 }
 
@@ -82,7 +83,7 @@ toml::table parse_seed(const std::filesystem::path& file) {
         return toml::parse(text, std::string_view(file.string()));
     } catch (const toml::parse_error& e) {
         std::ostringstream msg;
-        msg << file.string() << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+        msg << file.string() << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << printable(e.description());
         throw StoreError(msg.str());
     }
 }
@@ -93,7 +94,7 @@ std::string global_note(std::string_view key, const toml::node& value) {
     else if (key == "caddyfile") where = "set file in the [proxy] table of the sitesfs config";
     else if (key == "log") where = "sitesfs logs deploys to deploy.log in its state dir";
     else where = "not part of the seed format";
-    return "[global] " + std::string(key) + " = " + shown(value) + " not imported: " + where;
+    return "[global] " + printable(key) + " = " + shown(value) + " not imported: " + where;
 }
 
 // A site is taken whole or not at all, so every value is checked before the site is created.
@@ -107,7 +108,7 @@ void import_site(Store& store, const std::string& key, const toml::node& node, I
     if (const toml::table* table = node.as_table()) {
         for (const auto& [k, v] : *table)
             if (!seed_key(k.str()))
-                problems.push_back("unknown key '" + std::string(k.str()) + "'; a site has domain, repo, branch, path and deploy_key");
+                problems.push_back("unknown key '" + printable(k.str()) + "'; a site has domain, repo, branch, path and deploy_key");
         const ValidationPolicy permissive{.allow_local_repos = true};
         for (const auto& sk : kSeedKeys) {
             const toml::node* n = table->get(sk.seed);
@@ -127,10 +128,10 @@ void import_site(Store& store, const std::string& key, const toml::node& node, I
             else values.emplace_back(&sk, std::move(value));
         }
     } else {
-        problems.push_back("sites." + key + " must be a table");
+        problems.push_back("sites." + printable(key) + " must be a table");
     }
     auto refuse_all = [&] {
-        for (const auto& p : problems) report.refused.push_back(key + ": " + p);
+        for (const auto& p : problems) report.refused.push_back(printable(key) + ": " + p);
     };
     if (!problems.empty()) return refuse_all();
 
@@ -161,7 +162,7 @@ ImportReport import_seed_toml(Store& store, const std::filesystem::path& file) {
     ImportReport report;
     for (const auto& [k, v] : root)
         if (k != "global" && k != "sites")
-            report.notes.push_back(std::string(k.str()) + " not imported: the seed format has only [global] and [sites.NAME]");
+            report.notes.push_back(printable(k.str()) + " not imported: the seed format has only [global] and [sites.NAME]");
     if (const toml::node* global = root.get("global")) {
         if (const toml::table* table = global->as_table()) {
             for (const auto& [k, v] : *table) report.notes.push_back(global_note(k.str(), v));

@@ -108,9 +108,9 @@ branch = "main"
     EXPECT_EQ(r.refused[4], "nobranch: branch must be a string, not 7");
     EXPECT_THAT(r.refused[5], StartsWith("shop: domain 'bad..com': "));
     EXPECT_EQ(r.refused[6], "taken: domain 'blog.example.com' is already served by site 'blog'");
-    EXPECT_THAT(r.notes, ElementsAre("[global] caddyfile = '/etc/caddy/Caddyfile' not imported: set file in the [proxy] table of the sitesfs config",
-                                     "[global] log = '/var/log/deploy.log' not imported: sitesfs logs deploys to deploy.log in its state dir",
-                                     "[global] root = '/srv/www' not imported: set data_dir in the sitesfs config"));
+    EXPECT_THAT(r.notes, ElementsAre("[global] caddyfile = \"/etc/caddy/Caddyfile\" not imported: set file in the [proxy] table of the sitesfs config",
+                                     "[global] log = \"/var/log/deploy.log\" not imported: sitesfs logs deploys to deploy.log in its state dir",
+                                     "[global] root = \"/srv/www\" not imported: set data_dir in the sitesfs config"));
 
     EXPECT_EQ(store_->site_names(), (std::vector<std::string>{"blog", "docs", "existing"}));
     const SiteRef blog = store_->site("blog");
@@ -133,8 +133,31 @@ theme = "dark"
 domain = "blog.example.com"
 )"));
     EXPECT_THAT(r.notes, ElementsAre("version not imported: the seed format has only [global] and [sites.NAME]",
-                                     "[global] theme = 'dark' not imported: not part of the seed format"));
+                                     "[global] theme = \"dark\" not imported: not part of the seed format"));
     EXPECT_THAT(r.refused, ElementsAre("blog: missing key 'repo'", "blog: missing key 'branch'"));
+    EXPECT_EQ(store_->site_count(), 0u);
+}
+
+// Found by fuzz_seed_import: keys and values of the file went into the report raw, so a quoted key
+// with a newline or an escape sequence forged report lines or drove the terminal of `--import`.
+TEST_F(SeedFormatTest, ReportLinesAreOnePrintableLineEach) {
+    const ImportReport r = import_seed_toml(*store_, seed(R"(["top\nlevel"]
+[global]
+"a\u001b[31mb" = "x\ny\u00e9"
+[sites."bad\nname"]
+domain = "b.example.com"
+repo = "u/b"
+branch = "main"
+[sites.x]
+"k\nimport /etc/passwd" = "v"
+domain = "x.example.com"
+repo = "u/x"
+branch = "main"
+)"));
+    EXPECT_THAT(r.notes, ElementsAre("top\\nlevel not imported: the seed format has only [global] and [sites.NAME]",
+                                     "[global] a\\x1b[31mb = \"x\\ny\\u00E9\" not imported: not part of the seed format"));
+    EXPECT_THAT(r.refused, ElementsAre("bad\\nname: site name 'bad\\nname': '\\n' is not allowed; use only a-z, 0-9, '.' and '-'",
+                                       "x: unknown key 'k\\nimport /etc/passwd'; a site has domain, repo, branch, path and deploy_key"));
     EXPECT_EQ(store_->site_count(), 0u);
 }
 
@@ -163,6 +186,13 @@ TEST_F(SeedFormatTest, SyntaxErrorsNameFileLineAndColumn) {
         FAIL() << "imported a broken file";
     } catch (const StoreError& e) {
         EXPECT_THAT(e.what(), ::testing::MatchesRegex(file.string() + ":2:[0-9]+: .+"));
+    }
+    // toml++ quotes the text it stumbled on: a newline there is escaped, the error stays one line.
+    try {
+        import_seed_toml(*store_, seed("[sites.blog]\nx = fa\n", "bad.toml"));
+        FAIL() << "imported a broken file";
+    } catch (const StoreError& e) {
+        EXPECT_THAT(e.what(), ::testing::MatchesRegex(file.string() + ":2:[0-9]+: [^\n]+\\\\n[^\n]*"));
     }
     try {
         import_seed_toml(*store_, dir_ / "missing.toml");
