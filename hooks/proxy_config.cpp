@@ -77,12 +77,14 @@ bool is_plain_absolute_path(const std::string& p) {
     }
 }
 
+// Refusals quote the value and end up in one-line status files and logs, so every byte outside
+// printable ASCII is escaped: a quoted value can neither break the line nor reorder the text.
 std::string quoted(const std::string& s) {
     std::ostringstream out;
     out << '"';
     for (unsigned char c : s) {
         if (c == '"' || c == '\\') out << '\\' << c;
-        else if (c < 0x20 || c == 0x7f) out << "\\x" << "0123456789abcdef"[c >> 4] << "0123456789abcdef"[c & 15];
+        else if (c < 0x20 || c >= 0x7f) out << "\\x" << "0123456789abcdef"[c >> 4] << "0123456789abcdef"[c & 15];
         else out << c;
     }
     out << '"';

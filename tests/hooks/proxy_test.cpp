@@ -155,6 +155,14 @@ TEST_F(ProxyTest, RenderRefusesDomainsOutsideTheHostnameAlphabet) {
     }
 }
 
+// Found by fuzz_proxy_render: refusals quoted non-ASCII bytes raw, so a C1 control (U+0085 is a
+// newline to some readers) or a bidi override reached the status file and the log.
+TEST_F(ProxyTest, RenderRefusalsQuoteValuesInPrintableAscii) {
+    const auto proxy = make_caddy_config(options());
+    const std::string err = proxy_error([&] { proxy->render({site("evil", {"ex\xd0\xb0mple.test\xc2\x85\xe2\x80\xae"})}); });
+    EXPECT_TRUE(contains(err, "domain \"ex\\xd0\\xb0mple.test\\xc2\\x85\\xe2\\x80\\xae\" is not")) << err;
+}
+
 TEST_F(ProxyTest, RenderRefusesBadRootsCommitsAndOptions) {
     const auto proxy = make_caddy_config(options());
     for (const std::string root : {"/srv/my site/public", "/srv/../etc", "relative/public", "/srv//public",
