@@ -1,0 +1,184 @@
+#include "tests/fuzz/fuzz_support.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+namespace sitesfs::fuzz {
+
+namespace {
+
+bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool is_alnum(char c) { return is_lower_alnum(c) || (c >= 'A' && c <= 'Z'); }
+bool one_of(char c, std::string_view set) { return set.find(c) != std::string_view::npos; }
+
+std::vector<std::string_view> split(std::string_view v, char sep) {
+    std::vector<std::string_view> out;
+    for (size_t start = 0;;) {
+        const size_t at = v.find(sep, start);
+        out.push_back(v.substr(start, at == std::string_view::npos ? std::string_view::npos : at - start));
+        if (at == std::string_view::npos) return out;
+        start = at + 1;
+    }
+}
+
+// The code points that are whitespace, controls or invisible direction/joiner marks in UTF-8:
+// they could hide or reorder what a person reads in a status file or a terminal.
+bool has_unicode_space_or_control(std::string_view s) {
+    for (size_t i = 0; i < s.size();) {
+        const auto b = static_cast<unsigned char>(s[i]);
+        uint32_t cp = b;
+        size_t len = 1;
+        if (b >= 0xf0) len = 4, cp = b & 0x07;
+        else if (b >= 0xe0) len = 3, cp = b & 0x0f;
+        else if (b >= 0xc0) len = 2, cp = b & 0x1f;
+        for (size_t k = 1; k < len && i + k < s.size(); ++k) cp = cp << 6 | (static_cast<unsigned char>(s[i + k]) & 0x3f);
+        i += len;
+        if (cp < 0x21 || (cp >= 0x7f && cp <= 0xa0) || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200f) ||
+            (cp >= 0x2028 && cp <= 0x202f) || (cp >= 0x205f && cp <= 0x206f) || cp == 0x3000 || cp == 0xfeff)
+            return true;
+    }
+    return false;
+}
+
+std::string label_problem(std::string_view label) {
+    if (label.empty() || label.size() > 63) return "a label is empty or longer than 63";
+    if (!std::all_of(label.begin(), label.end(), [](char c) { return is_lower_alnum(c) || c == '-'; }))
+        return "a label holds a byte outside [a-z0-9-]";
+    if (label.front() == '-' || label.back() == '-') return "a label starts or ends with '-'";
+    return {};
+}
+
+std::string relative_path_problem(std::string_view v, std::string_view extra) {
+    for (std::string_view seg : split(v, '/')) {
+        if (seg.empty() || seg == "." || seg == "..") return "an empty, '.' or '..' segment";
+        if (!std::all_of(seg.begin(), seg.end(), [&](char c) { return is_alnum(c) || one_of(c, extra); }))
+            return "a byte outside [A-Za-z0-9" + std::string(extra) + "]";
+    }
+    return {};
+}
+
+std::string domain_problem(std::string_view names) {
+    if (names.front() == ' ' || names.back() == ' ') return "a leading or trailing separator";
+    for (std::string_view name : split(names, ' ')) {
+        if (name.empty()) return "two separators in a row";
+        if (name == "import") return "'import' is a Caddyfile directive";
+        if (name.size() > 253) return "a name longer than 253";
+        if (name.starts_with("*.")) name.remove_prefix(2);
+        for (std::string_view label : split(name, '.'))
+            if (auto why = label_problem(label); !why.empty()) return why;
+    }
+    return {};
+}
+
+std::string repo_problem(std::string_view v) {
+    if (v.front() == '-') return "a leading '-'";
+    if (v.find("::") != std::string_view::npos) return "'::' (a remote helper)";
+    if (!std::all_of(v.begin(), v.end(), [](char c) { return is_alnum(c) || one_of(c, "._~+-/:@"); }))
+        return "a byte outside [A-Za-z0-9._~+-/:@]";
+    return {};
+}
+
+std::string branch_problem(std::string_view v) {
+    if (v.front() == '-' || v.front() == '/' || v.back() == '/' || v.back() == '.') return "a bad first or last byte";
+    for (std::string_view bad : {"..", "@{", "//", "\\"})
+        if (v.find(bad) != std::string_view::npos) return "'" + std::string(bad) + "'";
+    for (char c : v)
+        if (static_cast<unsigned char>(c) < 0x80 && !is_alnum(c) && !one_of(c, "._-/+@=,")) return "an ASCII byte outside [A-Za-z0-9._-/+@=,]";
+    if (has_unicode_space_or_control(v)) return "a Unicode space, control or invisible mark";
+    return {};
+}
+
+}  // namespace
+
+void violation(std::string_view what, std::string_view detail) {
+    std::fprintf(stderr, "\n==== fuzz property violated: %.*s\n%.*s\n", static_cast<int>(what.size()), what.data(),
+                 static_cast<int>(detail.size()), detail.data());
+    std::abort();
+}
+
+std::string alphabet_problem(std::string_view field, std::string_view v) {
+    if (v.empty()) return field == "site_name" ? "empty" : "";  // an empty field means unset
+    if (field == "site_name") {
+        if (v.size() > 63 || !is_lower_alnum(v.front())) return "longer than 63 or a bad first byte";
+        if (!std::all_of(v.begin(), v.end(), [](char c) { return is_lower_alnum(c) || c == '.' || c == '-'; }))
+            return "a byte outside [a-z0-9.-]";
+        return {};
+    }
+    if (field == "repo") return repo_problem(v);
+    if (field == "domain") return domain_problem(v);
+    if (field == "branch") return branch_problem(v);
+    if (field == "path") {
+        if (v.front() == '/' || v.back() == '/') return "a leading or trailing '/'";
+        for (std::string_view seg : split(v, '/')) {
+            std::string lower(seg);
+            for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            if (lower == ".git") return "a .git segment";
+        }
+        return relative_path_problem(v, "._~+-");
+    }
+    if (field == "deploy_key_ref") {
+        const size_t colon = v.find(':');
+        if (colon == std::string_view::npos || colon == 0 || colon + 1 == v.size()) return "not PROVIDER:NAME";
+        const std::string_view provider = v.substr(0, colon), name = v.substr(colon + 1);
+        if (!std::all_of(provider.begin(), provider.end(), [](char c) { return is_lower_alnum(c) || c == '-'; }))
+            return "a provider byte outside [a-z0-9-]";
+        if (name.front() == '.' || !std::all_of(name.begin(), name.end(), [](char c) { return is_alnum(c) || one_of(c, "._@+=-"); }))
+            return "a name byte outside [A-Za-z0-9._@+=-]";
+        return {};
+    }
+    if (field == "commit") {
+        if (v.size() < 7 || v.size() > 40) return "not 7 to 40 digits";
+        if (!std::all_of(v.begin(), v.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))
+            return "a byte outside [0-9a-f]";
+        return {};
+    }
+    return "unknown field " + std::string(field);
+}
+
+std::string message_problem(std::string_view m) {
+    if (m.empty()) return "empty";
+    for (char c : m)
+        if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f)
+            return "byte " + std::to_string(static_cast<unsigned char>(c)) + " is not printable ASCII";
+    return {};
+}
+
+ScratchDir::ScratchDir(std::string_view tag) {
+    // scripts/fuzz points this at a dir of its own, so what a crashed run leaves is removed with it.
+    const char* env = std::getenv("SITESFS_FUZZ_SCRATCH");
+    const std::filesystem::path base = env && *env ? env : std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
+    std::string tmpl = (base / ("sitesfs-fuzz-" + std::string(tag) + ".XXXXXX")).string();
+    if (!::mkdtemp(tmpl.data())) violation("cannot create a scratch dir", tmpl);
+    path_ = tmpl;
+}
+
+ScratchDir::~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
+void ScratchDir::clear() const {
+    for (const auto& entry : std::filesystem::directory_iterator(path_)) std::filesystem::remove_all(entry.path());
+}
+
+void write_file(const std::filesystem::path& file, std::string_view bytes) {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!out.flush()) violation("cannot write a scratch file", file.string());
+}
+
+std::string read_file(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+}  // namespace sitesfs::fuzz
