@@ -1,4 +1,4 @@
-// One validator per target (FUZZ_FIELD_<name>, see CMakeLists.txt), under both policies.
+// One validator per target (FUZZ_FIELD, see CMakeLists.txt), under both policies.
 // Properties: an accepted value is in the field's alphabet (fuzz_support.cpp) and is accepted
 // again unchanged (normal form is a fixed point); a refusal has a one-line printable reason; the
 // policy only ever widens what repo accepts, and changes nothing for the other fields.
@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "schemas/site_schema.hpp"
 #include "schemas/validators.hpp"
 #include "tests/fuzz/fuzz_support.hpp"
 
@@ -13,30 +14,14 @@ namespace {
 
 using namespace sitesfs;
 
-#if defined(FUZZ_FIELD_site_name)
-constexpr std::string_view kField = "site_name";
-Checked check(std::string_view v, const ValidationPolicy&) { return check_site_name(v); }
-#elif defined(FUZZ_FIELD_repo)
-constexpr std::string_view kField = "repo";
-Checked check(std::string_view v, const ValidationPolicy& p) { return check_repo(v, p); }
-#elif defined(FUZZ_FIELD_domain)
-constexpr std::string_view kField = "domain";
-Checked check(std::string_view v, const ValidationPolicy& p) { return check_domain(v, p); }
-#elif defined(FUZZ_FIELD_branch)
-constexpr std::string_view kField = "branch";
-Checked check(std::string_view v, const ValidationPolicy& p) { return check_branch(v, p); }
-#elif defined(FUZZ_FIELD_path)
-constexpr std::string_view kField = "path";
-Checked check(std::string_view v, const ValidationPolicy& p) { return check_path(v, p); }
-#elif defined(FUZZ_FIELD_deploy_key_ref)
-constexpr std::string_view kField = "deploy_key_ref";
-Checked check(std::string_view v, const ValidationPolicy& p) { return check_deploy_key_ref(v, p); }
-#elif defined(FUZZ_FIELD_commit)
-constexpr std::string_view kField = "commit";
-Checked check(std::string_view v, const ValidationPolicy& p) { return check_commit(v, p); }
-#else
-#error "define FUZZ_FIELD_<field>"
-#endif
+constexpr std::string_view kField = FUZZ_FIELD;
+
+// The validators the store applies (the schema's table), and the site-name check mkdir applies.
+Checked check(std::string_view v, const ValidationPolicy& policy) {
+    if (kField == "site_name") return check_site_name(v);
+    static const FieldSpec* const spec = find_field(kField);
+    return spec->check(v, policy);
+}
 
 std::string shown(std::string_view input, const Checked& c) {
     std::string out = "field " + std::string(kField) + ", input of " + std::to_string(input.size()) + " bytes\n";

@@ -119,6 +119,16 @@ protected:
         return {};
     }
 
+    // Opening with `text` as blog's file fails with a one-line error that starts with `expected`,
+    // and leaves the file as it was.
+    void expect_open_fails(const std::string& text, const std::string& expected) {
+        spit(file("blog"), text);
+        const std::string msg = open_error();
+        EXPECT_THAT(msg, StartsWith(expected));
+        EXPECT_EQ(msg.find_first_of("\n\r\x1b"), std::string::npos) << msg;
+        EXPECT_EQ(slurp(file("blog")), text);
+    }
+
     std::vector<std::string> temp_files() const {
         std::vector<std::string> out;
         for (const auto& e : fsys::directory_iterator(state_ / "sites"))
@@ -531,11 +541,7 @@ TEST_F(StoreTest, AWrongSiteFileNamesFileAndKey) {
         {replaced(good, "state = \"\"\n", ""), f + ": actual.state: missing"},
         {replaced(good, "[actual]\n", "[actual]\nx = 1\n"), f + ": actual.x: unknown key"},
     };
-    for (const auto& [text, expected] : cases) {
-        spit(file("blog"), text);
-        EXPECT_THAT(open_error(), StartsWith(expected));
-        EXPECT_EQ(slurp(file("blog")), text);
-    }
+    for (const auto& [text, expected] : cases) expect_open_fails(text, expected);
 
     // A domain in two files.
     spit(file("blog"), good);
@@ -578,13 +584,7 @@ TEST_F(StoreTest, ActualValuesAreCheckedOnLoadAndErrorsAreOneLine) {
         {replaced(good, "name = \"blog\"", "name = \"blog\\nx\""), f + ": name: 'blog\\nx' does not match the file name"},
         {replaced(good, "error_from_write = false", "error_from_write = fa\n"), f + ":"},
     };
-    for (const auto& [text, expected] : cases) {
-        spit(file("blog"), text);
-        const std::string msg = open_error();
-        EXPECT_THAT(msg, StartsWith(expected));
-        EXPECT_EQ(msg.find_first_of("\n\r\x1b"), std::string::npos) << msg;
-        EXPECT_EQ(slurp(file("blog")), text);
-    }
+    for (const auto& [text, expected] : cases) expect_open_fails(text, expected);
     spit(file("blog"), good);
     EXPECT_EQ(open()->site("blog")->actual.domain, "old.example.com");
 }
