@@ -58,7 +58,10 @@ std::string table_key(std::string_view name) {
 }
 
 // A value as report lines quote it: one line of ASCII (no multi-line strings, non-ASCII escaped).
+// Tables, dotted keys included, print as sections over several lines: they are only named.
 std::string shown(const toml::node& n) {
+    if (n.is_table()) return "a table";
+    if (n.is_array_of_tables()) return "an array of tables";
     std::ostringstream out;
     out << toml::toml_formatter{n, toml::format_flags::none};
     return out.str();

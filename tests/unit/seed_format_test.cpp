@@ -139,7 +139,8 @@ domain = "blog.example.com"
 }
 
 // Found by fuzz_seed_import: keys and values of the file went into the report raw, so a quoted key
-// with a newline or an escape sequence forged report lines or drove the terminal of `--import`.
+// with a newline or an escape sequence forged report lines or drove the terminal of `--import`;
+// and in the long run, a table value (repo.docs.example = ...) was shown over several lines.
 TEST_F(SeedFormatTest, ReportLinesAreOnePrintableLineEach) {
     const ImportReport r = import_seed_toml(*store_, seed(R"(["top\nlevel"]
 [global]
@@ -153,11 +154,16 @@ branch = "main"
 domain = "x.example.com"
 repo = "u/x"
 branch = "main"
+[sites.y]
+domain = "y.example.com"
+repo.docs.example = "u/y"
+branch = [{a = 1}, {b = "\n"}]
 )"));
     EXPECT_THAT(r.notes, ElementsAre("top\\nlevel not imported: the seed format has only [global] and [sites.NAME]",
                                      "[global] a\\x1b[31mb = \"x\\ny\\u00E9\" not imported: not part of the seed format"));
     EXPECT_THAT(r.refused, ElementsAre("bad\\nname: site name 'bad\\nname': '\\n' is not allowed; use only a-z, 0-9, '.' and '-'",
-                                       "x: unknown key 'k\\nimport /etc/passwd'; a site has domain, repo, branch, path and deploy_key"));
+                                       "x: unknown key 'k\\nimport /etc/passwd'; a site has domain, repo, branch, path and deploy_key",
+                                       "y: repo must be a string, not a table", "y: branch must be a string, not an array of tables"));
     EXPECT_EQ(store_->site_count(), 0u);
 }
 
