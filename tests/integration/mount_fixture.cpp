@@ -168,6 +168,8 @@ Run run(const std::vector<std::string>& argv_in, const RunOptions& options) {
     for (int fd : fds)
         if (fd >= 0) ::close(fd);
     r.code = r.timed_out ? 128 + SIGKILL : decode_status(status);
+    if (const auto report = sanitizer_report(r.err); !report.empty())
+        ADD_FAILURE() << argv[0] << " reported:\n" << report;
     return r;
 }
 
@@ -236,6 +238,18 @@ bool process_alive(pid_t pid) {
     if (close_paren == std::string::npos || close_paren + 2 >= stat.size()) return false;
     const char state = stat[close_paren + 2];
     return state != 'Z' && state != 'X';
+}
+
+std::string sanitizer_report(const std::string& output) {
+    // The line each tool opens a report with (UBSan's is "FILE:LINE:COL: runtime error: ...").
+    static const char* const kOpenings[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                            "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer",
+                                            ": runtime error: "};
+    size_t first = std::string::npos;
+    for (const char* opening : kOpenings) first = std::min(first, output.find(opening));
+    if (first == std::string::npos) return "";
+    const auto line_start = output.rfind('\n', first);
+    return output.substr(line_start == std::string::npos ? 0 : line_start + 1);
 }
 
 std::vector<pid_t> find_processes(const std::vector<std::string>& words) {
@@ -398,6 +412,11 @@ void MountTest::TearDown() {
     }
     foreign_pids_.clear();
     for (auto it = daemons_.rbegin(); it != daemons_.rend(); ++it) shut_down(**it);
+    // Every instance's log, also of those stopped or killed during the test: leaks are reported at
+    // exit, after the test looked at the exit status (if it did).
+    for (const auto& d : daemons_)
+        if (const auto report = sanitizer_report(slurp(d->log)); !report.empty())
+            ADD_FAILURE() << "sitesfs on " << d->mountpoint << " reported:\n" << report;
     daemons_.clear();
     primary_ = nullptr;
     unmount_everything();

@@ -60,6 +60,11 @@ bool process_alive(pid_t pid);
 std::string wait_status_text(int status);
 // Pids of processes whose command line contains every one of `words`.
 std::vector<pid_t> find_processes(const std::vector<std::string>& words);
+// The first sanitizer report (ASan, LSan, UBSan, TSan) in a process's output, from its first
+// line on; "" when there is none. In a SITESFS_SANITIZE build the programs the tests start report
+// on stderr and go on (or exit at a time the test does not check), so the harness looks for them:
+// run() in the output it collects, MountTest and FakeSystemd in their logs at teardown.
+std::string sanitizer_report(const std::string& output);
 
 // ---------------------------------------------------------------------------------------------
 // Files and mounts

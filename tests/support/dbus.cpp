@@ -145,7 +145,11 @@ FakeSystemd::FakeSystemd(const PrivateBus& bus, const stdfs::path& dir, std::str
       env_(std::move(env)),
       unit_(std::move(unit)) {}
 
-FakeSystemd::~FakeSystemd() { stop(); }
+FakeSystemd::~FakeSystemd() {
+    stop();
+    if (const auto report = sanitizer_report(slurp(log_file())); !report.empty())
+        ADD_FAILURE() << "fake-systemd reported:\n" << report;
+}
 
 stdfs::path FakeSystemd::log_file() const { return dir_ / "fake-systemd.log"; }
 
