@@ -52,23 +52,32 @@ void ParkedReads::answer(const Parked& p, const std::optional<std::string>& cont
 void ParkedReads::read(fuse_req_t req, Handle& handle, size_t size) {
     const std::string& site = handle.node.site;
     const Parked p{req, &handle, handle.node.field, site, handle.generation, size, SteadyClock::now() + timeout_};
+    // The interrupt callback is registered before the read is parked: once parked, another thread
+    // may answer it and libfuse frees the answered request, so registering after parking touched
+    // freed memory (ThreadSanitizer, docs/reliability.md#sanitizers). An interrupt that comes
+    // before the read is parked (libfuse calls back at once if the reader already gave up) is
+    // noted in unparked_ and answered here.
+    {
+        std::lock_guard lock(mu_);
+        unparked_[req] = false;
+    }
+    fuse_req_interrupt_func(req, on_interrupt, this);
     int err = 0;
     std::optional<std::string> now;
     {
         // Probing and parking under one lock: a change made visible after this probe is rechecked
         // only after we let go, so it finds the read parked (no lost wake-up).
         std::lock_guard lock(mu_);
-        now = probe_(*p.field, site, p.generation, err);
-        if (!now && !err && running_) {
+        const bool interrupted = unparked_.extract(req).mapped();
+        if (!interrupted) now = probe_(*p.field, site, p.generation, err);
+        if (!now && !err && running_ && !interrupted) {
             parked_.emplace(site, p);
             cv_.notify_all();
         } else if (!now && !err) {
             err = EINTR;
         }
     }
-    if (now || err) return answer(p, now, err);
-    // Registered after parking: libfuse calls it at once if the reader was already interrupted.
-    fuse_req_interrupt_func(req, on_interrupt, this);
+    if (now || err) answer(p, now, err);
 }
 
 void ParkedReads::recheck(const std::string& site) {
@@ -97,6 +106,10 @@ void ParkedReads::on_interrupt(fuse_req_t req, void* data) {
     std::optional<Parked> found;
     {
         std::lock_guard lock(self->mu_);
+        if (const auto u = self->unparked_.find(req); u != self->unparked_.end()) {
+            u->second = true;  // read() answers it
+            return;
+        }
         const auto it = std::find_if(self->parked_.begin(), self->parked_.end(),
                                      [req](const auto& e) { return e.second.req == req; });
         if (it == self->parked_.end()) return;  // answered meanwhile

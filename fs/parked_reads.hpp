@@ -62,6 +62,7 @@ private:
     std::mutex mu_;
     std::condition_variable cv_;
     std::multimap<std::string, Parked> parked_;  // by site
+    std::map<fuse_req_t, bool> unparked_;  // reads between registering for interrupts and parking: interrupted?
     bool running_ = false;
     std::thread deadlines_;
 };
