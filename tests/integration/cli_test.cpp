@@ -256,9 +256,12 @@ TEST_F(CommandLine, TheReadmeRunCommandServesUntilCtrlC) {
     const auto run_dir = tmp() / "run";
     const auto log = tmp() / "run.log";
     const int port = free_port();
+    // The build under test (build-asan/ in the sanitized suite), not whatever build/ holds.
+    const auto build_dir = stdfs::path(SITESFS_BINARY).parent_path();
     const pid_t pid = spawn_logged({"bash", script.string()}, log,
                                    {"SITESFS_MOUNTPOINT=" + run_mnt.string(), "SITESFS_RUN_DIR=" + run_dir.string(),
-                                    "SITESFS_HTTP_PORT=" + std::to_string(port)});
+                                    "SITESFS_HTTP_PORT=" + std::to_string(port),
+                                    "SITESFS_BUILD_DIR=" + build_dir.string()});
     ASSERT_GT(pid, 0);
     track_pid(pid);
     // It may have to build first.
@@ -288,6 +291,7 @@ TEST_F(CommandLine, TheReadmeRunCommandServesUntilCtrlC) {
         << "scripts/run ended with " << wait_status_text(*status) << " after SIGINT; log:\n" << slurp(log);
     EXPECT_FALSE(is_mounted(run_mnt)) << slurp(log);
     EXPECT_TRUE(find_processes({"caddy", "run", (run_dir / "caddy").string()}).empty()) << "Caddy outlived scripts/run";
+    EXPECT_EQ(sanitizer_report(slurp(log)), "") << "in the log of scripts/run";
 }
 
 }  // namespace
