@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "fs/handles.hpp"
 #include "fs/ops.hpp"
 
 namespace sitesfs::fs {
@@ -72,7 +73,26 @@ Filesystem::Filesystem(Store& store, FsOptions options)
     });
 }
 
-Filesystem::~Filesystem() { stop(); }
+Filesystem::~Filesystem() {
+    stop();
+    for (Handle* h : handles_) {
+        if (h->node.kind == NodeKind::Field) {
+            std::lock_guard lock(h->mu);
+            commit_pending(*this, *h);
+        }
+        delete h;
+    }
+}
+
+void Filesystem::adopt(Handle* h) {
+    std::lock_guard lock(handles_mu_);
+    handles_.insert(h);
+}
+
+void Filesystem::forget(Handle* h) {
+    std::lock_guard lock(handles_mu_);
+    handles_.erase(h);
+}
 
 void Filesystem::start(fuse_session* session) {
     parked_.start();

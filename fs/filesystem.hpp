@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "fs/inode_table.hpp"
@@ -53,6 +54,8 @@ struct DirEntry {
     off_t cookie;  // the READDIR offset that continues after this entry
 };
 
+struct Handle;
+
 class Filesystem {
 public:
     Filesystem(Store& store, FsOptions options);
@@ -68,6 +71,12 @@ public:
 
     // --- shared by the handler files ---
     Store& store() { return store_; }
+
+    // Open files the kernel holds: open and create adopt a handle before replying, release
+    // forgets it. A release still in flight when the session ends never arrives, so the
+    // destructor does its work (commit a pending value, free) for the handles left.
+    void adopt(Handle* h);
+    void forget(Handle* h);
     const FsOptions& options() const { return options_; }
     ParkedReads& parked() { return parked_; }
 
@@ -154,6 +163,8 @@ private:
     std::shared_ptr<Invalidator> invalidator_;
     std::atomic<bool> opendir_in_kernel_{false};
     std::atomic<bool> open_in_kernel_{false};
+    std::mutex handles_mu_;
+    std::unordered_set<Handle*> handles_;
 };
 
 inline Filesystem& fs_of(fuse_req_t req) { return *static_cast<Filesystem*>(fuse_req_userdata(req)); }

@@ -44,7 +44,10 @@ void reply_open(fuse_req_t req, fuse_file_info* fi, std::unique_ptr<Handle> h) {
         fi->noflush = 1;
     }
     fi->fh = reinterpret_cast<uint64_t>(h.get());
+    // Adopted before the reply: the release may run on another thread as soon as it is sent.
+    fs_of(req).adopt(h.get());
     if (fuse_reply_open(req, fi) == 0) h.release();
+    else fs_of(req).forget(h.get());
 }
 
 std::unique_ptr<Handle> new_handle(const Node& node, int flags) {
@@ -115,7 +118,9 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     auto h = new_handle(made.node, fi->flags);
     fi->direct_io = 1;
     fi->fh = reinterpret_cast<uint64_t>(h.get());
+    fs.adopt(h.get());
     if (fuse_reply_create(req, &e, fi) == 0) h.release();
+    else fs.forget(h.get());
 }
 
 void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
@@ -171,6 +176,7 @@ void fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
 void release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
     auto& fs = fs_of(req);
     std::unique_ptr<Handle> h(handle_of(fi));
+    fs.forget(h.get());
     if (h->node.kind == NodeKind::Field) {
         std::lock_guard lock(h->mu);
         // Nobody hears a release's error; a refusal still lands in status and the log.
