@@ -18,6 +18,7 @@ using SteadyClock = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t kSiteLogLines = 20;
+constexpr std::string_view kPollErrorPrefix = "poll: ";
 
 // Errors come from git servers, caddy and D-Bus peers with newlines and tabs in them; `status` is
 // one `error:` line, so whitespace runs become one space and other control bytes are dropped.
@@ -228,12 +229,27 @@ bool Reconciler::remote_moved(const SiteRecord& s) {
             return !running_;
         });
         const std::string head = repo.remote_head(access.url(), s.field("branch").value, access.options());
+        show_poll_error(s, "");
         return head != served || retry_due;
     } catch (const std::exception& e) {
         // An unreachable remote on a poll tick leaves the served release alone; the next tick retries.
         spdlog::warn("site {}: poll: {}", s.name, e.what());
+        show_poll_error(s, e.what());
         return false;
     }
+}
+
+// A live site whose branch cannot be checked still serves, but `status` says why it is not
+// following: `error: poll: REASON`, cleared by the next check that gets through. A refused write
+// or a failed deploy already showing keeps its place.
+void Reconciler::show_poll_error(const SiteRecord& s, const std::string& what) {
+    if (s.actual.state != "live" || s.actual.error_from_write) return;
+    const std::string error = what.empty() ? "" : one_line(std::string(kPollErrorPrefix) + what);
+    if (error == s.actual.error || (error.empty() && !s.actual.error.starts_with(kPollErrorPrefix))) return;
+    ActualState next = s.actual;
+    next.error = error;
+    if (const Outcome o = store_.report(s.name, s.actual.generation, next); !o.ok())
+        spdlog::warn("site {}: could not record the poll's outcome: {}", s.name, o.reason);
 }
 
 void Reconciler::load_served() {

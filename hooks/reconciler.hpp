@@ -59,6 +59,7 @@ private:
     void poll_loop();
     void reconcile(const std::string& site, bool poll);
     bool remote_moved(const SiteRecord& site);
+    void show_poll_error(const SiteRecord& site, const std::string& what);
     void unpublish(const std::string& site, bool remove_data);
     bool converged_on_disk(const SiteRecord& site) const;
     void load_served();

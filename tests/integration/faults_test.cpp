@@ -234,6 +234,26 @@ TEST_F(Faults, AnUnreachableRemoteFailsTheFetchNamingTheURLAndThePollRetries) {
     EXPECT_TRUE(serves("blog", "blog.test", "v1\n", v1));
 }
 
+// The common case: nobody writes, the remote goes away between two polls. The site keeps
+// serving and stays live, and `status` says why it is not following its branch until a poll
+// gets through again.
+TEST_F(Faults, ARemoteThatAPollCannotReachIsNamedInStatusWhileTheSiteServes) {
+    const std::string v1 = repo_->commit({{"index.html", "v1\n"}});
+    ASSERT_EQ(create_site("blog", "blog.test"), "live " + v1 + "\n");
+    const stdfs::path away = repo_->bare().string() + ".away";
+    stdfs::rename(repo_->bare(), away);
+    EXPECT_TRUE(eventually([&] { return status_line("blog", "error").starts_with("poll: "); }, 30s, 100ms)) << daemon_log();
+    const std::string error = status_line("blog", "error");
+    EXPECT_NE(error.find(repo_->url()), std::string::npos) << error;
+    EXPECT_EQ(status_line("blog", "state"), "live");
+    EXPECT_TRUE(serves("blog", "blog.test", "v1\n", v1));
+
+    stdfs::rename(away, repo_->bare());
+    EXPECT_TRUE(eventually([&] { return status_line("blog", "error").empty(); }, 30s, 100ms)) << status_of("blog");
+    const std::string v2 = repo_->commit({{"index.html", "v2\n"}});
+    expect_goes_live("blog", "blog.test", "v2\n", v2);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The data dir on a disk of its own (4 MiB): a release that does not fit.
 
