@@ -416,7 +416,9 @@ private:
                     return refuse(std::move(guard), cur, field, EEXIST, *why);
                 }
             }
-            if (Outcome room = room_to_save(cur->name); !room.ok())
+            // An unchanged value is no disk write (see below), so a full disk is no reason to refuse it.
+            const bool saves = cur->field(field).value != c.value || cur->actual.error_from_write;
+            if (Outcome room = saves ? room_to_save(cur->name) : Outcome::success(); !room.ok())
                 return refuse(std::move(guard), cur, field, room.err, std::move(room.reason));
             return Outcome::success();
         }

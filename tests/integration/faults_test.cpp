@@ -92,6 +92,8 @@ TEST_F(SmallStateDir, AFullDiskFailsTheWriteWithENOSPCAndTheOldValueStays) {
     ASSERT_EQ(create_site("blog", "blog.test"), "live " + v1 + "\n") << daemon_log();
     const std::string before = slurp(state() / "sites" / "blog.toml");
     ASSERT_NO_FATAL_FAILURE(fill(state() / "filler"));
+    // An editor saving an unchanged value: nothing is written, so a full disk is no reason to fail.
+    EXPECT_EQ(write_errno("blog/repo", repo_->url() + "\n"), 0);
 
     // A full state dir fails the write() itself, so bash prints it (it does not print close()
     // errors); the save at close() would refuse too.
