@@ -185,7 +185,7 @@ int stream_connect(git_stream* s) {
             case Wait::timed_out:
                 ::close(fd);
                 st.head.s = -1;
-        return report_failure(st, "could not connect to " + endpoint(st) + " within " +
+                return report_failure(st, "could not connect to " + endpoint(st) + " within " +
                                               duration_text(st.limits.connect) + " (timed out; [git] connect_timeout)");
             case Wait::stopped:
                 ::close(fd);
@@ -204,41 +204,40 @@ int stream_connect(git_stream* s) {
     return set_error("failed to connect to " + endpoint(st) + ": " + why);
 }
 
-ssize_t stream_read(git_stream* s, void* data, size_t len) {
-    Stream& st = self(s);
+// A recv or send (`io`) on the non-blocking socket, retried while wait_for says it can go on: the
+// server's silence for io_timeout fails it with `silence()`, a cancellation stops it.
+template <class Io>
+ssize_t transfer(Stream& st, short events, const char* doing, Io io, const std::function<std::string()>& silence) {
     const auto deadline = Clock::now() + st.limits.io;
     for (;;) {
-        const ssize_t n = ::recv(st.head.s, data, len, MSG_DONTWAIT);
+        const ssize_t n = io();
         if (n >= 0) return n;
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return set_error("reading from " + endpoint(st) + ": " + std::strerror(errno));
-        switch (wait_for(st, POLLIN, deadline)) {
+            return set_error(std::string(doing) + " " + endpoint(st) + ": " + std::strerror(errno));
+        switch (wait_for(st, events, deadline)) {
         case Wait::ready: continue;
-        case Wait::timed_out:
-            return report_failure(st, silent_server(st));
+        case Wait::timed_out: return report_failure(st, silence());
         case Wait::stopped: return report_cancelled(st);
         }
     }
 }
 
+ssize_t stream_read(git_stream* s, void* data, size_t len) {
+    Stream& st = self(s);
+    return transfer(
+        st, POLLIN, "reading from", [&] { return ::recv(st.head.s, data, len, MSG_DONTWAIT); },
+        [&] { return silent_server(st); });
+}
+
 ssize_t stream_write(git_stream* s, const char* data, size_t len, int) {
     Stream& st = self(s);
-    const auto deadline = Clock::now() + st.limits.io;
-    for (;;) {
-        const ssize_t n = ::send(st.head.s, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n >= 0) return n;
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return set_error("writing to " + endpoint(st) + ": " + std::strerror(errno));
-        switch (wait_for(st, POLLOUT, deadline)) {
-        case Wait::ready: continue;
-        case Wait::timed_out:
-            return report_failure(st, "the server " + endpoint(st) + " took nothing for " + duration_text(st.limits.io) +
-                                          " (timed out; [git] io_timeout)");
-        case Wait::stopped: return report_cancelled(st);
-        }
-    }
+    return transfer(
+        st, POLLOUT, "writing to", [&] { return ::send(st.head.s, data, len, MSG_DONTWAIT | MSG_NOSIGNAL); },
+        [&] {
+            return "the server " + endpoint(st) + " took nothing for " + duration_text(st.limits.io) +
+                   " (timed out; [git] io_timeout)";
+        });
 }
 
 int stream_close(git_stream* s) {
