@@ -23,11 +23,13 @@ struct SeedKey {
     bool required;
 };
 
-// In the order an export writes them.
+// In the order an export writes them. `commit` is not in the seed tool's format: without it a pin
+// would be lost on the way through .sites.toml and --import, and the site would follow its branch.
 constexpr SeedKey kSeedKeys[] = {
     {"domain", "domain", true},
     {"repo", "repo", true},
     {"branch", "branch", true},
+    {"commit", "commit", false},
     {"path", "path", false},
     {"deploy_key", "deploy_key_ref", false},
 };
@@ -111,7 +113,7 @@ void import_site(Store& store, const std::string& key, const toml::node& node, I
     if (const toml::table* table = node.as_table()) {
         for (const auto& [k, v] : *table)
             if (!seed_key(k.str()))
-                problems.push_back("unknown key '" + printable(k.str()) + "'; a site has domain, repo, branch, path and deploy_key");
+                problems.push_back("unknown key '" + printable(k.str()) + "'; a site has domain, repo, branch, commit, path and deploy_key");
         const ValidationPolicy permissive{.allow_local_repos = true};
         for (const auto& sk : kSeedKeys) {
             const toml::node* n = table->get(sk.seed);
@@ -195,9 +197,9 @@ std::string export_seed_toml(const Store& store, const SeedGlobals& globals) {
         out += "\n[sites." + table_key(name) + "]\n";
         for (const auto& sk : kSeedKeys) {
             const std::string& value = s->field(sk.field).value;
-            if (sk.field == "deploy_key_ref") {
-                if (value.starts_with(kSecretStore)) out += "deploy_key = " + quote(value.substr(kSecretStore.size())) + "\n";
-                else if (!value.empty()) out += "# deploy_key_ref = " + quote(value) + " has no seed equivalent\n";
+            if (sk.field == "deploy_key_ref" && value.starts_with(kSecretStore)) {
+                // The seed's own spelling; any other provider keeps its prefix, which import takes as it is.
+                out += "deploy_key = " + quote(value.substr(kSecretStore.size())) + "\n";
             } else if (sk.required || !value.empty()) {
                 out += std::string(sk.seed) + " = " + quote(value) + "\n";
             }

@@ -1,6 +1,7 @@
 // Compatibility with the seed tool's sites.toml: import into a store, export from one.
 //   [global]     root, caddyfile, log
-//   [sites.KEY]  domain, repo, branch, path (optional), deploy_key (optional secret-store name)
+//   [sites.KEY]  domain, repo, branch, commit (optional, a sitesfs addition: the pin), path (optional),
+//                deploy_key (optional: a secret-store name, or PROVIDER:NAME as sitesfs has it)
 #pragma once
 
 #include <filesystem>

@@ -20,7 +20,8 @@ namespace {
 using namespace sitesfs;
 
 constexpr std::pair<std::string_view, std::string_view> kKeys[] = {
-    {"domain", "domain"}, {"repo", "repo"}, {"branch", "branch"}, {"path", "path"}, {"deploy_key", "deploy_key_ref"}};
+    {"domain", "domain"}, {"repo", "repo"},  {"branch", "branch"}, {"commit", "commit"},
+    {"path", "path"},     {"deploy_key", "deploy_key_ref"}};
 
 // What the store must hold for one seed key of a taken site.
 std::string expected(const toml::table& site, std::string_view seed_key, std::string_view field) {
@@ -83,7 +84,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
     }
 
-    // The export is what /sites/.sites.toml shows: it must parse back to the same sites.
+    // The export is what /sites/.sites.toml shows: it must parse back to the same sites and values,
+    // every desired field (the pin and any key provider included) read as an import reads it.
     const std::string exported = export_seed_toml(*store, {"/srv/www", "/etc/caddy/sites.conf", "/var/log/deploy.log"});
     toml::table back;
     try {
@@ -93,9 +95,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     const toml::table* sites = back["sites"].as_table();
     if ((sites ? sites->size() : 0) != store->site_count()) fuzz::violation("the export lists other sites", exported);
-    for (const auto& name : store->site_names())
+    for (const auto& name : store->site_names()) {
+        const toml::table* site = back["sites"][name].as_table();
         for (const auto& [seed_key, field] : kKeys)
-            if (field != "deploy_key_ref" && back["sites"][name][seed_key].value_or(std::string()) != store->site(name)->field(field).value)
+            if (!site || expected(*site, seed_key, field) != store->site(name)->field(field).value)
                 fuzz::violation("the export holds another " + std::string(field) + " for " + name, exported);
+    }
     return 0;
 }
