@@ -474,8 +474,9 @@ Checked check_domain(std::string_view v, const ValidationPolicy&) {
     for (std::string_view raw : raw_names) {
         Checked one = check_one_domain(raw);
         if (!one.ok) return one;
-        if (!seen.insert(one.value).second)
-            return refuse("domain", raw, "already listed" + (raw == one.value ? std::string() : " (as " + one.value + ")"));
+        // A name listed again changes nothing, so "append it unless present" tools (ansible's
+        // lineinfile, grep -qx || echo >>) stay idempotent even when they append twice.
+        if (!seen.insert(one.value).second) continue;
         out += (out.empty() ? "" : " ") + one.value;
     }
     return Checked::accept(out);
