@@ -46,9 +46,11 @@ int truncate(Filesystem& fs, const Node& node, off_t size, fuse_file_info* fi) {
     }
 }
 
-// Only temporary files take on a new owner or mode; on sitesfs' own files a chmod or chown to
-// the values they already have succeeds (editors restore them after writing), anything else is
-// refused.
+// Only temporary files take on a new owner or mode; on sitesfs' own files a chown to the owner
+// they already have succeeds (editors restore it after writing), another is refused. A setting's
+// mode is the mount's (file_mode), and a chmod of it succeeds without changing it, as on vfat
+// with `quiet`: install, cp -a and rsync -a set a mode on every file they copy (install first
+// 0600, then its -m), and each would fail otherwise. Reports and directories keep the strict rule.
 int change_owner_or_mode(Filesystem& fs, const Node& node, const struct stat& want, int to_set) {
     if (node.kind == NodeKind::Temp) {
         fs.with_temp(node, [&](TempFile& t) {
@@ -61,12 +63,39 @@ int change_owner_or_mode(Filesystem& fs, const Node& node, const struct stat& wa
     }
     struct stat have;
     if (!fs.attr(node, have)) return ENOENT;
-    const bool same = (!(to_set & FUSE_SET_ATTR_MODE) || (want.st_mode & 07777) == (have.st_mode & 07777)) &&
+    const bool setting = node.kind == NodeKind::Field && is_writable(*node.field);
+    const bool same = (!(to_set & FUSE_SET_ATTR_MODE) || setting || (want.st_mode & 07777) == (have.st_mode & 07777)) &&
                       (!(to_set & FUSE_SET_ATTR_UID) || want.st_uid == have.st_uid) &&
                       (!(to_set & FUSE_SET_ATTR_GID) || want.st_gid == have.st_gid);
     if (same) return 0;
     spdlog::info("refused chmod/chown of inode {}: owner and modes come from the sitesfs config", node.ino);
     return EPERM;
+}
+
+// A field keeps the mtime set on it, as a regular file does, so that rsync's size-and-mtime check
+// finds an unchanged tree unchanged; a temporary file carries one set explicitly to the field it
+// is renamed over (rsync sets times before that rename). A site directory's times are when it
+// was made: setting them succeeds and keeps nothing (tar and cp -a set them after every file).
+int set_mtime(Filesystem& fs, const Node& node, const struct stat& want, int to_set) {
+    const bool now = to_set & FUSE_SET_ATTR_MTIME_NOW;
+    const Timestamp t = now ? Clock::now()
+                            : Timestamp(std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::seconds(want.st_mtim.tv_sec) + std::chrono::nanoseconds(want.st_mtim.tv_nsec)));
+    switch (node.kind) {
+        case NodeKind::Temp:
+            fs.with_temp(node, [&](TempFile& temp) {
+                temp.mtime = t;
+                temp.mtime_set = !now;
+            });
+            return 0;
+        case NodeKind::Field:
+            if (!is_writable(*node.field)) return EPERM;
+            return fs.store().set_field_time(node.site, node.field->name, t).err;
+        case NodeKind::Export:
+            return EPERM;
+        default:
+            return 0;
+    }
 }
 
 // A writer that has truncated or partly rewritten a field sees its own size until it commits.
@@ -107,16 +136,7 @@ void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse
     if (to_set & FUSE_SET_ATTR_SIZE) err = truncate(fs, *node, attr->st_size, fi);
     if (!err && (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
         err = change_owner_or_mode(fs, *node, *attr, to_set);
-    // Times: a field's mtime is when its value last changed, so touch leaves it alone.
-    if (!err && node->kind == NodeKind::Temp &&
-        (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) {
-        const Timestamp t = (to_set & FUSE_SET_ATTR_MTIME_NOW)
-                                ? Clock::now()
-                                : Timestamp(std::chrono::duration_cast<Clock::duration>(
-                                      std::chrono::seconds(attr->st_mtim.tv_sec) +
-                                      std::chrono::nanoseconds(attr->st_mtim.tv_nsec)));
-        fs.with_temp(*node, [&](TempFile& temp) { temp.mtime = t; });
-    }
+    if (!err && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) err = set_mtime(fs, *node, *attr, to_set);
     struct stat st;
     if (!err && !fs.attr(*node, st)) err = ENOENT;
     if (err) {

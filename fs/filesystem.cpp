@@ -34,6 +34,7 @@ void sort_by_cookie(std::vector<DirEntry>::iterator from, std::vector<DirEntry>:
 bool reaches(Change::Kind kind, const FieldSpec& field) {
     switch (kind) {
         case Change::Kind::Desired:
+        case Change::Kind::Times:
             return field.changed_by != ChangedBy::Reports;
         case Change::Kind::Actual:
             return field.changed_by != ChangedBy::Writes;
@@ -194,6 +195,7 @@ std::optional<Node> Filesystem::child_locked(const Node& dir, std::string_view n
         if (fields[i].name != name) continue;
         // A waiting file needs a handle per open (the generation it waits for); see .metrics above.
         if (fields[i].settled && options_.read_only) return std::nullopt;
+        if (absent_locked(dir.site, &fields[i])) return std::nullopt;
         return Node{field_ino(dir.site_id, i), NodeKind::Field, dir.site, dir.site_id, &fields[i]};
     }
     if (auto temp = temp_locked(dir.site, name))
@@ -305,10 +307,10 @@ std::vector<DirEntry> Filesystem::list(const Node& dir, off_t after) {
         return out;
     }
     const auto fields = site_fields();
-    for (size_t i = 0; i < fields.size(); ++i)
-        if (is_listed(fields[i]))
-            add(fields[i].name, field_ino(dir.site_id, i), S_IFREG, kDotCookies + 1 + static_cast<off_t>(i));
     std::lock_guard lock(mu_);
+    for (size_t i = 0; i < fields.size(); ++i)
+        if (is_listed(fields[i]) && !absent_locked(dir.site, &fields[i]))
+            add(fields[i].name, field_ino(dir.site_id, i), S_IFREG, kDotCookies + 1 + static_cast<off_t>(i));
     const auto temps = out.size();
     if (auto s = temps_.find(dir.site); s != temps_.end())
         for (const auto& [name, temp] : s->second) {
@@ -338,8 +340,8 @@ std::optional<std::string> Filesystem::content(const Node& node) {
     }
 }
 
-Filesystem::TempResult Filesystem::create_temp(const Node& dir, std::string_view name, mode_t mode,
-                                               const fuse_ctx* ctx) {
+Filesystem::Created Filesystem::create(const Node& dir, std::string_view name, mode_t mode, const fuse_ctx* ctx,
+                                      bool exclusive) {
     if (dir.kind == NodeKind::Root) {
         spdlog::info("refused to create '{}' in the root: only site directories live there (mkdir)", name);
         return {EPERM, {}};
@@ -348,7 +350,14 @@ Filesystem::TempResult Filesystem::create_temp(const Node& dir, std::string_view
     if (name.size() > 255) return {ENAMETOOLONG, {}};
     std::lock_guard lock(mu_);
     if (stale_locked(dir)) return {ENOENT, {}};
-    if (find_field(name) || temp_locked(dir.site, name)) return {EEXIST, {}};
+    if (const FieldSpec* f = find_field(name)) {
+        if (!is_writable(*f)) return {EACCES, {}};
+        const bool fresh = absent_locked(dir.site, f);
+        if (exclusive && !fresh) return {EEXIST, {}};
+        set_absent_locked(dir, f, false);
+        return {0, inodes_.remember(field_node(dir, f)), fresh};
+    }
+    if (temp_locked(dir.site, name)) return {EEXIST, {}};
     auto& site_temps = temps_[dir.site];
     if (site_temps.size() >= options_.max_temps_per_site) {
         spdlog::warn("site {}: refused temporary file '{}': already {} temporary files", dir.site, name,
@@ -368,19 +377,71 @@ Filesystem::TempResult Filesystem::create_temp(const Node& dir, std::string_view
     return {0, node};
 }
 
-int Filesystem::unlink_temp(const Node& dir, std::string_view name) {
+int Filesystem::unlink(const Node& dir, std::string_view name) {
     if (dir.kind != NodeKind::SiteDir) return dir.kind == NodeKind::Root ? EPERM : ENOTDIR;
+    std::lock_guard lock(mu_);
+    if (stale_locked(dir)) return ENOENT;
     if (const FieldSpec* f = find_field(name)) {
-        // `rm -r /sites/NAME` unlinks every file before the rmdir; fields live as long as their
-        // site, so this succeeds and keeps the value (`: > field` clears one).
-        spdlog::debug("site {}: unlink of field {} ignored: fields go away with rmdir", dir.site, f->name);
-        invalidator_->push(InvalTarget{dir.ino, std::string(name)});
+        // Reports are sitesfs's to write; they are not listed, so rm -r never meets them.
+        if (!is_writable(*f)) return EPERM;
+        // The name goes and the value stays: tar, install, mv and cp --remove-destination unlink,
+        // then create the name anew, which brings it back with their value; rm -r unlinks every
+        // file before its rmdir. Clearing the value would leave a site half-undone if the create
+        // never came.
+        if (absent_locked(dir.site, f)) return ENOENT;
+        set_absent_locked(dir, f, true);
         return 0;
     }
-    std::lock_guard lock(mu_);
     if (!drop_temp_locked(dir.site, name)) return ENOENT;
     listing_changed(dir);
     return 0;
+}
+
+bool Filesystem::absent_locked(const std::string& site, const FieldSpec* field) {
+    auto s = absent_.find(site);
+    if (s == absent_.end()) return false;
+    auto a = s->second.find(field);
+    if (a == s->second.end()) return false;
+    if (a->second == Absence::Unlinked) return true;
+    settle_unset_locked(site);
+    return absent_.contains(site) && absent_[site].contains(field);
+}
+
+// Called on every change of the site, and on a lookup, so that a value that came and went
+// between two lookups (a commit served, then the domain emptied) still made the name appear.
+void Filesystem::settle_unset_locked(const std::string& site) {
+    auto s = absent_.find(site);
+    if (s == absent_.end()) return;
+    const SiteRef rec = store_.site(site);
+    if (!rec) return;
+    std::erase_if(s->second, [&](const auto& a) { return a.second == Absence::Unset && !a.first->render(*rec).empty(); });
+    if (s->second.empty()) absent_.erase(s);
+}
+
+void Filesystem::set_absent_locked(const Node& dir, const FieldSpec* field, bool absent) {
+    if (absent) {
+        auto& reason = absent_[dir.site][field];
+        if (reason == Absence::Unlinked) return;
+        reason = Absence::Unlinked;
+    } else {
+        auto s = absent_.find(dir.site);
+        if (s == absent_.end() || s->second.erase(field) == 0) return;
+        if (s->second.empty()) absent_.erase(s);
+    }
+    listing_changed(dir);
+    invalidator_->push(InvalTarget{dir.ino, std::string(field->name)});
+}
+
+void Filesystem::forget_site_locked(const std::string& site) {
+    site_ids_.erase(site);
+    temps_.erase(site);
+    absent_.erase(site);
+}
+
+Node Filesystem::field_node(const Node& dir, const FieldSpec* field) const {
+    size_t index = 0;
+    is_field_index(field, index);
+    return Node{field_ino(dir.site_id, index), NodeKind::Field, dir.site, dir.site_id, field};
 }
 
 // The kernel drops a cached listing after a create, unlink or rename it sent itself, but only by
@@ -410,24 +471,29 @@ int Filesystem::rename(const Node& dir, std::string_view from, std::string_view 
     const FieldSpec* to_field = find_field(to);
     if (from_field && to_field) return EINVAL;
     if (to_field) {
-        if (flags & RENAME_NOREPLACE) return EEXIST;
         if (!is_writable(*to_field)) return EACCES;
         std::shared_ptr<TempFile> temp;
         std::string value;
+        std::optional<Timestamp> explicit_time;
         {
             std::lock_guard lock(mu_);
+            if ((flags & RENAME_NOREPLACE) && !absent_locked(dir.site, to_field)) return EEXIST;
             temp = temp_locked(dir.site, from);
             if (!temp) return ENOENT;
             value = temp->data;
+            if (temp->mtime_set) explicit_time = temp->mtime;
         }
-        size_t index = 0;
-        is_field_index(to_field, index);
-        const Node field{field_ino(dir.site_id, index), NodeKind::Field, dir.site, dir.site_id, to_field};
+        const Node field = field_node(dir, to_field);
         if (auto outcome = commit(field, value); !outcome.ok()) return outcome.err;
+        if (explicit_time) {
+            if (Outcome out = store_.set_field_time(dir.site, to_field->name, *explicit_time); !out.ok())
+                spdlog::warn("site {}: {} keeps its own time, not the renamed file's: {}", dir.site, to_field->name, out.reason);
+        }
         {
             std::lock_guard lock(mu_);
             if (temp_locked(dir.site, from) == temp && drop_temp_locked(dir.site, from)) listing_changed(dir);
             if (Node* n = inodes_.find(temp->ino)) inodes_.make_field(*n, to_field);
+            set_absent_locked(dir, to_field, false);
         }
         // The kernel now maps `to` to the temp's inode; make it look the field up again.
         invalidator_->push(InvalTarget{dir.ino, std::string(to)});
@@ -438,8 +504,11 @@ int Filesystem::rename(const Node& dir, std::string_view from, std::string_view 
     if ((flags & RENAME_NOREPLACE) && temp_locked(dir.site, to)) return EEXIST;
     std::shared_ptr<TempFile> moved;
     if (from_field) {
-        // Editors rename the original away before writing a new one (vim's backupcopy=no); the
-        // field stays where it is and the new name gets a temporary copy of its content.
+        // Editors rename the original away before writing a new one (vim's backupcopy=no): the
+        // new name gets a temporary copy of the content, and the field's name becomes absent as
+        // after an unlink (the value stays) until the editor creates it again.
+        if (!is_writable(*from_field)) return EPERM;
+        if (absent_locked(dir.site, from_field)) return ENOENT;
         auto site = store_.site(dir.site);
         if (!site) return ENOENT;
         moved = std::make_shared<TempFile>();
@@ -449,7 +518,7 @@ int Filesystem::rename(const Node& dir, std::string_view from, std::string_view 
         moved->uid = options_.uid;
         moved->gid = options_.gid;
         moved->mtime = moved->ctime = from_field->changed(*site);
-        invalidator_->push(InvalTarget{dir.ino, std::string(from)});
+        set_absent_locked(dir, from_field, true);
     } else {
         moved = temp_locked(dir.site, from);
         if (!moved) return ENOENT;
@@ -469,7 +538,13 @@ int Filesystem::make_site(std::string_view name, fuse_entry_param& e) {
         spdlog::warn("mkdir {} refused: {}", name, outcome.reason);
         return outcome.err;
     }
-    return lookup(kRootIno, name, e);
+    if (const int err = lookup(kRootIno, name, e)) return err;
+    std::lock_guard lock(mu_);
+    const Node* dir = inodes_.find(e.ino);
+    if (!dir) return ENOENT;
+    for (const auto& f : site_fields())
+        if (is_writable(f)) absent_[dir->site].emplace(&f, Absence::Unset);
+    return 0;
 }
 
 int Filesystem::remove_site(std::string_view name) {
@@ -486,8 +561,7 @@ int Filesystem::remove_site(std::string_view name) {
         return outcome.err;
     }
     std::lock_guard lock(mu_);
-    site_ids_.erase(std::string(name));
-    temps_.erase(std::string(name));
+    forget_site_locked(std::string(name));
     return 0;
 }
 
@@ -512,9 +586,11 @@ Outcome Filesystem::commit(const Node& field, std::string_view value) {
     return logged(field, store_.write_field(field.site, field.field->name, value));
 }
 
-Outcome Filesystem::check(const Node& field, std::string_view value) {
-    if (stale(field)) return logged(field, Outcome::fail(ENOENT, "site '" + field.site + "' was removed after this file was opened"));
-    return logged(field, store_.check_field(field.site, field.field->name, value));
+void Filesystem::restore(const Node& field, std::string_view value, std::string_view expected) {
+    if (stale(field)) return;
+    const Outcome out = store_.restore_field(field.site, field.field->name, value, expected);
+    if (out.ok()) spdlog::info("site {}: {} put back to its value before the refused write", field.site, field.field->name);
+    else spdlog::warn("site {}: {} not put back after the refused write: {}", field.site, field.field->name, out.reason);
 }
 
 std::vector<InvalTarget> Filesystem::on_change(const Change& change) {
@@ -529,20 +605,20 @@ std::vector<InvalTarget> Filesystem::on_change(const Change& change) {
         targets.push_back({kRootIno, {}});
         if (change.kind == Change::Kind::Removed) {
             targets.push_back({kRootIno, change.site});
-            if (!store_.site(change.site)) {
-                site_ids_.erase(change.site);
-                temps_.erase(change.site);
-            }
+            if (!store_.site(change.site)) forget_site_locked(change.site);
         }
     }
+    // A new site's listing grows as its unset fields gain values (commit, once served).
+    const bool names_may_change = absent_.contains(change.site);
+    settle_unset_locked(change.site);
     // A site directory that came or went takes its cached listing with it, which a process inside
     // a removed one could otherwise still read. Files keep what the kernel cached when the change
     // cannot reach them (a report leaves repo alone), sparing a GETATTR and a READ each.
     for (fuse_ino_t ino : inodes_.nodes_of(change.site)) {
         const Node* n = inodes_.find(ino);
         if (!n) continue;
-        if (n->kind == NodeKind::Field ? reaches(change.kind, *n->field) : came_or_went && n->kind == NodeKind::SiteDir)
-            targets.push_back({ino, {}});
+        const bool listing = n->kind == NodeKind::SiteDir && (came_or_went || names_may_change);
+        if (n->kind == NodeKind::Field ? reaches(change.kind, *n->field) : listing) targets.push_back({ino, {}});
     }
     if (change.kind != Change::Kind::Actual) targets.push_back({kExportIno, {}});
     return targets;

@@ -107,13 +107,18 @@ public:
     // Files whose content changes with no event to invalidate on: every read reaches the daemon.
     static bool uncached(const Node& node) { return node.ino == kMetricsIno; }
 
-    // Temporary files of a site (names that are not fields).
-    struct TempResult {
+    // Creating a name in a site: a field name this mount shows as absent comes back (the node is
+    // that field; its writer's first value commits it), any other name is a temporary file.
+    // `exclusive` (O_EXCL) refuses a field name that is present.
+    struct Created {
         int err = 0;
         Node node;
+        bool fresh = false;  // a field name that was absent
     };
-    TempResult create_temp(const Node& dir, std::string_view name, mode_t mode, const fuse_ctx* ctx);
-    int unlink_temp(const Node& dir, std::string_view name);
+    Created create(const Node& dir, std::string_view name, mode_t mode, const fuse_ctx* ctx, bool exclusive);
+    // A temporary file goes; a read-write field's name becomes absent in this mount, its value
+    // kept (a site's reports cannot be unlinked).
+    int unlink(const Node& dir, std::string_view name);
     // Renames within one site directory: temp over field commits, field onto a new name copies.
     int rename(const Node& dir, std::string_view from, std::string_view to, unsigned flags);
     // Mutates a temp file's data under mu_.
@@ -129,8 +134,8 @@ public:
 
     // Commits a field value through the store, logging a refusal with its reason.
     Outcome commit(const Node& field, std::string_view value);
-    // The same checks without committing (a refusal is logged and shown in status all the same).
-    Outcome check(const Node& field, std::string_view value);
+    // Puts back `value` unless someone changed the field from `expected` meanwhile (logged).
+    void restore(const Node& field, std::string_view value, std::string_view expected);
 
     fuse_ino_t site_ino(uint64_t id) const { return id * kSlotsPerSite; }
     fuse_ino_t field_ino(uint64_t id, size_t index) const { return id * kSlotsPerSite + 1 + index; }
@@ -144,6 +149,13 @@ private:
     std::vector<InvalTarget> on_change(const Change& change);  // runs on the invalidator thread
     std::shared_ptr<TempFile> temp_locked(const std::string& site, std::string_view name);
     bool drop_temp_locked(const std::string& site, std::string_view name);
+    // Whether `field` is absent from the site's names; an unset field of a new site that has
+    // gained a value since is present from then on.
+    bool absent_locked(const std::string& site, const FieldSpec* field);
+    void set_absent_locked(const Node& dir, const FieldSpec* field, bool absent);
+    void settle_unset_locked(const std::string& site);
+    void forget_site_locked(const std::string& site);
+    Node field_node(const Node& dir, const FieldSpec* field) const;
     // Queues the invalidation of a site directory's cached listing (mu_ may be held).
     void listing_changed(const Node& dir);
 
@@ -157,6 +169,13 @@ private:
     uint64_t next_site_id_ = 1;
     uint64_t next_temp_ = 1;
     std::unordered_map<std::string, std::unordered_map<std::string, std::shared_ptr<TempFile>>> temps_;
+    // Per site, the read-write fields whose names this mount shows as absent, and why: Unset, the
+    // fields of a site made by mkdir here while they have no value (a new directory is empty, so
+    // cp -r and tar can create each file; `commit` appears once something is served), and
+    // Unlinked, each one unlinked or renamed away since. In memory only: the values are untouched
+    // (docs/filesystem.md).
+    enum class Absence { Unset, Unlinked };
+    std::unordered_map<std::string, std::unordered_map<const FieldSpec*, Absence>> absent_;
     Timestamp root_changed_;
 
     ParkedReads parked_;

@@ -7,7 +7,14 @@ namespace sitesfs::fs {
 int commit_pending(Filesystem& fs, Handle& h) {
     if (!h.pending) return 0;
     h.pending = h.wrote = false;
-    return fs.commit(h.node, h.content).err;
+    const int err = fs.commit(h.node, h.content).err;
+    if (!err) {
+        h.committed = h.content;
+    } else if (h.committed) {
+        fs.restore(h.node, h.original, *h.committed);
+        h.committed.reset();
+    }
+    return err;
 }
 
 int splice_into(std::string& data, const char* buf, size_t size, off_t off, size_t limit) {

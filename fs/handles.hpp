@@ -1,11 +1,13 @@
 // Open files. A writer's handle holds the value being written; readers always read the current
 // value (they share the kernel's page cache, which must never hold an old one). Writes are
-// whole-value: a write that ends a line is checked at once so its verdict is the write()'s
-// result; the value commits at flush (close), fsync, rename or release.
+// whole-value: a write that ends a line commits the content so far, so that write()'s result is
+// the verdict and the value is durable when it returns (bash hears nothing else); content without
+// a final newline commits at flush (close), fsync, rename or release.
 #pragma once
 
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "fs/filesystem.hpp"
@@ -18,6 +20,8 @@ struct Handle {
     int flags = 0;
     bool writable = false;
     std::string content;   // a writer's value; temp files keep their bytes in TempFile
+    std::string original;  // a field writer: the stored value at open, put back if a later line is refused
+    std::optional<std::string> committed;  // what this handle last committed, while it has
     bool pending = false;  // content holds a value not yet committed
     bool wrote = false;    // data arrived (write or ftruncate) since the last commit
     unsigned flushes = 0;
@@ -32,7 +36,9 @@ struct Handle {
 inline Handle* handle_of(const fuse_file_info* fi) { return reinterpret_cast<Handle*>(fi->fh); }
 
 // Commits a field handle's pending value; returns 0 or an errno. Clears `pending` either way: a
-// refused value is reported once, not again at every later flush.
+// refused value is reported once, not again at every later flush. A refusal after this handle
+// committed earlier lines puts back the value from before the open, so a value written over
+// several write() calls takes effect whole or not at all.
 int commit_pending(Filesystem& fs, Handle& h);
 
 // Writes `size` bytes at `off` into `data`, growing it; EFBIG past `limit`.

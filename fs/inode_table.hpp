@@ -42,6 +42,7 @@ struct TempFile {
     gid_t gid = 0;
     Timestamp mtime{};
     Timestamp ctime{};
+    bool mtime_set = false;  // mtime was set explicitly (utimensat), to carry over a rename onto a field
 };
 
 // Export: a read-only file sitesfs generates in the root (.sites.toml, .metrics), told apart by ino.

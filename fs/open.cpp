@@ -58,6 +58,26 @@ std::unique_ptr<Handle> new_handle(const Node& node, int flags) {
     return h;
 }
 
+// What a field handle starts from: the site's generation (for `wait`), the stored value (put back
+// if a later line is refused), and for a writer its buffer. An empty buffer (O_TRUNC, or a name
+// just created) changes the stored value only when it commits, so `echo x > f` never passes
+// through an empty value. Returns an errno.
+int start_field(Filesystem& fs, Handle& h, bool empty) {
+    auto site = fs.store().site(h.node.site);
+    if (!site) return ENOENT;
+    h.generation = site->generation;
+    h.original = site->field(h.node.field->name).value;
+    if (!h.writable) return 0;
+    if (empty) {
+        h.pending = true;
+        return 0;
+    }
+    auto content = fs.content(h.node);
+    if (!content) return ENOENT;
+    h.content = std::move(*content);
+    return 0;
+}
+
 }  // namespace
 
 void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -75,28 +95,12 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         return;
     }
     auto h = new_handle(*node, fi->flags);
-    if (node->kind == NodeKind::Field && node->field->settled) {
-        auto site = fs.store().site(node->site);
-        if (!site) {
-            fuse_reply_err(req, ENOENT);
-            return;
-        }
-        h->generation = site->generation;
-    }
     const bool truncating = h->writable && (fi->flags & O_TRUNC);
-    if (node->kind == NodeKind::Temp) {
-        if (truncating) fs.with_temp(*node, [](TempFile& t) { t.data.clear(); t.mtime = Clock::now(); });
-    } else if (truncating) {
-        // O_TRUNC empties this writer's buffer; the stored value changes only when it commits, so
-        // `echo x > f` never passes through an empty value.
-        h->pending = true;
-    } else if (h->writable) {
-        auto content = fs.content(*node);
-        if (!content) {
-            fuse_reply_err(req, ENOENT);
-            return;
-        }
-        h->content = std::move(*content);
+    if (node->kind == NodeKind::Field) err = start_field(fs, *h, truncating);
+    else if (truncating) fs.with_temp(*node, [](TempFile& t) { t.data.clear(); t.mtime = Clock::now(); });
+    if (err) {
+        fuse_reply_err(req, err);
+        return;
     }
     reply_open(req, fi, std::move(h));
 }
@@ -108,14 +112,17 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
         fuse_reply_err(req, dir ? EROFS : ENOENT);
         return;
     }
-    auto made = fs.create_temp(*dir, name, mode, fuse_req_ctx(req));
+    auto made = fs.create(*dir, name, mode, fuse_req_ctx(req), fi->flags & O_EXCL);
+    auto h = new_handle(made.node, fi->flags);
+    // A field created anew starts empty, as a new file does; one that was there all along (the
+    // kernel raced another creator) opens as open() would.
+    if (!made.err && made.node.kind == NodeKind::Field) made.err = start_field(fs, *h, (fi->flags & O_TRUNC) || made.fresh);
     if (made.err) {
         fuse_reply_err(req, made.err);
         return;
     }
     fuse_entry_param e;
     fs.fill_entry(made.node, e);
-    auto h = new_handle(made.node, fi->flags);
     fi->direct_io = 1;
     fi->fh = reinterpret_cast<uint64_t>(h.get());
     fs.adopt(h.get());
@@ -127,8 +134,10 @@ void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev
     auto& fs = fs_of(req);
     auto dir = fs.node(parent);
     int err = !dir ? ENOENT : fs.options().read_only ? EROFS : !S_ISREG(mode) ? EPERM : 0;
-    Filesystem::TempResult made;
-    if (!err) made = fs.create_temp(*dir, name, mode, fuse_req_ctx(req));
+    Filesystem::Created made;
+    if (!err) made = fs.create(*dir, name, mode, fuse_req_ctx(req), true);
+    // A field made by mknod is an empty file: its value is the empty one.
+    if (!err && !made.err && made.node.kind == NodeKind::Field) made.err = fs.commit(made.node, "").err;
     if (err || made.err) {
         fuse_reply_err(req, err ? err : made.err);
         return;

@@ -11,7 +11,7 @@ namespace sitesfs::fs::ops {
 void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
     auto& fs = fs_of(req);
     auto dir = fs.node(parent);
-    const int err = !dir ? ENOENT : fs.options().read_only ? EROFS : fs.unlink_temp(*dir, name);
+    const int err = !dir ? ENOENT : fs.options().read_only ? EROFS : fs.unlink(*dir, name);
     fuse_reply_err(req, err);
 }
 

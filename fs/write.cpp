@@ -19,10 +19,9 @@ int write_temp(Filesystem& fs, Handle& h, const char* buf, size_t size, off_t of
     });
 }
 
-// A write that ends a line completes a value (`echo` writes the whole value at once), so it is
-// checked now and a refusal fails this very write() — bash reports those, not close errors. The
-// value commits when the file is flushed (closed), fsynced or renamed over, so a writer that
-// sends several lines (bash's printf does, one write() each) commits all of them or nothing.
+// A write that ends a line completes a value (`echo` writes the whole value at once), so it
+// commits now: bash hears only write(), never close(), so this write's success must mean the value
+// is valid, its domain claimed and on disk. Content without a final newline waits for the flush.
 int write_field(Filesystem& fs, Handle& h, const char* buf, size_t size, off_t off) {
     std::lock_guard lock(h.mu);
     if (!h.writable) return EBADF;
@@ -31,13 +30,10 @@ int write_field(Filesystem& fs, Handle& h, const char* buf, size_t size, off_t o
     if (int err = splice_into(h.content, buf, size, off, fs.options().max_value_bytes)) return err;
     h.pending = h.wrote = true;
     if (size == 0 || buf[size - 1] != '\n') return 0;
-    const int err = fs.check(h.node, h.content).err;
-    if (err) {
-        // A refused value leaves nothing behind: not these bytes, not the lines before them, nor
-        // the truncation of an `echo bad > f`, which would otherwise commit an empty value at close.
-        h.content = std::move(before);
-        h.pending = h.wrote = false;
-    }
+    const int err = commit_pending(fs, h);
+    // Refused bytes stay out of the buffer too, so a later flush cannot commit them, nor the
+    // truncation of an `echo bad > f`.
+    if (err) h.content = std::move(before);
     return err;
 }
 

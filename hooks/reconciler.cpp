@@ -74,7 +74,7 @@ void Reconciler::start() {
     }
     inbox_->target = this;
     store_.subscribe([inbox = inbox_](const Change& c) {
-        if (c.kind == Change::Kind::Actual) return;
+        if (c.kind == Change::Kind::Actual || c.kind == Change::Kind::Times) return;
         std::lock_guard lock(inbox->mu);
         if (inbox->target) inbox->target->schedule(c.site, false);
     });

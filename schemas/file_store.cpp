@@ -7,7 +7,6 @@
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <toml++/toml.h>
@@ -388,16 +387,36 @@ public:
     }
 
     Outcome write_field(std::string_view name, std::string_view field, std::string_view raw) override {
-        return set_field(name, field, raw, true);
+        return set_field(name, field, raw, nullptr);
     }
 
-    Outcome check_field(std::string_view name, std::string_view field, std::string_view raw) override {
-        return set_field(name, field, raw, false);
+    Outcome restore_field(std::string_view name, std::string_view field, std::string_view value,
+                          std::string_view expected) override {
+        return set_field(name, field, value, &expected);
+    }
+
+    Outcome set_field_time(std::string_view name, std::string_view field, Timestamp when) override {
+        if (read_only_) return read_only_outcome();
+        if (!site(name)) return no_site(name);
+        const FieldSpec* spec = find_field(field);
+        if (!spec || !is_writable(*spec)) return Outcome::fail(EPERM, std::string(field) + " shows when sitesfs changed it");
+        auto guard = commit_lock(name);
+        const SiteRef cur = site(name);
+        if (!cur) return no_site(name);
+        if (cur->field(field).changed == when) return Outcome::success();
+        auto next = std::make_shared<SiteRecord>(*cur);
+        next->desired[std::string(field)].changed = when;
+        if (Outcome out = persist(*next, cur.get()); !out.ok()) return out;
+        publish(next);
+        guard.unlock();
+        emit({Change::Kind::Times, next->name, next->generation});
+        return Outcome::success();
     }
 
 private:
-    // write_field and check_field: the same checks, and with `commit` the change itself.
-    Outcome set_field(std::string_view name, std::string_view field, std::string_view raw, bool commit) {
+    // write_field, and with `expected` restore_field: a compare-and-set that leaves the refusal
+    // the restore follows in the status.
+    Outcome set_field(std::string_view name, std::string_view field, std::string_view raw, const std::string_view* expected) {
         if (read_only_) return read_only_outcome();
         if (!site(name)) return no_site(name);
         const FieldSpec* spec = find_field(field);
@@ -406,21 +425,17 @@ private:
         auto guard = commit_lock(name);
         const SiteRef cur = site(name);
         if (!cur) return no_site(name);
+        // A restore records nothing in the status: the refusal that called for it shows there.
+        auto refused = [&](int err, std::string reason) {
+            return expected ? Outcome::fail(err, std::move(reason))
+                            : refuse(std::move(guard), cur, field, err, std::move(reason));
+        };
         const Checked c = spec->check(trim(raw), policy_);
-        if (!c.ok) return refuse(std::move(guard), cur, field, EINVAL, c.reason);
-        if (!commit) {
-            if (field == "domain") {
-                std::shared_lock lock(mu_);
-                if (auto why = domain_taken(domain_set(c.value), cur->name)) {
-                    lock.unlock();
-                    return refuse(std::move(guard), cur, field, EEXIST, *why);
-                }
-            }
-            // An unchanged value is no disk write (see below), so a full disk is no reason to refuse it.
-            const bool saves = cur->field(field).value != c.value || cur->actual.error_from_write;
-            if (Outcome room = saves ? room_to_save(cur->name) : Outcome::success(); !room.ok())
-                return refuse(std::move(guard), cur, field, room.err, std::move(room.reason));
-            return Outcome::success();
+        if (!c.ok) return refused(EINVAL, c.reason);
+        if (expected) {
+            const Checked e = spec->check(trim(*expected), policy_);
+            if (!e.ok || cur->field(field).value != e.value)
+                return Outcome::fail(ESTALE, std::string(field) + " was changed by another writer meanwhile");
         }
 
         const Timestamp now = Clock::now();
@@ -428,7 +443,7 @@ private:
         // Editors save the whole file, usually unchanged: the same value is no new generation and
         // no disk write. It only clears a refusal still shown in the status, as any good write does.
         if (cur->field(field).value == c.value) {
-            if (!cur->actual.error_from_write) return Outcome::success();
+            if (expected || !cur->actual.error_from_write) return Outcome::success();
             clear_write_error(*next, now);
             if (Outcome out = persist(*next, cur.get()); !out.ok())
                 return refuse(std::move(guard), cur, field, out.err, out.reason);
@@ -439,7 +454,7 @@ private:
         }
         next->desired[std::string(field)] = FieldValue{c.value, now};
         ++next->generation;
-        clear_write_error(*next, now);
+        if (!expected) clear_write_error(*next, now);
 
         std::vector<std::string> reserved;
         if (field == "domain") {
@@ -447,7 +462,7 @@ private:
             const auto wanted = domains_of(*next);
             if (auto why = domain_taken(wanted, next->name)) {
                 lock.unlock();
-                return refuse(std::move(guard), cur, field, EEXIST, *why);
+                return refused(EEXIST, *why);
             }
             // Reserved before the write, so a racing writer of another site sees them taken.
             for (const auto& d : wanted)
@@ -460,7 +475,7 @@ private:
             }
             // A full or read-only state dir: the writer gets the errno, and `status` says why for
             // whoever looks later (in memory only, since the disk just refused a write).
-            return refuse(std::move(guard), cur, field, out.err, out.reason);
+            return refused(out.err, out.reason);
         }
         {
             std::unique_lock lock(mu_);
@@ -643,21 +658,6 @@ private:
     Outcome save_failure(const std::string& name, int e) const {
         return Outcome::fail(e, "could not save site '" + name + "' to " + (sites_dir_ / (name + std::string(kSuffix))).string() +
                                     ": " + errno_text(e));
-    }
-
-    // Whether the state dir can take a site file now. The value commits at close(), whose errors
-    // bash does not print; asked at write(), a full or read-only state dir fails the write()
-    // itself, which it does print. The save at close() still has the last word.
-    Outcome room_to_save(const std::string& name) const {
-        struct statvfs st {};
-        if (::fstatvfs(dir_fd_.get(), &st) != 0) return Outcome::success();  // no verdict: let the save decide
-        if (st.f_flag & ST_RDONLY) return save_failure(name, EROFS);
-        constexpr unsigned long long kRoom = 64 * 1024;  // a site file, its temp copy and directory growth
-        const unsigned long long blocks = ::geteuid() == 0 ? st.f_bfree : st.f_bavail;
-        const unsigned long long inodes = ::geteuid() == 0 ? st.f_ffree : st.f_favail;
-        // A file system that does not count inodes (btrfs) reports 0 of 0.
-        if (blocks * st.f_frsize < kRoom || (st.f_files != 0 && inodes == 0)) return save_failure(name, ENOSPC);
-        return Outcome::success();
     }
 
     // Temp file in the same dir, fsync, rename over: readers of the dir see the old file or the

@@ -1,5 +1,6 @@
 #include "schemas/site_schema.hpp"
 
+#include <algorithm>
 #include <array>
 #include <ctime>
 
@@ -20,6 +21,13 @@ std::string desired_ref(const SiteRecord& s) {
     if (auto pin = desired(s, "commit"); !pin.empty()) return "commit " + pin;
     if (auto branch = desired(s, "branch"); !branch.empty()) return "branch " + branch;
     return "default-branch";
+}
+
+// One name a line, so line-based tools (grep -qx, lineinfile, sort) see one item each.
+std::string domain_lines(const SiteRecord& s) {
+    std::string names = desired(s, "domain");
+    std::replace(names.begin(), names.end(), ' ', '\n');
+    return names;
 }
 
 std::string render_status(const SiteRecord& s) {
@@ -66,8 +74,10 @@ Timestamp status_changed(const SiteRecord& s) {
 const std::array kFields{
     FieldSpec{"repo", Access::ReadWrite, ChangedBy::Writes, check_repo, SITESFS_DESIRED("repo"),
               "git URL to deploy: https://, ssh://, git@host:owner/repo.git or GitHub owner/name"},
-    FieldSpec{"domain", Access::ReadWrite, ChangedBy::Writes, check_domain, SITESFS_DESIRED("domain"),
-              "hostnames that serve the site, separated by whitespace; *. only as the whole first label"},
+    FieldSpec{"domain", Access::ReadWrite, ChangedBy::Writes, check_domain, domain_lines,
+              [](const SiteRecord& s) { return desired_changed(s, "domain"); },
+              "hostnames that serve the site, one per line (any whitespace separates them on write; a "
+              "name already listed counts once); *. only as the whole first label"},
     FieldSpec{"branch", Access::ReadWrite, ChangedBy::Writes, check_branch, SITESFS_DESIRED("branch"),
               "branch to follow; empty follows the remote's default branch"},
     FieldSpec{"path", Access::ReadWrite, ChangedBy::Writes, check_path, SITESFS_DESIRED("path"),
@@ -75,9 +85,12 @@ const std::array kFields{
     FieldSpec{"deploy_key_ref", Access::ReadWrite, ChangedBy::Writes, check_deploy_key_ref,
               SITESFS_DESIRED("deploy_key_ref"),
               "PROVIDER:NAME of the deploy key for a private repo; empty for public repos"},
-    FieldSpec{"commit", Access::ReadWrite, ChangedBy::Reports, check_commit,
+    // Pinned, the file's time is the pin's (written or set), so that rsync and cp -a can carry
+    // it; following a branch, it is when the served commit last changed.
+    FieldSpec{"commit", Access::ReadWrite, ChangedBy::Both, check_commit,
               [](const SiteRecord& s) { return s.actual.commit; },
               [](const SiteRecord& s) {
+                  if (!desired(s, "commit").empty()) return desired_changed(s, "commit");
                   return s.actual.changed == Timestamp{} ? s.created : s.actual.changed;
               },
               "reads the commit served; write 7-40 hex to pin a commit, empty to follow the branch again"},
@@ -86,7 +99,7 @@ const std::array kFields{
     FieldSpec{"log", Access::ReadOnly, ChangedBy::Both, nullptr, render_log, status_changed,
               "the site's recent deploys, oldest first: time, action, commit, previous commit, duration, error"},
     FieldSpec{"wait", Access::ReadOnly, ChangedBy::Both, nullptr, render_wait, status_changed,
-              "not listed (open it by name), read-write mounts only: a read waits until the site settles "
+              "read-write mounts only: a read waits until the site settles "
               "for the generation it had at open, then gives `live COMMIT` or `failed COMMIT STEP: REASON` "
               "(or `incomplete`); fails with ETIMEDOUT after [filesystem] wait_timeout",
               wait_settled},
@@ -132,7 +145,9 @@ std::string fields_markdown() {
     std::string out =
         "<!-- Generated from schemas/site_schema.cpp by `cmake --build build -t fields-doc`; do not edit. -->\n"
         "# Site files\n\n"
-        "Every directory `/sites/NAME` holds these files. Reads return the value and one newline.\n\n"
+        "Every directory `/sites/NAME` holds these files. Reads return the value and one newline. `ls` lists "
+        "the read-write files, the settings a copy or an archive of the site carries; the read-only reports "
+        "are opened by name (`cat /sites/blog/status`, `grep state: /sites/*/status`).\n\n"
         "| file | access | what it holds |\n"
         "| --- | --- | --- |\n";
     for (const auto& f : kFields) {

@@ -41,9 +41,11 @@ struct FieldSpec {
 std::span<const FieldSpec> site_fields();
 const FieldSpec* find_field(std::string_view name);  // nullptr when no such field
 inline bool is_writable(const FieldSpec& f) { return f.access == Access::ReadWrite; }
-// A file whose read waits is reachable by name but not listed, so that grep -r, tar, find and
-// `cat SITE/*` never block on it.
-inline bool is_listed(const FieldSpec& f) { return f.settled == nullptr; }
+// A site directory lists what can be set: its read-write fields. The reports (status, log, wait)
+// are reachable by name but not listed, so a copy or an archive of a site (cp -r, tar, rsync)
+// holds exactly its settings and writes back nothing sitesfs computes, and grep -r, tar, find
+// and `cat SITE/*` never block on `wait`.
+inline bool is_listed(const FieldSpec& f) { return is_writable(f); }
 
 // The site's overall state as `status` shows it: incomplete until repo and domain are set, then
 // what the reconciler reported, or pending while it has not reported on the newest generation.

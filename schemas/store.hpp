@@ -16,6 +16,7 @@ namespace sitesfs {
 
 // The result of a mutation: err is 0 or an errno the filesystem can return as it is
 // (EINVAL refused value, EEXIST name/domain taken, ENOENT no such site, EROFS read-only store,
+// ESTALE a restore found the value changed,
 // ENOSPC/EIO/... the change could not be made durable and nothing changed).
 struct Outcome {
     int err = 0;
@@ -28,7 +29,8 @@ struct Outcome {
 // One entry of the change feed. Desired changes carry the new generation; consumers that only
 // care about the newest state of a site re-read it from the store (level-triggered).
 struct Change {
-    enum class Kind { Created, Removed, Desired, Actual };
+    // Times: a field's mtime was set (utimensat) and nothing else changed; nothing to deploy.
+    enum class Kind { Created, Removed, Desired, Actual, Times };
     Kind kind;
     std::string site;
     uint64_t generation = 0;
@@ -56,10 +58,15 @@ public:
     // Trims, validates and normalizes `raw` through the schema, checks domain uniqueness, bumps the
     // site's generation and persists. A refused value is also recorded in the site's status error.
     virtual Outcome write_field(std::string_view site, std::string_view field, std::string_view raw) = 0;
-    // The checks of write_field (value and domain uniqueness), with a refusal recorded in the
-    // status as write_field would; no value changes. Lets a writer hear a refusal at write()
-    // and commit only when the file is closed.
-    virtual Outcome check_field(std::string_view site, std::string_view field, std::string_view raw) = 0;
+    // Puts back `value` (as write_field would) only while the field still holds `expected`
+    // (compared normalized); ESTALE when another writer changed it meanwhile. The refusal in the
+    // status that called for the restore stays. Undoes the earlier lines of a value whose later
+    // line was refused (docs/filesystem.md, Writing).
+    virtual Outcome restore_field(std::string_view site, std::string_view field, std::string_view value,
+                                  std::string_view expected) = 0;
+    // Sets a read-write field's mtime (what its file shows), as utimensat does on a regular file,
+    // so rsync and cp -a can carry times over; a later change of the value moves it again.
+    virtual Outcome set_field_time(std::string_view site, std::string_view field, Timestamp when) = 0;
     // The reconciler reports what is served. Reports for a generation older than one already
     // reported are ignored (fencing). A report the disk refuses is still shown, and its error returned.
     virtual Outcome report(std::string_view site, uint64_t generation, const ActualState& actual) = 0;

@@ -69,7 +69,7 @@ TEST_F(Editors, Tee) { expect_edit("echo www.example.com | tee blog/domain >/dev
 
 TEST_F(Editors, TeeAppend) {
     EXPECT_TRUE(shell("echo www.example.com | tee -a blog/domain", {.out = "www.example.com\n"}));
-    EXPECT_EQ(read("blog/domain"), "blog.example.com www.example.com\n");
+    EXPECT_EQ(read("blog/domain"), "blog.example.com\nwww.example.com\n");
     EXPECT_TRUE(only_fields("blog"));
 }
 

@@ -23,8 +23,7 @@ extern char** environ;
 
 namespace sitesfs::it {
 
-const std::vector<std::string> kSiteFiles{"branch", "commit", "deploy_key_ref", "domain",
-                                          "log",    "path",   "repo",           "status"};
+const std::vector<std::string> kSiteFiles{"branch", "commit", "deploy_key_ref", "domain", "path", "repo"};
 
 namespace {
 
@@ -594,7 +593,7 @@ std::string MountTest::read(const std::string& rel) const {
 
 int MountTest::write_errno(const std::string& rel, const std::string& data, int flags) const {
     const auto p = mnt_ / rel;
-    const int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC | flags, 0644);
+    const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0644);
     if (fd < 0) return errno;
     int err = 0;
     if (!data.empty()) {
@@ -629,6 +628,10 @@ void MountTest::make_site(const std::string& name, const std::string& domain, co
     if (!domain.empty()) {
         ASSERT_EQ(write_errno(name + "/domain", domain + "\n"), 0) << "domain of " << name;
     }
+    // A new site lists only the settings created in it; the other names are created empty (a
+    // no-op for their values), as a site set up by hand or by an import would show them.
+    for (const auto& f : kSiteFiles)
+        if (!stdfs::exists(mnt_ / name / f)) ASSERT_EQ(write_errno(name + "/" + f, ""), 0) << f << " of " << name;
 }
 
 ::testing::AssertionResult MountTest::only_fields(const std::string& site) const {

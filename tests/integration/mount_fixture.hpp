@@ -172,6 +172,7 @@ protected:
     std::string read(const std::string& rel) const;  // failure: ADD_FAILURE and "<error ...>"
     void write(const std::string& rel, const std::string& data) const;  // expects success
     // open(O_WRONLY|flags), one write(), close(): 0 or the first errno.
+    // Opens as a shell's `>` does (O_CREAT, plus `flags`), writes `data` in one write(), closes.
     int write_errno(const std::string& rel, const std::string& data, int flags = O_TRUNC) const;
     std::string status_of(const std::string& site) const { return read(site + "/status"); }
     // The value of `key:` in a site's status ("<missing>" when absent).

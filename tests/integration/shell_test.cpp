@@ -24,15 +24,21 @@ std::string fields_listing() {
     return s;
 }
 
-TEST_F(AtTheShell, MkdirCreatesASiteWithExactlyItsFiles) {
-    EXPECT_TRUE(shell("mkdir blog && ls blog", {.out = fields_listing(), .err = ""}));
+TEST_F(AtTheShell, MkdirCreatesAnEmptySiteWhoseSettingsAppearAsTheyAreWritten) {
+    EXPECT_TRUE(shell("mkdir blog && ls -A blog", {.out = "", .err = ""}));
     EXPECT_TRUE(shell("ls", {.out = "blog\n"}));
     struct stat st;
     ASSERT_EQ(::stat((mnt() / "blog").c_str(), &st), 0);
     EXPECT_TRUE(S_ISDIR(st.st_mode));
-    // An unset value reads as a lone newline; status says why the site is not served yet.
-    EXPECT_EQ(read("blog/repo"), "\n");
+    EXPECT_TRUE(shell("cat blog/repo", {.code = 1, .err_has = "No such file or directory"}));
+    // status is there by name and says why the site is not served yet.
     EXPECT_EQ(status_line("blog", "state"), "incomplete");
+    EXPECT_TRUE(shell("echo user/blog > blog/repo && : > blog/branch && ls blog", {.out = "branch\nrepo\n", .err = ""}));
+    // An unset value reads as a lone newline.
+    EXPECT_EQ(read("blog/branch"), "\n");
+    // After a restart the mount shows every setting of the sites it finds.
+    ASSERT_NO_FATAL_FAILURE(restart());
+    EXPECT_TRUE(shell("ls blog", {.out = fields_listing(), .err = ""}));
 }
 
 TEST_F(AtTheShell, MkdirRefusesInvalidNamesWithEinval) {
@@ -83,7 +89,7 @@ TEST_F(AtTheShell, TheTour) {
 
     // An alias is appended with >>.
     EXPECT_TRUE(shell("echo www.example.com >> blog/domain", {.err = ""}));
-    EXPECT_TRUE(shell("cat blog/domain", {.out = "blog.example.com www.example.com\n"}));
+    EXPECT_TRUE(shell("cat blog/domain", {.out = "blog.example.com\nwww.example.com\n"}));
     // A good write clears the refusal from status.
     EXPECT_EQ(status_line("blog", "error"), "");
 
@@ -187,7 +193,7 @@ TEST_F(AtTheShell, RmdirRemovesASite) {
     EXPECT_EQ(::stat((mnt() / "blog").c_str(), &st), -1);
     EXPECT_EQ(errno, ENOENT);
     // Its domain is free again, and its name too (a fresh site).
-    EXPECT_TRUE(shell("mkdir blog && cat blog/domain", {.out = "\n"}));
+    EXPECT_TRUE(shell("mkdir blog && ls blog && grep -x 'state: incomplete' blog/status", {.out = "state: incomplete\n"}));
     EXPECT_TRUE(shell("rmdir nosuch", {.code = 1, .err_has = "No such file or directory"}));
 }
 
@@ -199,10 +205,17 @@ TEST_F(AtTheShell, RmRecursiveRemovesASite) {
     EXPECT_TRUE(shell("rm -rf shop && ls", {.out = ""}));
 }
 
-TEST_F(AtTheShell, UnlinkingAFieldKeepsItsValue) {
+TEST_F(AtTheShell, UnlinkingAFieldTakesItsNameAndKeepsItsValue) {
     make_blog();
+    const std::string export_before = read(".sites.toml");
     EXPECT_TRUE(shell("rm blog/domain", {.err = ""}));
-    EXPECT_TRUE(shell("cat blog/domain", {.out = "blog.example.com\n"}));
+    EXPECT_TRUE(shell("cat blog/domain", {.code = 1, .err_has = "No such file or directory"}));
+    EXPECT_TRUE(shell("ls blog", {.out = "branch\ncommit\ndeploy_key_ref\npath\nrepo\n"}));
+    EXPECT_EQ(read(".sites.toml"), export_before);  // the value stays
+    EXPECT_TRUE(shell("rm blog/domain", {.code = 1, .err_has = "No such file or directory"}));
+    EXPECT_TRUE(shell("rm blog/status", {.code = 1, .err_has = "Operation not permitted"}));
+    // Created again, the name comes back with what is written.
+    EXPECT_TRUE(shell("echo www.example.com > blog/domain && cat blog/domain", {.out = "www.example.com\n"}));
     EXPECT_TRUE(only_fields("blog"));
 }
 
@@ -274,7 +287,7 @@ TEST_F(AtTheShell, AMultiLineInjectionWrittenLineByLineChangesNothing) {
 TEST_F(AtTheShell, AMultiLineValueWrittenLineByLineIsTakenWhole) {
     make_blog();
     EXPECT_TRUE(shell("printf 'blog.example.com\\nwww.example.com\\n' > blog/domain", {.err = ""}));
-    EXPECT_EQ(read("blog/domain"), "blog.example.com www.example.com\n");
+    EXPECT_EQ(read("blog/domain"), "blog.example.com\nwww.example.com\n");
 }
 
 TEST_F(AtTheShell, LocalRepoIsAcceptedWithAllowLocalRepos) {
@@ -314,7 +327,7 @@ TEST_F(AtTheShell, ValuesSurviveACleanRestart) {
     EXPECT_EQ(read("blog/repo"), "https://github.com/user/blog\n");
     EXPECT_EQ(status_line("blog", "desired"), "commit abc1234");
     EXPECT_EQ(read("shop/repo"), "user/shop\n");
-    EXPECT_EQ(read("shop/domain"), "shop.example.com www.shop.example.com\n");
+    EXPECT_EQ(read("shop/domain"), "shop.example.com\nwww.shop.example.com\n");
     // The uniqueness of domains survives too.
     EXPECT_EQ(write_errno("shop/domain", "blog.example.com\n"), EEXIST);
 }

@@ -126,8 +126,31 @@ TEST(Schema, AFieldIsUntouchedByTheChangesItsChangedBySkips) {
                 << "changes with neither: a mistake in the test's records";
         }
     }
-    EXPECT_EQ(find_field("commit")->changed_by, ChangedBy::Reports);
+    // A pin's write moves commit's mtime (it shows the pin's time), a deploy its content.
+    EXPECT_EQ(find_field("commit")->changed_by, ChangedBy::Both);
     EXPECT_EQ(find_field("status")->changed_by, ChangedBy::Both);
+}
+
+TEST(Schema, CommitShowsThePinsTimeWhilePinnedAndTheServedCommitsOtherwise) {
+    auto s = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}});
+    s.actual.commit = std::string(40, 'a');
+    s.actual.changed = s.created + std::chrono::seconds(50);
+    const FieldSpec& commit = *find_field("commit");
+    EXPECT_EQ(commit.changed(s), s.actual.changed);
+    s.desired["commit"] = FieldValue{"abcdef1", s.created + std::chrono::seconds(7)};
+    EXPECT_EQ(commit.changed(s), s.created + std::chrono::seconds(7));
+}
+
+TEST(Schema, DomainReadsOneNamePerLine) {
+    const auto s = site_with({{"domain", "a.com www.a.com b.org"}});
+    EXPECT_EQ(find_field("domain")->render(s), "a.com\nwww.a.com\nb.org");
+}
+
+TEST(Schema, ADirectoryListsExactlyTheSettings) {
+    for (const auto& f : site_fields()) EXPECT_EQ(is_listed(f), is_writable(f)) << f.name;
+    EXPECT_FALSE(is_listed(*find_field("status")));
+    EXPECT_FALSE(is_listed(*find_field("log")));
+    EXPECT_FALSE(is_listed(*find_field("wait")));
 }
 
 TEST(Schema, StatusIsGreppableKeyValueLines) {
