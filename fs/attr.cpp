@@ -136,7 +136,11 @@ void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse
     if (to_set & FUSE_SET_ATTR_SIZE) err = truncate(fs, *node, attr->st_size, fi);
     if (!err && (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
         err = change_owner_or_mode(fs, *node, *attr, to_set);
-    if (!err && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) err = set_mtime(fs, *node, *attr, to_set);
+    // The time that comes with a truncation (ftruncate sends one) is the value's business: a
+    // field's mtime moves when its value commits, not at every ftruncate.
+    const bool times = to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW);
+    const bool sizing = to_set & FUSE_SET_ATTR_SIZE;
+    if (!err && times && !(sizing && node->kind == NodeKind::Field)) err = set_mtime(fs, *node, *attr, to_set);
     struct stat st;
     if (!err && !fs.attr(*node, st)) err = ENOENT;
     if (err) {

@@ -143,7 +143,7 @@ constexpr std::pair<const char*, const char*> kMethods[] = {
            "read-only mount (`-o ro`), as monitoring does."},
     {"P2", "A walk of the whole tree: opendir/readdir of every directory and fstatat of every entry, like "
            "`find -printf`, warm, against the same tmpfs copy."},
-    {"P3", "One committed write (open O_TRUNC, write, close; durable when close returns) to `branch` of a "
+    {"P3", "One committed write (open O_TRUNC, write, close; the value commits, fsynced, in the write() that ends its line) to `branch` of a "
            "site picked round-robin, with `--no-reconcile` so no deploy runs. p50 over all writes of a "
            "store with many sites against the same at a store with few sites."},
     {"P4", "Deploy: sites declared in the state dir (imported), from the daemon's start until "
@@ -163,13 +163,12 @@ constexpr std::pair<const char*, const char*> kMethods[] = {
 // Why a target is missed, and what would close it: the mechanism behind the figure, found by
 // profiling (strace -c and perf of the daemon during the run). Printed for rows that missed.
 constexpr std::pair<const char*, const char*> kMisses[] = {
-    {"P1 warm", "A read-write mount sends OPEN and RELEASE to the daemon for every open: strace counts 32,000 "
-                "requests for a warm pass over 16,000 files and nothing else (no LOOKUP, GETATTR or READ; the "
-                "page cache serves the bytes). Since then the read-write fields are read with direct I/O on this "
-                "mount (a cached read was cut at the size their writers give the inode: docs/reliability.md), "
-                "which adds two READs for each of those files. Each round trip costs about 20 µs on this machine against 4 µs for "
-                "a whole tmpfs open+read+close. The opens cannot be dropped on this mount: writers need their own "
-                "handle (a verdict per write() with direct I/O, O_TRUNC, commit at close), and answering ENOSYS "
+    {"P1 warm", "A read-write mount sends OPEN and RELEASE to the daemon for every open, and the read-write "
+                "fields, which are all a site lists, are read with direct I/O on this mount (a cached read is cut "
+                "or padded at the size their writers give the inode: docs/filesystem.md, Caching, says what was "
+                "tried), which adds two READs a file: 4 round trips a file, each about 20 µs on this machine "
+                "against 4-7 µs for a whole tmpfs open+read+close. The opens cannot be dropped on this mount: "
+                "writers need their own handle (a verdict per write() with direct I/O, O_TRUNC), and answering ENOSYS "
                 "to OPEN switches the whole connection to opens the daemon never sees. The read-only mount does "
                 "exactly that (0 requests a warm pass; its row meets the target), so monitoring that reads "
                 "everything should use it (docs/filesystem.md). What would close it on the read-write mount: "
