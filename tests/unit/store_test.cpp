@@ -83,7 +83,7 @@ public:
 
 private:
     static std::string text(const Change& c) {
-        static const char* const kinds[] = {"Created", "Removed", "Desired", "Actual"};
+        static const char* const kinds[] = {"Created", "Removed", "Desired", "Actual", "Times"};
         return std::string(kinds[static_cast<int>(c.kind)]) + " " + c.site + " " + std::to_string(c.generation);
     }
     std::mutex mu_;
@@ -381,6 +381,54 @@ TEST_F(StoreTest, WritingTheSameValueIsNoNewGeneration) {
     EXPECT_EQ(s->site("blog")->actual.error, "");
     EXPECT_EQ(s->site("blog")->generation, 2u);
     EXPECT_EQ(events.take(), std::vector<std::string>{"Actual blog 2"});
+}
+
+// What a refused later line of a value calls for: the value from before, unless another writer
+// changed it meanwhile, and the refusal stays shown.
+TEST_F(StoreTest, RestoreIsACompareAndSetThatKeepsTheRefusal) {
+    auto s = open();
+    ASSERT_TRUE(s->create_site("blog").ok());
+    ASSERT_TRUE(s->write_field("blog", "domain", "old.example.com").ok());
+    ASSERT_TRUE(s->write_field("blog", "domain", "a.example.com\n").ok());  // the first line, committed
+    ASSERT_EQ(s->write_field("blog", "domain", "a.example.com\n}\n").err, EINVAL);  // the second, refused
+    const std::string refusal = s->site("blog")->actual.error;
+    ASSERT_THAT(refusal, HasSubstr("}"));
+
+    const Outcome back = s->restore_field("blog", "domain", "old.example.com", "A.example.com \n");
+    EXPECT_TRUE(back.ok()) << back.reason;
+    EXPECT_EQ(s->site("blog")->field("domain").value, "old.example.com");
+    EXPECT_EQ(s->site("blog")->actual.error, refusal);
+    EXPECT_TRUE(s->site("blog")->actual.error_from_write);
+
+    ASSERT_TRUE(s->write_field("blog", "domain", "other.example.com").ok());
+    const Outcome stale = s->restore_field("blog", "domain", "old.example.com", "a.example.com");
+    EXPECT_EQ(stale.err, ESTALE) << stale.reason;
+    EXPECT_EQ(s->site("blog")->field("domain").value, "other.example.com");
+    // Durable like any write.
+    s.reset();
+    EXPECT_EQ(open()->site("blog")->field("domain").value, "other.example.com");
+}
+
+TEST_F(StoreTest, AFieldsTimeIsSetKeptAndAnnouncedWithoutANewGeneration) {
+    const Timestamp when = Timestamp(std::chrono::seconds(1'600'000'000)) + std::chrono::milliseconds(500);
+    {
+        Events events;
+        auto s = open();
+        events.listen(*s);
+        ASSERT_TRUE(s->create_site("blog").ok());
+        ASSERT_TRUE(s->write_field("blog", "branch", "main").ok());
+        events.take();
+        ASSERT_TRUE(s->set_field_time("blog", "branch", when).ok());
+        EXPECT_EQ(s->site("blog")->field("branch").changed, when);
+        EXPECT_EQ(s->site("blog")->generation, 2u);
+        EXPECT_EQ(events.take(), std::vector<std::string>{"Times blog 2"});
+        ASSERT_TRUE(s->set_field_time("blog", "branch", when).ok());
+        EXPECT_TRUE(events.take().empty()) << "the same time is no change";
+        EXPECT_EQ(s->set_field_time("blog", "status", when).err, EPERM);
+    }
+    auto s = open();
+    EXPECT_EQ(s->site("blog")->field("branch").changed, when);
+    EXPECT_EQ(s->site("blog")->field("branch").value, "main");
 }
 
 TEST_F(StoreTest, ARefusalIsShownUntilTheNextGoodWrite) {
