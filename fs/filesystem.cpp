@@ -43,13 +43,6 @@ bool reaches(Change::Kind kind, const FieldSpec& field) {
     }
 }
 
-bool is_field_index(const FieldSpec* f, size_t& index) {
-    const auto fields = site_fields();
-    for (size_t i = 0; i < fields.size(); ++i)
-        if (&fields[i] == f) return index = i, true;
-    return false;
-}
-
 }  // namespace
 
 Filesystem::Filesystem(Store& store, FsOptions options)
@@ -404,7 +397,8 @@ bool Filesystem::absent_locked(const std::string& site, const FieldSpec* field) 
     if (a == s->second.end()) return false;
     if (a->second == Absence::Unlinked) return true;
     settle_unset_locked(site);
-    return absent_.contains(site) && absent_[site].contains(field);
+    s = absent_.find(site);
+    return s != absent_.end() && s->second.contains(field);
 }
 
 // Called on every change of the site, and on a lookup, so that a value that came and went
@@ -438,9 +432,9 @@ void Filesystem::forget_site_locked(const std::string& site) {
     absent_.erase(site);
 }
 
+// `field` is a row of site_fields(), so its index is its place in that table.
 Node Filesystem::field_node(const Node& dir, const FieldSpec* field) const {
-    size_t index = 0;
-    is_field_index(field, index);
+    const auto index = static_cast<size_t>(field - site_fields().data());
     return Node{field_ino(dir.site_id, index), NodeKind::Field, dir.site, dir.site_id, field};
 }
 

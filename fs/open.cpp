@@ -61,8 +61,10 @@ std::unique_ptr<Handle> new_handle(const Node& node, int flags) {
 // What a field handle starts from: the site's generation (for `wait`), the stored value (put back
 // if a later line is refused), and for a writer its buffer. An empty buffer (O_TRUNC, or a name
 // just created) changes the stored value only when it commits, so `echo x > f` never passes
-// through an empty value. Returns an errno.
+// through an empty value. A plain reader needs none of it: reads serve the current value.
+// Returns an errno.
 int start_field(Filesystem& fs, Handle& h, bool empty) {
+    if (!h.writable && !h.node.field->settled) return 0;
     auto site = fs.store().site(h.node.site);
     if (!site) return ENOENT;
     h.generation = site->generation;
