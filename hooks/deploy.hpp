@@ -28,8 +28,12 @@ namespace sitesfs::hooks {
 
 struct HealthConfig {
     bool enabled = true;
-    std::string address = "127.0.0.1:80";  // the proxy's plain-HTTP listener
-    std::string path = "/";
+    // The loopback listener the health check probes, rendered beside each site block (or, with
+    // [proxy] scheme = "http" on the same port, the public listener itself).
+    std::string address = "127.0.0.1:2080";
+    // The proxy's HTTPS listener, for the certificates in `status`; empty: HTTP only.
+    std::string tls_address;
+    std::string path = "/";  // what a site whose `check` is empty fetches
     std::chrono::milliseconds timeout{10000};
 };
 

@@ -1,7 +1,5 @@
 #include "hooks/http_probe.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,6 +12,7 @@
 #include <string_view>
 
 #include "hooks/command.hpp"
+#include "hooks/net.hpp"
 
 namespace sitesfs::hooks {
 
@@ -21,55 +20,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kMaxBody = 64 * 1024;
 constexpr size_t kMaxHead = 64 * 1024;
-
-struct Endpoint {
-    sockaddr_storage addr{};
-    socklen_t len = 0;
-};
-
-std::optional<int> parse_port(std::string_view s) {
-    if (s.empty() || s.size() > 5 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        return std::nullopt;
-    const int port = std::stoi(std::string(s));
-    if (port < 1 || port > 65535) return std::nullopt;
-    return port;
-}
-
-// Numeric addresses only: the probe must reach the proxy's own listener, and a name lookup would
-// add a resolver (and its timeouts) to every health check.
-std::optional<Endpoint> parse_address(const std::string& address) {
-    Endpoint e;
-    std::string host;
-    std::string_view port_text;
-    if (address.starts_with('[')) {
-        const size_t close = address.find(']');
-        if (close == std::string::npos || address.compare(close + 1, 1, ":") != 0) return std::nullopt;
-        host = address.substr(1, close - 1);
-        port_text = std::string_view(address).substr(close + 2);
-        auto* a6 = reinterpret_cast<sockaddr_in6*>(&e.addr);
-        if (inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) != 1) return std::nullopt;
-        const auto port = parse_port(port_text);
-        if (!port) return std::nullopt;
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons(static_cast<uint16_t>(*port));
-        e.len = sizeof(sockaddr_in6);
-        return e;
-    }
-    const size_t colon = address.rfind(':');
-    if (colon == std::string::npos) return std::nullopt;
-    host = address.substr(0, colon);
-    port_text = std::string_view(address).substr(colon + 1);
-    auto* a4 = reinterpret_cast<sockaddr_in*>(&e.addr);
-    if (inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1) return std::nullopt;
-    const auto port = parse_port(port_text);
-    if (!port) return std::nullopt;
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons(static_cast<uint16_t>(*port));
-    e.len = sizeof(sockaddr_in);
-    return e;
-}
 
 // Up to 80 bytes of what the server sent, printable, for a "malformed" message.
 std::string excerpt(std::string_view s) {
@@ -96,7 +47,7 @@ std::string trim(std::string_view s) {
 
 enum class Progress { need_more, done, bad };
 
-// Decodes a chunked body as far as `raw` goes, up to kMaxBody bytes of payload.
+// Decodes a chunked body as far as `raw` goes, up to kMaxProbeBody bytes of payload.
 Progress dechunk(std::string_view raw, std::string& body, std::string& why) {
     body.clear();
     for (;;) {
@@ -114,8 +65,8 @@ Progress dechunk(std::string_view raw, std::string& body, std::string& why) {
         if (size == 0) return Progress::done;
         const size_t take = std::min(size, raw.size());
         body.append(raw.substr(0, take));
-        if (body.size() >= kMaxBody) {
-            body.resize(kMaxBody);
+        if (body.size() >= kMaxProbeBody) {
+            body.resize(kMaxProbeBody);
             return Progress::done;
         }
         if (raw.size() < size + 2) return Progress::need_more;
@@ -213,7 +164,7 @@ struct Parser {
             }
             return p;
         }
-        const size_t want = std::min(content_length.value_or(kMaxBody), kMaxBody);
+        const size_t want = std::min(content_length.value_or(kMaxProbeBody), kMaxProbeBody);
         r.body = std::string(body.substr(0, want));
         if (r.body.size() >= want) return Progress::done;
         if (!closed) return Progress::need_more;
@@ -225,33 +176,6 @@ struct Parser {
         return Progress::done;  // no length given: the body ends with the connection
     }
 };
-
-class Socket {
-public:
-    explicit Socket(int fd) : fd_(fd) {}
-    ~Socket() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Socket(const Socket&) = delete;
-    Socket& operator=(const Socket&) = delete;
-    int fd() const { return fd_; }
-
-private:
-    int fd_;
-};
-
-// Waits for `events` on fd until the deadline; false on timeout.
-bool wait_for(int fd, short events, Clock::time_point deadline) {
-    for (;;) {
-        // Rounded up: truncated, the last poll would give up to a millisecond before the deadline.
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-        if (left <= 0) return false;
-        pollfd p{fd, events, 0};
-        const int n = poll(&p, 1, static_cast<int>(std::min<long long>(left, 1 << 30)));
-        if (n > 0) return true;
-        if (n < 0 && errno != EINTR) return true;  // let the following syscall report the error
-    }
-}
 
 // Only the error: a half-parsed status or header is no answer.
 ProbeResult failed(std::string error) {
@@ -266,7 +190,7 @@ ProbeResult http_get(const std::string& address, const std::string& host, const 
                      std::chrono::milliseconds timeout) {
     const auto deadline = Clock::now() + timeout;
     const std::string no_answer = "no answer from " + address + " within " + duration_text(timeout);
-    const auto endpoint = parse_address(address);
+    const auto endpoint = parse_endpoint(address);
     if (!endpoint)
         return failed("address " + excerpt(address) + " is not IP:PORT or [IPv6]:PORT (names are not resolved)");
     // The values go into the request line and a header verbatim; CR, LF or spaces would forge
@@ -277,24 +201,9 @@ ProbeResult http_get(const std::string& address, const std::string& host, const 
     if (host.empty() || std::any_of(host.begin(), host.end(), bad_char))
         return failed("host " + excerpt(host) + " is empty or has spaces or control characters");
 
-    Socket sock(::socket(endpoint->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (sock.fd() < 0)
-        return failed(std::string("socket: ") + std::strerror(errno));
-    const auto connect_error = [&](int err) {
-        if (err == ECONNREFUSED) return "connection refused by " + address;
-        return "cannot connect to " + address + ": " + std::strerror(err);
-    };
-    if (::connect(sock.fd(), reinterpret_cast<const sockaddr*>(&endpoint->addr), endpoint->len) != 0) {
-        if (errno != EINPROGRESS)
-            return failed(connect_error(errno));
-        if (!wait_for(sock.fd(), POLLOUT, deadline))
-            return failed(no_answer);
-        int err = 0;
-        socklen_t len = sizeof err;
-        getsockopt(sock.fd(), SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0)
-            return failed(connect_error(err));
-    }
+    std::string error;
+    const Socket sock = connect_to(*endpoint, address, deadline, timeout, error);
+    if (sock.fd() < 0) return failed(error);
 
     const std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + host +
                                 "\r\nConnection: close\r\nUser-Agent: sitesfs-health\r\n\r\n";
@@ -328,6 +237,37 @@ ProbeResult http_get(const std::string& address, const std::string& host, const 
         if (p == Progress::bad)
             return failed("malformed HTTP answer from " + address + ": " + parser.why);
     }
+}
+
+std::string probe_name(const std::string& domain) {
+    return domain.starts_with("*.") ? "sitesfs-health" + domain.substr(1) : domain;
+}
+
+std::optional<Target> same_site_target(const std::string& location, const Target& from,
+                                       const std::vector<std::string>& domains) {
+    if (location.empty()) return std::nullopt;
+    if (location.starts_with("//")) return same_site_target("http:" + location, from, domains);
+    if (location[0] == '/') return Target{from.host, location};
+    std::string rest;
+    for (const char* scheme : {"http://", "https://"})
+        if (lower(location.substr(0, std::strlen(scheme))) == scheme) rest = location.substr(std::strlen(scheme));
+    if (rest.empty()) {
+        // A relative reference ("en/", "../x") or another scheme; only the first is followed.
+        if (location.find(':') < location.find('/')) return std::nullopt;
+        return Target{from.host, from.path.substr(0, from.path.rfind('/') + 1) + location};
+    }
+    const size_t slash = rest.find('/');
+    std::string host = lower(rest.substr(0, slash));
+    const std::string path = slash == std::string::npos ? "/" : rest.substr(slash);
+    if (const size_t colon = host.rfind(':'); colon != std::string::npos && host.find(']') == std::string::npos)
+        host.resize(colon);
+    for (const auto& d : domains) {
+        const bool match = d.starts_with("*.") ? host.size() > d.size() - 1 && host.ends_with(d.substr(1)) &&
+                                                     host.find('.') == host.size() - (d.size() - 1)
+                                               : host == d;
+        if (match) return Target{host, path};
+    }
+    return std::nullopt;
 }
 
 }  // namespace sitesfs::hooks

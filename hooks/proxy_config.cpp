@@ -1,5 +1,6 @@
 #include "hooks/proxy_config.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -55,6 +56,12 @@ bool is_domain(const std::string& d) {
 bool is_commit(const std::string& c) {
     return c.size() == 40 &&
            std::all_of(c.begin(), c.end(), [](char x) { return (x >= '0' && x <= '9') || (x >= 'a' && x <= 'f'); });
+}
+
+// A numeric IPv4 or IPv6 address: the bind line of the health listener.
+bool is_ip(const std::string& ip) {
+    unsigned char buf[sizeof(in6_addr)];
+    return inet_pton(AF_INET, ip.c_str(), buf) == 1 || inet_pton(AF_INET6, ip.c_str(), buf) == 1;
 }
 
 bool is_path_char(char c) {
@@ -131,6 +138,10 @@ public:
             throw ProxyError("proxy scheme " + quoted(scheme) + " is not \"\", \"http\" or \"https\"");
         if (options_.port < 0 || options_.port > 65535)
             throw ProxyError("proxy port " + std::to_string(options_.port) + " is not in 0..65535");
+        if (options_.health_port < 0 || options_.health_port > 65535 ||
+            (options_.health_port != 0 && !is_ip(options_.health_ip)))
+            throw ProxyError("health listener " + quoted(options_.health_ip) + " port " +
+                             std::to_string(options_.health_port) + " is not an IP address and a port in 1..65535");
 
         std::map<std::string, const std::string*> owner;  // domain -> site, to name both sides of a clash
         for (const auto& s : sites) check_site(s, owner);
@@ -143,21 +154,16 @@ public:
 
         std::string out = kHeader;
         for (const ProxySite* s : order) {
-            out += '\n';
-            for (size_t i = 0; i < s->domains.size(); ++i) {
-                if (i > 0) out += ", ";
-                if (!scheme.empty()) out += scheme + "://";
-                out += s->domains[i];
-                if (options_.port != 0) out += ":" + std::to_string(options_.port);
-            }
-            out += " {\n";
-            out += "\troot * " + s->root.string() + "\n";
-            out += "\tfile_server\n";
-            out += "\theader {\n";
-            out += "\t\tX-Deployed-Commit " + s->commit + "\n";
-            out += "\t\t-Server\n";
-            out += "\t}\n";
-            out += "}\n";
+            // One body for both addresses: what the health check gets is what visitors get.
+            const std::string body = "\troot * " + s->root.string() + "\n" +
+                                     "\tfile_server\n"
+                                     "\theader {\n"
+                                     "\t\tX-Deployed-Commit " + s->commit + "\n" +
+                                     "\t\t-Server\n"
+                                     "\t}\n";
+            out += '\n' + addresses(*s, scheme, options_.port) + " {\n" + body + "}\n";
+            if (options_.health_port != 0)
+                out += addresses(*s, "http", options_.health_port) + " {\n\tbind " + health_bind() + "\n" + body + "}\n";
         }
         return out;
     }
@@ -212,6 +218,22 @@ public:
     const ProxyOptions& options() const override { return options_; }
 
 private:
+    static std::string addresses(const ProxySite& s, const std::string& scheme, int port) {
+        std::string out;
+        for (size_t i = 0; i < s.domains.size(); ++i) {
+            if (i > 0) out += ", ";
+            if (!scheme.empty()) out += scheme + "://";
+            out += s.domains[i];
+            if (port != 0) out += ":" + std::to_string(port);
+        }
+        return out;
+    }
+
+    // An IPv6 address is bracketed, as Caddy's bind expects.
+    std::string health_bind() const {
+        return options_.health_ip.find(':') == std::string::npos ? options_.health_ip : "[" + options_.health_ip + "]";
+    }
+
     void check_site(const ProxySite& s, std::map<std::string, const std::string*>& owner) const {
         const std::string who = "site " + quoted(s.site);
         if (s.domains.empty()) throw ProxyError(who + " has no domain");

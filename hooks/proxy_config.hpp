@@ -39,6 +39,11 @@ struct ProxyOptions {
     std::string scheme;                   // "" (caddy's default, https), "http" or "https"
     int port = 0;                         // 0: the scheme's default port
     std::chrono::milliseconds timeout{30000};  // for one `caddy validate`
+    // The health listener: each site block is rendered a second time as http://DOMAIN:PORT, bound
+    // to this loopback IP, for the health check (docs/operations.md, "Health checks"). Port 0:
+    // none, the check reaches the public plain-HTTP listener itself.
+    std::string health_ip;
+    int health_port = 0;
 };
 
 class ProxyConfig {

@@ -3,12 +3,14 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <system_error>
 #include <utility>
 
 #include "hooks/files.hpp"
 #include "schemas/site_schema.hpp"
+#include "schemas/validators.hpp"
 
 namespace sitesfs::hooks {
 
@@ -60,6 +62,7 @@ Reconciler::Reconciler(Store& store, HooksConfig config)
       proxy_(make_caddy_config(config_.proxy), make_reloader(config_.reload)),
       known_hosts_(config_.known_hosts, config_.host_key_policy, config_.host_key_pins),
       log_(config_.deploy_log),
+      certificates_(config_.health.tls_address, config_.health.timeout),
       steps_(deploy_steps()) {}
 
 Reconciler::~Reconciler() { stop(); }
@@ -210,18 +213,25 @@ bool Reconciler::converged_on_disk(const SiteRecord& s) const {
     return !ec && target == stdfs::path("releases") / s.actual.commit && stdfs::is_directory(paths.release(s.actual.commit), ec);
 }
 
-bool Reconciler::remote_moved(const SiteRecord& s) {
-    if (!s.field("commit").value.empty()) return false;  // a pin does not follow anything
+// Whether a poll tick runs `s` now (see Failure in reconciler.hpp). Nothing is asked of the
+// remote while a backoff runs: a broken site costs one try per backoff period, not one per tick.
+bool Reconciler::poll_due(const SiteRecord& s) {
     if (s.actual.generation != s.generation || (s.actual.state != "live" && s.actual.state != "failed")) return true;
-    std::string served = s.actual.commit;
-    bool retry_due = false;
-    if (s.actual.state == "failed") {
+    const auto now = SteadyClock::now();
+    std::optional<Failure> failure;
+    {
         std::lock_guard lock(mu_);
-        const auto it = failed_on_.find(s.name);
-        if (it == failed_on_.end()) return true;  // failed before it had a commit (e.g. unreachable): retry
-        served = it->second.commit;
-        retry_due = SteadyClock::now() >= it->second.retry_at;
+        if (const auto it = failed_on_.find(s.name); it != failed_on_.end()) failure = it->second;
+        if (s.actual.state == "failed" && !failure) return true;  // failed before this start: once, to learn why
+        if (failure && host_failure(failure->step)) {
+            if (now < failure->retry_at) return false;
+            ++retries_[failure->step];
+            return true;
+        }
+        if (const auto it = unreachable_.find(s.name); it != unreachable_.end() && now < it->second.retry_at)
+            return false;
     }
+    if (!s.field("commit").value.empty()) return false;  // a pin follows nothing; its own failure waits for a write
     try {
         GitRepo repo(SitePaths(config_.data_dir, s.name).repo);
         const RemoteAccess access(config_, known_hosts_, s, [this] {
@@ -229,27 +239,53 @@ bool Reconciler::remote_moved(const SiteRecord& s) {
             return !running_;
         });
         const std::string head = repo.remote_head(access.url(), s.field("branch").value, access.options());
-        show_poll_error(s, "");
-        return head != served || retry_due;
+        {
+            std::lock_guard lock(mu_);
+            unreachable_.erase(s.name);
+        }
+        show_poll_error(s, "", {});
+        return head != (failure ? failure->commit : s.actual.commit);
     } catch (const std::exception& e) {
-        // An unreachable remote on a poll tick leaves the served release alone; the next tick retries.
-        spdlog::warn("site {}: poll: {}", s.name, e.what());
-        show_poll_error(s, e.what());
+        // An unreachable remote leaves the served release alone; it is asked again after a backoff.
+        std::chrono::milliseconds wait;
+        {
+            std::lock_guard lock(mu_);
+            Unreachable& u = unreachable_[s.name];
+            wait = retry_backoff(config_.poll_interval, ++u.attempts);
+            u.retry_at = now + wait;
+        }
+        spdlog::warn("site {}: poll: {}; asking again in {} s", s.name, e.what(), wait.count() / 1000);
+        show_poll_error(s, e.what(), Clock::now() + wait);
         return false;
     }
 }
 
 // A live site whose branch cannot be checked still serves, but `status` says why it is not
-// following: `error: poll: REASON`, cleared by the next check that gets through. A refused write
-// or a failed deploy already showing keeps its place.
-void Reconciler::show_poll_error(const SiteRecord& s, const std::string& what) {
+// following: `error: poll: REASON` and when it is asked again, cleared by the next check that gets
+// through. A refused write or a failed deploy already showing keeps its place.
+void Reconciler::show_poll_error(const SiteRecord& s, const std::string& what, Timestamp retry_at) {
     if (s.actual.state != "live" || s.actual.error_from_write) return;
     const std::string error = what.empty() ? "" : one_line(std::string(kPollErrorPrefix) + what);
-    if (error == s.actual.error || (error.empty() && !s.actual.error.starts_with(kPollErrorPrefix))) return;
+    if (error.empty() && !s.actual.error.starts_with(kPollErrorPrefix)) return;
+    if (error == s.actual.error && retry_at == s.actual.retry_at) return;
     ActualState next = s.actual;
     next.error = error;
+    next.retry_at = retry_at;
     if (const Outcome o = store_.report(s.name, s.actual.generation, next); !o.ok())
         spdlog::warn("site {}: could not record the poll's outcome: {}", s.name, o.reason);
+}
+
+// Caddy obtains and renews certificates on its own schedule, so a poll tick looks again even when
+// nothing is deployed; the store hears of it only when a line changed.
+void Reconciler::refresh_certificates(const std::string& name) {
+    const SiteRef s = store_.site(name);
+    if (!certificates_.enabled() || !s || s->actual.domain.empty()) return;
+    std::vector<std::string> lines = certificates_.refresh(name, split_domains(s->actual.domain));
+    if (lines == s->actual.tls) return;
+    ActualState next = s->actual;
+    next.tls = std::move(lines);
+    if (const Outcome o = store_.report(name, s->actual.generation, next); !o.ok())
+        spdlog::warn("site {}: could not record its certificates: {}", name, o.reason);
 }
 
 void Reconciler::load_served() {
@@ -378,7 +414,15 @@ std::string Reconciler::metrics() const {
            "# TYPE sitesfs_reconcile_duration_seconds summary\n";
     line("sitesfs_reconcile_duration_seconds_sum", "", std::to_string(static_cast<double>(duration_ms_sum_) / 1000.0));
     line("sitesfs_reconcile_duration_seconds_count", "", std::to_string(duration_count_));
+    out += "# HELP sitesfs_deploy_retries_total Runs started again after a failure the host caused, once its backoff "
+           "had passed, by the step that had failed.\n# TYPE sitesfs_deploy_retries_total counter\n";
+    for (const char* step : {"fetch", "stage", "switch", "reload"}) {
+        const auto it = retries_.find(step);
+        line("sitesfs_deploy_retries_total", std::string("step=\"") + step + "\"",
+             std::to_string(it == retries_.end() ? 0 : it->second));
+    }
     out += proxy_.metrics();
+    out += certificates_.metrics();
     out += "# HELP sitesfs_poll_ticks_total Poll ticks whose every remote check (and the deploys they started) finished.\n"
            "# TYPE sitesfs_poll_ticks_total counter\n";
     line("sitesfs_poll_ticks_total", "", std::to_string(ticks_done_));
@@ -399,14 +443,17 @@ void Reconciler::record(const SiteRecord& before, uint64_t generation, ActualSta
 
 void Reconciler::reconcile(const std::string& name, bool poll) {
     const SiteRef site = store_.site(name);
+    if (!site || !complete(*site)) {
+        std::lock_guard lock(mu_);
+        failed_on_.erase(name);
+        unreachable_.erase(name);
+    }
     if (!site) {
-        {
-            std::lock_guard lock(mu_);
-            failed_on_.erase(name);
-        }
+        certificates_.forget(name);
         return unpublish(name, true);
     }
     if (!complete(*site)) {
+        certificates_.forget(name);
         unpublish(name, false);
         if (!site->actual.commit.empty()) {
             // Nothing is served any more; `commit` and `status` must not say otherwise.
@@ -415,17 +462,23 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
             cleared.commit.clear();
             cleared.domain.clear();
             cleared.path.clear();
+            cleared.tls.clear();
+            cleared.retry_at = {};
             store_.report(name, site->generation, cleared);
         }
         return;
     }
-    if (poll && !remote_moved(*site)) return;
+    if (poll && !poll_due(*site)) {
+        refresh_certificates(name);
+        return;
+    }
 
     const uint64_t generation = site->generation;
     const auto started = SteadyClock::now();
     ActualState deploying = site->actual;
     deploying.state = "deploying";
     deploying.error.clear();
+    deploying.retry_at = {};
     store_.report(name, generation, deploying);
 
     Deploy d(config_, proxy_, known_hosts_, site, [this, name, generation] {
@@ -443,6 +496,7 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
         return;
     }
     ActualState next = site->actual;
+    next.retry_at = {};
     DeployLogEntry entry{Clock::now(), name, "", "", site->actual.commit, dur, ""};
     if (result.ok) {
         next.state = "live";
@@ -450,6 +504,7 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
         next.domain = site->field("domain").value;
         next.path = site->field("path").value;
         next.error.clear();
+        if (certificates_.enabled()) next.tls = certificates_.refresh(name, split_domains(next.domain));
         entry.action = d.changed_anything() ? "deployed" : "up-to-date";
         entry.commit = d.commit;
         for (const auto& note : d.notes) spdlog::info("site {}: {}", name, note);
@@ -464,15 +519,18 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
     }
     {
         std::lock_guard lock(mu_);
-        if (result.ok || d.commit.empty()) {
+        unreachable_.erase(name);
+        if (result.ok) {
             failed_on_.erase(name);
         } else {
             Failure& f = failed_on_[name];
-            f.attempts = f.commit == d.commit && f.step == result.step ? f.attempts + 1 : 1;
-            f.commit = d.commit;
-            f.step = result.step;
-            f.retry_at = host_failure(result.step) ? SteadyClock::now() + retry_backoff(config_.poll_interval, f.attempts)
-                                                   : SteadyTime::max();
+            const bool again = f.commit == d.commit && f.step == result.step && f.generation == generation;
+            f = Failure{d.commit, result.step, generation, again ? f.attempts + 1 : 1, SteadyTime::max()};
+            if (host_failure(result.step)) {
+                const auto wait = retry_backoff(config_.poll_interval, f.attempts);
+                f.retry_at = SteadyClock::now() + wait;
+                next.retry_at = Clock::now() + wait;
+            }
         }
     }
     count(entry, result.ok ? "" : result.step);

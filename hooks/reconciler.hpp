@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "hooks/certificates.hpp"
 #include "hooks/deploy.hpp"
 #include "hooks/deploy_log.hpp"
 #include "schemas/store.hpp"
@@ -58,8 +59,9 @@ private:
     void work();
     void poll_loop();
     void reconcile(const std::string& site, bool poll);
-    bool remote_moved(const SiteRecord& site);
-    void show_poll_error(const SiteRecord& site, const std::string& what);
+    bool poll_due(const SiteRecord& site);
+    void show_poll_error(const SiteRecord& site, const std::string& what, Timestamp retry_at);
+    void refresh_certificates(const std::string& site);
     void unpublish(const std::string& site, bool remove_data);
     bool converged_on_disk(const SiteRecord& site) const;
     void load_served();
@@ -83,6 +85,7 @@ private:
     ProxyPublisher proxy_;
     KnownHosts known_hosts_;
     DeployLog log_;
+    Certificates certificates_;
     const std::vector<std::unique_ptr<Step>> steps_;
 
     mutable std::mutex mu_;
@@ -93,18 +96,26 @@ private:
     std::condition_variable cv_;       // workers: the queue has work
     std::condition_variable poll_cv_;  // the poller: stop (its own, so a notify_one never wakes it instead of a worker)
     std::map<std::string, Slot> slots_;
-    // A site's last failed deploy. A poll deploys the same commit again only when the branch has
-    // moved on, or, when the failure came from the host rather than the commit (a fetch, stage,
-    // switch or reload that failed), once its backoff has passed: Caddy, D-Bus or a disk that
-    // comes back is picked up without a write, but a broken commit is not redeployed (and the
-    // proxy reloaded) every tick.
+    // A site's last failed deploy. A failure the host caused (a fetch, stage, switch or reload that
+    // failed: the network, a disk, Caddy or D-Bus) is run again once its backoff has passed, pinned
+    // or not, so whatever comes back is picked up without a write; a failure of the commit itself
+    // (Caddy refused its config, its health check failed) waits for the branch to move or a write,
+    // so a broken commit is not redeployed, and the proxy reloaded, every tick.
     struct Failure {
-        std::string commit;
+        std::string commit;  // empty when the fetch failed before one was known
         std::string step;
+        uint64_t generation = 0;
         int attempts = 0;
         SteadyTime retry_at = SteadyTime::max();
     };
     std::map<std::string, Failure> failed_on_;
+    // Live sites whose remote could not be checked: asked again on the same backoff.
+    struct Unreachable {
+        int attempts = 0;
+        SteadyTime retry_at{};
+    };
+    std::map<std::string, Unreachable> unreachable_;
+    std::map<std::string, uint64_t> retries_;  // metrics: runs a backoff started, by failed step
     std::deque<std::string> queue_;
     // The current poll tick: its number, when it began, and how many of its runs are unfinished.
     // A tick ends when all have finished; a tick that a newer one overtakes is not recorded.

@@ -11,6 +11,7 @@
 #include "hooks/deploy.hpp"
 #include "hooks/files.hpp"
 #include "hooks/http_probe.hpp"
+#include "schemas/validators.hpp"
 
 namespace sitesfs::hooks {
 
@@ -192,22 +193,57 @@ public:
     }
 };
 
+// The release must answer as a visitor would see it: through the site's own block of the proxy
+// config, 2xx after the redirects the site itself makes on its domains, with the new commit's
+// X-Deployed-Commit and, when `check` names one, the text in its body. The probe goes to the
+// loopback health listener rendered beside each site (docs/operations.md, "Health checks"), so
+// neither the scheme upgrade nor a certificate Caddy has yet to obtain stands in the way.
 class Health : public Step {
 public:
     const char* name() const override { return "health"; }
     void apply(Deploy& d) override {
         const HealthConfig& h = d.config.health;
         if (!h.enabled || !d.changed_anything() || d.entry.domains.empty()) return;
-        std::string host = d.entry.domains.front();
-        if (host.starts_with("*.")) host = "sitesfs-health" + host.substr(1);
-        const std::string what = "GET http://" + host + h.path + " via " + h.address;
-        const ProbeResult r = http_get(h.address, host, h.path, h.timeout);
-        if (!r.error.empty()) throw StepError(what + ": " + r.error);
-        if (r.status < 200 || r.status >= 400)
-            throw StepError(what + " answered " + std::to_string(r.status) + " (expected 2xx or 3xx)");
-        if (auto it = r.headers.find("x-deployed-commit"); it != r.headers.end() && it->second != d.commit)
-            throw StepError(what + " still serves commit " + short_id(it->second) + ", not " + short_id(d.commit));
+        const HealthCheck check = split_health_check(d.site->field("check").value);
+        Target at{probe_name(d.entry.domains.front()), check.path.empty() ? h.path : check.path};
+        const auto deadline = std::chrono::steady_clock::now() + h.timeout;
+        std::string first;  // where the redirects began, for the message
+        for (int hop = 0;; ++hop) {
+            const std::string what = "GET http://" + at.host + at.path +
+                                     (first.empty() ? "" : " (redirected from " + first + ")") + " via " + h.address;
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            const ProbeResult r = http_get(h.address, at.host, at.path, std::max(left, std::chrono::milliseconds(1)));
+            if (!r.error.empty()) throw StepError(what + ": " + r.error);
+            if (r.status >= 300 && r.status < 400) {
+                const auto location = r.headers.find("location");
+                const std::string to = location == r.headers.end() ? "" : location->second;
+                const auto next = same_site_target(to, at, d.entry.domains);
+                if (!next)
+                    throw StepError(what + " answered " + std::to_string(r.status) + " to " +
+                                    (to.empty() ? "nowhere" : "'" + to + "'") +
+                                    ", off the site's domains (expected 2xx)");
+                if (hop == kMaxRedirects)
+                    throw StepError(what + " still redirects after " + std::to_string(kMaxRedirects) + " redirects");
+                if (first.empty()) first = "http://" + at.host + at.path;
+                at = *next;
+                continue;
+            }
+            if (r.status < 200 || r.status >= 300)
+                throw StepError(what + " answered " + std::to_string(r.status) + " (expected 2xx)");
+            const auto served = r.headers.find("x-deployed-commit");
+            if (served == r.headers.end())
+                throw StepError(what + " answered without X-Deployed-Commit: another server answers on " + h.address);
+            if (served->second != d.commit)
+                throw StepError(what + " still serves commit " + short_id(served->second) + ", not " + short_id(d.commit));
+            if (!check.text.empty() && r.body.find(check.text) == std::string::npos)
+                throw StepError(what + " answered " + std::to_string(r.status) + " without \"" + check.text +
+                                "\" in the first " + std::to_string(kMaxProbeBody / 1024) + " KiB of its body");
+            return;
+        }
     }
+
+private:
+    static constexpr int kMaxRedirects = 5;
 };
 
 }  // namespace

@@ -5,6 +5,8 @@
 
 #include <toml++/toml.h>
 
+#include "hooks/net.hpp"
+
 #include <algorithm>
 #include <set>
 #include <sstream>
@@ -119,11 +121,39 @@ std::optional<gid_t> group_id(const char* name) {
     return std::nullopt;
 }
 
+// The health check's listener and the certificate probe follow from [proxy] and [health]
+// (docs/operations.md, "Health checks").
+void health_listener(const Reader& r, hooks::HooksConfig& h) {
+    const bool https = h.proxy.scheme != "http";
+    if (https && h.health.tls_address.empty())
+        h.health.tls_address = "127.0.0.1:" + std::to_string(h.proxy.port != 0 ? h.proxy.port : 443);
+    if (!h.health.tls_address.empty() && !hooks::parse_endpoint(h.health.tls_address))
+        r.fail("health.tls_address", "must be IP:PORT or [IPv6]:PORT (names are not resolved)");
+    if (!h.health.enabled) return;
+    const auto health = hooks::parse_endpoint(h.health.address);
+    if (!health) r.fail("health.address", "must be IP:PORT or [IPv6]:PORT (names are not resolved)");
+    if (!health->loopback())
+        r.fail("health.address", "must be a loopback address (127.0.0.1 or [::1]): the health listener serves "
+                                 "every site over plain HTTP, for this host only");
+    const int public_port = h.proxy.port != 0 ? h.proxy.port : https ? 443 : 80;
+    // Plain HTTP to the public listener is what visitors get already; nothing more to render.
+    if (!https && health->port == public_port) return;
+    if (health->port == public_port || (https && health->port == 80))
+        r.fail("health.address", "port " + std::to_string(health->port) +
+                                     " is the proxy's own (HTTPS, or its redirect to HTTPS); give the health "
+                                     "listener a free loopback port, e.g. 127.0.0.1:2080");
+    h.proxy.health_ip = health->host;
+    h.proxy.health_port = health->port;
+}
+
 }  // namespace
 
 Config load_config(const std::optional<std::filesystem::path>& file) {
     Config cfg;
-    if (!file) return cfg;
+    if (!file) {
+        health_listener(Reader{"the built-in defaults"}, cfg.hooks);
+        return cfg;
+    }
     const std::string name = file->string();
     toml::table root;
     try {
@@ -171,14 +201,16 @@ Config load_config(const std::optional<std::filesystem::path>& file) {
     }
     if (const toml::table* t = r.section(root, "health")) {
         const std::string p = "health.";
-        r.only_known(*t, p, {"enabled", "address", "path", "timeout"});
+        r.only_known(*t, p, {"enabled", "address", "tls_address", "path", "timeout"});
         r.get(*t, p, "enabled", h.health.enabled);
         r.get(*t, p, "address", h.health.address);
+        r.get(*t, p, "tls_address", h.health.tls_address);
         r.get(*t, p, "path", h.health.path);
         if (!h.health.path.starts_with("/") || h.health.path.find_first_of(" \t\r\n") != std::string::npos)
             r.fail(p + "path", "must start with '/' and hold no whitespace");
         r.seconds(*t, p, "timeout", h.health.timeout, false);
     }
+    health_listener(r, h);
     if (const toml::table* t = r.section(root, "git")) {
         const std::string p = "git.";
         r.only_known(*t, p, {"connect_timeout", "io_timeout"});

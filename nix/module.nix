@@ -58,9 +58,10 @@ let
     };
   }
   // lib.optionalAttrs (keysDir != null) { keys.dir = keysDir; }
-  // lib.optionalAttrs (cfg.caddyIntegration && config.services.caddy.httpPort != null) {
-    # The health check goes through Caddy's plain-HTTP listener.
-    health.address = "127.0.0.1:${toString config.services.caddy.httpPort}";
+  // lib.optionalAttrs (cfg.caddyIntegration && config.services.caddy.httpsPort != null) {
+    # The certificates in `status` are read from Caddy's HTTPS listener. The health check has a
+    # loopback listener of its own beside each site (health.address, 127.0.0.1:2080).
+    health.tls_address = "127.0.0.1:${toString config.services.caddy.httpsPort}";
   };
 
   settings = lib.recursiveUpdate derivedSettings cfg.settings;
@@ -276,8 +277,8 @@ in
       type = types.bool;
       default = true;
       description = ''
-        Enable services.caddy, import the generated proxy config into its Caddyfile, and health-check
-        through its HTTP port.
+        Enable services.caddy, import the generated proxy config into its Caddyfile, and read the
+        certificates it serves from its HTTPS port.
       '';
     };
 

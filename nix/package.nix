@@ -11,6 +11,7 @@
   sdbus-cpp,
   spdlog,
   libidn2,
+  openssl,
   systemd,
   gtest,
 }:
@@ -51,6 +52,7 @@ stdenv.mkDerivation {
     sdbus-cpp
     spdlog
     libidn2
+    openssl
     systemd
     gtest
   ];

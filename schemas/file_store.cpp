@@ -114,7 +114,9 @@ std::string actual_section(const SiteRecord& s) {
            "error_from_write = " + (a.error_from_write ? "true" : "false") + "\n"
            "changed = " + std::to_string(to_ns(a.changed)) + "\n"
            "updated = " + std::to_string(to_ns(a.updated)) + "\n"
-           "generation = " + std::to_string(a.generation) + "  # the desired generation last reported on\n";
+           "generation = " + std::to_string(a.generation) + "  # the desired generation last reported on\n"
+           "retry_at = " + std::to_string(to_ns(a.retry_at)) + "\n"
+           "tls = " + toml_strings(a.tls) + "\n";
 }
 
 // Written from the model, never by editing a parsed file, so the layout is always this one.
@@ -190,7 +192,8 @@ public:
 
         const toml::table& actual = table(root, "actual");
         only(actual, "actual.",
-             {"state", "commit", "domain", "path", "log", "error", "error_from_write", "changed", "updated", "generation"});
+             {"state", "commit", "domain", "path", "log", "error", "error_from_write", "changed", "updated", "generation",
+              "retry_at", "tls"});
         s.actual.state = str(actual, "state", "actual.");
         if (!kStates.contains(s.actual.state))
             fail("actual.state", "'" + printable(s.actual.state) + "' is not one of pending, deploying, live, failed or empty");
@@ -208,6 +211,9 @@ public:
         s.actual.changed = from_ns(num(actual, "changed", "actual."));
         s.actual.updated = from_ns(num(actual, "updated", "actual."));
         s.actual.generation = static_cast<uint64_t>(num(actual, "generation", "actual."));
+        // Both came with issue 14; a state file written before has neither.
+        if (actual.contains("retry_at")) s.actual.retry_at = from_ns(num(actual, "retry_at", "actual."));
+        if (actual.contains("tls")) s.actual.tls = strings(actual, "tls", "actual.");
         return s;
     }
 

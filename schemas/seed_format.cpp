@@ -23,8 +23,9 @@ struct SeedKey {
     bool required;
 };
 
-// In the order an export writes them. `commit` is not in the seed tool's format: without it a pin
-// would be lost on the way through .sites.toml and --import, and the site would follow its branch.
+// In the order an export writes them. `commit` and `check` are not in the seed tool's format: without
+// them a copy made with --import would follow the branch instead of the pin, and pass a deploy the
+// original's check refuses.
 constexpr SeedKey kSeedKeys[] = {
     {"domain", "domain", true},
     {"repo", "repo", true},
@@ -32,6 +33,7 @@ constexpr SeedKey kSeedKeys[] = {
     {"commit", "commit", false},
     {"path", "path", false},
     {"deploy_key", "deploy_key_ref", false},
+    {"check", "check", false},
 };
 
 // The seed tool's deploy_key names an entry of its secret store, which is a command that prints

@@ -32,6 +32,10 @@ struct ActualState {
     Timestamp changed{};        // when commit last changed
     Timestamp updated{};        // when anything in this record last changed
     uint64_t generation = 0;    // the desired generation the last reconciler report was about
+    Timestamp retry_at{};       // a failure the host caused is tried again then; {} = no retry planned
+    // One line per served domain in HTTPS modes: "blog.example.com Let's Encrypt until 2027-03-01",
+    // "new.example.com none yet". Refreshed after deploys and on poll ticks.
+    std::vector<std::string> tls;
 };
 
 struct SiteRecord {

@@ -39,6 +39,8 @@ std::string render_status(const SiteRecord& s) {
     out += "key: " + (key.empty() ? std::string("none") : key) + "\n";
     out += "generation: " + std::to_string(s.generation) + "\n";
     out += "updated: " + rfc3339(s.actual.updated == Timestamp{} ? s.created : s.actual.updated) + "\n";
+    out += "retry: " + rfc3339(s.actual.retry_at) + "\n";
+    for (const auto& line : s.actual.tls) out += "tls: " + line + "\n";
     out += "error: " + s.actual.error;
     return out;
 }
@@ -94,8 +96,14 @@ const std::array kFields{
                   return s.actual.changed == Timestamp{} ? s.created : s.actual.changed;
               },
               "reads the commit served; write 7-40 hex to pin a commit, empty to follow the branch again"},
+    FieldSpec{"check", Access::ReadWrite, ChangedBy::Writes, check_health_check, SITESFS_DESIRED("check"),
+              "the deploy's health check: PATH, then optionally TEXT the body must contain (`/en/ Welcome`); a "
+              "deploy goes live only when GET PATH answers 2xx with the new commit, after the site's own redirects "
+              "on its domains; empty: [health] path (default /)"},
     FieldSpec{"status", Access::ReadOnly, ChangedBy::Both, nullptr, render_status, status_changed,
-              "key: value lines: state, commit, desired, key (the deploy key's PROVIDER:NAME or none), generation, updated, error"},
+              "key: value lines: state, commit, desired, key (the deploy key's PROVIDER:NAME or none), generation, updated, "
+              "retry (when a failure the host caused is tried again, or empty), one tls line per domain in HTTPS modes "
+              "(`tls: DOMAIN ISSUER until DATE` or `tls: DOMAIN none yet`), error"},
     FieldSpec{"log", Access::ReadOnly, ChangedBy::Both, nullptr, render_log, status_changed,
               "the site's recent deploys, oldest first: time, action, commit, previous commit, duration, error"},
     FieldSpec{"wait", Access::ReadOnly, ChangedBy::Both, nullptr, render_wait, status_changed,

@@ -20,6 +20,8 @@ constexpr size_t kMaxDomainList = 4096;
 constexpr size_t kMaxDomainNames = 100;
 constexpr size_t kMaxBranch = 255;
 constexpr size_t kMaxPath = 1024;
+constexpr size_t kMaxCheckPath = 1024;
+constexpr size_t kMaxCheckText = 200;
 constexpr size_t kShownBytes = 80;
 
 constexpr std::string_view kRepoForms =
@@ -357,6 +359,14 @@ std::optional<uint32_t> first_invisible(std::string_view s) {
     return std::nullopt;
 }
 
+std::string invisible_problem(std::string_view s) {
+    const auto cp = first_invisible(s);
+    if (!cp) return {};
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "%04X", *cp);
+    return "U+" + std::string(hex) + " (a non-ASCII space, control or invisible mark) is not allowed";
+}
+
 // Human reasons for the git ref rules people meet most; libgit2 stays the final judge.
 std::string git_ref_rule_problem(std::string_view v) {
     if (v.back() == '/' || v.back() == '.') return "cannot end with '/' or '.'";
@@ -377,11 +387,7 @@ std::string branch_problem(std::string_view v) {
     if (v.starts_with("refs/")) return "give the short branch name, e.g. 'main' rather than 'refs/heads/main'";
     if (v == "@" || v == "HEAD") return "'@' and 'HEAD' name the checked-out commit, not a branch";
     if (!is_valid_utf8(v)) return "not valid UTF-8";
-    if (const auto cp = first_invisible(v)) {
-        char hex[8];
-        std::snprintf(hex, sizeof hex, "%04X", *cp);
-        return "U+" + std::string(hex) + " (a non-ASCII space, control or invisible mark) is not allowed";
-    }
+    if (auto why = invisible_problem(v); !why.empty()) return why;
     for (std::string_view bad : {"..", "@{", "\\", "~", "^", ":", "?", "*", "["})
         if (has(v, bad)) return "'" + std::string(bad) + "' is not allowed in a branch name";
     // Allow-list: what git accepts beyond this (quotes, '$', braces, ';', '|', '#') only ever serves to
@@ -519,6 +525,40 @@ Checked check_commit(std::string_view v, const ValidationPolicy&) {
     if (v.size() < 7 || v.size() > 40 || !all_of(v, is_hex))
         return refuse("commit", v, "write 7 to 40 hex digits, or nothing to follow the branch");
     return Checked::accept(lower(v));
+}
+
+// A URL path with an optional query, in RFC 3986's characters: it goes into the health check's
+// request line, where a space or control byte would start another header or request.
+bool is_check_path_char(char c) {
+    return is_alnum(c) || std::string_view("-._~!$&'()*+,;=:@/%?").find(c) != std::string_view::npos;
+}
+
+Checked check_health_check(std::string_view v, const ValidationPolicy&) {
+    if (v.empty()) return Checked::accept({});
+    const size_t gap = v.find_first_of(" \t");
+    const std::string_view path = v.substr(0, gap);
+    const std::string_view text = gap == std::string_view::npos ? std::string_view() : trim(v.substr(gap));
+    if (path.front() != '/' || path.starts_with("//"))
+        return refuse("check", v, "start with the path to fetch on the site, e.g. / or /en/ Welcome");
+    if (path.size() > kMaxCheckPath) return refuse("check", v, "the path is longer than 1024 bytes");
+    for (size_t i = 0; i < path.size(); ++i) {
+        if (!is_check_path_char(path[i]))
+            return refuse("check", v, "the path may hold A-Z, a-z, 0-9 and -._~!$&'()*+,;=:@/%? (not " +
+                                          char_name(path[i]) + ")");
+        if (path[i] == '%' && (i + 2 >= path.size() || !is_hex(path[i + 1]) || !is_hex(path[i + 2])))
+            return refuse("check", v, "'%' must start a %XX escape");
+    }
+    if (text.size() > kMaxCheckText) return refuse("check", v, "the text is longer than 200 bytes");
+    if (!is_valid_utf8(text)) return refuse("check", v, "the text is not valid UTF-8");
+    if (any_of(text, is_control)) return refuse("check", v, "the text has a control character");
+    if (auto why = invisible_problem(text); !why.empty()) return refuse("check", v, "in the text, " + why);
+    return Checked::accept(text.empty() ? std::string(path) : std::string(path) + " " + std::string(text));
+}
+
+HealthCheck split_health_check(std::string_view stored) {
+    const size_t gap = stored.find(' ');
+    if (gap == std::string_view::npos) return {std::string(stored), {}};
+    return {std::string(stored.substr(0, gap)), std::string(stored.substr(gap + 1))};
 }
 
 std::vector<std::string> split_domains(std::string_view stored_domain) {

@@ -44,6 +44,15 @@ Checked check_branch(std::string_view v, const ValidationPolicy& policy);
 Checked check_path(std::string_view v, const ValidationPolicy& policy);
 Checked check_deploy_key_ref(std::string_view v, const ValidationPolicy& policy);
 Checked check_commit(std::string_view v, const ValidationPolicy& policy);
+// The health check: "PATH" or "PATH TEXT" (the body must contain TEXT), e.g. "/en/ Welcome".
+Checked check_health_check(std::string_view v, const ValidationPolicy& policy);
+
+// A stored check split into its path (never empty when the value is set) and its text.
+struct HealthCheck {
+    std::string path;
+    std::string text;
+};
+HealthCheck split_health_check(std::string_view stored_check);
 
 // The names in a stored domain value (check_domain's normal form: names separated by whitespace),
 // in their order.

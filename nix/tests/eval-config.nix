@@ -200,7 +200,7 @@ let
         host_key_policy = "accept-new";
         pins = { };
       };
-      health.address = "127.0.0.1:80";
+      health.tls_address = "127.0.0.1:443";
     })
     (check "minimal: every config key is in docs/configuration.md" (unknownKeys (settingsOf minimal)) [ ])
     (check "minimal: Caddy imports the generated file" minimal.services.caddy {
@@ -266,7 +266,7 @@ let
         pins."github.com:22" = "SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU";
       }
     ])
-    (check "full: no caddy integration, no health address from it" [
+    (check "full: no caddy integration, no TLS address from it" [
       (full ? services)
       (fullSettings ? health)
     ] [ false false ])

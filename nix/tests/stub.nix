@@ -153,6 +153,7 @@ let
       "sdbus-cpp"
       "spdlog"
       "libidn2"
+      "openssl"
       "systemd"
       "gtest"
     ]
@@ -255,6 +256,7 @@ let
     services.caddy = {
       package = pkgs.caddy;
       httpPort = 80;
+      httpsPort = 443;
       enableReload = true;
     };
   };

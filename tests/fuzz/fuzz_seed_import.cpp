@@ -21,7 +21,7 @@ using namespace sitesfs;
 
 constexpr std::pair<std::string_view, std::string_view> kKeys[] = {
     {"domain", "domain"}, {"repo", "repo"},  {"branch", "branch"}, {"commit", "commit"},
-    {"path", "path"},     {"deploy_key", "deploy_key_ref"}};
+    {"path", "path"},     {"deploy_key", "deploy_key_ref"}, {"check", "check"}};
 
 // What the store must hold for one seed key of a taken site.
 std::string expected(const toml::table& site, std::string_view seed_key, std::string_view field) {

@@ -133,6 +133,22 @@ std::string alphabet_problem(std::string_view field, std::string_view v) {
             return "a name byte outside [A-Za-z0-9._@+=-]";
         return {};
     }
+    if (field == "check") {
+        // A path for the request line (no byte that ends it or starts a header), then one space
+        // and a text for a one-line status file.
+        const size_t space = v.find(' ');
+        const std::string_view path = v.substr(0, space);
+        if (path.front() != '/' || path.starts_with("//")) return "the path does not start with one '/'";
+        if (!std::all_of(path.begin(), path.end(), [](char c) { return is_alnum(c) || one_of(c, "-._~!$&'()*+,;=:@/%?"); }))
+            return "a path byte outside RFC 3986's path and query characters";
+        if (space == std::string_view::npos) return {};
+        const std::string_view text = v.substr(space + 1);
+        if (text.empty() || text.front() == ' ' || text.back() == ' ' || text.back() == '\t') return "blanks around the text";
+        if (std::any_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+            return "a control byte in the text";
+        if (has_unicode_space_or_control(text)) return "a Unicode space, control or invisible mark in the text";
+        return {};
+    }
     if (field == "commit") {
         if (v.size() < 7 || v.size() > 40) return "not 7 to 40 digits";
         if (!std::all_of(v.begin(), v.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))

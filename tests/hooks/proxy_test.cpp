@@ -138,6 +138,23 @@ TEST_F(ProxyTest, RenderAddressHasSchemeAndPortOnlyWhenConfigured) {
     EXPECT_TRUE(contains(port_only, "\nblog.test:8080 {\n")) << port_only;
 }
 
+// The health check goes to a copy of each site block on a loopback listener: the same directives,
+// rendered once, so what it judges is what visitors get.
+TEST_F(ProxyTest, RenderAddsTheHealthListenerBesideEachSite) {
+    ProxyOptions o = options("", 0);
+    o.health_ip = "127.0.0.1";
+    o.health_port = 2080;
+    const auto text = make_caddy_config(o)->render({site("blog", {"blog.test", "*.blog.test"})});
+    const std::string body = "\troot * /var/lib/sites/blog/current/public\n\tfile_server\n\theader {\n"
+                             "\t\tX-Deployed-Commit " + kCommitA + "\n\t\t-Server\n\t}\n";
+    EXPECT_EQ(text, kHeader + "\nblog.test, *.blog.test {\n" + body + "}\n" +
+                        "http://blog.test:2080, http://*.blog.test:2080 {\n\tbind 127.0.0.1\n" + body + "}\n");
+    o.health_ip = "::1";
+    EXPECT_TRUE(contains(make_caddy_config(o)->render({site("blog", {"blog.test"})}), "\tbind [::1]\n"));
+    o.health_ip = "127.0.0.1 {";
+    EXPECT_TRUE(contains(proxy_error([&] { make_caddy_config(o)->render({}); }), "is not an IP address"));
+}
+
 TEST_F(ProxyTest, RenderOfNoSitesIsTheHeaderOnly) {
     EXPECT_EQ(make_caddy_config(options())->render({}), kHeader);
 }
@@ -496,6 +513,25 @@ private:
     std::thread server_;
     std::string request_;
 };
+
+TEST(SameSiteTarget, FollowsPathsAndUrlsOnTheSitesDomainsOnly) {
+    const std::vector<std::string> domains{"blog.test", "*.blog.test"};
+    const Target from{"blog.test", "/docs/page"};
+    const auto at = [&](const std::string& location) {
+        const auto t = same_site_target(location, from, domains);
+        return t ? t->host + " " + t->path : "-";
+    };
+    EXPECT_EQ(at("/en/"), "blog.test /en/");
+    EXPECT_EQ(at("intro/"), "blog.test /docs/intro/");
+    EXPECT_EQ(at("https://blog.test/en/"), "blog.test /en/");
+    EXPECT_EQ(at("HTTP://Blog.Test:8443"), "blog.test /");
+    EXPECT_EQ(at("//www.blog.test/x?y=1"), "www.blog.test /x?y=1");
+    EXPECT_EQ(at("https://a.b.blog.test/"), "-") << "a wildcard covers one label";
+    EXPECT_EQ(at("https://evil.test/"), "-");
+    EXPECT_EQ(at("https://blog.test.evil.test/"), "-");
+    EXPECT_EQ(at("mailto:x@blog.test"), "-");
+    EXPECT_EQ(at(""), "-");
+}
 
 TEST(HttpGet, ClosedPortIsRefused) {
     const int port = it::free_port();

@@ -93,6 +93,24 @@ TEST_F(CommandLine, ConfigWithAnUnknownKeyNamesIt) {
     EXPECT_NE(r.err.find("filesystem.file_mod"), std::string::npos) << r.err;
 }
 
+// The health listener serves every site over plain HTTP: it is refused anywhere but on loopback,
+// and on a port where it would take the place of the public HTTPS listener or its redirect.
+TEST_F(CommandLine, AHealthListenerOffLoopbackOrOnTheProxysPortIsRefused) {
+    const auto cfg = tmp() / "sitesfs.toml";
+    const auto refused = [&](const std::string& text, const std::string& why) {
+        spit(cfg, text);
+        const Run r = sitesfs_run({"-f", "--config", cfg.string(), "mnt"});
+        EXPECT_EQ(r.code, 2) << describe(r);
+        EXPECT_NE(r.err.find(why), std::string::npos) << text << describe(r);
+    };
+    refused("[health]\naddress = \"0.0.0.0:2080\"\n", "health.address: must be a loopback address");
+    refused("[health]\naddress = \"localhost:2080\"\n", "health.address: must be IP:PORT");
+    refused("[health]\naddress = \"127.0.0.1:80\"\n", "health.address: port 80 is the proxy's own");
+    refused("[proxy]\nport = 8443\n[health]\naddress = \"[::1]:8443\"\n", "port 8443 is the proxy's own");
+    refused("[health]\ntls_address = \"caddy:443\"\n", "health.tls_address: must be IP:PORT");
+    EXPECT_FALSE(is_mounted(mnt()));
+}
+
 TEST_F(CommandLine, CorruptStateFileStopsStartUpAndIsLeftAlone) {
     REQUIRE_FUSE();
     stdfs::create_directories(state() / "sites");

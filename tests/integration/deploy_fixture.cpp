@@ -11,7 +11,8 @@ void DeployTest::SetUp() {
     reconcile_ = true;
     ASSERT_NO_FATAL_FAILURE(MountTest::SetUp());
     stdfs::create_directories(tmp() / "caddy");
-    caddy_ = std::make_unique<CaddyServer>(tmp() / "caddy");
+    caddy_ = std::make_unique<CaddyServer>(tmp() / "caddy", caddy_mode_);
+    if (caddy_mode_ != CaddyServer::Mode::PlainHttp) health_port_ = free_port();
     ASSERT_TRUE(caddy_->start(&why)) << why;
     repo_ = std::make_unique<TestRepo>(tmp() / "git");
     daemon_env_ = caddy_->env();
@@ -50,17 +51,32 @@ std::string DeployTest::config_text() const {
         reload += "]\n";
     }
     const std::string port = std::to_string(caddy_->port());
+    std::string proxy = "scheme = \"http\"\nport = " + port + "\n";
+    std::string health = "address = \"127.0.0.1:" + port + "\"\n";
+    if (caddy_mode_ != CaddyServer::Mode::PlainHttp) {
+        // Caddy's https_port holds the sites without a port of their own.
+        proxy = "scheme = \"\"\n";
+        health = "address = \"127.0.0.1:" + std::to_string(health_port_) + "\"\ntls_address = \"127.0.0.1:" +
+                 std::to_string(caddy_->https_port()) + "\"\n";
+    }
     return "data_dir = \"" + data().string() + "\"\n"
            "[proxy]\nfile = \"" + caddy_->sites_file().string() + "\"\nmain_config = \"" +
-           caddy_->main_config().string() + "\"\nscheme = \"http\"\nport = " + port + "\n"
+           caddy_->main_config().string() + "\"\n" + proxy +
            "[reload]\n" + reload +
-           "[health]\naddress = \"127.0.0.1:" + port + "\"\ntimeout = 5\n"
+           "[health]\n" + health + "timeout = 5\n"
            "[reconcile]\npoll_interval = 1\n" + reconcile_config_ +
            "[metrics]\ntextfile = \"" + (tmp() / "sitesfs.prom").string() + "\"\n"
            "[filesystem]\nwait_timeout = 8\n";
 }
 
 Run DeployTest::fetch(const std::string& host, const std::string& path) const {
+    if (caddy_mode_ != CaddyServer::Mode::PlainHttp) {
+        const std::string at = host + ":" + std::to_string(caddy_->https_port());
+        // -k: the local CA is trusted nowhere (skip_install_trust); HTTP/1.1 for the same header
+        // layout as the plain mode.
+        return run({"curl", "-s", "-i", "-k", "--http1.1", "--max-time", "5", "--resolve", at + ":127.0.0.1",
+                    "https://" + at + path});
+    }
     return run({"curl", "-s", "-i", "--max-time", "5", "-H", "Host: " + host,
                 "http://127.0.0.1:" + std::to_string(caddy_->port()) + path});
 }

@@ -20,6 +20,10 @@ protected:
     // Lines added to the config's [reconcile] table (a TOML table cannot be opened twice, so
     // extra_config() cannot carry them), e.g. "max_files = 5000\n".
     std::string reconcile_config_;
+    // The HTTPS modes: Caddy's automatic HTTPS, sitesfs with [proxy] scheme = "" and the health
+    // listener on a port of its own (health_port_).
+    CaddyServer::Mode caddy_mode_ = CaddyServer::Mode::PlainHttp;
+    int health_port_ = 0;
 
     void SetUp() override;
     void TearDown() override;
@@ -36,7 +40,8 @@ protected:
     // The config file the fixture writes (before extra_config()).
     std::string config_text() const;
 
-    // curl through Caddy with a Host header: the answer a visitor of http://HOST gets.
+    // curl through Caddy with a Host header: the answer a visitor of http://HOST gets (of
+    // https://HOST, over TLS with SNI, in the HTTPS modes).
     Run fetch(const std::string& host, const std::string& path = "/") const;
     std::string body(const std::string& host, const std::string& path = "/") const;
     std::string header(const std::string& host, const std::string& name) const;

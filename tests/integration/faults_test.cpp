@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "tests/integration/deploy_fixture.hpp"
 
@@ -212,6 +213,28 @@ TEST_F(Faults, DBusUnavailableFailsTheReloadNamingTheBusAndThePreviousReleaseSer
     expect_goes_live("blog", "blog.test", "v2\n", v2);
 }
 
+// A pin is not followed, so nothing but the backoff brings it back after a reload outage: the
+// same pinned commit is deployed again once reloads work, without anyone writing anything.
+TEST_F(Faults, APinnedCommitWhoseReloadFailedIsRetriedWhenReloadsWorkAgain) {
+    const std::string v1 = repo_->commit({{"index.html", "v1\n"}});
+    ASSERT_EQ(create_site("blog", "blog.test"), "live " + v1 + "\n");
+    ASSERT_NO_FATAL_FAILURE(start_systemd("fail"));
+    const std::string v2 = repo_->commit({{"index.html", "v2\n"}});
+    ASSERT_TRUE(shell("echo " + v2 + " > blog/commit"));
+    const std::string outcome = wait("blog");
+    EXPECT_EQ(outcome.rfind("failed " + v1 + " reload: ", 0), 0u) << outcome;
+    // status says when the next try is: an RFC 3339 time.
+    EXPECT_EQ(status_line("blog", "retry").size(), 20u) << status_of("blog");
+    EXPECT_TRUE(serves("blog", "blog.test", "v1\n", v1));
+
+    ASSERT_NO_FATAL_FAILURE(start_systemd("normal"));
+    expect_goes_live("blog", "blog.test", "v2\n", v2);
+    EXPECT_EQ(status_line("blog", "desired"), "commit " + v2);
+    EXPECT_EQ(status_line("blog", "retry"), "");
+    const std::string m = read(".metrics");
+    EXPECT_EQ(m.find("sitesfs_deploy_retries_total{step=\"reload\"} 0\n"), std::string::npos) << m;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The remote.
 
@@ -228,12 +251,37 @@ TEST_F(Faults, AnUnreachableRemoteFailsTheFetchNamingTheURLAndThePollRetries) {
     EXPECT_NE(error.find(repo_->url()), std::string::npos) << error;
     EXPECT_TRUE(serves("blog", "blog.test", "v1\n", v1));
 
-    // A fetch that failed before it knew a commit is tried again at every poll (1 s here).
+    // A fetch that failed before it knew a commit is tried again after its backoff (1 s here).
     stdfs::rename(away, repo_->bare());
     EXPECT_TRUE(state_is("blog", "live")) << daemon_log();
     EXPECT_EQ(status_line("blog", "desired"), "branch main");
     EXPECT_EQ(status_line("blog", "error"), "");
     EXPECT_TRUE(serves("blog", "blog.test", "v1\n", v1));
+}
+
+// A remote that stays away costs one run per backoff period, not one per poll tick: at a 1 s poll,
+// runs come after 1, 2, 4, 8 s... so a 9 s window holds at most 4 retries where every tick would
+// have made 9. The window is read from the deploy log's own count, not from a timer's precision.
+TEST_F(Faults, AFetchThatKeepsFailingIsTriedOnTheDoublingBackoffNotEveryTick) {
+    const std::string v1 = repo_->commit({{"index.html", "v1\n"}});
+    ASSERT_EQ(create_site("blog", "blog.test"), "live " + v1 + "\n");
+    const stdfs::path away = repo_->bare().string() + ".away";
+    stdfs::rename(repo_->bare(), away);
+    ASSERT_TRUE(shell("echo main > blog/branch"));
+    ASSERT_EQ(wait("blog").rfind("failed " + v1 + " fetch: ", 0), 0u);
+    const int first = deploy_log_lines("blog");
+    EXPECT_EQ(status_line("blog", "retry").size(), 20u) << status_of("blog");
+    std::this_thread::sleep_for(9s);
+    const int retries = deploy_log_lines("blog") - first;
+    EXPECT_GE(retries, 2) << "the backoff still retries:\n" << slurp(deploy_log());
+    EXPECT_LE(retries, 4) << slurp(deploy_log());
+    const std::string m = read(".metrics");
+    const std::string counter = "sitesfs_deploy_retries_total{step=\"fetch\"} ";
+    const size_t at = m.find(counter);
+    ASSERT_NE(at, std::string::npos) << m;
+    EXPECT_GE(std::stoi(m.substr(at + counter.size())), retries) << m;
+    EXPECT_TRUE(serves("blog", "blog.test", "v1\n", v1));
+    stdfs::rename(away, repo_->bare());
 }
 
 // The common case: nobody writes, the remote goes away between two polls. The site keeps

@@ -57,24 +57,38 @@ int free_port() {
 }
 
 // Absolute, because the admin address and the import must not depend on caddy's cwd.
-CaddyServer::CaddyServer(const std::filesystem::path& dir) : dir_(std::filesystem::absolute(dir)), port_(free_port()) {
+CaddyServer::CaddyServer(const std::filesystem::path& dir, Mode mode)
+    : dir_(std::filesystem::absolute(dir)), mode_(mode), port_(free_port()) {
     std::filesystem::create_directories(dir_ / "home");
     // Caddy 2.6.2 has no `persist_config` global option; the autosave it writes goes to
     // XDG_CONFIG_HOME, which is inside `dir`. The unix admin address is "unix/" + an absolute
     // path, hence the double slash.
-    spit(main_config(),
-         "{\n"
-         "\tadmin unix/" + admin_socket().string() + "\n"
-         "\tauto_https off\n"
-         "}\n"
-         "\n"
-         "import " + sites_file().string() + "\n"
-         "\n"
-         "# Host-matched site blocks from the import come first in Caddy's route order; this one\n"
-         "# catches every other host on the port.\n"
-         "http://:" + std::to_string(port_) + " {\n"
-         "\trespond \"no site\" 404\n"
-         "}\n");
+    const std::string admin = "\tadmin unix/" + admin_socket().string() + "\n";
+    if (mode_ != Mode::PlainHttp) {
+        https_port_ = free_port();
+        const std::string issuer = mode_ == Mode::AutomaticHttps
+                                       ? "\tlocal_certs\n"
+                                       : "\tacme_ca https://127.0.0.1:" + std::to_string(free_port()) + "/directory\n";
+        spit(main_config(), "{\n" + admin + issuer +
+                                "\tskip_install_trust\n"
+                                "\thttp_port " + std::to_string(port_) + "\n" +
+                                "\thttps_port " + std::to_string(https_port_) + "\n" +
+                                "\tstorage file_system " + (dir_ / "storage").string() + "\n" +
+                                "}\n\nimport " + sites_file().string() + "\n");
+    } else {
+        spit(main_config(),
+             "{\n" + admin +
+                 "\tauto_https off\n"
+                 "}\n"
+                 "\n"
+                 "import " + sites_file().string() + "\n"
+                 "\n"
+                 "# Host-matched site blocks from the import come first in Caddy's route order; this one\n"
+                 "# catches every other host on the port.\n"
+                 "http://:" + std::to_string(port_) + " {\n"
+                 "\trespond \"no site\" 404\n"
+                 "}\n");
+    }
     // Empty, an imported file fails ("Could not read tokens while importing ...: EOF"); a comment
     // is enough.
     spit(sites_file(), "# no sites yet\n");
@@ -98,7 +112,8 @@ bool CaddyServer::start(std::string* why) {
     const bool up = eventually(
         [&] {
             if ((exited = wait_child(pid_, Ms(0)))) return true;
-            return std::filesystem::exists(admin_socket()) && port_accepts(port_);
+            // With automatic HTTPS and no site yet, caddy listens on no port at all.
+            return std::filesystem::exists(admin_socket()) && (mode_ != Mode::PlainHttp || port_accepts(port_));
         },
         10s);
     if (exited) {

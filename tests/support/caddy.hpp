@@ -20,11 +20,22 @@ std::string tail_lines(const std::string& text, size_t count);
 
 class CaddyServer {
 public:
+    enum class Mode {
+        // `auto_https off`; unknown hosts on port() get 404 "no site".
+        PlainHttp,
+        // Caddy's default automatic HTTPS, with certificates from its own local CA at once
+        // (`local_certs`, `skip_install_trust`: nothing outside `dir` is touched): HTTPS on
+        // https_port(), port() redirects plain HTTP to HTTPS.
+        AutomaticHttps,
+        // Automatic HTTPS from an ACME CA that never answers (a closed loopback port): what a new
+        // domain looks like while Caddy has not obtained its certificate yet.
+        PendingCertificates,
+    };
     // `dir` is a directory the test owns (it must exist); everything caddy needs is made in it:
     // Caddyfile (the main config), sites.conf (the generated file, empty at first), admin.sock,
-    // home/, caddy.log. The main config sets `admin unix//DIR/admin.sock`, `auto_https off`,
-    // imports sites.conf, and answers requests for unknown hosts on the port with 404 "no site".
-    explicit CaddyServer(const std::filesystem::path& dir);
+    // home/, storage/, caddy.log. The main config sets `admin unix//DIR/admin.sock` and imports
+    // sites.conf.
+    explicit CaddyServer(const std::filesystem::path& dir, Mode mode = Mode::PlainHttp);
     ~CaddyServer();
     CaddyServer(const CaddyServer&) = delete;
     CaddyServer& operator=(const CaddyServer&) = delete;
@@ -34,6 +45,7 @@ public:
     void stop();
 
     int port() const { return port_; }
+    int https_port() const { return https_port_; }  // the HTTPS modes only
     std::string address() const;  // "127.0.0.1:PORT"
     std::filesystem::path main_config() const;
     std::filesystem::path sites_file() const;
@@ -46,7 +58,9 @@ public:
 
 private:
     std::filesystem::path dir_;
+    Mode mode_;
     int port_ = 0;
+    int https_port_ = 0;
     pid_t pid_ = -1;
 };
 

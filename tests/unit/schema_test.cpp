@@ -27,7 +27,7 @@ std::string line_of(const std::string& text, const std::string& key) {
 TEST(Schema, DeclaresTheSiteFilesInOrder) {
     std::vector<std::string> names;
     for (const auto& f : site_fields()) names.emplace_back(f.name);
-    EXPECT_EQ(names, (std::vector<std::string>{"repo", "domain", "branch", "path", "deploy_key_ref", "commit", "status",
+    EXPECT_EQ(names, (std::vector<std::string>{"repo", "domain", "branch", "path", "deploy_key_ref", "commit", "check", "status",
                                                "log", "wait"}));
 }
 
@@ -92,7 +92,7 @@ TEST(Schema, WaitSettlesOnceTheGenerationAtOpenIsLiveOrFailed) {
 // other kind of change, in content and mtime.
 TEST(Schema, AFieldIsUntouchedByTheChangesItsChangedBySkips) {
     auto before = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}, {"branch", "main"},
-                             {"path", "docs"}, {"deploy_key_ref", "file:blog"}, {"commit", "abc1234"}});
+                             {"path", "docs"}, {"deploy_key_ref", "file:blog"}, {"commit", "abc1234"}, {"check", "/ Hi"}});
     before.actual = {"live", std::string(40, 'a'), "blog.example.com", "docs", {"line 1"}, "domain: refused", true,
                      before.created + std::chrono::seconds(5), before.created + std::chrono::seconds(6), 3};
 

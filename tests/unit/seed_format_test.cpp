@@ -250,7 +250,7 @@ TEST_F(SeedFormatTest, ExportIsDeterministicSeedText) {
 TEST_F(SeedFormatTest, ExportThenImportKeepsTheDesiredFields) {
     set(*store_, "blog", {{"domain", "blog.example.com www.example.com"}, {"repo", "git@github.com:user/blog.git"},
                           {"branch", "release/2"}, {"commit", "3f2a9c0d1e4b5a69788796a5b4c3d2e1f0a9b8c7"},
-                          {"path", "site/public"}, {"deploy_key_ref", "file:blog"}});
+                          {"path", "site/public"}, {"deploy_key_ref", "file:blog"}, {"check", "/en/ Welcome, \"friend\""}});
     set(*store_, "shop", {{"domain", "shop.example.com"}, {"repo", "user/shop"}, {"branch", "main"}, {"commit", "ABCDEF0"},
                           {"path", "dist"}, {"deploy_key_ref", "cmd:shop-key"}});
     set(*store_, "docs.v2", {{"domain", "docs.example.com"}, {"repo", "user/docs"}});
@@ -268,7 +268,7 @@ TEST_F(SeedFormatTest, ExportThenImportKeepsTheDesiredFields) {
     auto fresh = open_file_store({dir_ / "fresh", false, {}});
     const ImportReport r = import_seed_toml(*fresh, file);
     EXPECT_TRUE(r.refused.empty()) << ::testing::PrintToString(r.refused);
-    EXPECT_THAT(r.taken, ElementsAre("blog: domain, repo, branch, commit, path, deploy_key", "docs.v2: domain, repo, branch",
+    EXPECT_THAT(r.taken, ElementsAre("blog: domain, repo, branch, commit, path, deploy_key, check", "docs.v2: domain, repo, branch",
                                      "empty: domain, repo, branch", "shop: domain, repo, branch, commit, path, deploy_key"));
     ASSERT_EQ(fresh->site_names(), store_->site_names());
     for (const auto& name : store_->site_names())

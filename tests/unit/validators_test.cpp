@@ -1,3 +1,4 @@
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <random>
@@ -503,6 +504,31 @@ TEST(Commit, SevenToFortyHexLowercased) {
         expect_refuses(check_commit, bad);
     expect_refuses(check_commit, std::string(41, 'a'));
     expect_refuses(check_commit, "abc1234\n", "abc1234\\n");
+}
+
+
+TEST(HealthCheckField, APathThenOptionalText) {
+    const ValidationPolicy p;
+    EXPECT_EQ(check_health_check("", p).value, "");
+    EXPECT_EQ(check_health_check("/", p).value, "/");
+    EXPECT_EQ(check_health_check("/en/", p).value, "/en/");
+    EXPECT_EQ(check_health_check("/health?full=1&x=%2F", p).value, "/health?full=1&x=%2F");
+    // Any run of blanks between path and text is one space; the text keeps its own spaces and quotes.
+    EXPECT_EQ(check_health_check("/en/ \t Welcome to  \"my\" blog", p).value, "/en/ Welcome to  \"my\" blog");
+    EXPECT_EQ(check_health_check("/ Grüße", p).value, "/ Grüße");
+    const HealthCheck c = split_health_check("/en/ Welcome to  blog");
+    EXPECT_EQ(c.path, "/en/");
+    EXPECT_EQ(c.text, "Welcome to  blog");
+    EXPECT_EQ(split_health_check("/x").text, "");
+}
+
+TEST(HealthCheckField, RefusalsSayWhatToWrite) {
+    const ValidationPolicy p;
+    EXPECT_THAT(check_health_check("index.html", p).reason, ::testing::HasSubstr("start with the path"));
+    EXPECT_THAT(check_health_check("/a\"b", p).reason, ::testing::HasSubstr("(not '\"')"));
+    EXPECT_THAT(check_health_check("/%zz", p).reason, ::testing::HasSubstr("%XX"));
+    EXPECT_THAT(check_health_check("/ " + std::string(201, 't'), p).reason, ::testing::HasSubstr("longer than 200"));
+    EXPECT_THAT(check_health_check("/ a\u200bb", p).reason, ::testing::HasSubstr("U+200B"));
 }
 
 }  // namespace
