@@ -1,6 +1,7 @@
 // End to end: a write through the mounted filesystem ends with the site served by a real Caddy,
 // reloaded through a systemd stand-in on a private D-Bus (or a reload command), from real git
 // repositories. Every failure case checks that the previous content is still what Caddy serves.
+#include <libssh2.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -356,6 +357,24 @@ TEST_F(PrivateRepo, AKeyTheServerDoesNotKnowFailsClearly) {
     EXPECT_EQ(outcome.substr(0, 6), "failed") << outcome;
     const std::string error = status_line("blog", "error");
     EXPECT_NE(error.find("refused deploy key file:stranger"), std::string::npos) << error;
+}
+
+// The server knows the RSA key: without the check the login would fail as "the server refused
+// deploy key", because libssh2 before 1.11 signs it with ssh-rsa, which this sshd (OpenSSH 9.2) refuses.
+TEST_F(PrivateRepo, AnRsaKeyFailsWithTheReasonWhereLibssh2SignsOnlyWithSha1) {
+    const std::string sha = repo_->commit({{"index.html", "rsa\n"}});
+    spit(tmp() / "keys" / "rsa", sshd_->add_client_key("rsa", "rsa"));
+    ::chmod((tmp() / "keys" / "rsa").c_str(), 0600);
+    const std::string outcome = create_private_site("file:rsa");
+    if (libssh2_version(0x010b00) != nullptr) {
+        EXPECT_EQ(outcome, "live " + sha + "\n") << "libssh2 " << libssh2_version(0) << " signs with rsa-sha2";
+        return;
+    }
+    EXPECT_EQ(outcome.substr(0, 6), "failed") << outcome;
+    const std::string error = status_line("blog", "error");
+    EXPECT_EQ(error, std::string("fetch: deploy key file:rsa is an RSA key; this sitesfs's libssh2 (") + libssh2_version(0) +
+                         ") can only sign RSA logins with SHA-1 (ssh-rsa), which OpenSSH 8.8+ and GitHub refuse: "
+                         "make an ed25519 key (ssh-keygen -t ed25519) and use that");
 }
 
 TEST_F(PrivateRepo, AKeyReadableByOthersOrOutsideTheKeysDirIsRefused) {
