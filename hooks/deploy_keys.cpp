@@ -33,10 +33,15 @@ using SteadyClock = std::chrono::steady_clock;
 
 // An OpenSSH RSA-4096 key is about 3.4 KiB; anything far bigger is not a key.
 constexpr size_t kMaxKey = 64 * 1024;
-// stderr of the key command is only kept for the log and the error message.
+// stderr of the key command is only kept for the log and the error message: its last 4 KiB, since
+// a program says why it failed at the end.
 constexpr size_t kMaxStderr = 4096;
 constexpr size_t kMaxLoggedLines = 20;
 constexpr size_t kMaxLineBytes = 300;
+// The error message shows the last lines, on one line (a status file shows an error on one line).
+constexpr size_t kShownLines = 5;
+constexpr size_t kMaxShownBytes = 400;
+constexpr std::string_view kCut = "…";
 
 // explicit_bzero cannot be optimised away. The whole capacity, not just size(): bytes past size()
 // (a string shortened with resize, or the SSO buffer of a moved-from string) may still hold key
@@ -343,6 +348,14 @@ int remaining_ms(SteadyClock::time_point deadline) {
     return left < 0 ? 0 : static_cast<int>(left);
 }
 
+// The last `max` bytes of `text` or fewer, starting on a UTF-8 character boundary.
+std::string_view utf8_tail(std::string_view text, size_t max) {
+    if (text.size() <= max) return text;
+    size_t from = text.size() - max;
+    while (from < text.size() && (static_cast<unsigned char>(text[from]) & 0xc0) == 0x80) ++from;
+    return text.substr(from);
+}
+
 // The command's stderr split into lines, without control characters (it goes into the log and a
 // status file) and without empty lines.
 std::vector<std::string> stderr_lines(const std::string& text) {
@@ -360,6 +373,20 @@ std::vector<std::string> stderr_lines(const std::string& text) {
     }
     flush();
     return lines;
+}
+
+// ": LINE / LINE / ..." of the last kShownLines lines, at most kMaxShownBytes of them (cut in
+// front, where the cut is marked); "" when there are none.
+std::string shown_stderr(const std::vector<std::string>& lines) {
+    if (lines.empty()) return "";
+    std::string joined;
+    for (size_t i = lines.size() - std::min(lines.size(), kShownLines); i < lines.size(); ++i) {
+        if (!joined.empty()) joined += " / ";
+        joined += lines[i];
+    }
+    if (joined.size() > kMaxShownBytes)
+        joined = std::string(kCut) + std::string(utf8_tail(joined, kMaxShownBytes - kCut.size()));
+    return ": " + joined;
 }
 
 // The key command's process group, killed and reaped however resolving ends.
@@ -417,6 +444,7 @@ SecretBuffer from_command(const KeyProviders& providers, std::string_view ref, s
     spawn_key_command(ref, argv, cmd);
     const auto deadline = SteadyClock::now() + providers.command_timeout;
     std::string err_text;
+    bool err_cut = false;
     bool timed_out = false;
     char err_buf[1024];
 
@@ -442,9 +470,15 @@ SecretBuffer from_command(const KeyProviders& providers, std::string_view ref, s
         if (fds[1].revents != 0) {
             const ssize_t n = read(cmd.err.get(), err_buf, sizeof err_buf);
             if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) cmd.err.reset();
-            else if (err_text.size() < kMaxStderr)
-                err_text.append(err_buf, std::min(static_cast<size_t>(n), kMaxStderr - err_text.size()));
+            if (n <= 0) {
+                cmd.err.reset();
+            } else {
+                err_text.append(err_buf, static_cast<size_t>(n));
+                if (err_text.size() > kMaxStderr) {
+                    err_text.erase(0, err_text.size() - utf8_tail(err_text, kMaxStderr).size());
+                    err_cut = true;
+                }
+            }
         }
     }
     cmd.out.reset();
@@ -467,22 +501,24 @@ SecretBuffer from_command(const KeyProviders& providers, std::string_view ref, s
     }
     const std::optional<int> reaped = cmd.finish();
 
-    const std::vector<std::string> lines = stderr_lines(err_text);
-    for (size_t i = 0; i < lines.size() && i < kMaxLoggedLines; ++i)
+    std::vector<std::string> lines = stderr_lines(err_text);
+    // The first line kept may be the end of a longer one.
+    if (err_cut && !lines.empty()) lines.front().insert(0, kCut);
+    for (size_t i = lines.size() - std::min(lines.size(), kMaxLoggedLines); i < lines.size(); ++i)
         spdlog::warn("deploy key {}: {}", ref, lines[i].substr(0, kMaxLineBytes));
-    const std::string first = lines.empty() ? "" : ": " + lines.front().substr(0, kMaxLineBytes);
+    const std::string why = shown_stderr(lines);
 
     if (timed_out)
-        fail(ref, program + " timed out after " + duration_text(providers.command_timeout) + " (killed)" + first);
+        fail(ref, program + " timed out after " + duration_text(providers.command_timeout) + " (killed)" + why);
     if (key.too_big()) fail(ref, program + " printed more than 64 KiB, too big to be a deploy key");
     if (!reaped) fail(ref, "the exit status of " + program + " was lost; cannot tell whether it succeeded");
     const int status = *reaped;
     if (WIFSIGNALED(status))
         fail(ref, program + " was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
-                      strsignal(WTERMSIG(status)) + ")" + first);
+                      strsignal(WTERMSIG(status)) + ")" + why);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fail(ref, program + " exited " + std::to_string(WEXITSTATUS(status)) + first);
-    if (key.used() == 0) fail(ref, program + " printed nothing on stdout" + first);
+        fail(ref, program + " exited " + std::to_string(WEXITSTATUS(status)) + why);
+    if (key.used() == 0) fail(ref, program + " printed nothing on stdout" + why);
     if (!looks_like_private_key(key.view())) fail(ref, "the output of " + program + " does not look like a private key");
     return key.release();
 }

@@ -315,13 +315,42 @@ TEST_F(DeployKeys, CommandDrainsALoudStderrWhileReadingTheKey) {
     EXPECT_EQ(resolve("cmd:blog"), key_);
 }
 
-TEST_F(DeployKeys, CommandNonZeroExitGivesCodeAndFirstStderrLine) {
+TEST_F(DeployKeys, CommandNonZeroExitGivesCodeAndStderrOnOneLine) {
     providers_.command = {script("store", "echo '' >&2\necho 'store: no entry named' \"$1\" >&2\n"
-                                          "echo 'second line' >&2\nexit 3\n")};
+                                          "printf 'second\\tline \\033[31mred\\033[0m\\r\\n\\n' >&2\nexit 3\n")};
     const std::string why = key_error("cmd:blog");
-    EXPECT_NE(why.find("deploy key cmd:blog: "), std::string::npos) << why;
-    EXPECT_NE(why.find("exited 3: store: no entry named blog"), std::string::npos) << why;
-    EXPECT_EQ(why.find("second line"), std::string::npos) << why;
+    EXPECT_TRUE(why.starts_with("deploy key cmd:blog: " + providers_.command[0] + " exited 3: ")) << why;
+    EXPECT_TRUE(why.ends_with(" exited 3: store: no entry named blog / second line [31mred[0m")) << why;
+}
+
+TEST_F(DeployKeys, CommandFailureShowsTheLastFiveStderrLines) {
+    providers_.command = {script("store", "for i in $(seq 1 20); do echo \"store: step $i\" >&2; done\nexit 1\n")};
+    const std::string why = key_error("cmd:blog");
+    EXPECT_TRUE(why.ends_with(" exited 1: store: step 16 / store: step 17 / store: step 18 / store: step 19 / store: step 20"))
+        << why;
+}
+
+TEST_F(DeployKeys, CommandFailureStderrIsBoundedFromTheFront) {
+    // 20 lines of 200 bytes: the last five are 1,000 bytes, more than is shown.
+    providers_.command = {script("store", "for i in $(seq 10 29); do printf 'line %s: %0196d\\n' $i 0 >&2; done\n"
+                                          "echo 'the reason' >&2\nexit 1\n")};
+    const std::string why = key_error("cmd:blog");
+    const std::string head = "deploy key cmd:blog: " + providers_.command[0] + " exited 1: …";
+    ASSERT_TRUE(why.starts_with(head)) << why;
+    EXPECT_TRUE(why.ends_with("0 / the reason")) << why;
+    EXPECT_LE(why.size() - head.size(), 400u) << why;
+    EXPECT_GE(why.size() - head.size(), 390u) << why;
+    EXPECT_NE(why.find(" / line 29: 000"), std::string::npos) << why;
+    EXPECT_EQ(why.find("line 28:"), std::string::npos) << why;
+}
+
+TEST_F(DeployKeys, CommandFailureAfterMuchStderrShowsItsEnd) {
+    // Far more than the 4 KiB kept, in one line, then the reason.
+    providers_.command = {script("store", "head -c 300000 /dev/zero | tr '\\0' x >&2\n"
+                                          "printf '\\nstore: vault is sealed\\n' >&2\nexit 2\n")};
+    const std::string why = key_error("cmd:blog");
+    EXPECT_TRUE(why.ends_with("xxx / store: vault is sealed")) << why;
+    EXPECT_NE(why.find(" exited 2: …x"), std::string::npos) << why;
 }
 
 TEST_F(DeployKeys, CommandTimeoutKillsItsProcessGroup) {
