@@ -128,6 +128,19 @@ TEST_F(Deploy, WritingAnOlderCommitRollsBackAndEmptyFollowsTheBranchAgain) {
     EXPECT_NE(v2, v1);
 }
 
+TEST_F(Deploy, APinTheRemoteDoesNotHaveSaysWhatWasFetchedAndAsked) {
+    const std::string v1 = repo_->commit({{"index.html", "v1\n"}});
+    ASSERT_EQ(create_site("blog", "blog.test"), "live " + v1 + "\n");
+    const std::string absent(40, 'e');
+    ASSERT_TRUE(shell("echo main > blog/branch && echo " + absent + " > blog/commit"));
+    const std::string outcome = wait("blog");
+    EXPECT_EQ(outcome.substr(0, 6), "failed") << outcome;
+    EXPECT_EQ(status_line("blog", "error"), "fetch: commit " + absent + " is not in " + repo_->url() +
+                                                ": fetched branch 'main' (at " + v1.substr(0, 12) +
+                                                ") and asked the server for the commit by id; it has no such commit");
+    EXPECT_EQ(body("blog.test"), "v1\n");
+}
+
 TEST_F(Deploy, AConfigCaddyRejectsFailsTheDeployAndTheOldSiteKeepsServing) {
     // The main config already serves taken.test; Caddy refuses a second block for it.
     std::string main = slurp(caddy_->main_config());
