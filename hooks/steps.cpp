@@ -179,7 +179,8 @@ public:
         const PublishResult r = d.proxy.publish({d.site->name, d.entry});
         d.previous_entry = r.previous;
         if (!r.ok && r.step == "proxy") throw StepError(r.error);
-        // A failed reload was already undone by the publisher: the previous config serves.
+        // A failed reload was already undone by the publisher (the previous file is back); its
+        // error says whether the previous config is surely in force.
         if (!r.ok) d.reload_error = r.error;
         d.proxy_changed = r.ok && r.changed;
     }
