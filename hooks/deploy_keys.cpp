@@ -4,6 +4,7 @@
 #include "schemas/fd.hpp"
 
 #include <fcntl.h>
+#include <libssh2.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -14,7 +15,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <optional>
 #include <thread>
@@ -30,10 +33,15 @@ using SteadyClock = std::chrono::steady_clock;
 
 // An OpenSSH RSA-4096 key is about 3.4 KiB; anything far bigger is not a key.
 constexpr size_t kMaxKey = 64 * 1024;
-// stderr of the key command is only kept for the log and the error message.
+// stderr of the key command is only kept for the log and the error message: its last 4 KiB, since
+// a program says why it failed at the end.
 constexpr size_t kMaxStderr = 4096;
 constexpr size_t kMaxLoggedLines = 20;
 constexpr size_t kMaxLineBytes = 300;
+// The error message shows the last lines, on one line (a status file shows an error on one line).
+constexpr size_t kShownLines = 5;
+constexpr size_t kMaxShownBytes = 400;
+constexpr std::string_view kCut = "…";
 
 // explicit_bzero cannot be optimised away. The whole capacity, not just size(): bytes past size()
 // (a string shortened with resize, or the SSO buffer of a moved-from string) may still hold key
@@ -88,6 +96,195 @@ bool looks_like_private_key(std::string_view bytes) {
 
 [[noreturn]] void fail(std::string_view ref, const std::string& why) {
     throw KeyError("deploy key " + std::string(ref) + ": " + why);
+}
+
+// ---- key types ----
+// libssh2 decides whether it can read a key, but some keys it reads can never log in anywhere
+// that matters; those are refused before connecting, with the reason, instead of ending as "the
+// server refused deploy key". Only the public header of a key is decoded: the type comes first,
+// the secret part after it is never decoded or copied.
+
+enum class KeyType { other, rsa, dsa, security_key };
+
+// Decodes base64 a byte at a time, on demand. Stops at the first byte that is not base64 or
+// whitespace ('=' padding, the "-----END" line).
+class Base64Reader {
+public:
+    explicit Base64Reader(std::string_view text) : text_(text) {}
+    // A group is 3 bytes; the last one read may reach a little past what was asked for.
+    ~Base64Reader() { explicit_bzero(group_.data(), group_.size()); }
+    Base64Reader(const Base64Reader&) = delete;
+    Base64Reader& operator=(const Base64Reader&) = delete;
+
+    bool next(unsigned char& out) {
+        if (used_ == have_ && !refill()) return false;
+        out = group_[used_++];
+        return true;
+    }
+    bool read(unsigned char* out, size_t n) {
+        for (size_t i = 0; i < n; ++i)
+            if (!next(out[i])) return false;
+        return true;
+    }
+    bool skip(size_t n) {
+        unsigned char ignored;
+        for (size_t i = 0; i < n; ++i)
+            if (!next(ignored)) return false;
+        return true;
+    }
+    // SSH wire format: big-endian.
+    bool u32(uint32_t& out) {
+        std::array<unsigned char, 4> b;
+        if (!read(b.data(), b.size())) return false;
+        out = uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
+        return true;
+    }
+
+private:
+    static int value(char c) {
+        if (c >= 'A' && c <= 'Z') return c - 'A';
+        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+        if (c >= '0' && c <= '9') return c - '0' + 52;
+        if (c == '+') return 62;
+        if (c == '/') return 63;
+        return -1;
+    }
+    bool refill() {
+        uint32_t bits = 0;
+        size_t chars = 0;
+        while (chars < 4 && pos_ < text_.size()) {
+            const char c = text_[pos_++];
+            if (c == '\n' || c == '\r' || c == ' ' || c == '\t') continue;
+            const int v = value(c);
+            if (v < 0) {
+                pos_ = text_.size();
+                break;
+            }
+            bits = bits << 6 | static_cast<uint32_t>(v);
+            ++chars;
+        }
+        if (chars < 2) return false;
+        bits <<= 6 * (4 - chars);
+        group_ = {static_cast<unsigned char>(bits >> 16), static_cast<unsigned char>(bits >> 8),
+                  static_cast<unsigned char>(bits)};
+        have_ = chars - 1;
+        used_ = 0;
+        return true;
+    }
+
+    std::string_view text_;
+    size_t pos_ = 0;
+    std::array<unsigned char, 3> group_{};
+    size_t have_ = 0;
+    size_t used_ = 0;
+};
+
+// "openssh-key-v1\0", string ciphername, string kdfname, string kdfoptions, uint32 nkeys, then
+// the first public key as a string whose first field is its type. All of it is stored in the
+// clear, also in a key encrypted with a passphrase.
+KeyType openssh_key_type(std::string_view body) {
+    Base64Reader in(body);
+    static constexpr char kMagic[] = "openssh-key-v1";  // with its NUL, as in the file
+    std::array<unsigned char, sizeof kMagic> magic;
+    if (!in.read(magic.data(), magic.size()) || std::memcmp(magic.data(), kMagic, sizeof kMagic) != 0)
+        return KeyType::other;
+    // Bounds that no real key comes near, so a damaged length cannot make us decode the secret part.
+    constexpr uint32_t kMaxField = 1024;
+    uint32_t n = 0;
+    for (int field = 0; field < 3; ++field)
+        if (!in.u32(n) || n > kMaxField || !in.skip(n)) return KeyType::other;
+    if (!in.u32(n) || n == 0) return KeyType::other;  // number of keys
+    if (!in.u32(n)) return KeyType::other;            // length of the first public key
+    std::array<char, 64> type;
+    uint32_t len = 0;
+    if (!in.u32(len) || len > type.size() || !in.read(reinterpret_cast<unsigned char*>(type.data()), len))
+        return KeyType::other;
+    const std::string_view name(type.data(), len);
+    if (name == "ssh-rsa") return KeyType::rsa;
+    if (name == "ssh-dss") return KeyType::dsa;
+    if (name.starts_with("sk-")) return KeyType::security_key;
+    return KeyType::other;
+}
+
+// A DER tag and length.
+bool der_header(Base64Reader& in, unsigned char tag, size_t& len) {
+    unsigned char b = 0;
+    if (!in.next(b) || b != tag || !in.next(b)) return false;
+    if (b < 0x80) {
+        len = b;
+        return true;
+    }
+    const size_t bytes = b & 0x7f;
+    if (bytes == 0 || bytes > 4) return false;
+    len = 0;
+    for (size_t i = 0; i < bytes; ++i) {
+        if (!in.next(b)) return false;
+        len = len << 8 | b;
+    }
+    return true;
+}
+
+// PKCS#8 PrivateKeyInfo: SEQUENCE { INTEGER version, SEQUENCE { OBJECT IDENTIFIER algorithm, ... },
+// OCTET STRING key }. (An EncryptedPrivateKeyInfo names only its cipher: its type stays unknown.)
+KeyType pkcs8_key_type(std::string_view body) {
+    Base64Reader in(body);
+    size_t len = 0;
+    if (!der_header(in, 0x30, len)) return KeyType::other;
+    if (!der_header(in, 0x02, len) || len > 8 || !in.skip(len)) return KeyType::other;
+    if (!der_header(in, 0x30, len)) return KeyType::other;
+    std::array<unsigned char, 16> oid;
+    if (!der_header(in, 0x06, len) || len > oid.size() || !in.read(oid.data(), len)) return KeyType::other;
+    const std::basic_string_view<unsigned char> algorithm(oid.data(), len);
+    static constexpr unsigned char kRsaEncryption[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01};
+    static constexpr unsigned char kRsassaPss[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a};
+    static constexpr unsigned char kDsa[] = {0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01};
+    if (algorithm == std::basic_string_view<unsigned char>(kRsaEncryption, sizeof kRsaEncryption) ||
+        algorithm == std::basic_string_view<unsigned char>(kRsassaPss, sizeof kRsassaPss))
+        return KeyType::rsa;
+    if (algorithm == std::basic_string_view<unsigned char>(kDsa, sizeof kDsa)) return KeyType::dsa;
+    return KeyType::other;
+}
+
+// The type of the first PEM block ("-----BEGIN LABEL-----").
+KeyType key_type(std::string_view key) {
+    constexpr std::string_view kBegin = "-----BEGIN ";
+    const size_t begin = key.find(kBegin);
+    if (begin == std::string_view::npos) return KeyType::other;
+    const size_t label_start = begin + kBegin.size();
+    const size_t label_end = key.find("-----", label_start);
+    if (label_end == std::string_view::npos) return KeyType::other;
+    const std::string_view label = key.substr(label_start, label_end - label_start);
+    const std::string_view body = key.substr(label_end + 5);
+    if (label == "RSA PRIVATE KEY") return KeyType::rsa;
+    if (label == "DSA PRIVATE KEY") return KeyType::dsa;
+    if (label == "OPENSSH PRIVATE KEY") return openssh_key_type(body);
+    if (label == "PRIVATE KEY") return pkcs8_key_type(body);
+    return KeyType::other;
+}
+
+[[noreturn]] void refuse_type(std::string_view ref, const std::string& why) {
+    throw KeyError("deploy key " + std::string(ref) + " is " + why +
+                   ": make an ed25519 key (ssh-keygen -t ed25519) and use that");
+}
+
+// Keys of any other type (ed25519, ECDSA, and whatever is not recognised) are left to libssh2.
+void refuse_unusable_type(std::string_view ref, const SecretBuffer& key) {
+    switch (key_type({key.c_str(), key.size()})) {
+    case KeyType::rsa:
+        // libssh2 1.11 signs RSA logins with rsa-sha2-256/512 when the server offers them; older
+        // ones only with ssh-rsa, whatever the server accepts.
+        if (libssh2_version(0x010b00) == nullptr)
+            refuse_type(ref, std::string("an RSA key; this sitesfs's libssh2 (") + libssh2_version(0) +
+                                 ") can only sign RSA logins with SHA-1 (ssh-rsa), which OpenSSH 8.8+ and GitHub refuse");
+        return;
+    case KeyType::dsa:
+        refuse_type(ref, "a DSA key; OpenSSH 7.0+ and GitHub refuse DSA (ssh-dss) logins");
+    case KeyType::security_key:
+        refuse_type(ref, "a FIDO security key (sk-...), which needs its hardware token at every login; "
+                         "sitesfs has no token to ask");
+    case KeyType::other:
+        return;
+    }
 }
 
 std::string errno_text(int err) { return strerror(err); }
@@ -151,6 +348,14 @@ int remaining_ms(SteadyClock::time_point deadline) {
     return left < 0 ? 0 : static_cast<int>(left);
 }
 
+// The last `max` bytes of `text` or fewer, starting on a UTF-8 character boundary.
+std::string_view utf8_tail(std::string_view text, size_t max) {
+    if (text.size() <= max) return text;
+    size_t from = text.size() - max;
+    while (from < text.size() && (static_cast<unsigned char>(text[from]) & 0xc0) == 0x80) ++from;
+    return text.substr(from);
+}
+
 // The command's stderr split into lines, without control characters (it goes into the log and a
 // status file) and without empty lines.
 std::vector<std::string> stderr_lines(const std::string& text) {
@@ -168,6 +373,20 @@ std::vector<std::string> stderr_lines(const std::string& text) {
     }
     flush();
     return lines;
+}
+
+// ": LINE / LINE / ..." of the last kShownLines lines, at most kMaxShownBytes of them (cut in
+// front, where the cut is marked); "" when there are none.
+std::string shown_stderr(const std::vector<std::string>& lines) {
+    if (lines.empty()) return "";
+    std::string joined;
+    for (size_t i = lines.size() - std::min(lines.size(), kShownLines); i < lines.size(); ++i) {
+        if (!joined.empty()) joined += " / ";
+        joined += lines[i];
+    }
+    if (joined.size() > kMaxShownBytes)
+        joined = std::string(kCut) + std::string(utf8_tail(joined, kMaxShownBytes - kCut.size()));
+    return ": " + joined;
 }
 
 // The key command's process group, killed and reaped however resolving ends.
@@ -225,6 +444,7 @@ SecretBuffer from_command(const KeyProviders& providers, std::string_view ref, s
     spawn_key_command(ref, argv, cmd);
     const auto deadline = SteadyClock::now() + providers.command_timeout;
     std::string err_text;
+    bool err_cut = false;
     bool timed_out = false;
     char err_buf[1024];
 
@@ -250,9 +470,15 @@ SecretBuffer from_command(const KeyProviders& providers, std::string_view ref, s
         if (fds[1].revents != 0) {
             const ssize_t n = read(cmd.err.get(), err_buf, sizeof err_buf);
             if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) cmd.err.reset();
-            else if (err_text.size() < kMaxStderr)
-                err_text.append(err_buf, std::min(static_cast<size_t>(n), kMaxStderr - err_text.size()));
+            if (n <= 0) {
+                cmd.err.reset();
+            } else {
+                err_text.append(err_buf, static_cast<size_t>(n));
+                if (err_text.size() > kMaxStderr) {
+                    err_text.erase(0, err_text.size() - utf8_tail(err_text, kMaxStderr).size());
+                    err_cut = true;
+                }
+            }
         }
     }
     cmd.out.reset();
@@ -275,22 +501,24 @@ SecretBuffer from_command(const KeyProviders& providers, std::string_view ref, s
     }
     const std::optional<int> reaped = cmd.finish();
 
-    const std::vector<std::string> lines = stderr_lines(err_text);
-    for (size_t i = 0; i < lines.size() && i < kMaxLoggedLines; ++i)
+    std::vector<std::string> lines = stderr_lines(err_text);
+    // The first line kept may be the end of a longer one.
+    if (err_cut && !lines.empty()) lines.front().insert(0, kCut);
+    for (size_t i = lines.size() - std::min(lines.size(), kMaxLoggedLines); i < lines.size(); ++i)
         spdlog::warn("deploy key {}: {}", ref, lines[i].substr(0, kMaxLineBytes));
-    const std::string first = lines.empty() ? "" : ": " + lines.front().substr(0, kMaxLineBytes);
+    const std::string why = shown_stderr(lines);
 
     if (timed_out)
-        fail(ref, program + " timed out after " + duration_text(providers.command_timeout) + " (killed)" + first);
+        fail(ref, program + " timed out after " + duration_text(providers.command_timeout) + " (killed)" + why);
     if (key.too_big()) fail(ref, program + " printed more than 64 KiB, too big to be a deploy key");
     if (!reaped) fail(ref, "the exit status of " + program + " was lost; cannot tell whether it succeeded");
     const int status = *reaped;
     if (WIFSIGNALED(status))
         fail(ref, program + " was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
-                      strsignal(WTERMSIG(status)) + ")" + first);
+                      strsignal(WTERMSIG(status)) + ")" + why);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fail(ref, program + " exited " + std::to_string(WEXITSTATUS(status)) + first);
-    if (key.used() == 0) fail(ref, program + " printed nothing on stdout" + first);
+        fail(ref, program + " exited " + std::to_string(WEXITSTATUS(status)) + why);
+    if (key.used() == 0) fail(ref, program + " printed nothing on stdout" + why);
     if (!looks_like_private_key(key.view())) fail(ref, "the output of " + program + " does not look like a private key");
     return key.release();
 }
@@ -329,7 +557,9 @@ SecretBuffer resolve_deploy_key(const KeyProviders& providers, std::string_view 
     if (name.empty()) fail(ref, "the name is empty");
     // A NUL would silently cut the name short in openat or argv.
     if (name.find('\0') != std::string_view::npos) fail(ref, "the name contains a NUL byte");
-    return provider == "file" ? from_file(providers, ref, name) : from_command(providers, ref, name);
+    SecretBuffer key = provider == "file" ? from_file(providers, ref, name) : from_command(providers, ref, name);
+    refuse_unusable_type(ref, key);
+    return key;
 }
 
 }  // namespace sitesfs::hooks

@@ -51,8 +51,11 @@ private:
 // contain '/' or be "." / "..", the file is opened with O_NOFOLLOW relative to the keys dir (no
 // symlink out), must be a regular file not readable by group or others, at most 64 KiB.
 // cmd: argv run directly (no shell), NAME as its last argument, stdin /dev/null, a timeout, exit 0
-// required, stdout read into locked memory; its stderr is logged (first lines) since it never
-// holds the key. The result must look like a private key ("-----BEGIN ... PRIVATE KEY-----").
+// required, stdout read into locked memory; its stderr never holds the key, so its last lines are
+// logged and, on failure, shown in the error. The result must look like a private key
+// ("-----BEGIN ... PRIVATE KEY-----"), and not be of a type that cannot log in: DSA, FIDO (sk-) and,
+// with a libssh2 older than 1.11, RSA (OpenSSH, PEM and PKCS#8 files are read that far; a type not
+// recognised is left to libssh2).
 // Throws KeyError.
 SecretBuffer resolve_deploy_key(const KeyProviders& providers, std::string_view ref);
 

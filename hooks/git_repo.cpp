@@ -237,10 +237,10 @@ struct Operation {
     Operation& operator=(const Operation&) = delete;
 };
 
-// A failed libgit2 call during a remote operation: our own reason when a callback or the stream
-// stopped it (libgit2 then only says "callback returned -1" or what libssh2 saw of a closed socket),
-// libgit2's otherwise.
-[[noreturn]] void remote_failed(Operation& op, const std::string& url, const std::string& doing) {
+// After a failed libgit2 call during a remote operation: throws our own reason when a callback or
+// the stream stopped it (libgit2 then only says "callback returned -1" or what libssh2 saw of a
+// closed socket); returns when libgit2's own error is the reason.
+void throw_own_reason(Operation& op, const std::string& url, const std::string& doing) {
     const CallbackState& state = op.state;
     if (!state.refused.empty()) throw GitError(doing + " refused: " + state.refused);
     if (!state.host_key.empty()) throw GitError(doing + ": " + state.host_key);
@@ -258,6 +258,11 @@ struct Operation {
     std::error_code ec;
     if (url.starts_with('/') && !std::filesystem::is_directory(url, ec))
         throw GitError(doing + ": there is no repository directory at " + url);
+}
+
+// A failed libgit2 call during a remote operation: our reason, or libgit2's.
+[[noreturn]] void remote_failed(Operation& op, const std::string& url, const std::string& doing) {
+    throw_own_reason(op, url, doing);
     fail(doing);
 }
 
@@ -307,9 +312,9 @@ RemotePtr repo_remote(git_repository* repo, const std::string& url, const std::s
     return RemotePtr(remote);
 }
 
-// Fetches one refspec into this repository over `remote` (connected or not).
-void fetch(git_remote* remote, Operation& op, const std::string& url, const std::string& refspec,
-           const std::string& doing) {
+// Fetches one refspec into this repository over `remote` (connected or not); false when it failed
+// (then report it with remote_failed).
+[[nodiscard]] bool fetch(git_remote* remote, Operation& op, const std::string& refspec) {
     git_fetch_options opts;
     git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
     opts.callbacks = callbacks(op.state);
@@ -319,7 +324,23 @@ void fetch(git_remote* remote, Operation& op, const std::string& url, const std:
     opts.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
     char* spec = const_cast<char*>(refspec.c_str());
     const git_strarray specs{&spec, 1};
-    if (git_remote_fetch(remote, &specs, &opts, nullptr) < 0) remote_failed(op, url, doing);
+    return git_remote_fetch(remote, &specs, &opts, nullptr) >= 0;
+}
+
+// Whether the fetch of commit `oid` that just failed was told the server has no such commit. git
+// upload-pack (over SSH, and wherever its words get through) refuses a want it does not have with
+// "not our ref SHA"; it says the same of a commit no ref of its reaches, which for a deploy is no
+// different. libgit2's local transport skips a want the remote lacks and then cannot point the ref
+// at it.
+bool server_lacks_commit(git_repository* repo, const git_oid& oid) {
+    const git_error* e = git_error_last();
+    if (e == nullptr || e->message == nullptr) return false;
+    if (std::string_view(e->message).find("not our ref " + hex(oid)) != std::string_view::npos) return true;
+    if (e->klass != GIT_ERROR_REFERENCE) return false;
+    git_odb* raw = nullptr;
+    if (git_repository_odb(&raw, repo) < 0) return false;
+    const OdbPtr odb(raw);
+    return git_odb_exists(odb.get(), &oid) == 0;
 }
 
 std::string ref_target(git_repository* repo, const char* ref, const std::string& doing) {
@@ -516,7 +537,7 @@ std::string GitRepo::fetch_branch(const std::string& url, const std::string& bra
     // branch is reported as such rather than as a refspec that matched nothing.
     connect(remote.get(), op, url, doing);
     const RemoteRef ref = find_branch(remote.get(), url, branch, doing);
-    fetch(remote.get(), op, url, "+" + ref.name + ":" + kFollowedRef, doing);
+    if (!fetch(remote.get(), op, "+" + ref.name + ":" + kFollowedRef)) remote_failed(op, url, doing);
     return ref_target(repo_, kFollowedRef, doing);
 }
 
@@ -525,7 +546,15 @@ std::string GitRepo::fetch_commit(const std::string& url, const std::string& sha
     const git_oid oid = full_oid(sha40, doing);
     Operation op(options, url);  // outlives the remote, as in remote_head
     const RemotePtr remote = repo_remote(repo_, url, doing);
-    fetch(remote.get(), op, url, "+" + hex(oid) + ":" + kPinnedRef, doing + " commit " + hex(oid));
+    if (!fetch(remote.get(), op, "+" + hex(oid) + ":" + kPinnedRef)) {
+        const std::string failed = doing + " commit " + hex(oid);
+        throw_own_reason(op, url, failed);
+        const std::string reason = libgit2_message();  // before looking into the object database
+        if (server_lacks_commit(repo_, oid))
+            throw NoSuchCommitError("commit " + hex(oid) + " is not in " + url +
+                                    ": asked the server for it by id; it has no such commit");
+        throw GitError(failed + ": " + reason);
+    }
     const std::string got = ref_target(repo_, kPinnedRef, doing);
     if (find_commit(got).empty()) throw GitError(doing + ": " + got + " is not a commit");
     return got;

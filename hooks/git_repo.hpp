@@ -26,6 +26,11 @@ struct GitError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// fetch_commit: the server answered that it has no such commit.
+struct NoSuchCommitError : GitError {
+    using GitError::GitError;
+};
+
 // Call once in main before any thread starts: git_libgit2_init, and host git configuration
 // (system/global/XDG search paths, so an insteadOf cannot rewrite a URL) switched off.
 void init_git();
@@ -74,6 +79,10 @@ public:
     std::string fetch_branch(const std::string& url, const std::string& branch, const RemoteOptions& options);
 
     // Fetches exactly one commit by its full id (for a pin not on the followed branch); returns it.
+    // Throws NoSuchCommitError when the server says it has no such commit (git upload-pack's "not
+    // our ref", or a local repository without it); GitError for everything else. Over HTTP a
+    // missing commit cannot be told from a dropped connection (git-http-backend just closes): that
+    // stays libgit2's "early EOF".
     std::string fetch_commit(const std::string& url, const std::string& sha40, const RemoteOptions& options);
 
     // The full id of the commit named by 7-40 hex digits, when this repository has it; "" when it

@@ -86,20 +86,19 @@ std::vector<PublishResult> ProxyPublisher::publish_batch(const std::vector<Proxy
         return results;
     }
     if (swapped) {
+        std::optional<std::string> failed;
         try {
             reload();
+        } catch (const ReloadError& e) {
+            failed = e.what() + put_back(before, e.running);
         } catch (const std::exception& e) {
-            std::string why = e.what();
-            // The proxy may have loaded the new file, or half of it: it must load the old one again.
-            try {
-                restore_proxy_file(*config_, before);
-                reload();
-            } catch (const std::exception& again) {
-                why += std::string(" (and putting the previous config back failed: ") + again.what() + ")";
-            }
+            // Not a reloader's verdict (out of memory, say): nothing is known of the proxy.
+            failed = e.what() + put_back(before, RunningConfig::unknown);
+        }
+        if (failed) {
             for (auto& r : results) {
                 r.step = "reload";
-                r.error = why;
+                r.error = *failed;
             }
             return results;
         }
@@ -110,6 +109,26 @@ std::vector<PublishResult> ProxyPublisher::publish_batch(const std::vector<Proxy
     }
     for (auto& r : results) r.ok = true;
     return results;
+}
+
+// After a failed reload: the previous file back, and reloaded in case the proxy took the new one
+// after all. Says, for the error, what the proxy runs now.
+std::string ProxyPublisher::put_back(const ProxyFileBefore& before, RunningConfig after_failure) {
+    try {
+        restore_proxy_file(*config_, before);
+    } catch (const std::exception& e) {
+        return std::string("; the previous config could not be put back (") + e.what() + "): the file holds the new config";
+    }
+    try {
+        reload();
+    } catch (const std::exception& e) {
+        if (after_failure == RunningConfig::unchanged)
+            return "; the previous config file is back and still in force (a refused reload leaves the running config as "
+                   "it was)";
+        return std::string("; the previous config file is back, but reloading it failed too (") + e.what() +
+               "): the proxy may run the new config until the next reload succeeds";
+    }
+    return "; the previous config was put back and is in force";
 }
 
 void ProxyPublisher::reload() {

@@ -8,7 +8,7 @@
 // Verdicts stay per site. A batch the proxy refuses to validate is published again one change at
 // a time, so a bad site gets its own error and cannot hold the others back. A failed reload puts
 // the previous file back, reloads that, and fails every change of the batch: a proxy that cannot
-// reload fails them all alike, and all of them keep their previous config.
+// reload fails them all alike. The error says whether the previous config is in force again.
 #pragma once
 
 #include <atomic>
@@ -49,7 +49,8 @@ public:
     std::vector<std::string> served_sites() const;
 
     // Publishes `change` together with whatever else waits; returns once it is live (file
-    // swapped, proxy reloaded) or has failed with the previous config serving again.
+    // swapped, proxy reloaded) or has failed with the previous file back (the error says whether
+    // the previous config is surely in force).
     PublishResult publish(ProxyChange change);
 
     std::string describe_reloader() const { return reloader_->describe(); }
@@ -64,6 +65,7 @@ private:
 
     std::vector<PublishResult> publish_batch(const std::vector<ProxyChange>& batch);
     void reload();
+    std::string put_back(const ProxyFileBefore& before, RunningConfig after_failure);
 
     const std::unique_ptr<ProxyConfig> config_;
     const std::unique_ptr<Reloader> reloader_;

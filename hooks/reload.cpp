@@ -12,7 +12,10 @@ public:
         : argv_(std::move(argv)), timeout_(timeout) {}
     void reload() override {
         const CommandResult r = run_command(argv_, timeout_);
-        if (!r.ok()) throw ReloadError(describe() + ": " + r.summary());
+        if (r.ok()) return;
+        // Killed midway (by our deadline or a signal), it may have handed the proxy the new config.
+        const bool cut_off = r.timed_out || r.signal != 0;
+        throw ReloadError(describe() + ": " + r.summary(), cut_off ? RunningConfig::unknown : RunningConfig::unchanged);
     }
     std::string describe() const override { return "command " + argv_.front(); }
 
@@ -34,10 +37,11 @@ std::unique_ptr<Reloader> make_reloader(const ReloadConfig& config) {
     if (config.mode == "none") return std::make_unique<NoReloader>();
     if (config.mode == "command") {
         if (config.command.empty())
-            throw ReloadError("reload mode 'command' needs [reload] command, e.g. [\"caddy\", \"reload\", ...]");
+            throw ReloadError("reload mode 'command' needs [reload] command, e.g. [\"caddy\", \"reload\", ...]",
+                              RunningConfig::unchanged);
         return std::make_unique<CommandReloader>(config.command, config.timeout);
     }
-    throw ReloadError("unknown reload mode '" + config.mode + "' (systemd, command or none)");
+    throw ReloadError("unknown reload mode '" + config.mode + "' (systemd, command or none)", RunningConfig::unchanged);
 }
 
 }  // namespace sitesfs::hooks

@@ -13,10 +13,17 @@
 
 namespace sitesfs::hooks {
 
+// What a failed reload leaves the proxy running. A refusal (a failed job, a command that exited
+// non-zero, a D-Bus error reply, nothing asked at all) leaves its running config as it was: Caddy
+// keeps the old config when a new one fails to load. A reload that timed out or whose answer was
+// lost may still have gone through, late.
+enum class RunningConfig { unchanged, unknown };
+
 // A failed reload, with the reason a person reads in `status`, e.g.
 // "systemd reload of caddy.service: job failed", "org.freedesktop.DBus.Error.AccessDenied: ...".
 struct ReloadError : std::runtime_error {
-    using std::runtime_error::runtime_error;
+    ReloadError(const std::string& what, RunningConfig running) : std::runtime_error(what), running(running) {}
+    RunningConfig running;
 };
 
 struct ReloadConfig {
@@ -42,7 +49,9 @@ std::unique_ptr<Reloader> make_reloader(const ReloadConfig& config);
 // registers the JobRemoved match, calls Subscribe, then ReloadUnit(unit, "replace"), and waits up to
 // `timeout` for JobRemoved of the returned job, which may arrive before the method reply does.
 // result "done" is success; any other result, a D-Bus error (AccessDenied, NoSuchUnit, no bus) or
-// the timeout throws ReloadError naming it.
+// the timeout throws ReloadError naming it. RunningConfig::unknown once the reload may have been
+// started and no verdict came back: the wait timed out, the bus went away, the call's reply
+// timed out, or the job itself timed out ("timeout").
 std::unique_ptr<Reloader> make_systemd_reloader(const std::string& unit, std::chrono::milliseconds timeout);
 
 }  // namespace sitesfs::hooks

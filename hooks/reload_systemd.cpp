@@ -74,27 +74,42 @@ public:
         try {
             bus = sdbus::createSystemBusConnection();
         } catch (const sdbus::Error& e) {
-            fail("cannot reach the system bus at " + system_bus_address() + ": " + e.getMessage());
+            fail("cannot reach the system bus at " + system_bus_address() + ": " + e.getMessage(),
+                 RunningConfig::unchanged);
         }
 
+        Stage stage = Stage::preparing;
         try {
-            run_job(*bus, deadline);
+            run_job(*bus, deadline, stage);
         } catch (const sdbus::Error& e) {
             const std::string& name = e.getName();
-            if (name == "org.freedesktop.DBus.Error.Timeout" || name == "org.freedesktop.DBus.Error.NoReply")
-                fail("systemd did not answer within " + duration_text(timeout_) + " (" + name + ")");
-            fail(name + ": " + e.getMessage());
+            const bool timed_out =
+                name == "org.freedesktop.DBus.Error.Timeout" || name == "org.freedesktop.DBus.Error.NoReply";
+            // Once ReloadUnit is out, only an error reply to it is a refusal; the job it started
+            // runs on whether or not this connection sees it end.
+            const bool no_verdict = timed_out || name == "org.freedesktop.DBus.Error.Disconnected";
+            const RunningConfig running = stage == Stage::waiting || (stage == Stage::asking && no_verdict)
+                                              ? RunningConfig::unknown
+                                              : RunningConfig::unchanged;
+            if (timed_out)
+                fail("systemd did not answer within " + duration_text(timeout_) + " (" + name + ")", running);
+            fail(name + ": " + e.getMessage(), running);
         }
     }
 
 private:
-    [[noreturn]] void fail(const std::string& why) const { throw ReloadError(describe() + ": " + why); }
+    // How far a reload got, for what a failure leaves the proxy running.
+    enum class Stage { preparing, asking, waiting };
+
+    [[noreturn]] void fail(const std::string& why, RunningConfig running) const {
+        throw ReloadError(describe() + ": " + why, running);
+    }
 
     // Everything happens on this thread: the signal handler runs from processPendingRequest() below,
     // never from a thread of sdbus-c++'s own. That thread (enterEventLoopAsync) lets the sdbus::Error
     // escape when the bus goes away under it, and std::terminate would take the daemon down; here it
     // is a failed reload like any other.
-    void run_job(sdbus::IConnection& bus, SteadyClock::time_point deadline) {
+    void run_job(sdbus::IConnection& bus, SteadyClock::time_point deadline, Stage& stage) {
         // Every JobRemoved seen, job path -> result. systemd may announce the end of the job before
         // the ReloadUnit reply is read (sd-bus queues it while waiting for the reply), so the job's
         // path is only looked up here once the reply told us which one is ours.
@@ -113,14 +128,20 @@ private:
         proxy->callMethod("Subscribe").onInterface(kManager).withTimeout(call_timeout(deadline));
         const Unsubscribe unsubscribe(*proxy);
         sdbus::ObjectPath job;
+        stage = Stage::asking;
         proxy->callMethod("ReloadUnit")
             .onInterface(kManager)
             .withTimeout(call_timeout(deadline))
             .withArguments(unit_, std::string("replace"))
             .storeResultsTo(job);
+        stage = Stage::waiting;
 
         const std::string result = wait_for(bus, finished, job, deadline);
-        if (result != "done") fail("job " + result + " (journalctl -u " + unit_ + " says why)");
+        // "timeout": systemd killed the reload command midway, perhaps after it handed Caddy the
+        // config. "failed" is the command's own refusal; the others never ran it.
+        if (result != "done")
+            fail("job " + result + " (journalctl -u " + unit_ + " says why)",
+                 result == "timeout" ? RunningConfig::unknown : RunningConfig::unchanged);
     }
 
     std::string wait_for(sdbus::IConnection& bus, const std::map<std::string, std::string>& finished,
@@ -130,14 +151,15 @@ private:
             if (bus.processPendingRequest()) continue;
             // Rounded up, so the wait never ends before the deadline it reports.
             const auto left = std::chrono::ceil<std::chrono::milliseconds>(remaining(deadline)).count();
-            if (left == 0) fail("no JobRemoved for job " + job + " within " + duration_text(timeout_));
+            if (left == 0)
+                fail("no JobRemoved for job " + job + " within " + duration_text(timeout_), RunningConfig::unknown);
             const auto poll_data = bus.getEventLoopPollData();
             const int bus_timeout = poll_data.getPollTimeout();  // -1: sd-bus has no timer of its own
             const int left_ms = static_cast<int>(std::min<int64_t>(left, std::numeric_limits<int>::max()));
             const int wait_ms = bus_timeout < 0 ? left_ms : std::min(bus_timeout, left_ms);
             pollfd p{poll_data.fd, poll_data.events, 0};
             if (poll(&p, 1, wait_ms) < 0 && errno != EINTR)
-                fail(std::string("waiting for the system bus: ") + std::strerror(errno));
+                fail(std::string("waiting for the system bus: ") + std::strerror(errno), RunningConfig::unknown);
         }
     }
 

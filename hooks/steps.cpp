@@ -85,9 +85,16 @@ public:
             d.commit = d.repo->fetch_branch(url, branch, remote);
             return;
         }
-        d.repo->fetch_branch(url, branch, remote);
+        const std::string head = d.repo->fetch_branch(url, branch, remote);
         d.commit = d.repo->find_commit(pin);
-        if (d.commit.empty() && pin.size() == 40) d.commit = d.repo->fetch_commit(url, pin, remote);
+        if (d.commit.empty() && pin.size() == 40) {
+            try {
+                d.commit = d.repo->fetch_commit(url, pin, remote);
+            } catch (const NoSuchCommitError&) {
+                throw StepError("commit " + pin + " is not in " + url + ": fetched " + shown_branch + " (at " +
+                                short_id(head) + ") and asked the server for the commit by id; it has no such commit");
+            }
+        }
         if (d.commit.empty())
             throw StepError("commit " + pin + " is not on " + shown_branch + " of " + url +
                             (pin.size() < 40 ? " (write all 40 hex digits to fetch it by id)" : ""));
@@ -173,7 +180,8 @@ public:
         const PublishResult r = d.proxy.publish({d.site->name, d.entry});
         d.previous_entry = r.previous;
         if (!r.ok && r.step == "proxy") throw StepError(r.error);
-        // A failed reload was already undone by the publisher: the previous config serves.
+        // A failed reload was already undone by the publisher (the previous file is back); its
+        // error says whether the previous config is surely in force.
         if (!r.ok) d.reload_error = r.error;
         d.proxy_changed = r.ok && r.changed;
     }

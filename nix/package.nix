@@ -7,6 +7,7 @@
   pkg-config,
   fuse3,
   libgit2,
+  libssh2,
   tomlplusplus,
   sdbus-cpp,
   spdlog,
@@ -48,6 +49,7 @@ stdenv.mkDerivation {
   buildInputs = [
     fuse3
     libgit2
+    libssh2
     tomlplusplus
     sdbus-cpp
     spdlog

@@ -149,6 +149,7 @@ let
       "pkg-config"
       "fuse3"
       "libgit2"
+      "libssh2"
       "tomlplusplus"
       "sdbus-cpp"
       "spdlog"

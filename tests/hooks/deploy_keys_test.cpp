@@ -1,6 +1,7 @@
 // Deploy key resolution against real files, real ssh-keygen keys and real key commands (small
 // shell scripts standing in for a secret store).
 #include <gtest/gtest.h>
+#include <libssh2.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -70,6 +71,12 @@ protected:
         return {};
     }
 
+    // keys_dir/NAME holding `key`, resolved through file:NAME.
+    std::string resolve_key_file(const std::string& name, const std::string& key) const {
+        put_key(name, key);
+        return resolve("file:" + name);
+    }
+
     // The KeyError message for `ref`; a test failure when it resolves.
     std::string key_error(const std::string& ref) const {
         try {
@@ -79,6 +86,33 @@ protected:
             return e.what();
         }
         return {};
+    }
+
+    // A new key made by `ssh-keygen -t TYPE ARGS...` without a passphrase (unless ARGS give one);
+    // its private key file's text.
+    std::string keygen(const std::string& file, const std::vector<std::string>& type_and_args) const {
+        std::vector<std::string> argv{"ssh-keygen", "-q", "-N", "", "-C", "test", "-f", (tmp_ / file).string(), "-t"};
+        argv.insert(argv.end(), type_and_args.begin(), type_and_args.end());
+        const it::Run r = run(argv);
+        EXPECT_EQ(r.code, 0) << describe(r);
+        return slurp(tmp_ / file);
+    }
+
+    // A new TYPE key in each format ssh-keygen writes: the format's name and the key file's text.
+    std::vector<std::pair<std::string, std::string>> keys_in_every_format(const std::string& type) const {
+        return {{"openssh", keygen(type, {type})},
+                {"pem", keygen(type + ".pem", {type, "-m", "PEM"})},
+                {"pkcs8", keygen(type + ".pkcs8", {type, "-m", "PKCS8"})}};
+    }
+
+    // `error` names the ref and says what to do, and quotes none of the key's base64 lines.
+    static void expect_names_ref_and_remedy(const std::string& error, const std::string& ref, const std::string& key) {
+        EXPECT_TRUE(error.starts_with("deploy key " + ref + " is ")) << error;
+        EXPECT_TRUE(error.ends_with(": make an ed25519 key (ssh-keygen -t ed25519) and use that")) << error;
+        for (const std::string& line : split_lines(key)) {
+            if (line.starts_with("-----")) continue;
+            EXPECT_EQ(error.find(line), std::string::npos) << error;
+        }
     }
 
     stdfs::path tmp_;
@@ -173,6 +207,94 @@ TEST_F(DeployKeys, UnknownProviderIsRefused) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Key types
+
+// libssh2 1.11 signs RSA logins with rsa-sha2-256/512; Debian 12's 1.10 only with ssh-rsa (SHA-1).
+bool rsa_signs_with_sha1_only() { return libssh2_version(0x010b00) == nullptr; }
+
+TEST_F(DeployKeys, RsaKeysInEveryFormatAreRefusedWithTheReasonAndWhatToUse) {
+    for (const auto& [format, key] : keys_in_every_format("rsa")) {
+        SCOPED_TRACE(format);
+        put_key("blog", key);
+        if (!rsa_signs_with_sha1_only()) {
+            EXPECT_EQ(resolve("file:blog"), key);
+            continue;
+        }
+        const std::string error = key_error("file:blog");
+        EXPECT_EQ(error, std::string("deploy key file:blog is an RSA key; this sitesfs's libssh2 (") + libssh2_version(0) +
+                             ") can only sign RSA logins with SHA-1 (ssh-rsa), which OpenSSH 8.8+ and GitHub refuse: "
+                             "make an ed25519 key (ssh-keygen -t ed25519) and use that");
+        expect_names_ref_and_remedy(error, "file:blog", key);
+    }
+}
+
+TEST_F(DeployKeys, DsaKeysInEveryFormatAreRefused) {
+    for (const auto& [format, key] : keys_in_every_format("dsa")) {
+        SCOPED_TRACE(format);
+        put_key("blog", key);
+        const std::string error = key_error("file:blog");
+        EXPECT_NE(error.find("is a DSA key; OpenSSH 7.0+ and GitHub refuse DSA (ssh-dss) logins"), std::string::npos) << error;
+        expect_names_ref_and_remedy(error, "file:blog", key);
+    }
+}
+
+// Making a real one needs a token; the parts before the secret are all the check reads.
+TEST_F(DeployKeys, FidoSecurityKeysAreRefused) {
+    const auto str = [](const std::string& s) {
+        const uint32_t n = static_cast<uint32_t>(s.size());
+        return std::string{char(n >> 24), char(n >> 16), char(n >> 8), char(n)} + s;
+    };
+    const std::string public_key = str("sk-ssh-ed25519@openssh.com") + str(std::string(32, 'P')) + str("ssh:");
+    const std::string binary = std::string("openssh-key-v1", 15) + str("none") + str("none") + str("") +
+                               std::string{0, 0, 0, 1} + str(public_key) + str(std::string(100, 'S'));
+    spit(tmp_ / "sk.bin", binary);
+    const it::Run base64 = run({"base64", "-w", "70", (tmp_ / "sk.bin").string()});
+    ASSERT_EQ(base64.code, 0) << describe(base64);
+    const std::string key = "-----BEGIN OPENSSH PRIVATE KEY-----\n" + base64.out + "-----END OPENSSH PRIVATE KEY-----\n";
+    put_key("blog", key);
+    const std::string error = key_error("file:blog");
+    EXPECT_NE(error.find("is a FIDO security key (sk-...), which needs its hardware token at every login; sitesfs has no token to ask"),
+              std::string::npos) << error;
+    expect_names_ref_and_remedy(error, "file:blog", key);
+}
+
+TEST_F(DeployKeys, Ed25519AndEcdsaKeysInEveryFormatPass) {
+    EXPECT_EQ(resolve_key_file("ed25519", key_), key_);
+    const std::string p384 = keygen("ecdsa-384", {"ecdsa", "-b", "384"});
+    EXPECT_EQ(resolve_key_file("ecdsa-384", p384), p384);
+    for (const auto& [format, key] : keys_in_every_format("ecdsa")) {
+        SCOPED_TRACE(format);
+        EXPECT_EQ(resolve_key_file("ecdsa-" + format, key), key);
+    }
+}
+
+// The type of an encrypted PKCS#8 key is inside the encryption, and a key that is damaged may
+// still be something libssh2 reads: neither is refused here.
+TEST_F(DeployKeys, KeysWhoseTypeCannotBeReadAreLeftToLibssh2) {
+    const std::string encrypted = keygen("enc", {"rsa", "-m", "PKCS8", "-N", "a passphrase"});
+    ASSERT_TRUE(encrypted.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----")) << encrypted;
+    EXPECT_EQ(resolve_key_file("enc", encrypted), encrypted);
+    const std::string armor_end = "-----END OPENSSH PRIVATE KEY-----\n";
+    for (const std::string& body : {std::string("!!!!\n"), std::string(""), std::string("b3BlbnNzaC1rZXktdjEA\n"),
+                                    // the magic, then a cipher name 4 GiB long
+                                    std::string("b3BlbnNzaC1rZXktdjEA/////w==\n")}) {
+        const std::string key = "-----BEGIN OPENSSH PRIVATE KEY-----\n" + body + armor_end;
+        EXPECT_EQ(resolve_key_file("damaged", key), key) << body;
+    }
+}
+
+TEST_F(DeployKeys, AKeyCommandsKeyTypeIsCheckedToo) {
+    const std::string key = keygen("rsa", {"rsa"});
+    providers_.command = {script("store", "cat '" + (tmp_ / "rsa").string() + "'\n")};
+    if (!rsa_signs_with_sha1_only()) {
+        EXPECT_EQ(resolve("cmd:blog"), key);
+        return;
+    }
+    const std::string error = key_error("cmd:blog");
+    EXPECT_TRUE(error.starts_with("deploy key cmd:blog is an RSA key; ")) << error;
+}
+
+// ---------------------------------------------------------------------------------------------
 // cmd:
 
 TEST_F(DeployKeys, CommandStdoutIsTheKeyAndStderrIsNot) {
@@ -193,13 +315,42 @@ TEST_F(DeployKeys, CommandDrainsALoudStderrWhileReadingTheKey) {
     EXPECT_EQ(resolve("cmd:blog"), key_);
 }
 
-TEST_F(DeployKeys, CommandNonZeroExitGivesCodeAndFirstStderrLine) {
+TEST_F(DeployKeys, CommandNonZeroExitGivesCodeAndStderrOnOneLine) {
     providers_.command = {script("store", "echo '' >&2\necho 'store: no entry named' \"$1\" >&2\n"
-                                          "echo 'second line' >&2\nexit 3\n")};
+                                          "printf 'second\\tline \\033[31mred\\033[0m\\r\\n\\n' >&2\nexit 3\n")};
     const std::string why = key_error("cmd:blog");
-    EXPECT_NE(why.find("deploy key cmd:blog: "), std::string::npos) << why;
-    EXPECT_NE(why.find("exited 3: store: no entry named blog"), std::string::npos) << why;
-    EXPECT_EQ(why.find("second line"), std::string::npos) << why;
+    EXPECT_TRUE(why.starts_with("deploy key cmd:blog: " + providers_.command[0] + " exited 3: ")) << why;
+    EXPECT_TRUE(why.ends_with(" exited 3: store: no entry named blog / second line [31mred[0m")) << why;
+}
+
+TEST_F(DeployKeys, CommandFailureShowsTheLastFiveStderrLines) {
+    providers_.command = {script("store", "for i in $(seq 1 20); do echo \"store: step $i\" >&2; done\nexit 1\n")};
+    const std::string why = key_error("cmd:blog");
+    EXPECT_TRUE(why.ends_with(" exited 1: store: step 16 / store: step 17 / store: step 18 / store: step 19 / store: step 20"))
+        << why;
+}
+
+TEST_F(DeployKeys, CommandFailureStderrIsBoundedFromTheFront) {
+    // 20 lines of 200 bytes: the last five are 1,000 bytes, more than is shown.
+    providers_.command = {script("store", "for i in $(seq 10 29); do printf 'line %s: %0196d\\n' $i 0 >&2; done\n"
+                                          "echo 'the reason' >&2\nexit 1\n")};
+    const std::string why = key_error("cmd:blog");
+    const std::string head = "deploy key cmd:blog: " + providers_.command[0] + " exited 1: …";
+    ASSERT_TRUE(why.starts_with(head)) << why;
+    EXPECT_TRUE(why.ends_with("0 / the reason")) << why;
+    EXPECT_LE(why.size() - head.size(), 400u) << why;
+    EXPECT_GE(why.size() - head.size(), 390u) << why;
+    EXPECT_NE(why.find(" / line 29: 000"), std::string::npos) << why;
+    EXPECT_EQ(why.find("line 28:"), std::string::npos) << why;
+}
+
+TEST_F(DeployKeys, CommandFailureAfterMuchStderrShowsItsEnd) {
+    // Far more than the 4 KiB kept, in one line, then the reason.
+    providers_.command = {script("store", "head -c 300000 /dev/zero | tr '\\0' x >&2\n"
+                                          "printf '\\nstore: vault is sealed\\n' >&2\nexit 2\n")};
+    const std::string why = key_error("cmd:blog");
+    EXPECT_TRUE(why.ends_with("xxx / store: vault is sealed")) << why;
+    EXPECT_NE(why.find(" exited 2: …x"), std::string::npos) << why;
 }
 
 TEST_F(DeployKeys, CommandTimeoutKillsItsProcessGroup) {

@@ -18,6 +18,7 @@
 
 #include "tests/integration/mount_fixture.hpp"
 #include "tests/support/git.hpp"
+#include "tests/support/sshd.hpp"
 #include "tests/support/stall_server.hpp"
 
 namespace sitesfs::it {
@@ -25,6 +26,7 @@ namespace {
 
 using hooks::GitError;
 using hooks::GitRepo;
+using hooks::NoSuchCommitError;
 using hooks::RemoteOptions;
 using hooks::TreeLimits;
 using hooks::TreeReport;
@@ -389,10 +391,83 @@ TEST_F(GitRepoTest, FetchCommitOnlyOnAnotherBranch) {
     EXPECT_EQ(slurp(release() / "index.html"), "pinned");
     EXPECT_EQ(report.files, 1u);
 
-    const std::string absent(40, 'e');
-    const std::string error = git_error([&] { repo.fetch_commit(src.url(), absent, local_ok()); });
-    EXPECT_TRUE(error.starts_with("fetch " + src.url())) << error;
     EXPECT_NE(git_error([&] { repo.fetch_commit(src.url(), pinned.substr(0, 12), local_ok()); }), "<no error>");
+}
+
+// How fetch_commit failed: its message, and whether it said the server has no such commit.
+struct FetchCommitError {
+    std::string message;
+    bool no_such_commit = false;
+};
+
+FetchCommitError fetch_commit_error(GitRepo& repo, const std::string& url, const std::string& sha,
+                                    const RemoteOptions& options) {
+    try {
+        repo.fetch_commit(url, sha, options);
+    } catch (const NoSuchCommitError& e) {
+        return {e.what(), true};
+    } catch (const GitError& e) {
+        return {e.what(), false};
+    }
+    ADD_FAILURE() << "fetching " << sha << " from " << url << " worked";
+    return {};
+}
+
+TEST_F(GitRepoTest, FetchCommitTheLocalRemoteDoesNotHaveSaysSo) {
+    TestRepo src(tmp() / "src");
+    src.commit({{"index.html", "main"}});
+    GitRepo repo(local());
+    const std::string absent(40, 'e');
+    for (const std::string& url : {src.url(), src.bare().string()}) {
+        const FetchCommitError error = fetch_commit_error(repo, url, absent, local_ok());
+        EXPECT_TRUE(error.no_such_commit) << error.message;
+        EXPECT_EQ(error.message,
+                  "commit " + absent + " is not in " + url + ": asked the server for it by id; it has no such commit");
+    }
+    EXPECT_EQ(inspect({"for-each-ref"}), "");
+}
+
+// git upload-pack answers "not our ref"; libgit2 passes on its stderr.
+TEST_F(GitRepoTest, FetchCommitTheSshServerDoesNotHaveSaysSo) {
+    TestRepo src(tmp() / "src");
+    const std::string main1 = src.commit({{"index.html", "main"}});
+    const Run allow = run({"git", "--git-dir=" + src.bare().string(), "config", "uploadpack.allowReachableSHA1InWant", "true"});
+    ASSERT_EQ(allow.code, 0) << describe(allow);
+    stdfs::create_directories(tmp() / "ssh");
+    SshServer sshd(tmp() / "ssh");
+    sshd.serve_repo(src.bare());
+    std::string why;
+    ASSERT_TRUE(sshd.start(&why)) << why;
+    const hooks::SecretBuffer key(sshd.add_client_key("blog"));
+    hooks::KnownHosts hosts(tmp() / "known_hosts", hooks::HostKeyPolicy::AcceptNew);
+    RemoteOptions options;
+    options.key = &key;
+    options.key_ref = "file:blog";
+    options.known_hosts = &hosts;
+    GitRepo repo(local());
+    const std::string absent(40, 'e');
+    const FetchCommitError error = fetch_commit_error(repo, sshd.url(), absent, options);
+    EXPECT_TRUE(error.no_such_commit) << error.message;
+    EXPECT_EQ(error.message,
+              "commit " + absent + " is not in " + sshd.url() + ": asked the server for it by id; it has no such commit");
+    // The same server, the same way, for a commit it has: the connection was not what failed.
+    EXPECT_EQ(repo.fetch_commit(sshd.url(), main1, options), main1);
+}
+
+// git-http-backend closes the connection on a want it does not have: libgit2 sees "early EOF", as
+// for a dropped connection, and that is all that can be said.
+TEST_F(GitRepoTest, FetchCommitTheHttpsServerDoesNotHaveIsAnEarlyEof) {
+    TestRepo src(tmp() / "src");
+    src.commit({{"index.html", "main"}});
+    const Run allow = run({"git", "--git-dir=" + src.bare().string(), "config", "uploadpack.allowReachableSHA1InWant", "true"});
+    ASSERT_EQ(allow.code, 0) << describe(allow);
+    const std::string url = serve_https();
+    ASSERT_FALSE(url.empty());
+    GitRepo repo(local());
+    const std::string absent(40, 'e');
+    const FetchCommitError error = fetch_commit_error(repo, url, absent, {});
+    EXPECT_FALSE(error.no_such_commit) << "an early EOF taken for a missing commit";
+    EXPECT_EQ(error.message, "fetch " + url + " commit " + absent + ": early EOF");
 }
 
 TEST_F(GitRepoTest, FetchCommitRefusedByServerSaysWhy) {
@@ -403,7 +478,8 @@ TEST_F(GitRepoTest, FetchCommitRefusedByServerSaysWhy) {
     ASSERT_FALSE(url.empty());
     GitRepo repo(local());
     // git-http-backend does not let a client ask for an object by id unless the server allows it.
-    const std::string refused = git_error([&] { repo.fetch_commit(url, pinned, {}); });
+    const auto [refused, no_such_commit] = fetch_commit_error(repo, url, pinned, {});
+    EXPECT_FALSE(no_such_commit) << "the server has the commit";
     EXPECT_TRUE(refused.starts_with("fetch " + url)) << refused;
     EXPECT_NE(refused.find("specific object"), std::string::npos) << refused;
     EXPECT_EQ(repo.find_commit(pinned), "");

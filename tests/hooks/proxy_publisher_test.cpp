@@ -1,16 +1,20 @@
 // The proxy publisher's group commit, against a stand-in proxy: a renderer that writes one line
 // per site, a validator that refuses any site named "bad*", and a reloader that takes a while and
-// can be told to fail. The real Caddy path is covered by proxy.* and integration.Deploy*.
+// can be told how its next reloads fail. The real Caddy path is covered by proxy.* and
+// integration.Deploy*.
 #include "hooks/proxy_publisher.hpp"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <atomic>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 namespace sitesfs::hooks {
 namespace {
@@ -53,11 +57,19 @@ public:
     SlowReloader(const stdfs::path& file, std::vector<std::string>& loaded) : file_(file), loaded_(loaded) {}
     void reload() override {
         std::this_thread::sleep_for(30ms);
-        if (fail) throw ReloadError("the proxy said no");
+        if (during_next) std::exchange(during_next, nullptr)();
+        if (!failures.empty()) {
+            const ReloadError failure = failures.front();
+            failures.pop_front();
+            throw failure;
+        }
         loaded_.push_back(slurp(file_));  // what the proxy runs after this reload
     }
     std::string describe() const override { return "test reload"; }
-    std::atomic<bool> fail{false};
+    // How the next reloads fail, in order; once it is empty they succeed. The publisher reloads
+    // from one thread at a time, and the tests set these while nothing publishes.
+    std::deque<ReloadError> failures;
+    std::function<void()> during_next;  // runs inside the next reload
 
 private:
     stdfs::path file_;
@@ -141,24 +153,70 @@ TEST_F(Publisher, ABadSiteInABatchFailsAloneAndTheOthersGoLive) {
     EXPECT_NE(live.find("b c1"), std::string::npos) << live;
 }
 
+const ReloadError kRefused("the proxy said no", RunningConfig::unchanged);
+const ReloadError kUnanswered("no answer within 30s", RunningConfig::unknown);
+
 TEST_F(Publisher, AFailedReloadFailsTheBatchAndPutsThePreviousConfigBack) {
     ASSERT_TRUE(publisher_->publish({"a", site("a", "old")}).ok);
     const std::string before = slurp(dir_ / "sites.conf");
-    reloader_->fail = true;
+    // Putting the old file back needs a reload too, and that one fails here as well; the first
+    // was refused, so the proxy never left the old config. Enough failures for the changes
+    // arriving as one batch or as two.
+    reloader_->failures = {kRefused, kRefused, kRefused, kRefused};
     const auto results = together({{"a", site("a", "new")}, {"b", site("b")}});
     for (const auto& r : results) {
         EXPECT_FALSE(r.ok);
         EXPECT_EQ(r.step, "reload");
-        EXPECT_NE(r.error.find("the proxy said no"), std::string::npos) << r.error;
-        // Putting the old file back needs a reload too, and that one fails here as well.
-        EXPECT_NE(r.error.find("putting the previous config back failed"), std::string::npos) << r.error;
+        EXPECT_EQ(r.error, "the proxy said no; the previous config file is back and still in force (a refused reload "
+                           "leaves the running config as it was)");
     }
     EXPECT_EQ(slurp(dir_ / "sites.conf"), before);
     EXPECT_FALSE(publisher_->serves("b"));
-    reloader_->fail = false;
+    reloader_->failures.clear();
     const PublishResult again = publisher_->publish({"b", site("b")});
     EXPECT_TRUE(again.ok) << again.error;
     EXPECT_EQ(slurp(dir_ / "sites.conf"), "a old\nb c1\n") << "a's failed change did not stay behind";
+}
+
+TEST_F(Publisher, AFailedReloadWhoseRetryWorksSaysThePreviousConfigIsInForce) {
+    ASSERT_TRUE(publisher_->publish({"a", site("a", "old")}).ok);
+    const std::string before = slurp(dir_ / "sites.conf");
+    for (const ReloadError& first : {kRefused, kUnanswered}) {
+        reloader_->failures = {first};
+        const PublishResult r = publisher_->publish({"a", site("a", "new")});
+        EXPECT_FALSE(r.ok);
+        EXPECT_EQ(r.error, std::string(first.what()) + "; the previous config was put back and is in force");
+        EXPECT_EQ(loaded_.back(), before) << "the retry loaded the previous file";
+    }
+}
+
+// The first reload may have gone through late, and the one that would have undone it failed.
+TEST_F(Publisher, AnUnansweredReloadWhoseRetryFailsSaysTheNewConfigMayRun) {
+    ASSERT_TRUE(publisher_->publish({"a", site("a", "old")}).ok);
+    const std::string before = slurp(dir_ / "sites.conf");
+    reloader_->failures = {kUnanswered, kRefused};
+    const PublishResult r = publisher_->publish({"a", site("a", "new")});
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.step, "reload");
+    EXPECT_EQ(r.error, "no answer within 30s; the previous config file is back, but reloading it failed too (the proxy "
+                       "said no): the proxy may run the new config until the next reload succeeds");
+    EXPECT_EQ(slurp(dir_ / "sites.conf"), before);
+}
+
+TEST_F(Publisher, APreviousConfigThatCannotBePutBackSaysTheFileHoldsTheNewConfig) {
+    ASSERT_TRUE(publisher_->publish({"a", site("a", "old")}).ok);
+    const stdfs::path moved = dir_.string() + ".moved";
+    // Without its directory the previous file cannot be written back.
+    reloader_->during_next = [&] { stdfs::rename(dir_, moved); };
+    reloader_->failures = {kRefused};
+    const int reloads_before = reloads();
+    const PublishResult r = publisher_->publish({"a", site("a", "new")});
+    stdfs::rename(moved, dir_);
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.error, "the proxy said no; the previous config could not be put back (cannot create a temp file next to " +
+                           (dir_ / "sites.conf").string() + ": No such file or directory): the file holds the new config");
+    EXPECT_EQ(slurp(dir_ / "sites.conf"), "a new\n");
+    EXPECT_EQ(reloads(), reloads_before + 1) << "nothing to reload when the file could not be put back";
 }
 
 TEST_F(Publisher, AnUnchangedEntryNeitherSwapsNorReloadsAndRemovalReportsThePrevious) {

@@ -16,6 +16,13 @@ namespace sitesfs::it {
 namespace {
 
 using hooks::ReloadError;
+using hooks::RunningConfig;
+
+// A failed reload as the publisher sees it.
+struct Failure {
+    std::string message;
+    RunningConfig running;
+};
 
 class SystemdReload : public ::testing::Test {
 protected:
@@ -49,16 +56,19 @@ protected:
     stdfs::path touched() const { return tmp_ / "touched"; }
     int command_runs() const { return static_cast<int>(split_lines(slurp(touched())).size()); }
 
-    // reload()'s ReloadError message; a test failure when it returns instead.
-    std::string reload_error(const std::string& unit = "caddy.service", Ms timeout = 10s) {
+    // reload()'s ReloadError; a test failure when it returns instead.
+    Failure reload_failure(const std::string& unit = "caddy.service", Ms timeout = 10s) {
         const auto reloader = hooks::make_systemd_reloader(unit, timeout);
         try {
             reloader->reload();
         } catch (const ReloadError& e) {
-            return e.what();
+            return {e.what(), e.running};
         }
         ADD_FAILURE() << "reload() succeeded; fake-systemd log:\n" << slurp(fake_ ? fake_->log_file() : stdfs::path());
         return {};
+    }
+    std::string reload_error(const std::string& unit = "caddy.service", Ms timeout = 10s) {
+        return reload_failure(unit, timeout).message;
     }
 
     std::string fake_log() const { return fake_ ? slurp(fake_->log_file()) : std::string("(no fake-systemd)"); }
@@ -108,8 +118,9 @@ TEST_F(SystemdReload, JobRemovedBeforeTheReplyIsNotMissed) {
 
 TEST_F(SystemdReload, FailingReloadCommandIsAFailedJob) {
     ASSERT_NO_FATAL_FAILURE(start_fake("normal", {"false"}));
-    const std::string error = reload_error();
+    const auto [error, running] = reload_failure();
     EXPECT_NE(error.find("systemd reload of caddy.service: job failed"), std::string::npos) << error;
+    EXPECT_EQ(running, RunningConfig::unchanged) << "a failed job is a refusal";
     EXPECT_EQ(fake_->calls(), std::vector<std::string>{"ReloadUnit caddy.service replace -> failed"});
 }
 
@@ -124,7 +135,8 @@ TEST_F(SystemdReload, FailedJobNamesUnitAndResult) {
 
 TEST_F(SystemdReload, AccessDeniedIsReportedWithTheErrorName) {
     ASSERT_NO_FATAL_FAILURE(start_fake("deny"));
-    const std::string error = reload_error();
+    const auto [error, running] = reload_failure();
+    EXPECT_EQ(running, RunningConfig::unchanged);
     EXPECT_NE(error.find("systemd reload of caddy.service: org.freedesktop.DBus.Error.AccessDenied: "),
               std::string::npos)
         << error;
@@ -133,7 +145,8 @@ TEST_F(SystemdReload, AccessDeniedIsReportedWithTheErrorName) {
 
 TEST_F(SystemdReload, UnknownUnitIsNoSuchUnit) {
     ASSERT_NO_FATAL_FAILURE(start_fake("normal"));
-    const std::string error = reload_error("nginx.service");
+    const auto [error, running] = reload_failure("nginx.service");
+    EXPECT_EQ(running, RunningConfig::unchanged);
     EXPECT_NE(error.find("org.freedesktop.systemd1.NoSuchUnit"), std::string::npos) << error;
     EXPECT_NE(error.find("nginx.service"), std::string::npos) << error;
     EXPECT_EQ(command_runs(), 0);
@@ -143,8 +156,9 @@ TEST_F(SystemdReload, UnknownUnitIsNoSuchUnit) {
 TEST_F(SystemdReload, NoJobRemovedTimesOut) {
     ASSERT_NO_FATAL_FAILURE(start_fake("silent"));
     const auto started = std::chrono::steady_clock::now();
-    const std::string error = reload_error("caddy.service", 500ms);
+    const auto [error, running] = reload_failure("caddy.service", 500ms);
     const auto took = std::chrono::steady_clock::now() - started;
+    EXPECT_EQ(running, RunningConfig::unknown) << "the job was started and may still finish";
     EXPECT_NE(error.find("no JobRemoved for job /org/freedesktop/systemd1/job/1 within 500ms"), std::string::npos)
         << error;
     EXPECT_GE(took, 500ms);
@@ -155,7 +169,8 @@ TEST_F(SystemdReload, NoJobRemovedTimesOut) {
 TEST_F(SystemdReload, UnansweredReloadUnitTimesOut) {
     ASSERT_NO_FATAL_FAILURE(start_fake("hang"));
     const auto started = std::chrono::steady_clock::now();
-    const std::string error = reload_error("caddy.service", 500ms);
+    const auto [error, running] = reload_failure("caddy.service", 500ms);
+    EXPECT_EQ(running, RunningConfig::unknown) << "the ReloadUnit call went out";
     const auto took = std::chrono::steady_clock::now() - started;
     EXPECT_NE(error.find("systemd reload of caddy.service: systemd did not answer within 500ms"), std::string::npos)
         << error;
@@ -167,11 +182,12 @@ TEST_F(SystemdReload, UnansweredReloadUnitTimesOut) {
 TEST_F(SystemdReload, BusGoingAwayMidJobIsAnError) {
     ASSERT_NO_FATAL_FAILURE(start_fake("silent"));
     const auto started = std::chrono::steady_clock::now();
-    auto error = std::async(std::launch::async, [this] { return reload_error("caddy.service", 20s); });
+    auto failure = std::async(std::launch::async, [this] { return reload_failure("caddy.service", 20s); });
     // The call is recorded once the reply is sent, so the reloader is waiting for JobRemoved now.
     ASSERT_TRUE(eventually([&] { return fake_->reloads() == 1; }, 10s)) << fake_log();
     bus_->stop();
-    const std::string message = error.get();
+    const auto [message, running] = failure.get();
+    EXPECT_EQ(running, RunningConfig::unknown) << "the job runs on without the bus";
     EXPECT_NE(message.find("systemd reload of caddy.service: org.freedesktop.DBus.Error.Disconnected"),
               std::string::npos)
         << message;
@@ -181,7 +197,8 @@ TEST_F(SystemdReload, BusGoingAwayMidJobIsAnError) {
 TEST_F(SystemdReload, NoBusIsAClearError) {
     const std::string missing = (tmp_ / "no-such-dir" / "system_bus_socket").string();
     setenv("DBUS_SYSTEM_BUS_ADDRESS", ("unix:path=" + missing).c_str(), 1);
-    const std::string error = reload_error();
+    const auto [error, running] = reload_failure();
+    EXPECT_EQ(running, RunningConfig::unchanged) << "nothing was asked";
     EXPECT_NE(error.find("systemd reload of caddy.service: cannot reach the system bus at unix:path=" + missing +
                          " (from DBUS_SYSTEM_BUS_ADDRESS)"),
               std::string::npos)
@@ -190,10 +207,51 @@ TEST_F(SystemdReload, NoBusIsAClearError) {
 
 // The bus is there but nobody owns org.freedesktop.systemd1 (systemd is not PID 1).
 TEST_F(SystemdReload, NoSystemdOnTheBusIsAnError) {
-    const std::string error = reload_error("caddy.service", 2s);
+    const auto [error, running] = reload_failure("caddy.service", 2s);
+    EXPECT_EQ(running, RunningConfig::unchanged);
     EXPECT_NE(error.find("systemd reload of caddy.service: org.freedesktop.DBus.Error.ServiceUnknown"),
               std::string::npos)
         << error;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command mode
+
+Failure command_reload_failure(const std::vector<std::string>& command, Ms timeout = 10s) {
+    hooks::ReloadConfig config;
+    config.mode = "command";
+    config.command = command;
+    config.timeout = timeout;
+    try {
+        hooks::make_reloader(config)->reload();
+    } catch (const ReloadError& e) {
+        return {e.what(), e.running};
+    }
+    ADD_FAILURE() << "reload() succeeded";
+    return {};
+}
+
+TEST(CommandReload, ANonZeroExitIsARefusal) {
+    const auto [error, running] =
+        command_reload_failure({"/bin/sh", "-c", "echo 'Error: loading new config: bad' >&2; exit 1"});
+    EXPECT_EQ(error, "command /bin/sh: exit 1: Error: loading new config: bad");
+    EXPECT_EQ(running, RunningConfig::unchanged);
+}
+
+TEST(CommandReload, ACommandThatCannotRunIsARefusal) {
+    const auto [error, running] = command_reload_failure({"/nonexistent/caddy", "reload"});
+    EXPECT_TRUE(error.starts_with("command /nonexistent/caddy: could not run")) << error;
+    EXPECT_EQ(running, RunningConfig::unchanged);
+}
+
+// Cut off midway, it may have handed the proxy the new config already.
+TEST(CommandReload, ATimeoutOrAKillLeavesTheRunningConfigUnknown) {
+    const auto timed_out = command_reload_failure({"/bin/sh", "-c", "sleep 10"}, 200ms);
+    EXPECT_TRUE(timed_out.message.starts_with("command /bin/sh: timed out")) << timed_out.message;
+    EXPECT_EQ(timed_out.running, RunningConfig::unknown);
+    const auto killed = command_reload_failure({"/bin/sh", "-c", "kill -KILL $$"});
+    EXPECT_TRUE(killed.message.starts_with("command /bin/sh: killed by signal")) << killed.message;
+    EXPECT_EQ(killed.running, RunningConfig::unknown);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // End to end: a write through the mounted filesystem ends with the site served by a real Caddy,
 // reloaded through a systemd stand-in on a private D-Bus (or a reload command), from real git
 // repositories. Every failure case checks that the previous content is still what Caddy serves.
+#include <libssh2.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -127,6 +128,19 @@ TEST_F(Deploy, WritingAnOlderCommitRollsBackAndEmptyFollowsTheBranchAgain) {
     EXPECT_NE(v2, v1);
 }
 
+TEST_F(Deploy, APinTheRemoteDoesNotHaveSaysWhatWasFetchedAndAsked) {
+    const std::string v1 = repo_->commit({{"index.html", "v1\n"}});
+    ASSERT_EQ(create_site("blog", "blog.test"), "live " + v1 + "\n");
+    const std::string absent(40, 'e');
+    ASSERT_TRUE(shell("echo main > blog/branch && echo " + absent + " > blog/commit"));
+    const std::string outcome = wait("blog");
+    EXPECT_EQ(outcome.substr(0, 6), "failed") << outcome;
+    EXPECT_EQ(status_line("blog", "error"), "fetch: commit " + absent + " is not in " + repo_->url() +
+                                                ": fetched branch 'main' (at " + v1.substr(0, 12) +
+                                                ") and asked the server for the commit by id; it has no such commit");
+    EXPECT_EQ(body("blog.test"), "v1\n");
+}
+
 TEST_F(Deploy, AConfigCaddyRejectsFailsTheDeployAndTheOldSiteKeepsServing) {
     // The main config already serves taken.test; Caddy refuses a second block for it.
     std::string main = slurp(caddy_->main_config());
@@ -158,6 +172,9 @@ TEST_F(Deploy, AFailedReloadPutsTheOldConfigBackAndSaysWhy) {
     ASSERT_TRUE(eventually([&] { return status_line("blog", "state") == "failed"; }, 30s, 100ms)) << daemon_log();
     const std::string error = status_line("blog", "error");
     EXPECT_EQ(error.rfind("reload: systemd reload of caddy.service: job failed", 0), 0u) << error;
+    // fake-systemd's "fail" mode fails every job, the one that reloads the previous file too.
+    EXPECT_TRUE(error.ends_with("; the previous config file is back and still in force (a refused reload leaves the "
+                                "running config as it was)")) << error;
     EXPECT_EQ(body("blog.test"), "v1\n");
     EXPECT_EQ(header("blog.test", "X-Deployed-Commit"), v1);
     EXPECT_EQ(slurp(caddy_->sites_file()), before);
@@ -356,6 +373,24 @@ TEST_F(PrivateRepo, AKeyTheServerDoesNotKnowFailsClearly) {
     EXPECT_EQ(outcome.substr(0, 6), "failed") << outcome;
     const std::string error = status_line("blog", "error");
     EXPECT_NE(error.find("refused deploy key file:stranger"), std::string::npos) << error;
+}
+
+// The server knows the RSA key: without the check the login would fail as "the server refused
+// deploy key", because libssh2 before 1.11 signs it with ssh-rsa, which this sshd (OpenSSH 9.2) refuses.
+TEST_F(PrivateRepo, AnRsaKeyFailsWithTheReasonWhereLibssh2SignsOnlyWithSha1) {
+    const std::string sha = repo_->commit({{"index.html", "rsa\n"}});
+    spit(tmp() / "keys" / "rsa", sshd_->add_client_key("rsa", "rsa"));
+    ::chmod((tmp() / "keys" / "rsa").c_str(), 0600);
+    const std::string outcome = create_private_site("file:rsa");
+    if (libssh2_version(0x010b00) != nullptr) {
+        EXPECT_EQ(outcome, "live " + sha + "\n") << "libssh2 " << libssh2_version(0) << " signs with rsa-sha2";
+        return;
+    }
+    EXPECT_EQ(outcome.substr(0, 6), "failed") << outcome;
+    const std::string error = status_line("blog", "error");
+    EXPECT_EQ(error, std::string("fetch: deploy key file:rsa is an RSA key; this sitesfs's libssh2 (") + libssh2_version(0) +
+                         ") can only sign RSA logins with SHA-1 (ssh-rsa), which OpenSSH 8.8+ and GitHub refuse: "
+                         "make an ed25519 key (ssh-keygen -t ed25519) and use that");
 }
 
 TEST_F(PrivateRepo, AKeyReadableByOthersOrOutsideTheKeysDirIsRefused) {

@@ -165,13 +165,13 @@ void SshServer::serve_repo(const std::filesystem::path& bare) {
     write_authorized_keys();
 }
 
-std::string SshServer::add_client_key(const std::string& name) {
+std::string SshServer::add_client_key(const std::string& name, const std::string& type) {
     if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
         throw std::runtime_error("bad client key name: " + name);
     const auto key = dir_ / "clients" / name;
     std::filesystem::remove(key);
     std::filesystem::remove(key.string() + ".pub");
-    must(run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", key.string()}),
+    must(run({"ssh-keygen", "-q", "-t", type, "-N", "", "-C", name, "-f", key.string()}),
          "ssh-keygen (client key)");
     client_keys_.push_back(trimmed(slurp(key.string() + ".pub")));
     write_authorized_keys();

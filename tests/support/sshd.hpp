@@ -36,9 +36,9 @@ public:
     // points every client key's forced command at it. Pushes to it stay readable: the repo is
     // set to core.sharedRepository=all.
     void serve_repo(const std::filesystem::path& bare);
-    // A new ed25519 key pair in DIR/clients/NAME that may fetch the served repo (and do nothing
-    // else: `restrict`). Returns the private key's text (OpenSSH format).
-    std::string add_client_key(const std::string& name);
+    // A new key pair (`ssh-keygen -t TYPE`) in DIR/clients/NAME that may fetch the served repo (and
+    // do nothing else: `restrict`). Returns the private key's text (OpenSSH format).
+    std::string add_client_key(const std::string& name, const std::string& type = "ed25519");
 
     std::string user() const;
     // ssh://USER@127.0.0.1:PORT/path/to/bare.git
