@@ -6,7 +6,7 @@ namespace sitesfs::it {
 
 void DeployTest::SetUp() {
     std::string why;
-    if (!fuse_available(&why)) GTEST_SKIP() << "cannot open /dev/fuse: " << why;
+    if (!fuse_available(&why)) SITESFS_CANNOT_RUN() << "cannot open /dev/fuse: " << why;
     autostart_ = false;
     reconcile_ = true;
     ASSERT_NO_FATAL_FAILURE(MountTest::SetUp());

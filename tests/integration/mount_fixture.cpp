@@ -381,7 +381,7 @@ void MountTest::SetUp() {
     std::signal(SIGPIPE, SIG_IGN);
     if (autostart_) {
         std::string why;
-        if (!fuse_available(&why)) GTEST_SKIP() << "cannot open /dev/fuse: " << why;
+        if (!fuse_available(&why)) SITESFS_CANNOT_RUN() << "cannot open /dev/fuse: " << why;
     }
     char templ[] = "/tmp/sitesfs-test.XXXXXX";
     ASSERT_NE(mkdtemp(templ), nullptr) << std::strerror(errno);

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/cannot_run.hpp"
+
 namespace sitesfs::it {
 
 namespace stdfs = std::filesystem;
@@ -81,11 +83,12 @@ bool mount_answers(const stdfs::path& p);
 bool fuse_available(std::string* why = nullptr);
 std::vector<std::string> split_lines(const std::string& text);
 
-// In a test that mounts without the fixture's autostart: skip, saying why, where FUSE is missing.
+// In a test that mounts without the fixture's autostart: where FUSE is missing, skip saying why
+// (fail in CI).
 #define REQUIRE_FUSE()                                                                   \
     do {                                                                                 \
         std::string why_;                                                                \
-        if (!::sitesfs::it::fuse_available(&why_)) GTEST_SKIP() << "cannot open /dev/fuse: " << why_; \
+        if (!::sitesfs::it::fuse_available(&why_)) SITESFS_CANNOT_RUN() << "cannot open /dev/fuse: " << why_; \
     } while (0)
 
 // Polls `pred` every `step` until it holds or `deadline` passes; returns whether it held.

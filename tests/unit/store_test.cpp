@@ -17,6 +17,7 @@
 
 #include "schemas/file_store.hpp"
 #include "schemas/site_schema.hpp"
+#include "tests/support/cannot_run.hpp"
 
 namespace sitesfs {
 namespace {
@@ -238,7 +239,7 @@ TEST_F(StoreTest, SiteFilesHoldEveryReadWriteFieldAndParse) {
 }
 
 TEST_F(StoreTest, AFailedSaveChangesNoValueAndShowsWhyInTheStatus) {
-    if (!mount_tmpfs()) GTEST_SKIP() << "cannot mount a 64k tmpfs on " << dir_ << ": " << std::strerror(errno);
+    if (!mount_tmpfs()) SITESFS_CANNOT_RUN() << "cannot mount a 64k tmpfs on " << dir_ << ": " << std::strerror(errno);
     Events events;
     auto s = open();
     events.listen(*s);
