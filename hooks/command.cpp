@@ -22,12 +22,12 @@ constexpr size_t kMaxOutput = 64 * 1024;
 
 using SteadyClock = std::chrono::steady_clock;
 
-int remaining_ms(SteadyClock::time_point deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
-    return left < 0 ? 0 : static_cast<int>(left);
-}
-
 }  // namespace
+
+int remaining_ms(std::chrono::steady_clock::time_point deadline) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    return static_cast<int>(std::clamp<long long>(left, 0, 1 << 30));
+}
 
 std::string duration_text(std::chrono::milliseconds d) {
     const auto ms = d.count();

@@ -32,6 +32,10 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
 // set, or the errno of the failed start.
 int spawn_in_own_group(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd, pid_t& pid);
 
+// The milliseconds left until `deadline` for poll(), never negative. Rounded up: truncated, the
+// last poll would give up to a millisecond before the deadline.
+int remaining_ms(std::chrono::steady_clock::time_point deadline);
+
 // "30s" or "500ms", for messages about timeouts.
 std::string duration_text(std::chrono::milliseconds d);
 

@@ -343,11 +343,6 @@ SecretBuffer from_file(const KeyProviders& providers, std::string_view ref, std:
     return key.release();
 }
 
-int remaining_ms(SteadyClock::time_point deadline) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
-    return left < 0 ? 0 : static_cast<int>(left);
-}
-
 // The last `max` bytes of `text` or fewer, starting on a UTF-8 character boundary.
 std::string_view utf8_tail(std::string_view text, size_t max) {
     if (text.size() <= max) return text;

@@ -68,12 +68,10 @@ Socket::~Socket() {
 
 bool wait_for(int fd, short events, Deadline deadline) {
     for (;;) {
-        // Rounded up: truncated, the last poll would give up to a millisecond before the deadline.
-        const auto left =
-            std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-        if (left <= 0) return false;
+        const int left = remaining_ms(deadline);
+        if (left == 0) return false;
         pollfd p{fd, events, 0};
-        const int n = poll(&p, 1, static_cast<int>(std::min<long long>(left, 1 << 30)));
+        const int n = poll(&p, 1, left);
         if (n > 0) return true;
         if (n < 0 && errno != EINTR) return true;  // let the following syscall report the error
     }

@@ -33,15 +33,18 @@ public:
 }  // namespace
 
 std::unique_ptr<Reloader> make_reloader(const ReloadConfig& config) {
-    if (config.mode == "systemd") return make_systemd_reloader(config.unit, config.timeout);
-    if (config.mode == "none") return std::make_unique<NoReloader>();
-    if (config.mode == "command") {
-        if (config.command.empty())
-            throw ReloadError("reload mode 'command' needs [reload] command, e.g. [\"caddy\", \"reload\", ...]",
-                              RunningConfig::unchanged);
-        return std::make_unique<CommandReloader>(config.command, config.timeout);
+    switch (config.mode) {
+        case ReloadMode::systemd:
+            return make_systemd_reloader(config.unit, config.timeout);
+        case ReloadMode::none:
+            return std::make_unique<NoReloader>();
+        case ReloadMode::command:
+            if (config.command.empty())
+                throw ReloadError("reload mode 'command' needs [reload] command, e.g. [\"caddy\", \"reload\", ...]",
+                                  RunningConfig::unchanged);
+            return std::make_unique<CommandReloader>(config.command, config.timeout);
     }
-    throw ReloadError("unknown reload mode '" + config.mode + "' (systemd, command or none)", RunningConfig::unchanged);
+    throw ReloadError("unknown reload mode", RunningConfig::unchanged);
 }
 
 }  // namespace sitesfs::hooks

@@ -26,8 +26,10 @@ struct ReloadError : std::runtime_error {
     RunningConfig running;
 };
 
+enum class ReloadMode { systemd, command, none };
+
 struct ReloadConfig {
-    std::string mode = "systemd";          // systemd | command | none
+    ReloadMode mode = ReloadMode::systemd;
     std::string unit = "caddy.service";    // systemd mode
     std::vector<std::string> command;      // command mode
     std::chrono::milliseconds timeout{30000};

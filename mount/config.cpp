@@ -6,6 +6,7 @@
 #include <toml++/toml.h>
 
 #include "hooks/net.hpp"
+#include "schemas/validators.hpp"
 
 #include <algorithm>
 #include <set>
@@ -161,7 +162,8 @@ Config load_config(const std::optional<std::filesystem::path>& file) {
     } catch (const toml::parse_error& e) {
         const auto& at = e.source().begin;
         std::ostringstream msg;
-        msg << name << ":" << at.line << ":" << at.column << ": " << e.description();
+        // The parser quotes what it found, which may be any bytes of the file.
+        msg << name << ":" << at.line << ":" << at.column << ": " << printable(e.description());
         throw ConfigError(msg.str());
     }
     const Reader r{name};
@@ -190,12 +192,15 @@ Config load_config(const std::optional<std::filesystem::path>& file) {
     if (const toml::table* t = r.section(root, "reload")) {
         const std::string p = "reload.";
         r.only_known(*t, p, {"mode", "unit", "command", "timeout"});
-        r.get(*t, p, "mode", h.reload.mode);
-        if (h.reload.mode != "systemd" && h.reload.mode != "command" && h.reload.mode != "none")
-            r.fail(p + "mode", "must be \"systemd\", \"command\" or \"none\"");
+        std::string mode = "systemd";
+        r.get(*t, p, "mode", mode);
+        if (mode == "systemd") h.reload.mode = hooks::ReloadMode::systemd;
+        else if (mode == "command") h.reload.mode = hooks::ReloadMode::command;
+        else if (mode == "none") h.reload.mode = hooks::ReloadMode::none;
+        else r.fail(p + "mode", "must be \"systemd\", \"command\" or \"none\"");
         r.get(*t, p, "unit", h.reload.unit);
         if (t->contains("command")) h.reload.command = r.argv(*t, p, "command");
-        if (h.reload.mode == "command" && h.reload.command.empty())
+        if (h.reload.mode == hooks::ReloadMode::command && h.reload.command.empty())
             r.fail(p + "command", "is needed with mode = \"command\"");
         r.seconds(*t, p, "timeout", h.reload.timeout, false);
     }

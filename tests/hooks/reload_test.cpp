@@ -219,7 +219,7 @@ TEST_F(SystemdReload, NoSystemdOnTheBusIsAnError) {
 
 Failure command_reload_failure(const std::vector<std::string>& command, Ms timeout = 10s) {
     hooks::ReloadConfig config;
-    config.mode = "command";
+    config.mode = hooks::ReloadMode::command;
     config.command = command;
     config.timeout = timeout;
     try {
