@@ -206,7 +206,7 @@ void Reconciler::poll_loop() {
 
 bool Reconciler::converged_on_disk(const SiteRecord& s) const {
     if (!complete(s)) return !proxy_.serves(s.name);
-    if (s.actual.state != "live" || s.actual.generation != s.generation || s.actual.commit.empty()) return false;
+    if (s.actual.state != SiteState::live || s.actual.generation != s.generation || s.actual.commit.empty()) return false;
     const SitePaths paths(config_.data_dir, s.name);
     std::error_code ec;
     const auto target = stdfs::read_symlink(paths.current, ec);
@@ -216,13 +216,13 @@ bool Reconciler::converged_on_disk(const SiteRecord& s) const {
 // Whether a poll tick runs `s` now (see Failure in reconciler.hpp). Nothing is asked of the
 // remote while a backoff runs: a broken site costs one try per backoff period, not one per tick.
 bool Reconciler::poll_due(const SiteRecord& s) {
-    if (s.actual.generation != s.generation || (s.actual.state != "live" && s.actual.state != "failed")) return true;
+    if (s.actual.generation != s.generation || !settled(s.actual.state)) return true;
     const auto now = SteadyClock::now();
     std::optional<Failure> failure;
     {
         std::lock_guard lock(mu_);
         if (const auto it = failed_on_.find(s.name); it != failed_on_.end()) failure = it->second;
-        if (s.actual.state == "failed" && !failure) return true;  // failed before this start: once, to learn why
+        if (s.actual.state == SiteState::failed && !failure) return true;  // failed before this start: once, to learn why
         if (failure && host_failure(failure->step)) {
             if (now < failure->retry_at) return false;
             ++retries_[failure->step];
@@ -264,7 +264,7 @@ bool Reconciler::poll_due(const SiteRecord& s) {
 // following: `error: poll: REASON` and when it is asked again, cleared by the next check that gets
 // through. A refused write or a failed deploy already showing keeps its place.
 void Reconciler::show_poll_error(const SiteRecord& s, const std::string& what, Timestamp retry_at) {
-    if (s.actual.state != "live" || s.actual.error_from_write) return;
+    if (s.actual.state != SiteState::live || s.actual.error_from_write) return;
     const std::string error = what.empty() ? "" : one_line(std::string(kPollErrorPrefix) + what);
     if (error.empty() && !s.actual.error.starts_with(kPollErrorPrefix)) return;
     if (error == s.actual.error && retry_at == s.actual.retry_at) return;
@@ -458,7 +458,7 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
         if (!site->actual.commit.empty()) {
             // Nothing is served any more; `commit` and `status` must not say otherwise.
             ActualState cleared = site->actual;
-            cleared.state.clear();
+            cleared.state = SiteState::none;
             cleared.commit.clear();
             cleared.domain.clear();
             cleared.path.clear();
@@ -476,7 +476,7 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
     const uint64_t generation = site->generation;
     const auto started = SteadyClock::now();
     ActualState deploying = site->actual;
-    deploying.state = "deploying";
+    deploying.state = SiteState::deploying;
     deploying.error.clear();
     deploying.retry_at = {};
     store_.report(name, generation, deploying);
@@ -499,7 +499,7 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
     next.retry_at = {};
     DeployLogEntry entry{Clock::now(), name, "", "", site->actual.commit, dur, ""};
     if (result.ok) {
-        next.state = "live";
+        next.state = SiteState::live;
         next.commit = d.commit;
         next.domain = site->field("domain").value;
         next.path = site->field("path").value;
@@ -510,7 +510,7 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
         for (const auto& note : d.notes) spdlog::info("site {}: {}", name, note);
         entry.notes = d.notes;
     } else {
-        next.state = "failed";
+        next.state = SiteState::failed;
         next.error = one_line(result.step + ": " + result.error);
         if (!result.undo_error.empty()) next.error += " (and " + one_line(result.undo_error) + ")";
         entry.action = "failed";

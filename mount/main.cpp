@@ -68,7 +68,7 @@ void setup_logging(spdlog::level::level_enum level, bool detaching) {
 std::map<std::string, size_t> sites_by_state(const Store& store) {
     std::map<std::string, size_t> by_state;
     for (const auto& name : store.site_names())
-        if (const SiteRef s = store.site(name)) ++by_state[site_state(*s)];
+        if (const SiteRef s = store.site(name)) ++by_state[std::string(to_string(site_state(*s)))];
     return by_state;
 }
 
@@ -89,7 +89,9 @@ std::string summary(const Store& store, const std::string& mountpoint) {
 // Every state is printed, zeros included, so a dashboard's series never disappear.
 std::string site_metrics(const Store& store) {
     auto by_state = sites_by_state(store);
-    for (const char* state : {"incomplete", "pending", "deploying", "live", "failed"}) by_state.try_emplace(state, 0);
+    for (const SiteState state :
+         {SiteState::incomplete, SiteState::pending, SiteState::deploying, SiteState::live, SiteState::failed})
+        by_state.try_emplace(std::string(to_string(state)), 0);
     std::string out = "# HELP sitesfs_sites Sites by state.\n# TYPE sitesfs_sites gauge\n";
     for (const auto& [state, n] : by_state) out += "sitesfs_sites{state=\"" + state + "\"} " + std::to_string(n) + "\n";
     return out;

@@ -33,8 +33,6 @@ namespace {
 constexpr int64_t kFormat = 1;
 constexpr std::string_view kSuffix = ".toml";
 constexpr std::string_view kTempMarker = ".toml.tmp.";
-// What the reconciler reports in actual.state ("" before its first report).
-const std::set<std::string, std::less<>> kStates = {"", "pending", "deploying", "live", "failed"};
 
 std::string errno_text(int e) { return std::strerror(e); }
 
@@ -105,7 +103,7 @@ std::string desired_section(const SiteRecord& s) {
 std::string actual_section(const SiteRecord& s) {
     const ActualState& a = s.actual;
     return "[actual]\n"
-           "state = " + toml_string(a.state) + "\n"
+           "state = " + toml_string(std::string(to_string(a.state))) + "\n"
            "commit = " + toml_string(a.commit) + "\n"
            "domain = " + toml_string(a.domain) + "\n"
            "path = " + toml_string(a.path) + "\n"
@@ -194,9 +192,12 @@ public:
         only(actual, "actual.",
              {"state", "commit", "domain", "path", "log", "error", "error_from_write", "changed", "updated", "generation",
               "retry_at", "tls"});
-        s.actual.state = str(actual, "state", "actual.");
-        if (!kStates.contains(s.actual.state))
-            fail("actual.state", "'" + printable(s.actual.state) + "' is not one of pending, deploying, live, failed or empty");
+        // What the reconciler reports: never incomplete, which is derived from the desired state.
+        const std::string state = str(actual, "state", "actual.");
+        const auto parsed = parse_site_state(state);
+        if (!parsed || *parsed == SiteState::incomplete)
+            fail("actual.state", "'" + printable(state) + "' is not one of pending, deploying, live, failed or empty");
+        s.actual.state = *parsed;
         s.actual.commit = str(actual, "commit", "actual.");
         // The served commit, domains and path go into the proxy config when the reconciler starts,
         // so they are held to the same rules as the desired values they were copied from.

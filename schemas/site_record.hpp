@@ -7,10 +7,22 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sitesfs {
+
+// A site's state as `status` shows it. The reconciler reports pending, deploying, live or failed
+// (none before its first report); incomplete is never reported: site_state() derives it, and a
+// pending for a newer generation, from the desired state.
+enum class SiteState { none, incomplete, pending, deploying, live, failed };
+
+// "live", ...; none is "".
+std::string_view to_string(SiteState state);
+// The reverse, for a state file or a test; nullopt for anything else.
+std::optional<SiteState> parse_site_state(std::string_view text);
 
 using Clock = std::chrono::system_clock;
 using Timestamp = Clock::time_point;
@@ -22,7 +34,7 @@ struct FieldValue {
 
 // What the host actually serves, reported by the reconciler (and by the store for rejected writes).
 struct ActualState {
-    std::string state;          // pending | deploying | live | failed; empty = no reconciler report yet
+    SiteState state = SiteState::none;
     std::string commit;         // the commit actually served, 40 hex or empty
     std::string domain;         // the domains the proxy serves it under (may lag a new desired domain)
     std::string path;           // the subdirectory served

@@ -32,7 +32,7 @@ std::string domain_lines(const SiteRecord& s) {
 
 std::string render_status(const SiteRecord& s) {
     std::string out;
-    out += "state: " + site_state(s) + "\n";
+    out += "state: " + std::string(to_string(site_state(s))) + "\n";
     out += "commit: " + s.actual.commit + "\n";
     out += "desired: " + desired_ref(s) + "\n";
     const std::string key = desired(s, "deploy_key_ref");
@@ -47,16 +47,17 @@ std::string render_status(const SiteRecord& s) {
 
 // One line a script can test with `read state rest`: the state first, then the commit, then why.
 std::string render_wait(const SiteRecord& s) {
-    std::string out = site_state(s);
+    const SiteState state = site_state(s);
+    std::string out(to_string(state));
     if (!s.actual.commit.empty()) out += " " + s.actual.commit;
-    if (out.starts_with("failed")) out += " " + s.actual.error;
+    if (state == SiteState::failed) out += " " + s.actual.error;
     return out;
 }
 
 bool wait_settled(const SiteRecord& s, uint64_t generation) {
-    const std::string state = site_state(s);
-    if (state == "incomplete") return true;  // nothing will be deployed until repo and domain are set
-    return s.actual.generation >= generation && (state == "live" || state == "failed");
+    const SiteState state = site_state(s);
+    if (state == SiteState::incomplete) return true;  // nothing will be deployed until repo and domain are set
+    return s.actual.generation >= generation && settled(state);
 }
 
 std::string render_log(const SiteRecord& s) {
@@ -130,13 +131,39 @@ const FieldSpec* find_field(std::string_view name) {
     return nullptr;
 }
 
-std::string site_state(const SiteRecord& s) {
-    if (s.field("repo").value.empty() || s.field("domain").value.empty()) return "incomplete";
-    if (s.actual.state.empty()) return "pending";
+SiteState site_state(const SiteRecord& s) {
+    if (s.field("repo").value.empty() || s.field("domain").value.empty()) return SiteState::incomplete;
+    if (s.actual.state == SiteState::none) return SiteState::pending;
     // A settled report about an older generation says nothing about the newest desired state.
-    const bool settled = s.actual.state == "live" || s.actual.state == "failed";
-    if (settled && s.actual.generation < s.generation) return "pending";
+    if (settled(s.actual.state) && s.actual.generation < s.generation) return SiteState::pending;
     return s.actual.state;
+}
+
+bool settled(SiteState state) { return state == SiteState::live || state == SiteState::failed; }
+
+namespace {
+
+constexpr std::pair<SiteState, std::string_view> kStateNames[] = {
+    {SiteState::none, ""},
+    {SiteState::incomplete, "incomplete"},
+    {SiteState::pending, "pending"},
+    {SiteState::deploying, "deploying"},
+    {SiteState::live, "live"},
+    {SiteState::failed, "failed"},
+};
+
+}  // namespace
+
+std::string_view to_string(SiteState state) {
+    for (const auto& [s, name] : kStateNames)
+        if (s == state) return name;
+    return "";
+}
+
+std::optional<SiteState> parse_site_state(std::string_view text) {
+    for (const auto& [s, name] : kStateNames)
+        if (name == text) return s;
+    return std::nullopt;
 }
 
 std::string rfc3339(Timestamp t) {

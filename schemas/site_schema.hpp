@@ -49,7 +49,9 @@ inline bool is_listed(const FieldSpec& f) { return is_writable(f); }
 
 // The site's overall state as `status` shows it: incomplete until repo and domain are set, then
 // what the reconciler reported, or pending while it has not reported on the newest generation.
-std::string site_state(const SiteRecord& site);
+SiteState site_state(const SiteRecord& site);
+// live or failed: a run ended.
+bool settled(SiteState state);
 
 // RFC 3339 in UTC with seconds, e.g. 2026-11-23T05:03:00Z; empty for the zero time point.
 std::string rfc3339(Timestamp t);

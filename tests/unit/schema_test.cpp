@@ -42,26 +42,26 @@ TEST(Schema, WritableFieldsHaveValidatorsAndReadOnlyOnesDoNot) {
 }
 
 TEST(Schema, StateIsIncompleteUntilRepoAndDomainAreSet) {
-    EXPECT_EQ(site_state(site_with({})), "incomplete");
-    EXPECT_EQ(site_state(site_with({{"repo", "user/blog"}})), "incomplete");
+    EXPECT_EQ(site_state(site_with({})), SiteState::incomplete);
+    EXPECT_EQ(site_state(site_with({{"repo", "user/blog"}})), SiteState::incomplete);
     auto s = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}});
-    EXPECT_EQ(site_state(s), "pending");
-    s.actual.state = "live";
+    EXPECT_EQ(site_state(s), SiteState::pending);
+    s.actual.state = SiteState::live;
     s.actual.generation = s.generation;
-    EXPECT_EQ(site_state(s), "live");
-    s.actual.state = "deploying";
-    EXPECT_EQ(site_state(s), "deploying");
+    EXPECT_EQ(site_state(s), SiteState::live);
+    s.actual.state = SiteState::deploying;
+    EXPECT_EQ(site_state(s), SiteState::deploying);
 }
 
 TEST(Schema, ASettledReportOnAnOlderGenerationIsPending) {
     auto s = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}});
     s.actual.generation = s.generation - 1;
-    for (const char* settled : {"live", "failed"}) {
+    for (const SiteState settled : {SiteState::live, SiteState::failed}) {
         s.actual.state = settled;
-        EXPECT_EQ(site_state(s), "pending") << settled;
+        EXPECT_EQ(site_state(s), SiteState::pending) << to_string(settled);
     }
-    s.actual.state = "deploying";
-    EXPECT_EQ(site_state(s), "deploying");
+    s.actual.state = SiteState::deploying;
+    EXPECT_EQ(site_state(s), SiteState::deploying);
 }
 
 TEST(Schema, WaitSettlesOnceTheGenerationAtOpenIsLiveOrFailed) {
@@ -71,13 +71,13 @@ TEST(Schema, WaitSettlesOnceTheGenerationAtOpenIsLiveOrFailed) {
     auto s = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}});
     const uint64_t opened = s.generation;
     s.actual.generation = opened;
-    s.actual.state = "deploying";
+    s.actual.state = SiteState::deploying;
     EXPECT_FALSE(wait.settled(s, opened));
-    s.actual.state = "live";
+    s.actual.state = SiteState::live;
     s.actual.commit = std::string(40, 'a');
     EXPECT_TRUE(wait.settled(s, opened));
     EXPECT_EQ(wait.render(s), "live " + std::string(40, 'a'));
-    s.actual.state = "failed";
+    s.actual.state = SiteState::failed;
     s.actual.error = "health: GET / answered 500";
     EXPECT_EQ(wait.render(s), "failed " + std::string(40, 'a') + " health: GET / answered 500");
     EXPECT_FALSE(wait.settled(s, opened + 1)) << "a report on an older generation does not settle a newer open";
@@ -93,12 +93,12 @@ TEST(Schema, WaitSettlesOnceTheGenerationAtOpenIsLiveOrFailed) {
 TEST(Schema, AFieldIsUntouchedByTheChangesItsChangedBySkips) {
     auto before = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}, {"branch", "main"},
                              {"path", "docs"}, {"deploy_key_ref", "file:blog"}, {"commit", "abc1234"}, {"check", "/ Hi"}});
-    before.actual = {"live", std::string(40, 'a'), "blog.example.com", "docs", {"line 1"}, "domain: refused", true,
+    before.actual = {SiteState::live, std::string(40, 'a'), "blog.example.com", "docs", {"line 1"}, "domain: refused", true,
                      before.created + std::chrono::seconds(5), before.created + std::chrono::seconds(6), 3};
 
     // What a report (or a refused write) may change: the actual state, nothing else.
     SiteRecord reported = before;
-    reported.actual = {"failed", std::string(40, 'b'), "www.example.com", "", {"line 1", "line 2"}, "fetch: timeout",
+    reported.actual = {SiteState::failed, std::string(40, 'b'), "www.example.com", "", {"line 1", "line 2"}, "fetch: timeout",
                        false, before.created + std::chrono::seconds(50), before.created + std::chrono::seconds(60), 4};
     // What a committed write may change: desired values and times, the generation, and the
     // actual state's write error and `updated` time.

@@ -192,7 +192,7 @@ TEST_F(StoreTest, CommittedStateSurvivesReopening) {
         ASSERT_TRUE(s->write_field("blog", "repo", "https://git.example.com/blog.git").ok());
         ASSERT_TRUE(s->write_field("blog", "deploy_key_ref", "file:blog").ok());
         ActualState live;
-        live.state = "live";
+        live.state = SiteState::live;
         live.commit = std::string(40, 'c');
         ASSERT_TRUE(s->report("blog", 4, live).ok());
         before = s->site("blog");
@@ -207,7 +207,7 @@ TEST_F(StoreTest, CommittedStateSurvivesReopening) {
         EXPECT_EQ(after->field(f.name).value, before->field(f.name).value) << f.name;
         EXPECT_EQ(after->field(f.name).changed, before->field(f.name).changed) << f.name;
     }
-    EXPECT_EQ(after->actual.state, "live");
+    EXPECT_EQ(after->actual.state, SiteState::live);
     EXPECT_EQ(after->actual.commit, std::string(40, 'c'));
     EXPECT_EQ(after->actual.generation, 4u);
     EXPECT_EQ(after->actual.changed, before->actual.changed);
@@ -274,7 +274,7 @@ TEST_F(StoreTest, AFailedSaveChangesNoValueAndShowsWhyInTheStatus) {
     EXPECT_EQ(slurp(file("blog")), before);
     // So is a report: it tells what is served now, saved or not.
     ActualState live;
-    live.state = "live";
+    live.state = SiteState::live;
     live.commit = std::string(40, 'a');
     EXPECT_EQ(s->report("blog", 2, live).err, ENOSPC);
     EXPECT_EQ(s->site("blog")->actual.commit, live.commit);
@@ -458,7 +458,7 @@ TEST_F(StoreTest, ARefusalIsShownUntilTheNextGoodWrite) {
 
     // A reconciler's error is not the writer's to clear.
     ActualState failed;
-    failed.state = "failed";
+    failed.state = SiteState::failed;
     failed.error = "fetch: repository not found";
     ASSERT_TRUE(s->report("blog", 3, failed).ok());
     ASSERT_TRUE(s->write_field("blog", "branch", "dev").ok());
@@ -504,7 +504,7 @@ TEST_F(StoreTest, ReconcilerReportsAreFencedByGeneration) {
     ASSERT_TRUE(s->write_field("blog", "repo", "user/blog").ok());
     events.listen(*s);
     ActualState live;
-    live.state = "live";
+    live.state = SiteState::live;
     live.commit = std::string(40, 'a');
     const auto t0 = Clock::now();
     ASSERT_TRUE(s->report("blog", 2, live).ok());
@@ -514,9 +514,9 @@ TEST_F(StoreTest, ReconcilerReportsAreFencedByGeneration) {
     EXPECT_EQ(first.updated, first.changed);
 
     ActualState stale = live;
-    stale.state = "failed";
+    stale.state = SiteState::failed;
     ASSERT_TRUE(s->report("blog", 1, stale).ok()) << "ignored, not an error";
-    EXPECT_EQ(s->site("blog")->actual.state, "live");
+    EXPECT_EQ(s->site("blog")->actual.state, SiteState::live);
 
     ASSERT_TRUE(s->report("blog", 2, live).ok());
     EXPECT_EQ(s->site("blog")->actual.changed, first.changed) << "the commit did not change";
@@ -547,7 +547,7 @@ TEST_F(StoreTest, ATextThatIsNotUtf8CannotBreakTheStateFile) {
         ASSERT_TRUE(s->create_site("blog").ok());
         EXPECT_EQ(s->write_field("blog", "domain", "caf\xC3\xA9\xFF..com").err, EINVAL);
         ActualState failed;
-        failed.state = "failed";
+        failed.state = SiteState::failed;
         failed.error = "checkout: bad file name 'r\xE9sum\xE9.html', \"quoted\" \\ and\nnewline\x01";
         ASSERT_TRUE(s->report("blog", 1, failed).ok());
     }
@@ -611,7 +611,7 @@ TEST_F(StoreTest, ActualValuesAreCheckedOnLoadAndErrorsAreOneLine) {
         auto s = open();
         ASSERT_TRUE(s->create_site("blog").ok());
         ActualState live;
-        live.state = "live";
+        live.state = SiteState::live;
         live.commit = std::string(40, 'b');
         live.domain = "old.example.com";
         live.path = "public";
@@ -682,11 +682,11 @@ TEST_F(StoreTest, AReadOnlyStoreFollowsTheWriterAndRefusesMutations) {
     ASSERT_TRUE(rw->write_field("blog", "domain", "blog.example.com").ok());
     ASSERT_TRUE(rw->create_site("shop").ok());
     ActualState live;
-    live.state = "live";
+    live.state = SiteState::live;
     ASSERT_TRUE(rw->report("blog", 2, live).ok());
     EXPECT_TRUE(eventually([&] {
         return ro->site("shop") && ro->site("blog")->field("domain").value == "blog.example.com" &&
-               ro->site("blog")->actual.state == "live";
+               ro->site("blog")->actual.state == SiteState::live;
     }));
     EXPECT_TRUE(events.saw("Created shop 1"));
     EXPECT_TRUE(events.saw("Desired blog 2"));
