@@ -13,6 +13,7 @@
 
 #include "hooks/command.hpp"
 #include "hooks/net.hpp"
+#include "schemas/validators.hpp"
 
 namespace sitesfs::hooks {
 
@@ -32,11 +33,6 @@ std::string excerpt(std::string_view s) {
         else out += static_cast<char>(c);
     }
     return out + (s.size() > 80 ? "...\"" : "\"");
-}
-
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    return s;
 }
 
 std::string trim(std::string_view s) {
@@ -122,12 +118,12 @@ struct Parser {
                 why = "header line " + excerpt(line);
                 return Progress::bad;
             }
-            r.headers[lower(std::string(line.substr(0, colon)))] = trim(line.substr(colon + 1));
+            r.headers[ascii_lower(std::string(line.substr(0, colon)))] = trim(line.substr(colon + 1));
         }
         head_done = true;
         body_start = end + sep;
         if (auto te = r.headers.find("transfer-encoding"); te != r.headers.end())
-            chunked = lower(te->second).find("chunked") != std::string::npos;
+            chunked = ascii_lower(te->second).find("chunked") != std::string::npos;
         if (auto cl = r.headers.find("content-length"); cl != r.headers.end() && !chunked) {
             const std::string& v = cl->second;
             if (v.empty() || v.size() > 18 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
@@ -250,14 +246,14 @@ std::optional<Target> same_site_target(const std::string& location, const Target
     if (location[0] == '/') return Target{from.host, location};
     std::string rest;
     for (const char* scheme : {"http://", "https://"})
-        if (lower(location.substr(0, std::strlen(scheme))) == scheme) rest = location.substr(std::strlen(scheme));
+        if (ascii_lower(location.substr(0, std::strlen(scheme))) == scheme) rest = location.substr(std::strlen(scheme));
     if (rest.empty()) {
         // A relative reference ("en/", "../x") or another scheme; only the first is followed.
         if (location.find(':') < location.find('/')) return std::nullopt;
         return Target{from.host, from.path.substr(0, from.path.rfind('/') + 1) + location};
     }
     const size_t slash = rest.find('/');
-    std::string host = lower(rest.substr(0, slash));
+    std::string host = ascii_lower(rest.substr(0, slash));
     const std::string path = slash == std::string::npos ? "/" : rest.substr(slash);
     if (const size_t colon = host.rfind(':'); colon != std::string::npos && host.find(']') == std::string::npos)
         host.resize(colon);

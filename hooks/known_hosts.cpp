@@ -1,6 +1,7 @@
 #include "hooks/known_hosts.hpp"
 
 #include "hooks/files.hpp"
+#include "schemas/validators.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -30,13 +31,6 @@ constexpr size_t kDigestChars = 43;
 
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
-    return out;
-}
 
 // A host goes into the file as one token, so it cannot hold whitespace, '#' or control bytes;
 // libgit2 passes the URL's host, which never has them for a URL it could connect to.
@@ -70,7 +64,7 @@ std::optional<std::string> host_port_key(std::string_view text) {
         !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
         std::stoi(std::string(port)) > 65535)
         return std::nullopt;
-    return lower(host) + ":" + std::string(port);
+    return ascii_lower(host) + ":" + std::string(port);
 }
 
 struct Entry {
@@ -134,7 +128,7 @@ void KnownHosts::check(const std::string& host, int port, const unsigned char sh
     if (!is_host(host) || port < 1 || port > 65535)
         throw HostKeyError("cannot check the host key of \"" + host + "\" port " + std::to_string(port) +
                            ": not a host name and port");
-    const std::string key = lower(host) + ":" + std::to_string(port);
+    const std::string key = ascii_lower(host) + ":" + std::to_string(port);
     const std::string offered = fingerprint(sha256);
 
     if (const auto pin = pins_.find(key); pin != pins_.end()) {

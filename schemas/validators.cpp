@@ -68,6 +68,13 @@ std::string printable(std::string_view v) {
     return out;
 }
 
+std::string ascii_lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out)
+        if (is_upper(c)) c = static_cast<char>(c - 'A' + 'a');
+    return out;
+}
+
 namespace {
 
 std::string char_name(char c) { return "'" + printable(std::string_view(&c, 1)) + "'"; }
@@ -75,13 +82,6 @@ std::string char_name(char c) { return "'" + printable(std::string_view(&c, 1)) 
 Checked refuse(std::string_view field, std::string_view v, std::string_view why) {
     const std::string shown = printable(v.substr(0, kShownBytes)) + (v.size() > kShownBytes ? "..." : "");
     return Checked::refuse(std::string(field) + " '" + shown + "': " + std::string(why));
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (is_upper(c)) c = static_cast<char>(c - 'A' + 'a');
-    return out;
 }
 
 std::vector<std::string_view> split(std::string_view v, char sep) {
@@ -171,7 +171,7 @@ Checked check_url(std::string_view v, std::string_view scheme, std::string_view 
         if (auto why = user_problem(user); !why.empty()) return refuse("repo", v, why);
     }
     const size_t colon = authority.find(':');
-    const std::string host = lower(authority.substr(0, colon));
+    const std::string host = ascii_lower(authority.substr(0, colon));
     const std::string_view port = colon == std::string_view::npos ? std::string_view() : authority.substr(colon + 1);
     if (auto why = host_problem(host); !why.empty()) return refuse("repo", v, why);
     if (colon != std::string_view::npos)
@@ -191,7 +191,7 @@ Checked check_scp(std::string_view v) {
     const size_t colon = v.find(':', at);
     if (colon == std::string_view::npos)
         return refuse("repo", v, "user@host needs ':' and a path, like git@github.com:owner/repo.git");
-    const std::string host = lower(v.substr(at + 1, colon - at - 1));
+    const std::string host = ascii_lower(v.substr(at + 1, colon - at - 1));
     const std::string_view path = v.substr(colon + 1);
     if (auto why = host_problem(host); !why.empty()) return refuse("repo", v, why);
     if (path.empty() || path.front() == '/' || path.front() == '-' || path.front() == '~')
@@ -258,7 +258,7 @@ bool is_valid_utf8(std::string_view s) {
 std::string idna_to_ascii(const std::string& s, int& rc) {
     char* out = nullptr;
     rc = idn2_to_ascii_8z(s.c_str(), &out, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
-    std::string result = rc == IDN2_OK ? lower(out) : std::string();
+    std::string result = rc == IDN2_OK ? ascii_lower(out) : std::string();
     idn2_free(out);
     return result;
 }
@@ -309,14 +309,14 @@ Checked check_one_domain(std::string_view raw) {
         if (is_ascii(c) && !is_domain_ascii(c))
             return refuse("domain", raw, char_name(c) + " is not allowed; use letters, digits, '-', '.' and a leading '*.'");
     if (!is_valid_utf8(raw)) return refuse("domain", raw, "not valid UTF-8");
-    std::string ascii = lower(raw);
+    std::string ascii = ascii_lower(raw);
     if (any_of(raw, [](char c) { return !is_ascii(c); })) {
         int rc = IDN2_OK;
         ascii = idna_to_ascii(std::string(raw), rc);
         if (rc != IDN2_OK) return refuse("domain", raw, std::string("not a valid international name: ") + idn2_strerror(rc));
     }
     if (auto why = hostname_problem(ascii); !why.empty())
-        return refuse("domain", raw, ascii == lower(raw) ? why : why + " (as ASCII: '" + printable(ascii) + "')");
+        return refuse("domain", raw, ascii == ascii_lower(raw) ? why : why + " (as ASCII: '" + printable(ascii) + "')");
     return Checked::accept(ascii);
 }
 
@@ -453,7 +453,7 @@ Checked check_repo(std::string_view v, const ValidationPolicy& policy) {
     if (any_of(v, is_blank) || any_of(v, is_control)) return refuse("repo", v, "spaces and control characters are not allowed");
     if (v.front() == '-') return refuse("repo", v, "a leading '-' would be read as a git option");
     if (const size_t sep = v.find("://"); sep != std::string_view::npos && is_scheme(v.substr(0, sep)))
-        return check_scheme_url(v, lower(v.substr(0, sep)), v.substr(sep + 3), policy);
+        return check_scheme_url(v, ascii_lower(v.substr(0, sep)), v.substr(sep + 3), policy);
     if (const size_t sep = v.find("::"); sep != std::string_view::npos)
         return refuse("repo", v, "remote-helper transports (" + printable(v.substr(0, sep)) + "::) are not allowed; " +
                                      std::string(kRepoForms));
@@ -503,7 +503,7 @@ Checked check_path(std::string_view v, const ValidationPolicy&) {
     if (auto why = path_problem(rel, is_file_path_char); !why.empty()) return refuse("path", v, why);
     // Refused in any case, so a case-insensitive filesystem cannot serve .GIT as the repository.
     for (std::string_view seg : split(rel, '/'))
-        if (lower(seg) == ".git") return refuse("path", v, "a .git directory is never served");
+        if (ascii_lower(seg) == ".git") return refuse("path", v, "a .git directory is never served");
     return Checked::accept(std::string(rel));
 }
 
@@ -524,7 +524,7 @@ Checked check_commit(std::string_view v, const ValidationPolicy&) {
     if (v.empty()) return Checked::accept({});
     if (v.size() < 7 || v.size() > 40 || !all_of(v, is_hex))
         return refuse("commit", v, "write 7 to 40 hex digits, or nothing to follow the branch");
-    return Checked::accept(lower(v));
+    return Checked::accept(ascii_lower(v));
 }
 
 // A URL path with an optional query, in RFC 3986's characters: it goes into the health check's

@@ -27,6 +27,9 @@ struct ValidationPolicy {
 // quote input: a quoted value can neither break the line nor drive a terminal.
 std::string printable(std::string_view v);
 
+// A-Z to a-z and nothing else, whatever the locale (host names, header names, ".git").
+std::string ascii_lower(std::string_view s);
+
 // The length of the UTF-8 sequence that starts `s`, or 0 when it is not valid UTF-8 there
 // (truncated, overlong, a UTF-16 surrogate or beyond U+10FFFF).
 size_t utf8_sequence_length(std::string_view s);
