@@ -146,7 +146,10 @@ std::string alphabet_problem(std::string_view field, std::string_view v) {
         if (text.empty() || text.front() == ' ' || text.back() == ' ' || text.back() == '\t') return "blanks around the text";
         if (std::any_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
             return "a control byte in the text";
-        if (has_unicode_space_or_control(text)) return "a Unicode space, control or invisible mark in the text";
+        // ASCII spaces are the text's own; any other space or invisible mark is not.
+        std::string words(text);
+        std::erase(words, ' ');
+        if (has_unicode_space_or_control(words)) return "a Unicode space, control or invisible mark in the text";
         return {};
     }
     if (field == "commit") {
