@@ -26,8 +26,8 @@
 #include "fs/inode_table.hpp"
 #include "fs/invalidator.hpp"
 #include "fs/parked_reads.hpp"
-#include "schemas/seed_format.hpp"
-#include "schemas/store.hpp"
+#include "store/seed_format.hpp"
+#include "store/store.hpp"
 
 namespace sitesfs::fs {
 

@@ -16,7 +16,7 @@
 #include <variant>
 #include <vector>
 
-#include "schemas/store.hpp"
+#include "store/store.hpp"
 
 namespace sitesfs::fs {
 

@@ -21,7 +21,7 @@
 #include "hooks/certificates.hpp"
 #include "hooks/deploy.hpp"
 #include "hooks/deploy_log.hpp"
-#include "schemas/store.hpp"
+#include "store/store.hpp"
 
 namespace sitesfs::hooks {
 

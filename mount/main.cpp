@@ -17,8 +17,8 @@
 #include "mount/notify.hpp"
 #include "mount/session.hpp"
 #include "schemas/site_schema.hpp"
-#include "schemas/file_store.hpp"
-#include "schemas/seed_format.hpp"
+#include "store/file_store.hpp"
+#include "store/seed_format.hpp"
 
 namespace sitesfs::mount {
 namespace {

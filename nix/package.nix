@@ -34,6 +34,7 @@ stdenv.mkDerivation {
       ../hooks
       ../mount
       ../schemas
+      ../store
       ../tests
     ];
   };

@@ -10,8 +10,8 @@
 #include <sstream>
 #include <string>
 
-#include "schemas/file_store.hpp"
-#include "schemas/seed_format.hpp"
+#include "store/file_store.hpp"
+#include "store/seed_format.hpp"
 #include "schemas/site_schema.hpp"
 #include "tests/fuzz/fuzz_support.hpp"
 

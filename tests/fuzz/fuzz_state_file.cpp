@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "schemas/file_store.hpp"
+#include "store/file_store.hpp"
 #include "schemas/site_schema.hpp"
 #include "tests/fuzz/fuzz_support.hpp"
 

@@ -22,7 +22,7 @@
 #include <set>
 #include <thread>
 
-#include "schemas/file_store.hpp"
+#include "store/file_store.hpp"
 #include "tests/integration/deploy_fixture.hpp"
 
 namespace sitesfs::it {

@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "schemas/file_store.hpp"
-#include "schemas/seed_format.hpp"
+#include "store/file_store.hpp"
+#include "store/seed_format.hpp"
 #include "schemas/site_schema.hpp"
 
 namespace sitesfs {

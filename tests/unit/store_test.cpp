@@ -15,7 +15,7 @@
 #include <sstream>
 #include <thread>
 
-#include "schemas/file_store.hpp"
+#include "store/file_store.hpp"
 #include "schemas/site_schema.hpp"
 #include "tests/support/cannot_run.hpp"
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "schemas/store.hpp"
+#include "store/store.hpp"
 
 namespace sitesfs {
 

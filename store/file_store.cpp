@@ -1,4 +1,4 @@
-#include "schemas/file_store.hpp"
+#include "store/file_store.hpp"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <memory>
 
-#include "schemas/store.hpp"
+#include "store/store.hpp"
 #include "schemas/validators.hpp"
 
 namespace sitesfs {

@@ -1,4 +1,4 @@
-#include "schemas/seed_format.hpp"
+#include "store/seed_format.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
