@@ -156,7 +156,6 @@ let
       "libidn2"
       "openssl"
       "systemd"
-      "gtest"
     ]
   );
 

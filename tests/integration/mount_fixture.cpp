@@ -630,8 +630,11 @@ void MountTest::make_site(const std::string& name, const std::string& domain, co
     }
     // A new site lists only the settings created in it; the other names are created empty (a
     // no-op for their values), as a site set up by hand or by an import would show them.
-    for (const auto& f : kSiteFiles)
-        if (!stdfs::exists(mnt_ / name / f)) ASSERT_EQ(write_errno(name + "/" + f, ""), 0) << f << " of " << name;
+    for (const auto& f : kSiteFiles) {
+        if (!stdfs::exists(mnt_ / name / f)) {
+            ASSERT_EQ(write_errno(name + "/" + f, ""), 0) << f << " of " << name;
+        }
+    }
 }
 
 ::testing::AssertionResult MountTest::only_fields(const std::string& site) const {
