@@ -1,12 +1,11 @@
-// The desired-state store on local disk: STATE_DIR/sites/NAME.toml, one file per site, each
-// replaced atomically (temp file in the same dir, fsync, rename, fsync the dir), so a committed
-// write costs the same with 10 or 10,000 sites. A read-write store holds an flock on the state
-// dir for its lifetime (no lock file: the kernel drops it when the process dies). A read-only
-// store takes no lock, writes nothing, and follows the files with inotify.
+// The desired-state store on local disk, for one host: STATE_DIR/sites/NAME.toml, one file per
+// site in the format of site_file.hpp, kept by SiteDir (site_dir.hpp). A read-write store holds
+// the state dir's lock; a read-only one is a FileFollower (file_follower.hpp) of another's files.
 #pragma once
 
 #include <filesystem>
 #include <memory>
+#include <string>
 
 #include "store/store.hpp"
 #include "schemas/validators.hpp"
@@ -17,7 +16,11 @@ struct FileStoreOptions {
     std::filesystem::path state_dir;
     bool read_only = false;
     ValidationPolicy policy;  // applied to writes; stored files are re-checked on load
+    std::string host;         // Store::host(); empty: this machine's host name
 };
+
+// gethostname(), or "localhost" when it has none.
+std::string local_host_name();
 
 // Throws StoreError naming the file (and line:column for TOML syntax errors) when the state dir
 // is unusable, a site file is corrupt, or another read-write sitesfs holds the state dir.

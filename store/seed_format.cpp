@@ -104,62 +104,62 @@ std::string global_note(std::string_view key, const toml::node& value) {
     return "[global] " + printable(key) + " = " + shown(value) + " not imported: " + where;
 }
 
-// A site is taken whole or not at all, so every value is checked before the site is created.
-// That check allows local repos; the store applies its own policy (and domain uniqueness) when
-// the values are written, and a refusal there removes the site again.
-void import_site(Store& store, const std::string& key, const toml::node& node, ImportReport& report) {
+// What one [sites.KEY] table asks for: the site to create, or the problems that refuse it. Values
+// are checked here to report every problem at once; the store checks them again under its own
+// policy (local repos), and claims the domains, when it creates the site.
+struct SeedSite {
+    NewSite site;
+    std::string taken;  // "domain, repo, branch"
     std::vector<std::string> problems;
-    std::vector<std::pair<const SeedKey*, std::string>> values;
+};
+
+SeedSite read_site(const Store& store, const std::string& key, const toml::node& node) {
+    SeedSite out;
+    out.site.name = key;
+    auto& problems = out.problems;
     if (const Checked c = check_site_name(key); !c.ok) problems.push_back(c.reason);
     else if (store.site(key)) problems.push_back("site '" + key + "' already exists");
-    if (const toml::table* table = node.as_table()) {
-        for (const auto& [k, v] : *table)
-            if (!seed_key(k.str()))
-                problems.push_back("unknown key '" + printable(k.str()) + "'; a site has domain, repo, branch, commit, path and deploy_key");
-        const ValidationPolicy permissive{.allow_local_repos = true};
-        for (const auto& sk : kSeedKeys) {
-            const toml::node* n = table->get(sk.seed);
-            if (!n) {
-                if (sk.required) problems.push_back("missing key '" + std::string(sk.seed) + "'");
-                continue;
-            }
-            const auto* text = n->as_string();
-            if (!text) {
-                problems.push_back(std::string(sk.seed) + " must be a string, not " + shown(*n));
-                continue;
-            }
-            std::string value(trim(text->get()));
-            if (sk.field == "deploy_key_ref" && !value.empty() && value.find(':') == std::string::npos)
-                value = std::string(kSecretStore) + value;
-            if (const Checked c = find_field(sk.field)->check(value, permissive); !c.ok) problems.push_back(c.reason);
-            else values.emplace_back(&sk, std::move(value));
-        }
-    } else {
+    const toml::table* table = node.as_table();
+    if (!table) {
         problems.push_back("sites." + printable(key) + " must be a table");
+        return out;
     }
-    auto refuse_all = [&] {
-        for (const auto& p : problems) report.refused.push_back(printable(key) + ": " + p);
-    };
-    if (!problems.empty()) return refuse_all();
+    for (const auto& [k, v] : *table)
+        if (!seed_key(k.str()))
+            problems.push_back("unknown key '" + printable(k.str()) + "'; a site has domain, repo, branch, commit, path and deploy_key");
+    const ValidationPolicy permissive{.allow_local_repos = true};
+    for (const auto& sk : kSeedKeys) {
+        const toml::node* n = table->get(sk.seed);
+        if (!n) {
+            if (sk.required) problems.push_back("missing key '" + std::string(sk.seed) + "'");
+            continue;
+        }
+        const auto* text = n->as_string();
+        if (!text) {
+            problems.push_back(std::string(sk.seed) + " must be a string, not " + shown(*n));
+            continue;
+        }
+        std::string value(trim(text->get()));
+        if (sk.field == "deploy_key_ref" && !value.empty() && value.find(':') == std::string::npos)
+            value = std::string(kSecretStore) + value;
+        if (const Checked c = find_field(sk.field)->check(value, permissive); !c.ok) problems.push_back(c.reason);
+        else out.site.values.emplace_back(std::string(sk.field), std::move(value));
+        out.taken += (out.taken.empty() ? "" : ", ") + std::string(sk.seed);
+    }
+    return out;
+}
 
-    if (Outcome out = store.create_site(key); !out.ok()) {
-        problems.push_back(out.reason);
-        return refuse_all();
-    }
-    // repo last: a site is incomplete until repo and domain are set, so the reconciler never
-    // starts on a site that a later refusal removes.
-    std::stable_partition(values.begin(), values.end(), [](const auto& v) { return v.first->field != "repo"; });
-    for (const auto& [sk, value] : values)
-        if (Outcome out = store.write_field(key, sk->field, value); !out.ok()) problems.push_back(out.reason);
-    if (!problems.empty()) {
-        if (Outcome out = store.remove_site(key); !out.ok())
-            problems.push_back("the partly imported site could not be removed again: " + out.reason);
-        return refuse_all();
-    }
-    std::string taken;
-    for (const auto& sk : kSeedKeys)
-        if (node.as_table()->contains(sk.seed)) taken += (taken.empty() ? "" : ", ") + std::string(sk.seed);
-    report.taken.push_back(key + ": " + taken);
+// Sites are created in batches, each made durable at once: one flush per batch, not one per site.
+constexpr size_t kImportBatch = 1000;
+
+// Creates the sites in `batch` (indices into `sites`); a refusal becomes the site's problem.
+void create_batch(Store& store, std::vector<SeedSite>& sites, std::vector<size_t>& batch) {
+    std::vector<NewSite> wanted;
+    for (const size_t i : batch) wanted.push_back(sites[i].site);
+    const std::vector<Outcome> outcomes = store.create_sites(wanted);
+    for (size_t k = 0; k < batch.size(); ++k)
+        if (!outcomes[k].ok()) sites[batch[k]].problems.push_back(outcomes[k].reason);
+    batch.clear();
 }
 
 }  // namespace
@@ -184,7 +184,19 @@ ImportReport import_seed_toml(Store& store, const std::filesystem::path& file) {
         return report;
     }
     // toml++ tables iterate in key order, which makes the import order the sorted one.
-    for (const auto& [k, v] : *sites->as_table()) import_site(store, std::string(k.str()), v, report);
+    std::vector<SeedSite> read;
+    std::vector<size_t> batch;
+    for (const auto& [k, v] : *sites->as_table()) {
+        read.push_back(read_site(store, std::string(k.str()), v));
+        if (!read.back().problems.empty()) continue;
+        batch.push_back(read.size() - 1);
+        if (batch.size() == kImportBatch) create_batch(store, read, batch);
+    }
+    create_batch(store, read, batch);
+    for (const auto& s : read) {
+        if (s.problems.empty()) report.taken.push_back(s.site.name + ": " + s.taken);
+        for (const auto& p : s.problems) report.refused.push_back(printable(s.site.name) + ": " + p);
+    }
     return report;
 }
 

@@ -3,27 +3,45 @@
 // (etcd, so that many hosts share one desired state) implements the same interface.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <functional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "schemas/site_record.hpp"
 
 namespace sitesfs {
 
-// The result of a mutation: err is 0 or an errno the filesystem can return as it is
+// The errno of an unknown outcome (Outcome::unknown): "Connection timed out" is what a shell
+// prints, which tells the person the store did not answer, not that the value was wrong.
+inline constexpr int kUnknownOutcomeErrno = ETIMEDOUT;
+
+// The result of a mutation: err is 0 or an errno the filesystem returns as it is
 // (EINVAL refused value, EEXIST name/domain taken, ENOENT no such site, EROFS read-only store,
 // ESTALE a restore found the value changed,
-// ENOSPC/EIO/... the change could not be made durable and nothing changed).
+// ENOSPC/EIO/... the change could not be made durable and nothing changed,
+// kUnknownOutcomeErrno: a shared store did not answer in time and the change may or may not have
+// been made; the store settles it by reading back once it answers, and `status` says so meanwhile).
+// docs/filesystem.md lists them as a writer sees them.
 struct Outcome {
     int err = 0;
     std::string reason;
     bool ok() const { return err == 0; }
+    // The one failure that does not mean "nothing changed".
+    bool unknown() const { return err == kUnknownOutcomeErrno; }
     static Outcome success() { return {}; }
     static Outcome fail(int e, std::string why) { return {e, std::move(why)}; }
+    static Outcome unknown(std::string why) { return {kUnknownOutcomeErrno, std::move(why)}; }
+};
+
+// A site made whole in one step (Store::create_sites): its name and its first values by field.
+struct NewSite {
+    std::string name;
+    std::vector<std::pair<std::string, std::string>> values;  // field, raw value (trimmed and validated by the store)
 };
 
 // One entry of the change feed. Desired changes carry the new generation; consumers that only
@@ -46,6 +64,10 @@ public:
     virtual ~Store() = default;
 
     virtual bool read_only() const = 0;
+    // The host this store reports actual state for. Desired state is one for every host that
+    // shares a store; actual state is each host's own: report() records this host's, and a
+    // record's `actual` is this host's view. The file store serves one host.
+    virtual const std::string& host() const = 0;
 
     // Snapshots; cheap (no copies of records).
     virtual std::vector<std::string> site_names() const = 0;  // sorted
@@ -55,6 +77,11 @@ public:
     // Mutations are durable when they return success, and change nothing when they fail.
     virtual Outcome create_site(std::string_view name) = 0;
     virtual Outcome remove_site(std::string_view name) = 0;
+    // Creates each site with its values, whole or not at all: every value valid, its domains free
+    // (of other sites and of the earlier sites in `sites`), the name new. One outcome per site, in
+    // order. Made for bulk imports: a store may make the whole batch durable at once (one flush,
+    // not one per site), so an outcome is known only when the call returns.
+    virtual std::vector<Outcome> create_sites(const std::vector<NewSite>& sites) = 0;
     // Trims, validates and normalizes `raw` through the schema, checks domain uniqueness, bumps the
     // site's generation and persists. A refused value is also recorded in the site's status error.
     virtual Outcome write_field(std::string_view site, std::string_view field, std::string_view raw) = 0;

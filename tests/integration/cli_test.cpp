@@ -8,6 +8,7 @@
 #include <cstring>
 #include <regex>
 #include <string>
+#include <thread>
 
 #include "mount_fixture.hpp"
 #include "tests/support/caddy.hpp"
@@ -256,6 +257,63 @@ TEST_F(CommandLine, ImportOfOnlyGoodSitesExitsZero) {
     EXPECT_EQ(r.code, 0) << describe(r);
     EXPECT_NE(r.out.find("taken: blog"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("refused: "), std::string::npos) << r.out;
+}
+
+// An import makes its sites durable in batches (one flush per batch); a kill at any moment leaves
+// each site whole or absent, and the next run takes the rest.
+TEST_F(CommandLine, AnImportKilledAnywhereLeavesWholeSitesAndCanBeRunAgain) {
+    constexpr int kSites = 3000;
+    const auto seed = tmp() / "sites.toml";
+    std::string text;
+    for (int i = 0; i < kSites; ++i)
+        text += "[sites.s" + std::to_string(i) + "]\ndomain = \"s" + std::to_string(i) +
+                ".example.com\"\nrepo = \"user/s\"\nbranch = \"main\"\n";
+    spit(seed, text);
+    // How many entries of sites/ are site files (`placed`) or anything (temp files too).
+    auto count = [&](bool placed) {
+        size_t n = 0;
+        std::error_code ec;
+        for (auto it = stdfs::directory_iterator(state() / "sites", ec); !ec && it != stdfs::directory_iterator(); it.increment(ec))
+            n += !placed || it->path().extension() == ".toml";
+        return n;
+    };
+    struct Kill {
+        const char* when;
+        bool placed;    // wait for site files, not just temp files
+        size_t at_least;
+    };
+    int partial = 0;
+    // While the first batch writes its temp files; as its first file is renamed into place; while
+    // the second batch writes.
+    for (const Kill k : {Kill{"at the first temp file", false, 1}, Kill{"at the first site file", true, 1},
+                         Kill{"at the 1001st site file", true, 1001}}) {
+        const pid_t pid = spawn_logged({SITESFS_BINARY, "--state-dir", state().string(), "--import", seed.string()},
+                                       tmp() / "import.log");
+        ASSERT_GT(pid, 0);
+        eventually([&] { return count(k.placed) >= k.at_least || !process_alive(pid); }, 60s, 1ms);
+        ::kill(pid, SIGKILL);
+        ASSERT_TRUE(wait_child(pid, 10s));
+        size_t files = 0;
+        if (stdfs::exists(state() / "sites"))
+            for (const auto& e : stdfs::directory_iterator(state() / "sites")) files += e.path().extension() == ".toml";
+        if (files > 0 && files < kSites) ++partial;
+        std::cout << "killed " << k.when << ": " << files << " of " << kSites << " sites saved\n";
+        // Every site file left parses (the store opens, or the import would fail to start), and
+        // a second run creates exactly the rest.
+        const Run again = sitesfs_run({"--state-dir", state().string(), "--import", seed.string()}, 120s);
+        int taken = 0, exists = 0;
+        for (const auto& l : split_lines(again.out)) {
+            taken += l.starts_with("taken: ");
+            exists += l.starts_with("refused: ") && l.ends_with("already exists");
+        }
+        EXPECT_EQ(taken + exists, kSites) << "killed " << k.when << ": " << describe(again);
+        EXPECT_EQ(taken, static_cast<int>(kSites - files)) << "killed " << k.when;
+        for (const auto& e : stdfs::directory_iterator(state() / "sites"))
+            EXPECT_NE(e.path().filename().string().front(), '.') << "a temp file was left: " << e.path();
+        stdfs::remove_all(state());
+    }
+
+    EXPECT_GT(partial, 0) << "no kill fell between the batches; the test proved less than it should";
 }
 
 TEST_F(CommandLine, ImportOfABrokenFileNamesLineAndColumn) {

@@ -295,6 +295,94 @@ TEST_F(StoreTest, AFailedSaveChangesNoValueAndShowsWhyInTheStatus) {
     EXPECT_EQ(slurp(file("shop")), shop);
 }
 
+TEST_F(StoreTest, ABatchCreatesEachSiteWholeOrNotAtAll) {
+    Events events;
+    auto s = open();
+    events.listen(*s);
+    ASSERT_TRUE(s->create_site("old").ok());
+    ASSERT_TRUE(s->write_field("old", "domain", "old.example.com").ok());
+    events.take();
+    const std::vector<NewSite> batch = {
+        {"blog", {{"domain", " Blog.Example.com "}, {"repo", "user/blog"}, {"branch", "main"}}},
+        {"shop", {{"domain", "shop.example.com"}, {"repo", "user/shop"}, {"path", "../etc"}}},
+        {"docs", {{"domain", "blog.example.com"}, {"repo", "user/docs"}}},
+        {"copy", {{"domain", "old.example.com"}}},
+        {"old", {}},
+        {"blog", {}},
+        {"a b", {}},
+        {"wiki", {{"colour", "blue"}}},
+        {"news", {{"domain", "news.example.com"}}},
+    };
+    const std::vector<Outcome> out = s->create_sites(batch);
+    ASSERT_EQ(out.size(), batch.size());
+    EXPECT_TRUE(out[0].ok()) << out[0].reason;
+    EXPECT_EQ(out[1].err, EINVAL);
+    EXPECT_THAT(out[1].reason, StartsWith("path '../etc'"));
+    EXPECT_EQ(out[2].err, EEXIST) << "a domain an earlier site of the batch claims";
+    EXPECT_EQ(out[2].reason, "domain 'blog.example.com' is already served by site 'blog'");
+    EXPECT_EQ(out[3].err, EEXIST);
+    EXPECT_EQ(out[3].reason, "domain 'old.example.com' is already served by site 'old'");
+    EXPECT_EQ(out[4].err, EEXIST);
+    EXPECT_EQ(out[4].reason, "site 'old' already exists");
+    EXPECT_EQ(out[5].err, EEXIST);
+    EXPECT_EQ(out[5].reason, "site 'blog' is named twice");
+    EXPECT_EQ(out[6].err, EINVAL);
+    EXPECT_EQ(out[7].err, EINVAL);
+    EXPECT_EQ(out[7].reason, "a site has no setting 'colour'");
+    EXPECT_TRUE(out[8].ok()) << out[8].reason;
+
+    EXPECT_EQ(s->site_names(), (std::vector<std::string>{"blog", "news", "old"}));
+    const SiteRef blog = s->site("blog");
+    EXPECT_EQ(blog->field("domain").value, "blog.example.com");
+    EXPECT_EQ(blog->field("repo").value, "user/blog");
+    EXPECT_EQ(blog->generation, 1u) << "made in one step";
+    EXPECT_EQ(events.take(), (std::vector<std::string>{"Created blog 1", "Created news 1"}));
+    EXPECT_EQ(temp_files(), std::vector<std::string>{});
+    EXPECT_EQ(s->write_field("old", "domain", "shop.example.com").err, 0) << "a refused site claims nothing";
+
+    s.reset();
+    auto again = open();
+    EXPECT_EQ(again->site_names(), (std::vector<std::string>{"blog", "news", "old"}));
+    EXPECT_EQ(again->site("blog")->field("domain").value, "blog.example.com");
+    EXPECT_EQ(again->write_field("old", "domain", "blog.example.com").err, EEXIST) << "claims survive reopening";
+}
+
+TEST_F(StoreTest, ABatchThatCannotBeSavedCreatesNothing) {
+    if (!mount_tmpfs()) SITESFS_CANNOT_RUN() << "cannot mount a 64k tmpfs on " << dir_ << ": " << std::strerror(errno);
+    auto s = open();
+    {
+        std::ofstream filler(dir_ / "filler", std::ios::binary);
+        const std::string block(4096, 'x');
+        while (filler.write(block.data(), block.size())) {
+        }
+    }
+    std::vector<NewSite> batch;
+    for (int i = 0; i < 20; ++i) batch.push_back({"site" + std::to_string(i), {{"domain", "s" + std::to_string(i) + ".example.com"}}});
+    const std::vector<Outcome> out = s->create_sites(batch);
+    for (const auto& o : out) EXPECT_EQ(o.err, ENOSPC) << o.reason;
+    EXPECT_EQ(s->site_count(), 0u);
+    EXPECT_EQ(temp_files(), std::vector<std::string>{});
+    fsys::remove(dir_ / "filler");
+    EXPECT_TRUE(s->create_sites(batch).front().ok()) << "the failed batch's domains were released";
+}
+
+TEST_F(StoreTest, AStoreReportsForOneHost) {
+    auto named = open_file_store({state_, false, {}, "web-1"});
+    EXPECT_EQ(named->host(), "web-1");
+    named.reset();
+    EXPECT_EQ(open()->host(), local_host_name()) << "the host name by default";
+    EXPECT_FALSE(local_host_name().empty());
+}
+
+TEST(Outcome, UnknownIsTheOneFailureThatMayHaveChangedSomething) {
+    const Outcome unknown = Outcome::unknown("etcd did not answer within 5s");
+    EXPECT_FALSE(unknown.ok());
+    EXPECT_TRUE(unknown.unknown());
+    EXPECT_EQ(unknown.err, ETIMEDOUT) << "docs/filesystem.md documents ETIMEDOUT for it";
+    EXPECT_FALSE(Outcome::fail(EIO, "disk").unknown());
+    EXPECT_FALSE(Outcome::success().unknown());
+}
+
 TEST_F(StoreTest, ADomainIsServedByOneSite) {
     auto s = open();
     ASSERT_TRUE(s->create_site("blog").ok());
