@@ -68,7 +68,7 @@ int start_field(Filesystem& fs, Handle& h, bool empty) {
     auto site = fs.store().site(h.node.site);
     if (!site) return ENOENT;
     h.generation = site->generation;
-    h.original = site->field(h.node.field->name).value;
+    h.original = site->field(FieldName::known(h.node.field->name)).value;
     if (!h.writable) return 0;
     if (empty) {
         h.pending = true;

@@ -50,6 +50,37 @@ struct ActualState {
     std::vector<std::string> tls;
 };
 
+// The read-write fields, the desired state a site stores, in the schema's order. The schema
+// (site_schema.cpp) gives each its row; a unit test keeps the two lists in step.
+inline constexpr std::string_view kDesiredFields[] = {"repo", "domain", "branch", "path", "deploy_key_ref", "commit", "check"};
+
+constexpr bool is_desired_field(std::string_view name) {
+    for (const auto f : kDesiredFields)
+        if (f == name) return true;
+    return false;
+}
+
+// The name of a read-write field. A name written in the code is checked when it compiles, so
+// `site.field("domian")` is a build error, not a value that silently reads empty; a name that
+// comes at run time (from the schema's rows, a test's table) goes through known().
+class FieldName {
+public:
+    consteval FieldName(const char* name) : name_(name) {
+        if (!is_desired_field(name_)) throw "not a read-write field of the schema (schemas/site_schema.cpp)";
+    }
+    // Throws std::invalid_argument for a name that is not a read-write field: a caller that
+    // passes one has a bug, not bad input.
+    static FieldName known(std::string_view name);
+
+    std::string_view str() const { return name_; }
+    bool operator==(const FieldName&) const = default;
+
+private:
+    struct Checked {};
+    constexpr FieldName(std::string_view name, Checked) : name_(name) {}
+    std::string_view name_;
+};
+
 struct SiteRecord {
     std::string name;
     uint64_t generation = 0;  // bumped by every committed write of desired state
@@ -57,7 +88,7 @@ struct SiteRecord {
     std::map<std::string, FieldValue, std::less<>> desired;  // keyed by schema field name
     ActualState actual;
 
-    const FieldValue& field(std::string_view name) const;  // an empty value for unknown names
+    const FieldValue& field(FieldName name) const;  // an empty value when unset
 };
 
 using SiteRef = std::shared_ptr<const SiteRecord>;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <ctime>
+#include <stdexcept>
 
 namespace sitesfs {
 
@@ -10,8 +11,8 @@ namespace {
 
 const FieldValue kUnset{};
 
-std::string desired(const SiteRecord& s, std::string_view name) { return s.field(name).value; }
-Timestamp desired_changed(const SiteRecord& s, std::string_view name) {
+std::string desired(const SiteRecord& s, FieldName name) { return s.field(name).value; }
+Timestamp desired_changed(const SiteRecord& s, FieldName name) {
     const auto t = s.field(name).changed;
     return t == Timestamp{} ? s.created : t;
 }
@@ -118,8 +119,15 @@ const std::array kFields{
 
 }  // namespace
 
-const FieldValue& SiteRecord::field(std::string_view name) const {
-    auto it = desired.find(name);
+FieldName FieldName::known(std::string_view name) {
+    // The list's own spelling, which outlives the caller's string.
+    for (const auto f : kDesiredFields)
+        if (f == name) return FieldName(f, Checked{});
+    throw std::invalid_argument("'" + std::string(name) + "' is not a read-write field");
+}
+
+const FieldValue& SiteRecord::field(FieldName name) const {
+    auto it = desired.find(name.str());
     return it == desired.end() ? kUnset : it->second;
 }
 

@@ -184,7 +184,7 @@ public:
         auto guard = commit_lock(name);
         const SiteRef cur = site(name);
         if (!cur) return no_site(name);
-        if (cur->field(field).changed == when) return Outcome::success();
+        if (cur->field(FieldName::known(field)).changed == when) return Outcome::success();
         auto next = std::make_shared<SiteRecord>(*cur);
         next->desired[std::string(field)].changed = when;
         if (Outcome out = dir_.save(*next, cur.get()); !out.ok()) return out;
@@ -280,7 +280,7 @@ private:
         if (!c.ok) return refused(EINVAL, c.reason);
         if (expected) {
             const Checked e = spec->check(trim(*expected), policy_);
-            if (!e.ok || cur->field(field).value != e.value)
+            if (!e.ok || cur->field(FieldName::known(field)).value != e.value)
                 return Outcome::fail(ESTALE, std::string(field) + " was changed by another writer meanwhile");
         }
 
@@ -288,7 +288,7 @@ private:
         auto next = std::make_shared<SiteRecord>(*cur);
         // Editors save the whole file, usually unchanged: the same value is no new generation and
         // no disk write. It only clears a refusal still shown in the status, as any good write does.
-        if (cur->field(field).value == c.value) {
+        if (cur->field(FieldName::known(field)).value == c.value) {
             if (expected || !cur->actual.error_from_write) return Outcome::success();
             clear_write_error(*next, now);
             if (Outcome out = dir_.save(*next, cur.get()); !out.ok())

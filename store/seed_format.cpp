@@ -19,7 +19,7 @@ namespace {
 
 struct SeedKey {
     std::string_view seed;
-    std::string_view field;
+    FieldName field;
     bool required;
 };
 
@@ -140,10 +140,10 @@ SeedSite read_site(const Store& store, const std::string& key, const toml::node&
             continue;
         }
         std::string value(trim(text->get()));
-        if (sk.field == "deploy_key_ref" && !value.empty() && value.find(':') == std::string::npos)
+        if (sk.field == FieldName("deploy_key_ref") && !value.empty() && value.find(':') == std::string::npos)
             value = std::string(kSecretStore) + value;
-        if (const Checked c = find_field(sk.field)->check(value, permissive); !c.ok) problems.push_back(c.reason);
-        else out.site.values.emplace_back(std::string(sk.field), std::move(value));
+        if (const Checked c = find_field(sk.field.str())->check(value, permissive); !c.ok) problems.push_back(c.reason);
+        else out.site.values.emplace_back(std::string(sk.field.str()), std::move(value));
         out.taken += (out.taken.empty() ? "" : ", ") + std::string(sk.seed);
     }
     return out;
@@ -211,7 +211,7 @@ std::string export_seed_toml(const Store& store, const SeedGlobals& globals) {
         out += "\n[sites." + table_key(name) + "]\n";
         for (const auto& sk : kSeedKeys) {
             const std::string& value = s->field(sk.field).value;
-            if (sk.field == "deploy_key_ref" && value.starts_with(kSecretStore)) {
+            if (sk.field == FieldName("deploy_key_ref") && value.starts_with(kSecretStore)) {
                 // The seed's own spelling; any other provider keeps its prefix, which import takes as it is.
                 out += "deploy_key = " + quote(value.substr(kSecretStore.size())) + "\n";
             } else if (sk.required || !value.empty()) {

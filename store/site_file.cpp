@@ -58,7 +58,7 @@ std::string desired_section(const SiteRecord& s) {
     std::string changed = "[desired_changed]  # ns since the epoch\n";
     for (const auto& f : site_fields()) {
         if (!is_writable(f)) continue;
-        const FieldValue& v = s.field(f.name);
+        const FieldValue& v = s.field(FieldName::known(f.name));
         values += std::string(f.name) + " = " + toml_string(v.value) + "\n";
         changed += std::string(f.name) + " = " + std::to_string(to_ns(v.changed)) + "\n";
     }

@@ -77,7 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             continue;
         }
         for (const auto& [seed_key, field] : kKeys) {
-            const std::string& got = s->field(field).value;
+            const std::string& got = s->field(FieldName::known(field)).value;
             if (got != expected(*node.as_table(), seed_key, field))
                 fuzz::violation("a taken site holds another value than its table", name + "." + std::string(field) + " = [" + got + "]");
             if (auto why = fuzz::alphabet_problem(field, got); !why.empty()) fuzz::violation("imported value outside the alphabet: " + why, got);
@@ -98,7 +98,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& name : store->site_names()) {
         const toml::table* site = back["sites"][name].as_table();
         for (const auto& [seed_key, field] : kKeys)
-            if (!site || expected(*site, seed_key, field) != store->site(name)->field(field).value)
+            if (!site || expected(*site, seed_key, field) != store->site(name)->field(FieldName::known(field)).value)
                 fuzz::violation("the export holds another " + std::string(field) + " for " + name, exported);
     }
     return 0;

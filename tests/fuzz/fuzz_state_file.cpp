@@ -29,7 +29,7 @@ void check_value(const std::string& what, std::string_view field, const std::str
 
 void check_site(const SiteRecord& s) {
     for (const auto& f : site_fields())
-        if (is_writable(f)) check_value(s.name + ": desired." + std::string(f.name), f.name, s.field(f.name).value);
+        if (is_writable(f)) check_value(s.name + ": desired." + std::string(f.name), f.name, s.field(FieldName::known(f.name)).value);
     // The reconciler hands these to the proxy renderer at start (Reconciler::load_served).
     check_value(s.name + ": actual.domain", "domain", s.actual.domain);
     check_value(s.name + ": actual.path", "path", s.actual.path);

@@ -335,7 +335,7 @@ protected:
                 ADD_FAILURE() << site_name(site) << " is gone after a kill";
                 continue;
             }
-            const std::string value = s->field(field).value;
+            const std::string value = s->field(FieldName::known(field)).value;
             if (value != f.acked && f.maybe.contains(value)) ++counts_.in_flight_committed;
             EXPECT_TRUE(allowed(f, value)) << site_name(site) << "/" << field << " is '" << value << "' after a kill; "
                                            << describe_field(f);
@@ -391,7 +391,7 @@ protected:
         EXPECT_TRUE(mount_answers(mnt()));
         for (int s = 0; s < kSites; ++s)
             for (const std::string field : {"domain", "path", "branch"})
-                EXPECT_EQ(read(site_name(s) + "/" + field), before.site(site_name(s))->field(field).value + "\n")
+                EXPECT_EQ(read(site_name(s) + "/" + field), before.site(site_name(s))->field(FieldName::known(field)).value + "\n")
                     << site_name(s) << "/" << field << " after the restart";
         for (int c = 0; c < kChurnSites; ++c)
             EXPECT_EQ(stdfs::exists(mnt() / churn_name(c)), before.site(churn_name(c)) != nullptr) << churn_name(c);
@@ -412,7 +412,7 @@ protected:
     void adopt(const Store& store) {
         std::lock_guard lock(mu_);
         for (auto& [key, f] : fields_) {
-            f.acked = store.site(site_name(key.first))->field(key.second).value;
+            f.acked = store.site(site_name(key.first))->field(FieldName::known(key.second)).value;
             f.maybe.clear();
         }
         for (int c = 0; c < kChurnSites; ++c) {

@@ -31,6 +31,17 @@ TEST(Schema, DeclaresTheSiteFilesInOrder) {
                                                "log", "wait"}));
 }
 
+TEST(Schema, TheTypedFieldNamesAreTheReadWriteFieldsInOrder) {
+    std::vector<std::string_view> writable;
+    for (const auto& f : site_fields())
+        if (is_writable(f)) writable.push_back(f.name);
+    EXPECT_EQ(writable, std::vector<std::string_view>(std::begin(kDesiredFields), std::end(kDesiredFields)))
+        << "schemas/site_record.hpp's kDesiredFields and site_schema.cpp's rows must list the same fields";
+    EXPECT_EQ(FieldName::known(std::string("domain")), FieldName("domain"));
+    EXPECT_THROW(FieldName::known("domian"), std::invalid_argument);
+    EXPECT_THROW(FieldName::known("status"), std::invalid_argument) << "read-only files hold no stored value";
+}
+
 TEST(Schema, WritableFieldsHaveValidatorsAndReadOnlyOnesDoNot) {
     for (const auto& f : site_fields()) {
         EXPECT_EQ(f.check != nullptr, is_writable(f)) << f.name;

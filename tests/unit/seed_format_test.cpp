@@ -262,7 +262,7 @@ TEST_F(SeedFormatTest, ExportThenImportKeepsTheDesiredFields) {
         if (is_writable(f)) desired.push_back(f.name);
     ASSERT_THAT(desired, ::testing::Contains("commit"));
     for (const auto field : desired)
-        EXPECT_FALSE(store_->site("blog")->field(field).value.empty()) << "blog sets no " << field;
+        EXPECT_FALSE(store_->site("blog")->field(FieldName::known(field)).value.empty()) << "blog sets no " << field;
 
     const auto file = seed(export_seed_toml(*store_, {"/srv", "/etc/caddy/sites.conf", "/log"}), "exported.toml");
     auto fresh = open_file_store({dir_ / "fresh", false, {}});
@@ -273,7 +273,7 @@ TEST_F(SeedFormatTest, ExportThenImportKeepsTheDesiredFields) {
     ASSERT_EQ(fresh->site_names(), store_->site_names());
     for (const auto& name : store_->site_names())
         for (const auto field : desired)
-            EXPECT_EQ(fresh->site(name)->field(field).value, store_->site(name)->field(field).value) << name << " " << field;
+            EXPECT_EQ(fresh->site(name)->field(FieldName::known(field)).value, store_->site(name)->field(FieldName::known(field)).value) << name << " " << field;
     EXPECT_EQ(fresh->site("blog")->field("deploy_key_ref").value, "file:blog");
     EXPECT_EQ(fresh->site("shop")->field("commit").value, "abcdef0");
 }

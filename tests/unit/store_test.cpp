@@ -204,8 +204,9 @@ TEST_F(StoreTest, CommittedStateSurvivesReopening) {
     EXPECT_EQ(after->created, before->created);
     for (const auto& f : site_fields()) {
         if (!is_writable(f)) continue;
-        EXPECT_EQ(after->field(f.name).value, before->field(f.name).value) << f.name;
-        EXPECT_EQ(after->field(f.name).changed, before->field(f.name).changed) << f.name;
+        const FieldName name = FieldName::known(f.name);
+        EXPECT_EQ(after->field(name).value, before->field(name).value) << f.name;
+        EXPECT_EQ(after->field(name).changed, before->field(name).changed) << f.name;
     }
     EXPECT_EQ(after->actual.state, SiteState::live);
     EXPECT_EQ(after->actual.commit, std::string(40, 'c'));
