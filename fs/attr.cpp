@@ -11,10 +11,10 @@ namespace sitesfs::fs::ops {
 
 namespace {
 
-int truncate_field(Filesystem& fs, const Node& node, off_t size, fuse_file_info* fi) {
+int truncate_field(Filesystem& fs, const Node& node, off_t size, Handle* h) {
     if (!is_writable(*node.field)) return EACCES;
     if (size < 0 || static_cast<size_t>(size) > fs.options().max_value_bytes) return EFBIG;
-    if (Handle* h = fi ? handle_of(fi) : nullptr; h && h->writable) {
+    if (h && h->kind == HandleKind::FieldWriter) {
         // ftruncate from an editor that rewrites in place (vim's backupcopy=yes): the new value
         // follows in writes, so this only edits the buffer.
         std::lock_guard lock(h->mu);
@@ -28,22 +28,22 @@ int truncate_field(Filesystem& fs, const Node& node, off_t size, fuse_file_info*
     return fs.commit(node, *value).err;
 }
 
+int truncate_temp(Filesystem& fs, const Node& node, off_t size) {
+    if (size < 0 || static_cast<size_t>(size) > fs.options().max_temp_bytes) return EFBIG;
+    fs.with_temp(node, [&](TempFile& t) {
+        t.data.resize(static_cast<size_t>(size));
+        t.mtime = t.ctime = Clock::now();
+    });
+    return 0;
+}
+
 int truncate(Filesystem& fs, const Node& node, off_t size, fuse_file_info* fi) {
-    switch (node.kind) {
-        case NodeKind::Field:
-            return truncate_field(fs, node, size, fi);
-        case NodeKind::Temp:
-            if (size < 0 || static_cast<size_t>(size) > fs.options().max_temp_bytes) return EFBIG;
-            fs.with_temp(node, [&](TempFile& t) {
-                t.data.resize(static_cast<size_t>(size));
-                t.mtime = t.ctime = Clock::now();
-            });
-            return 0;
-        case NodeKind::Export:
-            return EACCES;
-        default:
-            return EISDIR;
-    }
+    if (node.kind != NodeKind::Field && node.kind != NodeKind::Temp) return node.kind == NodeKind::Export ? EACCES : EISDIR;
+    // ftruncate truncates the file its descriptor has open: a temporary file's, also once that
+    // file was renamed over a field (the descriptor still reads and writes the temporary file).
+    Handle* h = fi ? handle_of(fi) : nullptr;
+    if (h && h->kind == HandleKind::Temp) return truncate_temp(fs, h->node, size);
+    return node.kind == NodeKind::Temp ? truncate_temp(fs, node, size) : truncate_field(fs, node, size, h);
 }
 
 // Only temporary files take on a new owner or mode; on sitesfs' own files a chown to the owner
@@ -102,7 +102,7 @@ int set_mtime(Filesystem& fs, const Node& node, const struct stat& want, int to_
 void report_pending_size(const Node& node, fuse_file_info* fi, struct stat& st) {
     if (node.kind != NodeKind::Field || !fi) return;  // a directory's fh is not a Handle
     Handle* h = handle_of(fi);
-    if (!h || !h->writable) return;  // no handle: opened by the kernel itself (read-only mount)
+    if (!h || h->kind != HandleKind::FieldWriter) return;  // no handle: opened by the kernel itself (read-only mount)
     std::lock_guard lock(h->mu);
     if (h->pending) st.st_size = static_cast<off_t>(h->content.size());
 }

@@ -70,7 +70,7 @@ Filesystem::Filesystem(Store& store, FsOptions options)
 Filesystem::~Filesystem() {
     stop();
     for (Handle* h : handles_) {
-        if (h->node.kind == NodeKind::Field) {
+        if (h->kind == HandleKind::FieldWriter) {
             std::lock_guard lock(h->mu);
             commit_pending(*this, *h);
         }
