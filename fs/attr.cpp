@@ -1,4 +1,4 @@
-// getattr, setattr, statfs.
+// getattr, setattr, statfs; a node's attributes (Filesystem::attr, also every entry's).
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
@@ -6,6 +6,78 @@
 
 #include "fs/handles.hpp"
 #include "fs/ops.hpp"
+
+namespace sitesfs::fs {
+
+namespace {
+
+timespec to_timespec(Timestamp t) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+    return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+}
+
+void set_times(struct stat& st, Timestamp m, Timestamp c) {
+    st.st_mtim = st.st_atim = to_timespec(m);
+    st.st_ctim = to_timespec(c);
+}
+
+}  // namespace
+
+bool Filesystem::attr(const Node& node, struct stat& st) {
+    st = {};
+    st.st_ino = node.ino;
+    st.st_uid = options_.uid;
+    st.st_gid = options_.gid;
+    st.st_blksize = 4096;
+    st.st_nlink = 1;
+    switch (node.kind) {
+        case NodeKind::Root: {
+            st.st_mode = S_IFDIR | options_.dir_mode;
+            st.st_nlink = 2 + store_.site_count();
+            std::lock_guard lock(mu_);
+            set_times(st, root_changed_, root_changed_);
+            break;
+        }
+        case NodeKind::Export: {
+            st.st_mode = S_IFREG | (options_.file_mode & ~0222);
+            st.st_size = static_cast<off_t>(content(node).value_or("").size());
+            std::lock_guard lock(mu_);
+            set_times(st, root_changed_, root_changed_);
+            break;
+        }
+        case NodeKind::SiteDir: {
+            auto site = store_.site(node.site);
+            if (!site) return false;
+            st.st_mode = S_IFDIR | options_.dir_mode;
+            st.st_nlink = 2;
+            set_times(st, site->created, site->created);
+            break;
+        }
+        case NodeKind::Field: {
+            auto site = store_.site(node.site);
+            if (!site) return false;
+            st.st_mode = S_IFREG | (is_writable(*node.field) ? options_.file_mode : options_.file_mode & ~0222);
+            st.st_size = static_cast<off_t>(node.field->render(*site).size() + 1);
+            const Timestamp changed = node.field->changed(*site);
+            set_times(st, changed, changed);
+            break;
+        }
+        case NodeKind::Temp: {
+            std::lock_guard lock(mu_);
+            const TempFile& t = *node.temp;
+            st.st_mode = S_IFREG | t.mode;
+            st.st_uid = t.uid;
+            st.st_gid = t.gid;
+            st.st_size = static_cast<off_t>(t.data.size());
+            set_times(st, t.mtime, t.ctime);
+            break;
+        }
+    }
+    st.st_blocks = (st.st_size + 511) / 512;
+    return true;
+}
+
+}  // namespace sitesfs::fs
 
 namespace sitesfs::fs::ops {
 

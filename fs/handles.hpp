@@ -4,8 +4,8 @@
 // the verdict and the value is durable when it returns (bash hears nothing else); content without
 // a final newline commits at flush (close), fsync, rename or release.
 //
-// open.cpp makes handles (open and create: make_handle, start_handle, then reply_with_handle);
-// read.cpp, write.cpp, attr.cpp and open.cpp's flush, fsync and release act on them by kind.
+// open.cpp and create.cpp make handles (make_handle, start_handle, then reply_with_handle);
+// read.cpp, write.cpp, attr.cpp and release.cpp act on them by kind.
 #pragma once
 
 #include <atomic>
@@ -19,8 +19,7 @@
 namespace sitesfs::fs {
 
 // What an open file is, decided once at open (make_handle) from its node and its open flags. Each
-// kind reads (read.cpp), writes (write.cpp) and commits (flush, fsync, release) in a way of its
-// own.
+// kind reads (read.cpp), writes (write.cpp) and commits (release.cpp) in a way of its own.
 enum class HandleKind {
     // A read-write field opened for writing (or truncating): `content` is its buffer, which a
     // line end, flush, fsync or release commits (commit_pending). Direct I/O.

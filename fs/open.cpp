@@ -1,4 +1,5 @@
-// open, create, mknod, flush, fsync, release.
+// open: a handle per open file, its kind decided here once (handles.hpp), and whether the kernel
+// caches what it reads.
 #include <fcntl.h>
 
 #include <cerrno>
@@ -42,95 +43,6 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     }
     set_caching(*h, fi);
     reply_with_handle(fs, std::move(h), fi, [&] { return fuse_reply_open(req, fi); });
-}
-
-void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
-    auto& fs = fs_of(req);
-    auto dir = fs.node(parent);
-    if (!dir || fs.options().read_only) {
-        fuse_reply_err(req, dir ? EROFS : ENOENT);
-        return;
-    }
-    auto made = fs.create(*dir, name, mode, fuse_req_ctx(req), fi->flags & O_EXCL);
-    std::unique_ptr<Handle> h;
-    if (!made.err) {
-        h = make_handle(made.node, fi->flags);
-        // A field created anew starts empty, as a new file does; one that was there all along (the
-        // kernel raced another creator) opens as open() would.
-        made.err = start_handle(fs, *h, (fi->flags & O_TRUNC) || made.fresh);
-    }
-    if (made.err) {
-        fuse_reply_err(req, made.err);
-        return;
-    }
-    fuse_entry_param e;
-    fs.fill_entry(made.node, e);
-    set_caching(*h, fi);
-    reply_with_handle(fs, std::move(h), fi, [&] { return fuse_reply_create(req, &e, fi); });
-}
-
-void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
-    auto& fs = fs_of(req);
-    auto dir = fs.node(parent);
-    int err = !dir ? ENOENT : fs.options().read_only ? EROFS : !S_ISREG(mode) ? EPERM : 0;
-    Filesystem::Created made;
-    if (!err) made = fs.create(*dir, name, mode, fuse_req_ctx(req), true);
-    // A field made by mknod is an empty file: its value is the empty one.
-    if (!err && !made.err && made.node.kind == NodeKind::Field) made.err = fs.commit(made.node, "").err;
-    if (err || made.err) {
-        fuse_reply_err(req, err ? err : made.err);
-        return;
-    }
-    fuse_entry_param e;
-    fs.fill_entry(made.node, e);
-    fuse_reply_entry(req, &e);
-}
-
-void flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    auto& fs = fs_of(req);
-    if (fs.options().read_only) {
-        // Nothing is written here to commit; ENOSYS makes the kernel stop sending FLUSH (as
-        // success), which it would otherwise do at every close of a file it opened itself.
-        fuse_reply_err(req, ENOSYS);
-        return;
-    }
-    Handle& h = *handle_of(fi);
-    int err = 0;
-    if (h.kind == HandleKind::FieldWriter) {
-        std::lock_guard lock(h.mu);
-        // bash's `> f` opens, dup2s and closes the original fd before the command writes: that
-        // first flush of a merely truncated handle is not the end of the value.
-        if (h.pending && (h.wrote || h.flushes > 0)) err = commit_pending(fs, h);
-        ++h.flushes;
-    }
-    fuse_reply_err(req, err);
-}
-
-void fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
-    auto& fs = fs_of(req);
-    if (fs.options().read_only) {
-        fuse_reply_err(req, ENOSYS);  // as for flush: nothing to make durable, ever
-        return;
-    }
-    Handle& h = *handle_of(fi);
-    int err = 0;
-    if (h.kind == HandleKind::FieldWriter) {
-        std::lock_guard lock(h.mu);
-        err = commit_pending(fs, h);  // committed values are already on disk
-    }
-    fuse_reply_err(req, err);
-}
-
-void release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    auto& fs = fs_of(req);
-    std::unique_ptr<Handle> h(handle_of(fi));
-    fs.forget(h.get());
-    if (h->kind == HandleKind::FieldWriter) {
-        std::lock_guard lock(h->mu);
-        // Nobody hears a release's error; a refusal still lands in status and the log.
-        commit_pending(fs, *h);
-    }
-    fuse_reply_err(req, 0);
 }
 
 }  // namespace sitesfs::fs::ops
