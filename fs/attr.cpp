@@ -1,4 +1,4 @@
-// getattr, setattr, statfs.
+// getattr, setattr, statfs; a node's attributes (Filesystem::attr, also every entry's).
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
@@ -7,14 +7,86 @@
 #include "fs/handles.hpp"
 #include "fs/ops.hpp"
 
+namespace sitesfs::fs {
+
+namespace {
+
+timespec to_timespec(Timestamp t) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+    return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+}
+
+void set_times(struct stat& st, Timestamp m, Timestamp c) {
+    st.st_mtim = st.st_atim = to_timespec(m);
+    st.st_ctim = to_timespec(c);
+}
+
+}  // namespace
+
+bool Filesystem::attr(const Node& node, struct stat& st) {
+    st = {};
+    st.st_ino = node.ino;
+    st.st_uid = options_.uid;
+    st.st_gid = options_.gid;
+    st.st_blksize = 4096;
+    st.st_nlink = 1;
+    switch (node.kind) {
+        case NodeKind::Root: {
+            st.st_mode = S_IFDIR | options_.dir_mode;
+            st.st_nlink = 2 + store_.site_count();
+            std::lock_guard lock(mu_);
+            set_times(st, root_changed_, root_changed_);
+            break;
+        }
+        case NodeKind::Export: {
+            st.st_mode = S_IFREG | (options_.file_mode & ~0222);
+            st.st_size = static_cast<off_t>(content(node).value_or("").size());
+            std::lock_guard lock(mu_);
+            set_times(st, root_changed_, root_changed_);
+            break;
+        }
+        case NodeKind::SiteDir: {
+            auto site = store_.site(node.site);
+            if (!site) return false;
+            st.st_mode = S_IFDIR | options_.dir_mode;
+            st.st_nlink = 2;
+            set_times(st, site->created, site->created);
+            break;
+        }
+        case NodeKind::Field: {
+            auto site = store_.site(node.site);
+            if (!site) return false;
+            st.st_mode = S_IFREG | (is_writable(*node.field) ? options_.file_mode : options_.file_mode & ~0222);
+            st.st_size = static_cast<off_t>(node.field->render(*site).size() + 1);
+            const Timestamp changed = node.field->changed(*site);
+            set_times(st, changed, changed);
+            break;
+        }
+        case NodeKind::Temp: {
+            std::lock_guard lock(mu_);
+            const TempFile& t = *node.temp;
+            st.st_mode = S_IFREG | t.mode;
+            st.st_uid = t.uid;
+            st.st_gid = t.gid;
+            st.st_size = static_cast<off_t>(t.data.size());
+            set_times(st, t.mtime, t.ctime);
+            break;
+        }
+    }
+    st.st_blocks = (st.st_size + 511) / 512;
+    return true;
+}
+
+}  // namespace sitesfs::fs
+
 namespace sitesfs::fs::ops {
 
 namespace {
 
-int truncate_field(Filesystem& fs, const Node& node, off_t size, fuse_file_info* fi) {
+int truncate_field(Filesystem& fs, const Node& node, off_t size, Handle* h) {
     if (!is_writable(*node.field)) return EACCES;
     if (size < 0 || static_cast<size_t>(size) > fs.options().max_value_bytes) return EFBIG;
-    if (Handle* h = fi ? handle_of(fi) : nullptr; h && h->writable) {
+    if (h && h->kind == HandleKind::FieldWriter) {
         // ftruncate from an editor that rewrites in place (vim's backupcopy=yes): the new value
         // follows in writes, so this only edits the buffer.
         std::lock_guard lock(h->mu);
@@ -28,22 +100,22 @@ int truncate_field(Filesystem& fs, const Node& node, off_t size, fuse_file_info*
     return fs.commit(node, *value).err;
 }
 
+int truncate_temp(Filesystem& fs, const Node& node, off_t size) {
+    if (size < 0 || static_cast<size_t>(size) > fs.options().max_temp_bytes) return EFBIG;
+    fs.with_temp(node, [&](TempFile& t) {
+        t.data.resize(static_cast<size_t>(size));
+        t.mtime = t.ctime = Clock::now();
+    });
+    return 0;
+}
+
 int truncate(Filesystem& fs, const Node& node, off_t size, fuse_file_info* fi) {
-    switch (node.kind) {
-        case NodeKind::Field:
-            return truncate_field(fs, node, size, fi);
-        case NodeKind::Temp:
-            if (size < 0 || static_cast<size_t>(size) > fs.options().max_temp_bytes) return EFBIG;
-            fs.with_temp(node, [&](TempFile& t) {
-                t.data.resize(static_cast<size_t>(size));
-                t.mtime = t.ctime = Clock::now();
-            });
-            return 0;
-        case NodeKind::Export:
-            return EACCES;
-        default:
-            return EISDIR;
-    }
+    if (node.kind != NodeKind::Field && node.kind != NodeKind::Temp) return node.kind == NodeKind::Export ? EACCES : EISDIR;
+    // ftruncate truncates the file its descriptor has open: a temporary file's, also once that
+    // file was renamed over a field (the descriptor still reads and writes the temporary file).
+    Handle* h = fi ? handle_of(fi) : nullptr;
+    if (h && h->kind == HandleKind::Temp) return truncate_temp(fs, h->node, size);
+    return node.kind == NodeKind::Temp ? truncate_temp(fs, node, size) : truncate_field(fs, node, size, h);
 }
 
 // Only temporary files take on a new owner or mode; on sitesfs' own files a chown to the owner
@@ -102,7 +174,7 @@ int set_mtime(Filesystem& fs, const Node& node, const struct stat& want, int to_
 void report_pending_size(const Node& node, fuse_file_info* fi, struct stat& st) {
     if (node.kind != NodeKind::Field || !fi) return;  // a directory's fh is not a Handle
     Handle* h = handle_of(fi);
-    if (!h || !h->writable) return;  // no handle: opened by the kernel itself (read-only mount)
+    if (!h || h->kind != HandleKind::FieldWriter) return;  // no handle: opened by the kernel itself (read-only mount)
     std::lock_guard lock(h->mu);
     if (h->pending) st.st_size = static_cast<off_t>(h->content.size());
 }

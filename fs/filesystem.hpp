@@ -1,7 +1,11 @@
 // The /sites filesystem: a low-level libfuse filesystem over a Store.
 //
-// Each handler family lives in a file named after it (lookup.cpp, attr.cpp, dir.cpp, open.cpp,
-// read.cpp, write.cpp, rename.cpp, unlink.cpp) and ends in exactly one fuse_reply_*. The
+// Each operation's handler and its logic live in the file named after it (ops.hpp lists them):
+// init.cpp, lookup.cpp (lookup, forget), attr.cpp (getattr, setattr, statfs), dir.cpp (opendir,
+// readdir, readdirplus), mkdir.cpp, unlink.cpp (unlink, rmdir), create.cpp (create, mknod),
+// link.cpp (symlink, link), open.cpp, read.cpp, write.cpp, release.cpp (flush, fsync, release),
+// rename.cpp. Each handler ends in exactly one fuse_reply_*. filesystem.cpp holds the core they
+// share: the handles kept, node resolution, content, commits and store-change invalidation. The
 // filesystem knows the site schema and the Store interface, nothing of git or proxies.
 //
 // Lock order (a thread may only take a lock to the right of one it holds):
@@ -83,17 +87,18 @@ public:
     // A copy of the node behind `ino`, or nothing when the kernel's inode is gone or stale
     // (its site was removed).
     std::optional<Node> node(fuse_ino_t ino);
-    // Resolves `name` in `parent`, adds a lookup reference and fills `e`; returns an errno.
+    // lookup.cpp: resolves `name` in `parent`, adds a lookup reference and fills `e`; returns an
+    // errno.
     int lookup(fuse_ino_t parent, std::string_view name, fuse_entry_param& e);
     void forget(fuse_ino_t ino, uint64_t n);
-    // The entry reply for a node the caller already holds a lookup reference to.
+    // lookup.cpp: the entry reply for a node the caller already holds a lookup reference to.
     void fill_entry(const Node& node, fuse_entry_param& e);
-    // Attributes of a node; false when it no longer exists.
+    // attr.cpp: attributes of a node; false when it no longer exists.
     bool attr(const Node& node, struct stat& st);
-    // The entries of a directory whose cookie is above `after`, in cookie order. Cookies come from
-    // what an entry keeps while it exists (a site's id, a temporary file's number), not from its
-    // position, so a listing read over several READDIRs neither repeats nor skips an entry when
-    // others come or go meanwhile: there is no per-open snapshot to read it from (dir.cpp).
+    // dir.cpp: the entries of a directory whose cookie is above `after`, in cookie order. Cookies
+    // come from what an entry keeps while it exists (a site's id, a temporary file's number), not
+    // from its position, so a listing read over several READDIRs neither repeats nor skips an
+    // entry when others come or go meanwhile: there is no per-open snapshot to read it from.
     std::vector<DirEntry> list(const Node& dir, off_t after);
     // Learned in init: the kernel opens directories itself (FUSE_CAP_NO_OPENDIR_SUPPORT), and on
     // a read-only mount files too (FUSE_CAP_NO_OPEN_SUPPORT); such files have no Handle.
@@ -107,19 +112,20 @@ public:
     // Files whose content changes with no event to invalidate on: every read reaches the daemon.
     static bool uncached(const Node& node) { return node.ino == kMetricsIno; }
 
-    // Creating a name in a site: a field name this mount shows as absent comes back (the node is
-    // that field; its writer's first value commits it), any other name is a temporary file.
-    // `exclusive` (O_EXCL) refuses a field name that is present.
+    // create.cpp: creating a name in a site: a field name this mount shows as absent comes back
+    // (the node is that field; its writer's first value commits it), any other name is a
+    // temporary file. `exclusive` (O_EXCL) refuses a field name that is present.
     struct Created {
         int err = 0;
         Node node;
         bool fresh = false;  // a field name that was absent
     };
     Created create(const Node& dir, std::string_view name, mode_t mode, const fuse_ctx* ctx, bool exclusive);
-    // A temporary file goes; a read-write field's name becomes absent in this mount, its value
-    // kept (a site's reports cannot be unlinked).
+    // unlink.cpp: a temporary file goes; a read-write field's name becomes absent in this mount,
+    // its value kept (a site's reports cannot be unlinked).
     int unlink(const Node& dir, std::string_view name);
-    // Renames within one site directory: temp over field commits, field onto a new name copies.
+    // rename.cpp: renames within one site directory: temp over field commits, field onto a new
+    // name copies.
     int rename(const Node& dir, std::string_view from, std::string_view to, unsigned flags);
     // Mutates a temp file's data under mu_.
     template <class F>
@@ -128,7 +134,7 @@ public:
         return f(*node.temp);
     }
 
-    // Site directories.
+    // Site directories: mkdir.cpp makes one (and fills `e`), unlink.cpp removes one (rmdir).
     int make_site(std::string_view name, fuse_entry_param& e);
     int remove_site(std::string_view name);
 

@@ -1,6 +1,42 @@
-// lookup, forget: the kernel's references to our inodes.
+// lookup, forget: the kernel's references to our inodes. Filesystem::lookup and fill_entry are also
+// how readdirplus (dir.cpp), mkdir (mkdir.cpp), create and mknod (create.cpp) give the kernel an
+// entry.
+#include <cerrno>
+
 #include "fs/filesystem.hpp"
 #include "fs/ops.hpp"
+
+namespace sitesfs::fs {
+
+int Filesystem::lookup(fuse_ino_t parent, std::string_view name, fuse_entry_param& e) {
+    Node found;
+    {
+        std::lock_guard lock(mu_);
+        const Node* dir = inodes_.find(parent);
+        if (!dir || stale_locked(*dir)) return ENOENT;
+        if (dir->kind != NodeKind::Root && dir->kind != NodeKind::SiteDir) return ENOTDIR;
+        auto child = child_locked(*dir, name);
+        if (!child) return ENOENT;
+        found = inodes_.remember(*child);
+    }
+    fill_entry(found, e);
+    return 0;
+}
+
+void Filesystem::fill_entry(const Node& node, fuse_entry_param& e) {
+    e = fuse_entry_param{};
+    e.ino = node.ino;
+    e.attr_timeout = e.entry_timeout = options_.cache_timeout;
+    if (uncached(node)) e.attr_timeout = 0;
+    attr(node, e.attr);
+}
+
+void Filesystem::forget(fuse_ino_t ino, uint64_t n) {
+    std::lock_guard lock(mu_);
+    inodes_.forget(ino, n);
+}
+
+}  // namespace sitesfs::fs
 
 namespace sitesfs::fs::ops {
 

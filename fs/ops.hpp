@@ -1,4 +1,5 @@
-// The libfuse low-level handlers, one family per file (named in the comments).
+// The libfuse low-level handlers, each in the file named after it (named in the comments), with
+// the logic of its operation.
 #pragma once
 
 #define FUSE_USE_VERSION 314
@@ -6,7 +7,7 @@
 
 namespace sitesfs::fs::ops {
 
-// filesystem.cpp
+// init.cpp
 void init(void* userdata, fuse_conn_info* conn);
 // lookup.cpp
 void lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
@@ -20,25 +21,29 @@ void statfs(fuse_req_t req, fuse_ino_t ino);
 void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
 void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
 void readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
+// mkdir.cpp
 void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode);
+// unlink.cpp
+void unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
 void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name);
-// open.cpp
-void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+// create.cpp
 void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi);
 void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev);
-void flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-void fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
-void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+// link.cpp
+void symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name);
+void link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname);
+// open.cpp
+void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
 // read.cpp
 void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
 // write.cpp
 void write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi);
+// release.cpp
+void flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+void fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
+void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
 // rename.cpp
 void rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
             unsigned int flags);
-// unlink.cpp
-void unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
-void symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name);
-void link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname);
 
 }  // namespace sitesfs::fs::ops

@@ -1,6 +1,5 @@
-// write.
-#include <fcntl.h>
-
+// write: a FieldWriter's buffer or a temporary file's bytes; other handles are not opened for
+// writing.
 #include <cerrno>
 
 #include "fs/handles.hpp"
@@ -12,7 +11,7 @@ namespace {
 
 int write_temp(Filesystem& fs, Handle& h, const char* buf, size_t size, off_t off) {
     return fs.with_temp(h.node, [&](TempFile& t) {
-        if (h.flags & O_APPEND) off = static_cast<off_t>(t.data.size());
+        if (h.append) off = static_cast<off_t>(t.data.size());
         const int err = splice_into(t.data, buf, size, off, fs.options().max_temp_bytes);
         if (!err) t.mtime = t.ctime = Clock::now();
         return err;
@@ -24,8 +23,7 @@ int write_temp(Filesystem& fs, Handle& h, const char* buf, size_t size, off_t of
 // is valid, its domain claimed and on disk. Content without a final newline waits for the flush.
 int write_field(Filesystem& fs, Handle& h, const char* buf, size_t size, off_t off) {
     std::lock_guard lock(h.mu);
-    if (!h.writable) return EBADF;
-    if (h.flags & O_APPEND) off = static_cast<off_t>(h.content.size());
+    if (h.append) off = static_cast<off_t>(h.content.size());
     std::string before = h.content;
     if (int err = splice_into(h.content, buf, size, off, fs.options().max_value_bytes)) return err;
     h.pending = h.wrote = true;
@@ -42,10 +40,10 @@ int write_field(Filesystem& fs, Handle& h, const char* buf, size_t size, off_t o
 void write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
     auto& fs = fs_of(req);
     Handle* h = handle_of(fi);
-    const int err = fs.options().read_only            ? EROFS
-                    : h->node.kind == NodeKind::Temp  ? write_temp(fs, *h, buf, size, off)
-                    : h->node.kind == NodeKind::Field ? write_field(fs, *h, buf, size, off)
-                                                      : EBADF;
+    const int err = fs.options().read_only               ? EROFS
+                    : h->kind == HandleKind::Temp        ? write_temp(fs, *h, buf, size, off)
+                    : h->kind == HandleKind::FieldWriter ? write_field(fs, *h, buf, size, off)
+                                                         : EBADF;
     if (err) {
         fuse_reply_err(req, err);
         return;
