@@ -9,7 +9,7 @@
 #include <cstring>
 #include <system_error>
 
-#include "hooks/files.hpp"
+#include "common/files.hpp"
 
 namespace sitesfs::hooks {
 

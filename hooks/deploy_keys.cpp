@@ -1,7 +1,7 @@
 #include "hooks/deploy_keys.hpp"
 
 #include "hooks/command.hpp"
-#include "schemas/fd.hpp"
+#include "common/fd.hpp"
 
 #include <fcntl.h>
 #include <libssh2.h>

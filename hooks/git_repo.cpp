@@ -11,7 +11,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "schemas/fd.hpp"
+#include "common/fd.hpp"
 
 namespace sitesfs::hooks {
 

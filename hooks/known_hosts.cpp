@@ -1,6 +1,6 @@
 #include "hooks/known_hosts.hpp"
 
-#include "hooks/files.hpp"
+#include "common/files.hpp"
 #include "schemas/validators.hpp"
 
 #include <fcntl.h>

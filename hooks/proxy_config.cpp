@@ -16,7 +16,7 @@
 #include <tuple>
 
 #include "hooks/command.hpp"
-#include "hooks/files.hpp"
+#include "common/files.hpp"
 
 namespace sitesfs::hooks {
 

@@ -8,7 +8,7 @@
 #include <system_error>
 #include <utility>
 
-#include "hooks/files.hpp"
+#include "common/files.hpp"
 #include "schemas/site_schema.hpp"
 #include "schemas/validators.hpp"
 

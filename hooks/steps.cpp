@@ -9,7 +9,7 @@
 #include <system_error>
 
 #include "hooks/deploy.hpp"
-#include "hooks/files.hpp"
+#include "common/files.hpp"
 #include "hooks/http_probe.hpp"
 #include "schemas/validators.hpp"
 

@@ -9,7 +9,7 @@
 #include <iostream>
 
 #include "fs/filesystem.hpp"
-#include "hooks/files.hpp"
+#include "common/files.hpp"
 #include "hooks/reconciler.hpp"
 #include "mount/config.hpp"
 #include "mount/daemon.hpp"
@@ -147,7 +147,7 @@ int serve(const CommandLine& cl, const Config& cfg, const std::string& mountpoin
             if (cfg.metrics_textfile.empty()) return;
             try {
                 // node_exporter's textfile collector reads whatever is there: never half a file.
-                hooks::replace_file(cfg.metrics_textfile, metrics(), 0644);
+                replace_file(cfg.metrics_textfile, metrics(), 0644);
             } catch (const std::exception& e) {
                 spdlog::warn("metrics textfile: {}", e.what());
             }

@@ -15,6 +15,8 @@ namespace sitesfs {
 
 namespace {
 
+using namespace ascii;
+
 constexpr size_t kMaxRepo = 2048;
 constexpr size_t kMaxDomainList = 4096;
 constexpr size_t kMaxDomainNames = 100;
@@ -28,15 +30,9 @@ constexpr std::string_view kRepoForms =
     "use https://host/path, ssh://[user@]host/path, user@host:path or GitHub owner/name";
 constexpr std::string_view kCredentials = "credentials do not belong in the URL; use deploy_key_ref";
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
-bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
 bool is_lower_alnum(char c) { return is_lower(c) || is_digit(c); }
 bool is_alnum(char c) { return is_lower_alnum(c) || is_upper(c); }
 bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
-bool is_control(char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }
-bool is_ascii(char c) { return static_cast<unsigned char>(c) < 0x80; }
 bool is_repo_path_char(char c) { return is_alnum(c) || std::string_view("._~-").find(c) != std::string_view::npos; }
 bool is_file_path_char(char c) { return is_alnum(c) || std::string_view("._~+-").find(c) != std::string_view::npos; }
 bool is_branch_char(char c) { return is_alnum(c) || std::string_view("._-/+@=,").find(c) != std::string_view::npos; }
@@ -49,31 +45,6 @@ bool any_of(std::string_view s, Pred pred) { return std::any_of(s.begin(), s.end
 bool has(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
 
 }  // namespace
-
-// Reasons are shown in one-line status files and logs, so every byte outside printable ASCII
-// is written as an escape: a refused value can neither break the line nor reorder the text.
-std::string printable(std::string_view v) {
-    std::string out;
-    for (char c : v) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '\n') out += "\\n";
-        else if (c == '\t') out += "\\t";
-        else if (c == '\r') out += "\\r";
-        else if (is_control(c) || !is_ascii(c)) {
-            char hex[5];
-            std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned char>(c));
-            out += hex;
-        } else out += c;
-    }
-    return out;
-}
-
-std::string ascii_lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (is_upper(c)) c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
 
 namespace {
 
@@ -416,27 +387,6 @@ bool is_key_name(std::string_view n) {
 }
 
 }  // namespace
-
-size_t utf8_sequence_length(std::string_view s) {
-    static constexpr uint32_t kMinimum[] = {0, 0, 0x80, 0x800, 0x10000};  // shorter forms are overlong
-    if (s.empty()) return 0;
-    const auto lead = static_cast<unsigned char>(s[0]);
-    const size_t len = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xe ? 3 : (lead >> 3) == 0x1e ? 4 : 0;
-    if (len <= 1 || len > s.size()) return len == 1 ? 1 : 0;
-    uint32_t cp = lead & (0x7fu >> len);
-    for (size_t k = 1; k < len; ++k) {
-        const auto cont = static_cast<unsigned char>(s[k]);
-        if ((cont & 0xc0) != 0x80) return 0;
-        cp = cp << 6 | (cont & 0x3f);
-    }
-    return cp >= kMinimum[len] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff) ? len : 0;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
-    return s;
-}
 
 Checked check_site_name(std::string_view name) {
     if (name.empty() || name.size() > 63) return refuse("site name", name, "use 1 to 63 characters");

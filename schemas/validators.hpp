@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/text.hpp"
+
 namespace sitesfs {
 
 struct Checked {
@@ -22,20 +24,6 @@ struct Checked {
 struct ValidationPolicy {
     bool allow_local_repos = false;  // file:// URLs and absolute local paths (--allow-local-repos)
 };
-
-// `v` with every byte outside printable ASCII (and '\\') written as an escape, for messages that
-// quote input: a quoted value can neither break the line nor drive a terminal.
-std::string printable(std::string_view v);
-
-// A-Z to a-z and nothing else, whatever the locale (host names, header names, ".git").
-std::string ascii_lower(std::string_view s);
-
-// The length of the UTF-8 sequence that starts `s`, or 0 when it is not valid UTF-8 there
-// (truncated, overlong, a UTF-16 surrogate or beyond U+10FFFF).
-size_t utf8_sequence_length(std::string_view s);
-
-// Removes surrounding ASCII whitespace (space, \t, \n, \r, \v, \f).
-std::string_view trim(std::string_view s);
 
 // Site directory names: 1-63 chars, [a-z0-9] first, then [a-z0-9.-].
 Checked check_site_name(std::string_view name);

@@ -1,15 +1,15 @@
 #include "store/seed_format.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <toml++/toml.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <sstream>
 
+#include "common/files.hpp"
+#include "common/toml_error.hpp"
 #include "schemas/site_schema.hpp"
 #include "schemas/validators.hpp"
 
@@ -72,26 +72,17 @@ std::string shown(const toml::node& n) {
 }
 
 toml::table parse_seed(const std::filesystem::path& file) {
-    std::string text;
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw StoreError(file.string() + ": " + std::strerror(errno));
-    char buf[8192];
-    ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) != 0) {
-        if (n > 0) text.append(buf, static_cast<size_t>(n));
-        else if (errno != EINTR) {
-            const int e = errno;
-            ::close(fd);
-            throw StoreError(file.string() + ": " + std::strerror(e));
-        }
-    }
-    ::close(fd);
+    std::optional<std::string> text;
     try {
-        return toml::parse(text, std::string_view(file.string()));
+        text = read_file(file);
+    } catch (const FileError& e) {
+        throw StoreError(e.what());
+    }
+    if (!text) throw StoreError("cannot read " + file.string() + ": " + std::strerror(ENOENT));
+    try {
+        return toml::parse(*text, std::string_view(file.string()));
     } catch (const toml::parse_error& e) {
-        std::ostringstream msg;
-        msg << file.string() << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << printable(e.description());
-        throw StoreError(msg.str());
+        throw StoreError(toml_error_text(e, file.string()));
     }
 }
 

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/files.hpp"
 #include "schemas/validators.hpp"
 #include "store/site_file.hpp"
 
@@ -16,6 +17,8 @@ namespace sitesfs {
 
 namespace {
 
+// Temp files are .NAME.toml.tmp.XXXXXX: a dot file, so never taken for a site.
+constexpr std::string_view kTempInfix = ".tmp";
 constexpr std::string_view kTempMarker = ".toml.tmp.";
 
 std::string errno_text(int e) { return std::strerror(e); }
@@ -33,16 +36,6 @@ void close_to_others(int fd, const std::filesystem::path& dir) {
 }
 
 }  // namespace
-
-// A temp file beside its site file; removed when dropped unless renamed into place.
-struct SiteDir::Temp {
-    std::string path;
-    Fd fd;
-    bool placed = false;
-    ~Temp() {
-        if (!path.empty() && !placed) ::unlink(path.c_str());
-    }
-};
 
 SiteDir::SiteDir(std::filesystem::path sites_dir, Fd lock_fd, Fd dir_fd)
     : sites_dir_(std::move(sites_dir)), lock_fd_(std::move(lock_fd)), dir_fd_(std::move(dir_fd)) {}
@@ -95,19 +88,10 @@ std::vector<std::string> SiteDir::list(std::vector<std::string>* temps) const {
 }
 
 std::optional<std::string> SiteDir::read(const std::string& file) const {
-    const std::string shown = (sites_dir_ / file).string();
-    const Fd fd(::openat(dir_fd_.get(), file.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) {
-        if (errno == ENOENT) return std::nullopt;
-        throw StoreError(shown + ": " + errno_text(errno));
-    }
-    std::string text;
-    char buf[8192];
-    for (;;) {
-        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n == 0) return text;
-        if (n > 0) text.append(buf, static_cast<size_t>(n));
-        else if (errno != EINTR) throw StoreError(shown + ": " + errno_text(errno));
+    try {
+        return read_file_at(dir_fd_.get(), file, sites_dir_ / file);
+    } catch (const FileError& e) {
+        throw StoreError(e.what());
     }
 }
 
@@ -124,39 +108,25 @@ Outcome SiteDir::failure(const std::string& site, int e) const {
 }
 
 // The site's bytes in a new temp file of the same dir, fsynced when `sync` (a batch flushes them
-// all at once instead).
-Outcome SiteDir::write_temp(const SiteRecord& s, Temp& temp, bool sync) const {
-    const std::string text = render_site_file(s);
-    temp.path = (sites_dir_ / ("." + s.name + std::string(kTempMarker) + "XXXXXX")).string();
-    temp.fd = Fd(::mkostemp(temp.path.data(), O_CLOEXEC));
-    if (!temp.fd.valid()) {
-        const int e = errno;
-        temp.path.clear();
-        return failure(s.name, e);
-    }
-    // Group-readable: an operator who opens the state dir to a monitoring group (chgrp, and
-    // chmod 2750 so new files inherit the group) lets its read-only mounts read every site.
-    // Nothing secret lives here: deploy_key_ref names a key, it is not one.
-    int err = ::fchmod(temp.fd.get(), 0640) == 0 ? 0 : errno;
-    for (size_t done = 0; !err && done < text.size();) {
-        const ssize_t n = ::write(temp.fd.get(), text.data() + done, text.size() - done);
-        if (n >= 0) done += static_cast<size_t>(n);
-        else if (errno != EINTR) err = errno;
-    }
-    if (!err && sync && ::fsync(temp.fd.get()) != 0) err = errno;
-    // close() reports a deferred write error (quota, NFS).
-    if (temp.fd.close() != 0 && !err) err = errno;
-    return err ? failure(s.name, err) : Outcome::success();
+// all at once instead). Group-readable: an operator who opens the state dir to a monitoring group
+// (chgrp, and chmod 2750 so new files inherit the group) lets its read-only mounts read every
+// site. Nothing secret lives here: deploy_key_ref names a key, it is not one.
+std::unique_ptr<TempFile> SiteDir::write_temp(const SiteRecord& s, bool sync) const {
+    auto temp = std::make_unique<TempFile>(sites_dir_ / site_file_name(s.name), kTempInfix);
+    temp->write_all(render_site_file(s), 0640);
+    temp->finish(sync);
+    return temp;
 }
 
 // Temp file, fsync, rename over: readers of the dir see the old file or the new one, whole.
 // The temp file is gone whether this fails or not.
 Outcome SiteDir::write_file(const SiteRecord& s) const {
-    Temp temp;
-    if (Outcome out = write_temp(s, temp, true); !out.ok()) return out;
-    if (::renameat(AT_FDCWD, temp.path.c_str(), dir_fd_.get(), site_file_name(s.name).c_str()) != 0) return failure(s.name, errno);
-    temp.placed = true;
-    return Outcome::success();
+    try {
+        write_temp(s, true)->place(sites_dir_ / site_file_name(s.name));
+        return Outcome::success();
+    } catch (const FileError& e) {
+        return failure(s.name, e.err);
+    }
 }
 
 Outcome SiteDir::save(const SiteRecord& next, const SiteRecord* prev) const {
@@ -191,8 +161,14 @@ Outcome SiteDir::remove(const SiteRecord& cur) const {
 std::vector<Outcome> SiteDir::save_new(const std::vector<SiteRecord>& sites) const {
     if (sites.empty()) return {};
     std::vector<Outcome> out(sites.size());
-    std::vector<Temp> temps(sites.size());
-    for (size_t i = 0; i < sites.size(); ++i) out[i] = write_temp(sites[i], temps[i], false);
+    std::vector<std::unique_ptr<TempFile>> temps(sites.size());
+    for (size_t i = 0; i < sites.size(); ++i) {
+        try {
+            temps[i] = write_temp(sites[i], false);
+        } catch (const FileError& e) {
+            out[i] = failure(sites[i].name, e.err);
+        }
+    }
     // One flush for every temp file's data, before any of them is renamed into place: what a
     // crash leaves under a site's name is always whole.
     if (::syncfs(dir_fd_.get()) != 0) {
@@ -203,13 +179,13 @@ std::vector<Outcome> SiteDir::save_new(const std::vector<SiteRecord>& sites) con
     }
     std::vector<size_t> placed;
     for (size_t i = 0; i < sites.size(); ++i) {
-        if (!out[i].ok()) continue;
-        if (::renameat(AT_FDCWD, temps[i].path.c_str(), dir_fd_.get(), site_file_name(sites[i].name).c_str()) != 0) {
-            out[i] = failure(sites[i].name, errno);
-            continue;
+        if (!temps[i]) continue;
+        try {
+            temps[i]->place(sites_dir_ / site_file_name(sites[i].name));
+            placed.push_back(i);
+        } catch (const FileError& e) {
+            out[i] = failure(sites[i].name, e.err);
         }
-        temps[i].placed = true;
-        placed.push_back(i);
     }
     if (placed.empty() || ::fsync(dir_fd_.get()) == 0) return out;
     // The files are visible but their names may not survive a crash: take them all back, so

@@ -5,12 +5,14 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
-#include "schemas/fd.hpp"
+#include "common/fd.hpp"
+#include "common/files.hpp"
 #include "schemas/site_record.hpp"
 #include "store/store.hpp"
 
@@ -61,8 +63,7 @@ public:
 
 private:
     SiteDir(std::filesystem::path sites_dir, Fd lock_fd, Fd dir_fd);
-    struct Temp;
-    Outcome write_temp(const SiteRecord& s, Temp& temp, bool sync) const;
+    std::unique_ptr<TempFile> write_temp(const SiteRecord& s, bool sync) const;
     Outcome write_file(const SiteRecord& s) const;
     Outcome failure(const std::string& site, int e) const;
 

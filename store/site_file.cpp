@@ -6,6 +6,7 @@
 #include <sstream>
 #include <vector>
 
+#include "common/toml_error.hpp"
 #include "schemas/site_schema.hpp"
 #include "store/store.hpp"
 
@@ -105,9 +106,7 @@ public:
         try {
             root = toml::parse(text, std::string_view(file_));
         } catch (const toml::parse_error& e) {
-            std::ostringstream msg;
-            msg << file_ << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << printable(e.description());
-            throw StoreError(msg.str());
+            throw StoreError(toml_error_text(e, file_));
         }
         only(root, "", {"format", "name", "generation", "created", "desired", "desired_changed", "actual"});
         if (num(root, "format") != kFormat)

@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "hooks/files.hpp"
+#include "common/files.hpp"
 #include "hooks/http_probe.hpp"
 #include "hooks/proxy_config.hpp"
 #include "tests/integration/mount_fixture.hpp"

@@ -205,7 +205,7 @@ TEST_F(SeedFormatTest, SyntaxErrorsNameFileLineAndColumn) {
         import_seed_toml(*store_, dir_ / "missing.toml");
         FAIL() << "imported a missing file";
     } catch (const StoreError& e) {
-        EXPECT_EQ(std::string(e.what()), (dir_ / "missing.toml").string() + ": No such file or directory");
+        EXPECT_EQ(std::string(e.what()), "cannot read " + (dir_ / "missing.toml").string() + ": No such file or directory");
     }
     EXPECT_EQ(store_->site_count(), 0u);
 }

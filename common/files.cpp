@@ -1,4 +1,4 @@
-#include "hooks/files.hpp"
+#include "common/files.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -6,8 +6,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
-namespace sitesfs::hooks {
+#include "common/fd.hpp"
+
+namespace sitesfs {
 
 namespace stdfs = std::filesystem;
 
@@ -19,42 +22,35 @@ stdfs::path dir_of(const stdfs::path& file) { return file.has_parent_path() ? fi
 
 }  // namespace
 
-std::optional<std::string> read_file(const stdfs::path& file) {
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+std::optional<std::string> read_file_at(int dir_fd, const std::string& name, const stdfs::path& shown) {
+    const Fd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
         if (errno == ENOENT) return std::nullopt;
-        throw FileError("cannot read " + file.string() + ": " + errno_text(errno));
+        throw FileError(errno, "cannot read " + shown.string() + ": " + errno_text(errno));
     }
     std::string bytes;
     char buf[16384];
     for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
+        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            const int err = errno;
-            ::close(fd);
-            throw FileError("cannot read " + file.string() + ": " + errno_text(err));
-        }
-        if (n == 0) break;
+        if (n < 0) throw FileError(errno, "cannot read " + shown.string() + ": " + errno_text(errno));
+        if (n == 0) return bytes;
         bytes.append(buf, static_cast<size_t>(n));
     }
-    ::close(fd);
-    return bytes;
 }
+
+std::optional<std::string> read_file(const stdfs::path& file) { return read_file_at(AT_FDCWD, file.string(), file); }
 
 void fsync_dir(const stdfs::path& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) throw FileError("cannot open directory " + dir.string() + ": " + errno_text(errno));
-    const int rc = ::fsync(fd);
-    const int err = errno;
-    ::close(fd);
-    if (rc != 0) throw FileError("fsync " + dir.string() + ": " + errno_text(err));
+    const Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) throw FileError(errno, "cannot open directory " + dir.string() + ": " + errno_text(errno));
+    if (::fsync(fd.get()) != 0) throw FileError(errno, "fsync " + dir.string() + ": " + errno_text(errno));
 }
 
-TempFile::TempFile(const stdfs::path& target) {
-    std::string pattern = (dir_of(target) / ("." + target.filename().string() + ".XXXXXX")).string();
+TempFile::TempFile(const stdfs::path& target, std::string_view infix) {
+    std::string pattern = (dir_of(target) / ("." + target.filename().string() + std::string(infix) + ".XXXXXX")).string();
     fd_ = mkostemp(pattern.data(), O_CLOEXEC);
-    if (fd_ < 0) throw FileError("cannot create a temp file next to " + target.string() + ": " + errno_text(errno));
+    if (fd_ < 0) throw FileError(errno, "cannot create a temp file next to " + target.string() + ": " + errno_text(errno));
     path_ = pattern;
 }
 
@@ -64,7 +60,7 @@ TempFile::~TempFile() {
 }
 
 void TempFile::fail(const char* what) const {
-    throw FileError(std::string(what) + " " + path_.string() + ": " + errno_text(errno));
+    throw FileError(errno, std::string(what) + " " + path_.string() + ": " + errno_text(errno));
 }
 
 void TempFile::write_all(const std::string& bytes, mode_t mode) {
@@ -78,14 +74,21 @@ void TempFile::write_all(const std::string& bytes, mode_t mode) {
     }
 }
 
-void TempFile::commit(const stdfs::path& target) {
-    if (::fsync(fd_) != 0) fail("fsync");
-    const int fd = fd_;
-    fd_ = -1;
+void TempFile::finish(bool sync) {
+    if (sync && ::fsync(fd_) != 0) fail("fsync");
+    const int fd = std::exchange(fd_, -1);
     if (::close(fd) != 0) fail("close");
+}
+
+void TempFile::place(const stdfs::path& target) {
     if (::rename(path_.c_str(), target.c_str()) != 0)
-        throw FileError("cannot rename " + path_.string() + " to " + target.string() + ": " + errno_text(errno));
+        throw FileError(errno, "cannot rename " + path_.string() + " to " + target.string() + ": " + errno_text(errno));
     path_.clear();
+}
+
+void TempFile::commit(const stdfs::path& target) {
+    finish(true);
+    place(target);
     fsync_dir(dir_of(target));
 }
 
@@ -110,4 +113,4 @@ void replace_file(const stdfs::path& file, const std::string& bytes, mode_t mode
     temp.commit(file);
 }
 
-}  // namespace sitesfs::hooks
+}  // namespace sitesfs

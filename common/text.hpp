@@ -1,0 +1,34 @@
+// Text helpers every part shares: ASCII character classes that ignore the locale, and the one way
+// a message quotes input.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace sitesfs {
+
+namespace ascii {
+constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
+constexpr bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+constexpr bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+constexpr bool is_control(char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }
+constexpr bool is_ascii(char c) { return static_cast<unsigned char>(c) < 0x80; }
+}  // namespace ascii
+
+// `v` with every byte outside printable ASCII (and '\\') written as an escape, for messages that
+// quote input: a quoted value can neither break the line nor drive a terminal.
+std::string printable(std::string_view v);
+
+// A-Z to a-z and nothing else, whatever the locale (host names, header names, ".git").
+std::string ascii_lower(std::string_view s);
+
+// The length of the UTF-8 sequence that starts `s`, or 0 when it is not valid UTF-8 there
+// (truncated, overlong, a UTF-16 surrogate or beyond U+10FFFF).
+size_t utf8_sequence_length(std::string_view s);
+
+// Removes surrounding ASCII whitespace (space, \t, \n, \r, \v, \f).
+std::string_view trim(std::string_view s);
+
+}  // namespace sitesfs
