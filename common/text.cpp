@@ -25,6 +25,10 @@ std::string printable(std::string_view v) {
     return out;
 }
 
+std::string printable_prefix(std::string_view v, size_t max) {
+    return printable(v.substr(0, max)) + (v.size() > max ? "..." : "");
+}
+
 std::string ascii_lower(std::string_view s) {
     std::string out(s);
     for (char& c : out)

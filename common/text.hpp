@@ -20,6 +20,9 @@ constexpr bool is_ascii(char c) { return static_cast<unsigned char>(c) < 0x80; }
 // `v` with every byte outside printable ASCII (and '\\') written as an escape, for messages that
 // quote input: a quoted value can neither break the line nor drive a terminal.
 std::string printable(std::string_view v);
+// printable() of at most the first `max` bytes, with "..." when there were more: for quoting a
+// value of any length (a refused write, a server's header) in one line a person can read.
+std::string printable_prefix(std::string_view v, size_t max);
 
 // A-Z to a-z and nothing else, whatever the locale (host names, header names, ".git").
 std::string ascii_lower(std::string_view s);

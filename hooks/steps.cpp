@@ -19,6 +19,9 @@ namespace stdfs = std::filesystem;
 
 namespace {
 
+// How much of a server-given path or Location a health error quotes.
+constexpr size_t kQuotedBytes = 200;
+
 std::string short_id(const std::string& commit) { return commit.substr(0, 12); }
 
 // The site's dir under the data dir, made on first deploy with a marker saying sitesfs owns it
@@ -217,7 +220,8 @@ public:
         const auto deadline = std::chrono::steady_clock::now() + h.timeout;
         std::string first;  // where the redirects began, for the message
         for (int hop = 0;; ++hop) {
-            const std::string what = "GET http://" + at.host + at.path +
+            // A redirect's path came from the server: quoted, and cut to a line's length.
+            const std::string what = "GET http://" + at.host + printable_prefix(at.path, kQuotedBytes) +
                                      (first.empty() ? "" : " (redirected from " + first + ")") + " via " + h.address;
             const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             const ProbeResult r = http_get(h.address, at.host, at.path, std::max(left, std::chrono::milliseconds(1)));
@@ -228,11 +232,11 @@ public:
                 const auto next = same_site_target(to, at, d.entry.domains);
                 if (!next)
                     throw StepError(what + " answered " + std::to_string(r.status) + " to " +
-                                    (to.empty() ? "nowhere" : "'" + to + "'") +
+                                    (to.empty() ? "nowhere" : "'" + printable_prefix(to, kQuotedBytes) + "'") +
                                     ", off the site's domains (expected 2xx)");
                 if (hop == kMaxRedirects)
                     throw StepError(what + " still redirects after " + std::to_string(kMaxRedirects) + " redirects");
-                if (first.empty()) first = "http://" + at.host + at.path;
+                if (first.empty()) first = "http://" + at.host + printable_prefix(at.path, kQuotedBytes);
                 at = *next;
                 continue;
             }

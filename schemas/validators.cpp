@@ -51,8 +51,7 @@ namespace {
 std::string char_name(char c) { return "'" + printable(std::string_view(&c, 1)) + "'"; }
 
 Checked refuse(std::string_view field, std::string_view v, std::string_view why) {
-    const std::string shown = printable(v.substr(0, kShownBytes)) + (v.size() > kShownBytes ? "..." : "");
-    return Checked::refuse(std::string(field) + " '" + shown + "': " + std::string(why));
+    return Checked::refuse(std::string(field) + " '" + printable_prefix(v, kShownBytes) + "': " + std::string(why));
 }
 
 std::vector<std::string_view> split(std::string_view v, char sep) {

@@ -533,3 +533,16 @@ TEST(HealthCheckField, RefusalsSayWhatToWrite) {
 
 }  // namespace
 }  // namespace sitesfs
+
+namespace sitesfs {
+namespace {
+
+TEST(Text, APrefixIsQuotedPrintableAndCutToItsLength) {
+    EXPECT_EQ(printable_prefix("short", 200), "short");
+    EXPECT_EQ(printable_prefix(std::string(300, 'a'), 200), std::string(200, 'a') + "...");
+    EXPECT_EQ(printable_prefix("\x1b[31m/x", 3), "\\x1b[3...") << "escaped after the cut, never split in an escape";
+    EXPECT_EQ(printable_prefix("", 0), "");
+}
+
+}  // namespace
+}  // namespace sitesfs
