@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <optional>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -39,21 +38,6 @@ std::string one_line(const std::string& text) {
 
 bool complete(const SiteRecord& s) { return !s.field("repo").value.empty() && !s.field("domain").value.empty(); }
 
-// Steps whose failure says more about the host (network, disk, Caddy, D-Bus) than about the commit.
-// `proxy` (Caddy refused the config) and `health` (the release does not answer) are the commit's.
-bool host_failure(const std::string& step) {
-    return step == "fetch" || step == "stage" || step == "switch" || step == "reload";
-}
-
-// The poll interval, doubled after every further failure of the same commit at the same step, up
-// to an hour (or the poll interval, when that is longer).
-std::chrono::milliseconds retry_backoff(std::chrono::milliseconds poll_interval, int attempts) {
-    const std::chrono::milliseconds cap = std::max<std::chrono::milliseconds>(poll_interval, std::chrono::hours(1));
-    std::chrono::milliseconds wait = poll_interval;
-    for (int i = 1; i < attempts && wait < cap; ++i) wait *= 2;
-    return std::min(wait, cap);
-}
-
 }  // namespace
 
 Reconciler::Reconciler(Store& store, HooksConfig config)
@@ -63,7 +47,8 @@ Reconciler::Reconciler(Store& store, HooksConfig config)
       known_hosts_(config_.known_hosts, config_.host_key_policy, config_.host_key_pins),
       log_(config_.deploy_log),
       certificates_(config_.health.tls_address, config_.health.timeout),
-      steps_(deploy_steps()) {}
+      steps_(deploy_steps()),
+      backoffs_(config_.poll_interval) {}
 
 Reconciler::~Reconciler() { stop(); }
 
@@ -213,24 +198,17 @@ bool Reconciler::converged_on_disk(const SiteRecord& s) const {
     return !ec && target == stdfs::path("releases") / s.actual.commit && stdfs::is_directory(paths.release(s.actual.commit), ec);
 }
 
-// Whether a poll tick runs `s` now (see Failure in reconciler.hpp). Nothing is asked of the
-// remote while a backoff runs: a broken site costs one try per backoff period, not one per tick.
+// Whether a poll tick runs `s` now (see backoff.hpp). Nothing is asked of the remote while a
+// backoff runs: a broken site costs one try per backoff period, not one per tick.
 bool Reconciler::poll_due(const SiteRecord& s) {
     if (s.actual.generation != s.generation || !settled(s.actual.state)) return true;
     const auto now = SteadyClock::now();
-    std::optional<Failure> failure;
-    {
+    const auto decision = backoffs_.on_poll(s.name, s.actual.state == SiteState::failed, now);
+    if (!decision.retried_step.empty()) {
         std::lock_guard lock(mu_);
-        if (const auto it = failed_on_.find(s.name); it != failed_on_.end()) failure = it->second;
-        if (s.actual.state == SiteState::failed && !failure) return true;  // failed before this start: once, to learn why
-        if (failure && host_failure(failure->step)) {
-            if (now < failure->retry_at) return false;
-            ++retries_[failure->step];
-            return true;
-        }
-        if (const auto it = unreachable_.find(s.name); it != unreachable_.end() && now < it->second.retry_at)
-            return false;
+        ++retries_[decision.retried_step];
     }
+    if (decision.verdict != SiteBackoffs::PollDecision::ask) return decision.verdict == SiteBackoffs::PollDecision::run;
     if (!s.field("commit").value.empty()) return false;  // a pin follows nothing; its own failure waits for a write
     try {
         GitRepo repo(SitePaths(config_.data_dir, s.name).repo);
@@ -239,21 +217,12 @@ bool Reconciler::poll_due(const SiteRecord& s) {
             return !running_;
         });
         const std::string head = repo.remote_head(access.url(), s.field("branch").value, access.options());
-        {
-            std::lock_guard lock(mu_);
-            unreachable_.erase(s.name);
-        }
+        backoffs_.reached(s.name);
         show_poll_error(s, "", {});
-        return head != (failure ? failure->commit : s.actual.commit);
+        return head != decision.failed_commit.value_or(s.actual.commit);
     } catch (const std::exception& e) {
         // An unreachable remote leaves the served release alone; it is asked again after a backoff.
-        std::chrono::milliseconds wait;
-        {
-            std::lock_guard lock(mu_);
-            Unreachable& u = unreachable_[s.name];
-            wait = retry_backoff(config_.poll_interval, ++u.attempts);
-            u.retry_at = now + wait;
-        }
+        const std::chrono::milliseconds wait = backoffs_.unreachable(s.name, now);
         spdlog::warn("site {}: poll: {}; asking again in {} s", s.name, e.what(), wait.count() / 1000);
         show_poll_error(s, e.what(), Clock::now() + wait);
         return false;
@@ -443,11 +412,7 @@ void Reconciler::record(const SiteRecord& before, uint64_t generation, ActualSta
 
 void Reconciler::reconcile(const std::string& name, bool poll) {
     const SiteRef site = store_.site(name);
-    if (!site || !complete(*site)) {
-        std::lock_guard lock(mu_);
-        failed_on_.erase(name);
-        unreachable_.erase(name);
-    }
+    if (!site || !complete(*site)) backoffs_.forget(name);
     if (!site) {
         certificates_.forget(name);
         return unpublish(name, true);
@@ -517,21 +482,10 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
         entry.commit = d.commit;
         entry.error = next.error;
     }
-    {
-        std::lock_guard lock(mu_);
-        unreachable_.erase(name);
-        if (result.ok) {
-            failed_on_.erase(name);
-        } else {
-            Failure& f = failed_on_[name];
-            const bool again = f.commit == d.commit && f.step == result.step && f.generation == generation;
-            f = Failure{d.commit, result.step, generation, again ? f.attempts + 1 : 1, SteadyTime::max()};
-            if (host_failure(result.step)) {
-                const auto wait = retry_backoff(config_.poll_interval, f.attempts);
-                f.retry_at = SteadyClock::now() + wait;
-                next.retry_at = Clock::now() + wait;
-            }
-        }
+    if (result.ok) {
+        backoffs_.deploy_succeeded(name);
+    } else if (const auto wait = backoffs_.deploy_failed(name, d.commit, result.step, generation, SteadyClock::now())) {
+        next.retry_at = Clock::now() + *wait;  // a failure the host caused: `retry:` says when
     }
     count(entry, result.ok ? "" : result.step);
     record(*site, generation, next, entry);

@@ -18,14 +18,13 @@
 #include <thread>
 #include <vector>
 
+#include "hooks/backoff.hpp"
 #include "hooks/certificates.hpp"
 #include "hooks/deploy.hpp"
 #include "hooks/deploy_log.hpp"
 #include "store/store.hpp"
 
 namespace sitesfs::hooks {
-
-using SteadyTime = std::chrono::steady_clock::time_point;
 
 class Reconciler {
 public:
@@ -87,6 +86,7 @@ private:
     DeployLog log_;
     Certificates certificates_;
     const std::vector<std::unique_ptr<Step>> steps_;
+    SiteBackoffs backoffs_;  // failed deploys and unreachable remotes (backoff.hpp)
 
     mutable std::mutex mu_;
     std::map<std::string, uint64_t> outcomes_;      // metrics, under mu_
@@ -96,25 +96,6 @@ private:
     std::condition_variable cv_;       // workers: the queue has work
     std::condition_variable poll_cv_;  // the poller: stop (its own, so a notify_one never wakes it instead of a worker)
     std::map<std::string, Slot> slots_;
-    // A site's last failed deploy. A failure the host caused (a fetch, stage, switch or reload that
-    // failed: the network, a disk, Caddy or D-Bus) is run again once its backoff has passed, pinned
-    // or not, so whatever comes back is picked up without a write; a failure of the commit itself
-    // (Caddy refused its config, its health check failed) waits for the branch to move or a write,
-    // so a broken commit is not redeployed, and the proxy reloaded, every tick.
-    struct Failure {
-        std::string commit;  // empty when the fetch failed before one was known
-        std::string step;
-        uint64_t generation = 0;
-        int attempts = 0;
-        SteadyTime retry_at = SteadyTime::max();
-    };
-    std::map<std::string, Failure> failed_on_;
-    // Live sites whose remote could not be checked: asked again on the same backoff.
-    struct Unreachable {
-        int attempts = 0;
-        SteadyTime retry_at{};
-    };
-    std::map<std::string, Unreachable> unreachable_;
     std::map<std::string, uint64_t> retries_;  // metrics: runs a backoff started, by failed step
     std::deque<std::string> queue_;
     // The current poll tick: its number, when it began, and how many of its runs are unfinished.
