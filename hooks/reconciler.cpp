@@ -38,6 +38,12 @@ std::string one_line(const std::string& text) {
 
 bool complete(const SiteRecord& s) { return !s.field("repo").value.empty() && !s.field("domain").value.empty(); }
 
+std::vector<std::string> step_names(const std::vector<std::unique_ptr<Step>>& steps) {
+    std::vector<std::string> names;
+    for (const auto& step : steps) names.emplace_back(step->name());
+    return names;
+}
+
 }  // namespace
 
 Reconciler::Reconciler(Store& store, HooksConfig config)
@@ -48,6 +54,7 @@ Reconciler::Reconciler(Store& store, HooksConfig config)
       log_(config_.deploy_log),
       certificates_(config_.health.tls_address, config_.health.timeout),
       steps_(deploy_steps()),
+      metrics_(step_names(steps_)),
       backoffs_(config_.poll_interval) {}
 
 Reconciler::~Reconciler() { stop(); }
@@ -163,8 +170,7 @@ void Reconciler::tick_run_done_locked(uint64_t tick) {
 }
 
 void Reconciler::finish_tick_locked() {
-    last_tick_seconds_ = std::chrono::duration<double>(SteadyClock::now() - tick_started_).count();
-    ++ticks_done_;
+    metrics_.tick_done(std::chrono::duration<double>(SteadyClock::now() - tick_started_).count());
 }
 
 void Reconciler::poll_loop() {
@@ -204,10 +210,7 @@ bool Reconciler::poll_due(const SiteRecord& s) {
     if (s.actual.generation != s.generation || !settled(s.actual.state)) return true;
     const auto now = SteadyClock::now();
     const auto decision = backoffs_.on_poll(s.name, s.actual.state == SiteState::failed, now);
-    if (!decision.retried_step.empty()) {
-        std::lock_guard lock(mu_);
-        ++retries_[decision.retried_step];
-    }
+    if (!decision.retried_step.empty()) metrics_.retried(decision.retried_step);
     if (decision.verdict != SiteBackoffs::PollDecision::ask) return decision.verdict == SiteBackoffs::PollDecision::run;
     if (!s.field("commit").value.empty()) return false;  // a pin follows nothing; its own failure waits for a write
     try {
@@ -348,57 +351,13 @@ void Reconciler::unpublish(const std::string& site, bool remove_data) {
     if (!remove_data) entry.action = entry.error.empty() ? "unpublished" : entry.action;
     entry.dur_ms = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count();
     log_.append(entry);
-    count(entry, entry.error.empty() ? "" : "proxy");
+    metrics_.run_done(entry.action, entry.error.empty() ? "" : "proxy", entry.dur_ms);
     if (!entry.error.empty()) spdlog::error("site {}: {}", site, entry.error);
     else spdlog::info("site {}: {}", site, entry.action);
 }
 
-void Reconciler::count(const DeployLogEntry& entry, const std::string& failed_step) {
-    std::lock_guard lock(mu_);
-    ++outcomes_[entry.action];
-    if (!failed_step.empty()) ++failed_steps_[failed_step];
-    duration_ms_sum_ += static_cast<uint64_t>(entry.dur_ms);
-    ++duration_count_;
-}
-
 std::string Reconciler::metrics() const {
-    std::string out;
-    const auto line = [&out](const std::string& name, const std::string& labels, const std::string& value) {
-        out += name + (labels.empty() ? "" : "{" + labels + "}") + " " + value + "\n";
-    };
-    std::lock_guard lock(mu_);
-    out += "# HELP sitesfs_reconciles_total Reconcile runs by outcome.\n# TYPE sitesfs_reconciles_total counter\n";
-    for (const char* outcome : {"deployed", "up-to-date", "failed", "removed", "unpublished"}) {
-        const auto it = outcomes_.find(outcome);
-        line("sitesfs_reconciles_total", std::string("outcome=\"") + outcome + "\"", std::to_string(it == outcomes_.end() ? 0 : it->second));
-    }
-    out += "# HELP sitesfs_deploy_failures_total Failed deploys by the step that failed.\n"
-           "# TYPE sitesfs_deploy_failures_total counter\n";
-    for (const auto& step : steps_) {
-        const auto it = failed_steps_.find(step->name());
-        line("sitesfs_deploy_failures_total", std::string("step=\"") + step->name() + "\"",
-             std::to_string(it == failed_steps_.end() ? 0 : it->second));
-    }
-    out += "# HELP sitesfs_reconcile_duration_seconds Time spent in reconcile runs.\n"
-           "# TYPE sitesfs_reconcile_duration_seconds summary\n";
-    line("sitesfs_reconcile_duration_seconds_sum", "", std::to_string(static_cast<double>(duration_ms_sum_) / 1000.0));
-    line("sitesfs_reconcile_duration_seconds_count", "", std::to_string(duration_count_));
-    out += "# HELP sitesfs_deploy_retries_total Runs started again after a failure the host caused, once its backoff "
-           "had passed, by the step that had failed.\n# TYPE sitesfs_deploy_retries_total counter\n";
-    for (const char* step : {"fetch", "stage", "switch", "reload"}) {
-        const auto it = retries_.find(step);
-        line("sitesfs_deploy_retries_total", std::string("step=\"") + step + "\"",
-             std::to_string(it == retries_.end() ? 0 : it->second));
-    }
-    out += proxy_.metrics();
-    out += certificates_.metrics();
-    out += "# HELP sitesfs_poll_ticks_total Poll ticks whose every remote check (and the deploys they started) finished.\n"
-           "# TYPE sitesfs_poll_ticks_total counter\n";
-    line("sitesfs_poll_ticks_total", "", std::to_string(ticks_done_));
-    out += "# HELP sitesfs_poll_tick_seconds How long the last finished poll tick took, from its start until its last run ended.\n"
-           "# TYPE sitesfs_poll_tick_seconds gauge\n";
-    line("sitesfs_poll_tick_seconds", "", std::to_string(last_tick_seconds_));
-    return out;
+    return metrics_.runs_text() + proxy_.metrics() + certificates_.metrics() + metrics_.ticks_text();
 }
 
 void Reconciler::record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry) {
@@ -487,7 +446,7 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
     } else if (const auto wait = backoffs_.deploy_failed(name, d.commit, result.step, generation, SteadyClock::now())) {
         next.retry_at = Clock::now() + *wait;  // a failure the host caused: `retry:` says when
     }
-    count(entry, result.ok ? "" : result.step);
+    metrics_.run_done(entry.action, result.ok ? "" : result.step, entry.dur_ms);
     record(*site, generation, next, entry);
     if (result.ok) {
         spdlog::info("site {}: {} {} in {} ms", name, entry.action, d.commit.substr(0, 12), dur);

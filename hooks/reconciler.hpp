@@ -22,6 +22,7 @@
 #include "hooks/certificates.hpp"
 #include "hooks/deploy.hpp"
 #include "hooks/deploy_log.hpp"
+#include "hooks/deploy_metrics.hpp"
 #include "store/store.hpp"
 
 namespace sitesfs::hooks {
@@ -66,7 +67,6 @@ private:
     void load_served();
     std::vector<std::string> orphans() const;
     void remove_crash_leftovers() const;
-    void count(const DeployLogEntry& entry, const std::string& failed_step);
     void tick_run_done_locked(uint64_t tick);
     void finish_tick_locked();
     void record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry);
@@ -86,25 +86,19 @@ private:
     DeployLog log_;
     Certificates certificates_;
     const std::vector<std::unique_ptr<Step>> steps_;
+    DeployMetrics metrics_;
     SiteBackoffs backoffs_;  // failed deploys and unreachable remotes (backoff.hpp)
 
     mutable std::mutex mu_;
-    std::map<std::string, uint64_t> outcomes_;      // metrics, under mu_
-    std::map<std::string, uint64_t> failed_steps_;
-    uint64_t duration_ms_sum_ = 0;
-    uint64_t duration_count_ = 0;
     std::condition_variable cv_;       // workers: the queue has work
     std::condition_variable poll_cv_;  // the poller: stop (its own, so a notify_one never wakes it instead of a worker)
     std::map<std::string, Slot> slots_;
-    std::map<std::string, uint64_t> retries_;  // metrics: runs a backoff started, by failed step
     std::deque<std::string> queue_;
     // The current poll tick: its number, when it began, and how many of its runs are unfinished.
     // A tick ends when all have finished; a tick that a newer one overtakes is not recorded.
     uint64_t tick_ = 0;
     SteadyTime tick_started_{};
     size_t tick_outstanding_ = 0;
-    double last_tick_seconds_ = 0;
-    uint64_t ticks_done_ = 0;
     bool running_ = false;
     std::vector<std::thread> workers_;
     std::thread poller_;
