@@ -55,7 +55,9 @@ Reconciler::Reconciler(Store& store, HooksConfig config)
       certificates_(config_.health.tls_address, config_.health.timeout),
       steps_(deploy_steps()),
       metrics_(step_names(steps_)),
-      backoffs_(config_.poll_interval) {}
+      backoffs_(config_.poll_interval),
+      queue_([this](const std::string& site, bool poll) { reconcile(site, poll); },
+             [this](double seconds) { metrics_.tick_done(seconds); }) {}
 
 Reconciler::~Reconciler() { stop(); }
 
@@ -63,28 +65,24 @@ void Reconciler::start() {
     remove_crash_leftovers();
     load_served();
     const std::vector<std::string> removed = orphans();
-    {
-        std::lock_guard lock(mu_);
-        running_ = true;
-    }
     inbox_->target = this;
     store_.subscribe([inbox = inbox_](const Change& c) {
         if (c.kind == Change::Kind::Actual || c.kind == Change::Kind::Times) return;
         std::lock_guard lock(inbox->mu);
-        if (inbox->target) inbox->target->schedule(c.site, false);
+        if (inbox->target) inbox->target->queue_.push(c.site);
     });
     for (const auto& name : store_.site_names()) {
         const SiteRef s = store_.site(name);
-        if (s && !converged_on_disk(*s)) schedule(name, false);
+        if (s && !converged_on_disk(*s)) queue_.push(name);
     }
     // Sites the proxy serves that the store no longer has (removed while a run was cut short).
     for (const auto& name : proxy_.served_sites())
-        if (!store_.site(name)) schedule(name, false);
-    for (const auto& name : removed) schedule(name, false);
-    for (unsigned i = 0; i < std::max(1u, config_.workers); ++i) workers_.emplace_back([this] { work(); });
+        if (!store_.site(name)) queue_.push(name);
+    for (const auto& name : removed) queue_.push(name);
+    queue_.start(std::max(1u, config_.workers));
     if (config_.poll_interval.count() > 0) poller_ = std::thread([this] { poll_loop(); });
     spdlog::info("reconciler: {} workers, poll every {} s, data in {}, proxy config {}, reload by {}",
-                 workers_.size(), config_.poll_interval.count() / 1000, config_.data_dir.string(),
+                 queue_.workers(), config_.poll_interval.count() / 1000, config_.data_dir.string(),
                  config_.proxy.file.string(), proxy_.describe_reloader());
 }
 
@@ -93,106 +91,12 @@ void Reconciler::stop() {
         std::lock_guard lock(inbox_->mu);
         inbox_->target = nullptr;
     }
-    {
-        std::lock_guard lock(mu_);
-        if (!running_) return;
-        running_ = false;
-    }
-    cv_.notify_all();
-    poll_cv_.notify_all();
-    for (auto& t : workers_) t.join();
-    workers_.clear();
+    queue_.stop();
     if (poller_.joinable()) poller_.join();
 }
 
-void Reconciler::schedule(const std::string& site, bool poll) {
-    {
-        std::lock_guard lock(mu_);
-        if (!running_ || !enqueue_locked(site, poll)) return;
-    }
-    cv_.notify_one();
-}
-
-// Queues a run of `site` unless one is queued or running; returns whether it queued one.
-bool Reconciler::enqueue_locked(const std::string& site, bool poll) {
-    Slot& s = slots_[site];
-    if (s.running) {
-        if (!poll) s.again = true;  // a poll tick during a run has nothing to add
-        return false;
-    }
-    if (s.queued) {
-        if (!poll) s.poll = false;
-        return false;
-    }
-    s.queued = true;
-    s.poll = poll;
-    queue_.push_back(site);
-    return true;
-}
-
-void Reconciler::work() {
-    std::unique_lock lock(mu_);
-    for (;;) {
-        cv_.wait(lock, [this] { return !running_ || !queue_.empty(); });
-        if (!running_) return;
-        const std::string site = queue_.front();
-        queue_.pop_front();
-        Slot& slot = slots_[site];
-        slot.queued = false;
-        slot.running = true;
-        const bool poll = slot.poll;
-        const uint64_t tick = std::exchange(slot.tick, 0);
-        lock.unlock();
-        try {
-            reconcile(site, poll);
-        } catch (const std::exception& e) {
-            spdlog::error("site {}: reconcile failed unexpectedly: {}", site, e.what());
-        }
-        lock.lock();
-        tick_run_done_locked(tick);
-        Slot& after = slots_[site];
-        after.running = false;
-        if (after.again && running_) {
-            after.again = false;
-            after.queued = true;
-            after.poll = false;
-            queue_.push_back(site);
-            cv_.notify_one();
-        } else if (!after.queued) {
-            slots_.erase(site);
-        }
-    }
-}
-
-void Reconciler::tick_run_done_locked(uint64_t tick) {
-    if (tick == 0 || tick != tick_ || tick_outstanding_ == 0 || --tick_outstanding_ > 0) return;
-    finish_tick_locked();
-}
-
-void Reconciler::finish_tick_locked() {
-    metrics_.tick_done(std::chrono::duration<double>(SteadyClock::now() - tick_started_).count());
-}
-
 void Reconciler::poll_loop() {
-    std::unique_lock lock(mu_);
-    for (;;) {
-        poll_cv_.wait_for(lock, config_.poll_interval, [this] { return !running_; });
-        if (!running_) return;
-        lock.unlock();
-        const auto names = store_.site_names();
-        lock.lock();
-        if (!running_) return;
-        ++tick_;
-        tick_started_ = SteadyClock::now();
-        tick_outstanding_ = 0;
-        for (const auto& name : names) {
-            if (!enqueue_locked(name, true)) continue;
-            slots_[name].tick = tick_;
-            ++tick_outstanding_;
-        }
-        if (tick_outstanding_ == 0) finish_tick_locked();
-        cv_.notify_all();
-    }
+    while (queue_.sleep(config_.poll_interval)) queue_.push_tick(store_.site_names());
 }
 
 bool Reconciler::converged_on_disk(const SiteRecord& s) const {
@@ -215,10 +119,7 @@ bool Reconciler::poll_due(const SiteRecord& s) {
     if (!s.field("commit").value.empty()) return false;  // a pin follows nothing; its own failure waits for a write
     try {
         GitRepo repo(SitePaths(config_.data_dir, s.name).repo);
-        const RemoteAccess access(config_, known_hosts_, s, [this] {
-            std::lock_guard lock(mu_);
-            return !running_;
-        });
+        const RemoteAccess access(config_, known_hosts_, s, [this] { return queue_.stopped(); });
         const std::string head = repo.remote_head(access.url(), s.field("branch").value, access.options());
         backoffs_.reached(s.name);
         show_poll_error(s, "", {});
@@ -406,10 +307,7 @@ void Reconciler::reconcile(const std::string& name, bool poll) {
     store_.report(name, generation, deploying);
 
     Deploy d(config_, proxy_, known_hosts_, site, [this, name, generation] {
-        {
-            std::lock_guard lock(mu_);
-            if (!running_) return true;
-        }
+        if (queue_.stopped()) return true;
         const SiteRef now = store_.site(name);
         return !now || now->generation != generation;
     });

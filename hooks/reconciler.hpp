@@ -9,10 +9,6 @@
 // the proxy.
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -23,6 +19,7 @@
 #include "hooks/deploy.hpp"
 #include "hooks/deploy_log.hpp"
 #include "hooks/deploy_metrics.hpp"
+#include "hooks/work_queue.hpp"
 #include "store/store.hpp"
 
 namespace sitesfs::hooks {
@@ -46,17 +43,6 @@ public:
     std::string metrics() const;
 
 private:
-    struct Slot {
-        bool queued = false;
-        bool running = false;
-        bool again = false;  // a change arrived while running: run once more afterwards
-        bool poll = false;   // the queued run is a poll tick (checks the remote before any work)
-        uint64_t tick = 0;   // the poll tick that queued it (0: none), for the tick's duration
-    };
-
-    void schedule(const std::string& site, bool poll);
-    bool enqueue_locked(const std::string& site, bool poll);
-    void work();
     void poll_loop();
     void reconcile(const std::string& site, bool poll);
     bool poll_due(const SiteRecord& site);
@@ -67,8 +53,6 @@ private:
     void load_served();
     std::vector<std::string> orphans() const;
     void remove_crash_leftovers() const;
-    void tick_run_done_locked(uint64_t tick);
-    void finish_tick_locked();
     void record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry);
 
     // The store outlives us and cannot unsubscribe; its listener reaches us through this, which
@@ -89,18 +73,7 @@ private:
     DeployMetrics metrics_;
     SiteBackoffs backoffs_;  // failed deploys and unreachable remotes (backoff.hpp)
 
-    mutable std::mutex mu_;
-    std::condition_variable cv_;       // workers: the queue has work
-    std::condition_variable poll_cv_;  // the poller: stop (its own, so a notify_one never wakes it instead of a worker)
-    std::map<std::string, Slot> slots_;
-    std::deque<std::string> queue_;
-    // The current poll tick: its number, when it began, and how many of its runs are unfinished.
-    // A tick ends when all have finished; a tick that a newer one overtakes is not recorded.
-    uint64_t tick_ = 0;
-    SteadyTime tick_started_{};
-    size_t tick_outstanding_ = 0;
-    bool running_ = false;
-    std::vector<std::thread> workers_;
+    WorkQueue queue_;
     std::thread poller_;
 };
 
