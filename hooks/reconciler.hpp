@@ -33,7 +33,7 @@ public:
     Reconciler(const Reconciler&) = delete;
     Reconciler& operator=(const Reconciler&) = delete;
 
-    // Subscribes to the store, reports data dirs that belong to no site, queues every site that
+    // Recovers from disk (startup_recovery.hpp), subscribes to the store, queues every site that
     // is not converged on disk, and starts the workers and the poller.
     void start();
     // Stops taking work, makes running runs stop at their next step (undoing), and joins.
@@ -49,10 +49,6 @@ private:
     void show_poll_error(const SiteRecord& site, const std::string& what, Timestamp retry_at);
     void refresh_certificates(const std::string& site);
     void unpublish(const std::string& site, bool remove_data);
-    bool converged_on_disk(const SiteRecord& site) const;
-    void load_served();
-    std::vector<std::string> orphans() const;
-    void remove_crash_leftovers() const;
     void record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry);
 
     // The store outlives us and cannot unsubscribe; its listener reaches us through this, which
