@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -35,12 +36,14 @@ std::string one_line(const std::string& text) {
     return out;
 }
 
-bool complete(const SiteRecord& s) { return !s.field("repo").value.empty() && !s.field("domain").value.empty(); }
-
 std::vector<std::string> step_names(const std::vector<std::unique_ptr<Step>>& steps) {
     std::vector<std::string> names;
     for (const auto& step : steps) names.emplace_back(step->name());
     return names;
+}
+
+int64_t ms_since(SteadyClock::time_point started) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count();
 }
 
 }  // namespace
@@ -63,12 +66,7 @@ Reconciler::~Reconciler() { stop(); }
 void Reconciler::start() {
     StartupRecovery recovery(store_, config_, proxy_);
     recovery.clean_up();
-    inbox_->target = this;
-    store_.subscribe([inbox = inbox_](const Change& c) {
-        if (c.kind == Change::Kind::Actual || c.kind == Change::Kind::Times) return;
-        std::lock_guard lock(inbox->mu);
-        if (inbox->target) inbox->target->queue_.push(c.site);
-    });
+    subscribe();
     for (const auto& name : recovery.sites_to_run()) queue_.push(name);
     queue_.start(std::max(1u, config_.workers));
     if (config_.poll_interval.count() > 0) poller_ = std::thread([this] { poll_loop(); });
@@ -86,11 +84,63 @@ void Reconciler::stop() {
     if (poller_.joinable()) poller_.join();
 }
 
+// Every write queues its site; the reconciler's own reports (actual state, times) do not.
+void Reconciler::subscribe() {
+    {
+        std::lock_guard lock(inbox_->mu);
+        inbox_->target = this;
+    }
+    store_.subscribe([inbox = inbox_](const Change& c) {
+        if (c.kind == Change::Kind::Actual || c.kind == Change::Kind::Times) return;
+        std::lock_guard lock(inbox->mu);
+        if (inbox->target) inbox->target->queue_.push(c.site);
+    });
+}
+
 void Reconciler::poll_loop() {
     while (queue_.sleep(config_.poll_interval)) queue_.push_tick(store_.site_names());
 }
 
-// Whether a poll tick runs `s` now (see backoff.hpp). Nothing is asked of the remote while a
+std::string Reconciler::metrics() const {
+    return metrics_.runs_text() + proxy_.metrics() + certificates_.metrics() + metrics_.ticks_text();
+}
+
+// One run of a site: bring what it serves to its newest generation, or take it down.
+void Reconciler::reconcile(const std::string& name, bool poll) {
+    const SiteRef site = store_.site(name);
+    if (!site || site_state(*site) == SiteState::incomplete) return take_down(name, site);
+    if (poll && !poll_due(*site)) return refresh_certificates(name);
+    const Run run = run_deploy(site);
+    if (run.result.superseded) {
+        spdlog::info("site {}: generation {} superseded before {}; the newer one runs next", name, run.generation,
+                     run.result.step);
+        return;
+    }
+    Report report = report_of(*site, run);
+    schedule_retry(name, run, report.next);
+    finish(*site, run, report);
+}
+
+// A site the store no longer has, or one without a repo or a domain, serves nothing: it leaves the
+// proxy (a removed site's data dir goes too), and its backoffs and certificates are forgotten.
+void Reconciler::take_down(const std::string& name, const SiteRef& site) {
+    backoffs_.forget(name);
+    certificates_.forget(name);
+    if (!site) return unpublish(name, true);
+    unpublish(name, false);
+    if (site->actual.commit.empty()) return;
+    // Nothing is served any more; `commit` and `status` must not say otherwise.
+    ActualState cleared = site->actual;
+    cleared.state = SiteState::none;
+    cleared.commit.clear();
+    cleared.domain.clear();
+    cleared.path.clear();
+    cleared.tls.clear();
+    cleared.retry_at = {};
+    store_.report(name, site->generation, cleared);
+}
+
+// Whether a poll tick deploys `s` now (see backoff.hpp). Nothing is asked of the remote while a
 // backoff runs: a broken site costs one try per backoff period, not one per tick.
 bool Reconciler::poll_due(const SiteRecord& s) {
     if (s.actual.generation != s.generation || !settled(s.actual.state)) return true;
@@ -99,20 +149,103 @@ bool Reconciler::poll_due(const SiteRecord& s) {
     if (!decision.retried_step.empty()) metrics_.retried(decision.retried_step);
     if (decision.verdict != SiteBackoffs::PollDecision::ask) return decision.verdict == SiteBackoffs::PollDecision::run;
     if (!s.field("commit").value.empty()) return false;  // a pin follows nothing; its own failure waits for a write
+    return remote_moved(s, decision.failed_commit.value_or(s.actual.commit), now);
+}
+
+// Lists the remote's refs (no pack): whether the branch is at another commit than `last_commit`.
+// An unreachable remote leaves the served release alone; it is asked again after a backoff.
+bool Reconciler::remote_moved(const SiteRecord& s, const std::string& last_commit, SteadyTime now) {
     try {
         GitRepo repo(SitePaths(config_.data_dir, s.name).repo);
         const RemoteAccess access(config_, known_hosts_, s, [this] { return queue_.stopped(); });
         const std::string head = repo.remote_head(access.url(), s.field("branch").value, access.options());
         backoffs_.reached(s.name);
         show_poll_error(s, "", {});
-        return head != decision.failed_commit.value_or(s.actual.commit);
+        return head != last_commit;
     } catch (const std::exception& e) {
-        // An unreachable remote leaves the served release alone; it is asked again after a backoff.
         const std::chrono::milliseconds wait = backoffs_.unreachable(s.name, now);
         spdlog::warn("site {}: poll: {}; asking again in {} s", s.name, e.what(), wait.count() / 1000);
         show_poll_error(s, e.what(), Clock::now() + wait);
         return false;
     }
+}
+
+// Says `deploying` for the site's generation and runs the steps; a newer generation or a stop makes
+// the run stop at its next step.
+Reconciler::Run Reconciler::run_deploy(const SiteRef& site) {
+    const std::string name = site->name;
+    const uint64_t generation = site->generation;
+    const auto started = SteadyClock::now();
+    ActualState deploying = site->actual;
+    deploying.state = SiteState::deploying;
+    deploying.error.clear();
+    deploying.retry_at = {};
+    store_.report(name, generation, deploying);
+    Run run{Deploy(config_, proxy_, known_hosts_, site, [this, name, generation] {
+                if (queue_.stopped()) return true;
+                const SiteRef now = store_.site(name);
+                return !now || now->generation != generation;
+            }),
+            generation, {}, 0};
+    run.result = run_steps(run.deploy, steps_);
+    run.dur_ms = ms_since(started);
+    return run;
+}
+
+// The site's actual state after the run (live on the new commit, or failed with `STEP: reason`),
+// and the deploy log's entry.
+Reconciler::Report Reconciler::report_of(const SiteRecord& site, const Run& run) {
+    const Deploy& d = run.deploy;
+    Report r{site.actual, {Clock::now(), site.name, "", d.commit, site.actual.commit, run.dur_ms, ""}};
+    r.next.retry_at = {};
+    if (!run.result.ok) {
+        r.entry.action = "failed";
+        r.next.state = SiteState::failed;
+        r.next.error = one_line(run.result.step + ": " + run.result.error);
+        if (!run.result.undo_error.empty()) r.next.error += " (and " + one_line(run.result.undo_error) + ")";
+        r.entry.error = r.next.error;
+        return r;
+    }
+    r.next.state = SiteState::live;
+    r.next.commit = d.commit;
+    r.next.domain = site.field("domain").value;
+    r.next.path = site.field("path").value;
+    r.next.error.clear();
+    if (certificates_.enabled()) r.next.tls = certificates_.refresh(site.name, split_domains(r.next.domain));
+    r.entry.action = d.changed_anything() ? "deployed" : "up-to-date";
+    for (const auto& note : d.notes) spdlog::info("site {}: {}", site.name, note);
+    r.entry.notes = d.notes;
+    return r;
+}
+
+// A success clears the site's backoffs; a failure the host caused is run again after its backoff,
+// and `status` says when (`retry:`).
+void Reconciler::schedule_retry(const std::string& site, const Run& run, ActualState& next) {
+    if (run.result.ok) return backoffs_.deploy_succeeded(site);
+    const auto wait =
+        backoffs_.deploy_failed(site, run.deploy.commit, run.result.step, run.generation, SteadyClock::now());
+    if (wait) next.retry_at = Clock::now() + *wait;
+}
+
+// Counts the run, records its outcome in the store and the deploy log, and prunes old releases.
+void Reconciler::finish(const SiteRecord& site, const Run& run, const Report& report) {
+    metrics_.run_done(report.entry.action, run.result.ok ? "" : run.result.step, run.dur_ms);
+    record(site, run.generation, report.next, report.entry);
+    if (!run.result.ok) {
+        spdlog::warn("site {}: deploy of generation {} failed: {}", site.name, run.generation, report.next.error);
+        return;
+    }
+    spdlog::info("site {}: {} {} in {} ms", site.name, report.entry.action, run.deploy.commit.substr(0, 12), run.dur_ms);
+    if (run.deploy.switched) prune_releases(run.deploy.paths, config_.keep_releases);
+}
+
+void Reconciler::record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry) {
+    log_.append(entry);
+    next.log = before.actual.log;
+    next.log.push_back(to_site_line(entry));
+    if (next.log.size() > kSiteLogLines) next.log.erase(next.log.begin(), next.log.end() - kSiteLogLines);
+    if (const Outcome o = store_.report(before.name, generation, next); !o.ok())
+        spdlog::warn("site {}: could not record the outcome: {}", before.name, o.reason);
 }
 
 // A live site whose branch cannot be checked still serves, but `status` says why it is not
@@ -169,108 +302,11 @@ void Reconciler::unpublish(const std::string& site, bool remove_data) {
     }
     if (!remove_data && entry.prev.empty()) return;  // an incomplete site that never served: nothing happened
     if (!remove_data) entry.action = entry.error.empty() ? "unpublished" : entry.action;
-    entry.dur_ms = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count();
+    entry.dur_ms = ms_since(started);
     log_.append(entry);
     metrics_.run_done(entry.action, entry.error.empty() ? "" : "proxy", entry.dur_ms);
     if (!entry.error.empty()) spdlog::error("site {}: {}", site, entry.error);
     else spdlog::info("site {}: {}", site, entry.action);
-}
-
-std::string Reconciler::metrics() const {
-    return metrics_.runs_text() + proxy_.metrics() + certificates_.metrics() + metrics_.ticks_text();
-}
-
-void Reconciler::record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry) {
-    log_.append(entry);
-    next.log = before.actual.log;
-    next.log.push_back(to_site_line(entry));
-    if (next.log.size() > kSiteLogLines) next.log.erase(next.log.begin(), next.log.end() - kSiteLogLines);
-    if (const Outcome o = store_.report(before.name, generation, next); !o.ok())
-        spdlog::warn("site {}: could not record the outcome: {}", before.name, o.reason);
-}
-
-void Reconciler::reconcile(const std::string& name, bool poll) {
-    const SiteRef site = store_.site(name);
-    if (!site || !complete(*site)) backoffs_.forget(name);
-    if (!site) {
-        certificates_.forget(name);
-        return unpublish(name, true);
-    }
-    if (!complete(*site)) {
-        certificates_.forget(name);
-        unpublish(name, false);
-        if (!site->actual.commit.empty()) {
-            // Nothing is served any more; `commit` and `status` must not say otherwise.
-            ActualState cleared = site->actual;
-            cleared.state = SiteState::none;
-            cleared.commit.clear();
-            cleared.domain.clear();
-            cleared.path.clear();
-            cleared.tls.clear();
-            cleared.retry_at = {};
-            store_.report(name, site->generation, cleared);
-        }
-        return;
-    }
-    if (poll && !poll_due(*site)) {
-        refresh_certificates(name);
-        return;
-    }
-
-    const uint64_t generation = site->generation;
-    const auto started = SteadyClock::now();
-    ActualState deploying = site->actual;
-    deploying.state = SiteState::deploying;
-    deploying.error.clear();
-    deploying.retry_at = {};
-    store_.report(name, generation, deploying);
-
-    Deploy d(config_, proxy_, known_hosts_, site, [this, name, generation] {
-        if (queue_.stopped()) return true;
-        const SiteRef now = store_.site(name);
-        return !now || now->generation != generation;
-    });
-    const RunResult result = run_steps(d, steps_);
-    const auto dur = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count();
-    if (result.superseded) {
-        spdlog::info("site {}: generation {} superseded before {}; the newer one runs next", name, generation, result.step);
-        return;
-    }
-    ActualState next = site->actual;
-    next.retry_at = {};
-    DeployLogEntry entry{Clock::now(), name, "", "", site->actual.commit, dur, ""};
-    if (result.ok) {
-        next.state = SiteState::live;
-        next.commit = d.commit;
-        next.domain = site->field("domain").value;
-        next.path = site->field("path").value;
-        next.error.clear();
-        if (certificates_.enabled()) next.tls = certificates_.refresh(name, split_domains(next.domain));
-        entry.action = d.changed_anything() ? "deployed" : "up-to-date";
-        entry.commit = d.commit;
-        for (const auto& note : d.notes) spdlog::info("site {}: {}", name, note);
-        entry.notes = d.notes;
-    } else {
-        next.state = SiteState::failed;
-        next.error = one_line(result.step + ": " + result.error);
-        if (!result.undo_error.empty()) next.error += " (and " + one_line(result.undo_error) + ")";
-        entry.action = "failed";
-        entry.commit = d.commit;
-        entry.error = next.error;
-    }
-    if (result.ok) {
-        backoffs_.deploy_succeeded(name);
-    } else if (const auto wait = backoffs_.deploy_failed(name, d.commit, result.step, generation, SteadyClock::now())) {
-        next.retry_at = Clock::now() + *wait;  // a failure the host caused: `retry:` says when
-    }
-    metrics_.run_done(entry.action, result.ok ? "" : result.step, entry.dur_ms);
-    record(*site, generation, next, entry);
-    if (result.ok) {
-        spdlog::info("site {}: {} {} in {} ms", name, entry.action, d.commit.substr(0, 12), dur);
-        if (d.switched) prune_releases(d.paths, config_.keep_releases);
-    } else {
-        spdlog::warn("site {}: deploy of generation {} failed: {}", name, generation, next.error);
-    }
 }
 
 }  // namespace sitesfs::hooks

@@ -7,8 +7,14 @@
 // step and undoes what it did; the store fences its reports, so an older run never overwrites a
 // newer result. FUSE handlers only ever queue work here; they never wait on git, the network or
 // the proxy.
+//
+// Its parts, each with its own lock, none of which is held while another part is called:
+// the work queue (work_queue.hpp), the backoffs (backoff.hpp), the metrics (deploy_metrics.hpp),
+// and, before any of them runs, the start-up recovery (startup_recovery.hpp). This class holds
+// only the run itself: decide, run the steps, report, schedule the retry.
 #pragma once
 
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -39,20 +45,41 @@ public:
     // Stops taking work, makes running runs stop at their next step (undoing), and joins.
     void stop();
 
-    // Prometheus text: runs by outcome, failures by step, run durations, the last reload.
+    // Prometheus text: runs by outcome, failures by step, run durations, retries, the proxy's
+    // reloads, certificates, poll ticks.
     std::string metrics() const;
 
 private:
+    // One deploy run of one generation, as the steps left it.
+    struct Run {
+        Deploy deploy;
+        uint64_t generation;
+        RunResult result;
+        int64_t dur_ms = 0;
+    };
+    // What a finished run reports: the site's new actual state and the deploy log's entry.
+    struct Report {
+        ActualState next;
+        DeployLogEntry entry;
+    };
+
+    void subscribe();
     void poll_loop();
     void reconcile(const std::string& site, bool poll);
+    void take_down(const std::string& name, const SiteRef& site);
     bool poll_due(const SiteRecord& site);
+    bool remote_moved(const SiteRecord& site, const std::string& last_commit, SteadyTime now);
+    Run run_deploy(const SiteRef& site);
+    Report report_of(const SiteRecord& site, const Run& run);
+    void schedule_retry(const std::string& site, const Run& run, ActualState& next);
+    void finish(const SiteRecord& site, const Run& run, const Report& report);
     void show_poll_error(const SiteRecord& site, const std::string& what, Timestamp retry_at);
     void refresh_certificates(const std::string& site);
     void unpublish(const std::string& site, bool remove_data);
     void record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry);
 
     // The store outlives us and cannot unsubscribe; its listener reaches us through this, which
-    // stop() empties.
+    // stop() empties. Its lock is held while the listener queues a site (Inbox::mu → the queue's).
     struct Inbox {
         std::mutex mu;
         Reconciler* target = nullptr;
@@ -68,7 +95,6 @@ private:
     const std::vector<std::unique_ptr<Step>> steps_;
     DeployMetrics metrics_;
     SiteBackoffs backoffs_;  // failed deploys and unreachable remotes (backoff.hpp)
-
     WorkQueue queue_;
     std::thread poller_;
 };
