@@ -4,11 +4,10 @@
 
 #include <algorithm>
 #include <optional>
-#include <set>
 #include <system_error>
 #include <utility>
 
-#include "common/files.hpp"
+#include "hooks/startup_recovery.hpp"
 #include "schemas/site_schema.hpp"
 #include "schemas/validators.hpp"
 
@@ -37,21 +36,14 @@ std::string one_line(const std::string& text) {
     return out;
 }
 
-bool complete(const SiteRecord& s) { return !s.field("repo").value.empty() && !s.field("domain").value.empty(); }
-
-// Steps whose failure says more about the host (network, disk, Caddy, D-Bus) than about the commit.
-// `proxy` (Caddy refused the config) and `health` (the release does not answer) are the commit's.
-bool host_failure(const std::string& step) {
-    return step == "fetch" || step == "stage" || step == "switch" || step == "reload";
+std::vector<std::string> step_names(const std::vector<std::unique_ptr<Step>>& steps) {
+    std::vector<std::string> names;
+    for (const auto& step : steps) names.emplace_back(step->name());
+    return names;
 }
 
-// The poll interval, doubled after every further failure of the same commit at the same step, up
-// to an hour (or the poll interval, when that is longer).
-std::chrono::milliseconds retry_backoff(std::chrono::milliseconds poll_interval, int attempts) {
-    const std::chrono::milliseconds cap = std::max<std::chrono::milliseconds>(poll_interval, std::chrono::hours(1));
-    std::chrono::milliseconds wait = poll_interval;
-    for (int i = 1; i < attempts && wait < cap; ++i) wait *= 2;
-    return std::min(wait, cap);
+int64_t ms_since(SteadyClock::time_point started) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count();
 }
 
 }  // namespace
@@ -63,36 +55,23 @@ Reconciler::Reconciler(Store& store, HooksConfig config)
       known_hosts_(config_.known_hosts, config_.host_key_policy, config_.host_key_pins),
       log_(config_.deploy_log),
       certificates_(config_.health.tls_address, config_.health.timeout),
-      steps_(deploy_steps()) {}
+      steps_(deploy_steps()),
+      metrics_(step_names(steps_)),
+      backoffs_(config_.poll_interval),
+      queue_([this](const std::string& site, bool poll) { reconcile(site, poll); },
+             [this](double seconds) { metrics_.tick_done(seconds); }) {}
 
 Reconciler::~Reconciler() { stop(); }
 
 void Reconciler::start() {
-    remove_crash_leftovers();
-    load_served();
-    const std::vector<std::string> removed = orphans();
-    {
-        std::lock_guard lock(mu_);
-        running_ = true;
-    }
-    inbox_->target = this;
-    store_.subscribe([inbox = inbox_](const Change& c) {
-        if (c.kind == Change::Kind::Actual || c.kind == Change::Kind::Times) return;
-        std::lock_guard lock(inbox->mu);
-        if (inbox->target) inbox->target->schedule(c.site, false);
-    });
-    for (const auto& name : store_.site_names()) {
-        const SiteRef s = store_.site(name);
-        if (s && !converged_on_disk(*s)) schedule(name, false);
-    }
-    // Sites the proxy serves that the store no longer has (removed while a run was cut short).
-    for (const auto& name : proxy_.served_sites())
-        if (!store_.site(name)) schedule(name, false);
-    for (const auto& name : removed) schedule(name, false);
-    for (unsigned i = 0; i < std::max(1u, config_.workers); ++i) workers_.emplace_back([this] { work(); });
+    StartupRecovery recovery(store_, config_, proxy_);
+    recovery.clean_up();
+    subscribe();
+    for (const auto& name : recovery.sites_to_run()) queue_.push(name);
+    queue_.start(std::max(1u, config_.workers));
     if (config_.poll_interval.count() > 0) poller_ = std::thread([this] { poll_loop(); });
     spdlog::info("reconciler: {} workers, poll every {} s, data in {}, proxy config {}, reload by {}",
-                 workers_.size(), config_.poll_interval.count() / 1000, config_.data_dir.string(),
+                 queue_.workers(), config_.poll_interval.count() / 1000, config_.data_dir.string(),
                  config_.proxy.file.string(), proxy_.describe_reloader());
 }
 
@@ -101,163 +80,172 @@ void Reconciler::stop() {
         std::lock_guard lock(inbox_->mu);
         inbox_->target = nullptr;
     }
-    {
-        std::lock_guard lock(mu_);
-        if (!running_) return;
-        running_ = false;
-    }
-    cv_.notify_all();
-    poll_cv_.notify_all();
-    for (auto& t : workers_) t.join();
-    workers_.clear();
+    queue_.stop();
     if (poller_.joinable()) poller_.join();
 }
 
-void Reconciler::schedule(const std::string& site, bool poll) {
+// Every write queues its site; the reconciler's own reports (actual state, times) do not.
+void Reconciler::subscribe() {
     {
-        std::lock_guard lock(mu_);
-        if (!running_ || !enqueue_locked(site, poll)) return;
+        std::lock_guard lock(inbox_->mu);
+        inbox_->target = this;
     }
-    cv_.notify_one();
-}
-
-// Queues a run of `site` unless one is queued or running; returns whether it queued one.
-bool Reconciler::enqueue_locked(const std::string& site, bool poll) {
-    Slot& s = slots_[site];
-    if (s.running) {
-        if (!poll) s.again = true;  // a poll tick during a run has nothing to add
-        return false;
-    }
-    if (s.queued) {
-        if (!poll) s.poll = false;
-        return false;
-    }
-    s.queued = true;
-    s.poll = poll;
-    queue_.push_back(site);
-    return true;
-}
-
-void Reconciler::work() {
-    std::unique_lock lock(mu_);
-    for (;;) {
-        cv_.wait(lock, [this] { return !running_ || !queue_.empty(); });
-        if (!running_) return;
-        const std::string site = queue_.front();
-        queue_.pop_front();
-        Slot& slot = slots_[site];
-        slot.queued = false;
-        slot.running = true;
-        const bool poll = slot.poll;
-        const uint64_t tick = std::exchange(slot.tick, 0);
-        lock.unlock();
-        try {
-            reconcile(site, poll);
-        } catch (const std::exception& e) {
-            spdlog::error("site {}: reconcile failed unexpectedly: {}", site, e.what());
-        }
-        lock.lock();
-        tick_run_done_locked(tick);
-        Slot& after = slots_[site];
-        after.running = false;
-        if (after.again && running_) {
-            after.again = false;
-            after.queued = true;
-            after.poll = false;
-            queue_.push_back(site);
-            cv_.notify_one();
-        } else if (!after.queued) {
-            slots_.erase(site);
-        }
-    }
-}
-
-void Reconciler::tick_run_done_locked(uint64_t tick) {
-    if (tick == 0 || tick != tick_ || tick_outstanding_ == 0 || --tick_outstanding_ > 0) return;
-    finish_tick_locked();
-}
-
-void Reconciler::finish_tick_locked() {
-    last_tick_seconds_ = std::chrono::duration<double>(SteadyClock::now() - tick_started_).count();
-    ++ticks_done_;
+    store_.subscribe([inbox = inbox_](const Change& c) {
+        if (c.kind == Change::Kind::Actual || c.kind == Change::Kind::Times) return;
+        std::lock_guard lock(inbox->mu);
+        if (inbox->target) inbox->target->queue_.push(c.site);
+    });
 }
 
 void Reconciler::poll_loop() {
-    std::unique_lock lock(mu_);
-    for (;;) {
-        poll_cv_.wait_for(lock, config_.poll_interval, [this] { return !running_; });
-        if (!running_) return;
-        lock.unlock();
-        const auto names = store_.site_names();
-        lock.lock();
-        if (!running_) return;
-        ++tick_;
-        tick_started_ = SteadyClock::now();
-        tick_outstanding_ = 0;
-        for (const auto& name : names) {
-            if (!enqueue_locked(name, true)) continue;
-            slots_[name].tick = tick_;
-            ++tick_outstanding_;
-        }
-        if (tick_outstanding_ == 0) finish_tick_locked();
-        cv_.notify_all();
+    while (queue_.sleep(config_.poll_interval)) queue_.push_tick(store_.site_names());
+}
+
+std::string Reconciler::metrics() const {
+    return metrics_.runs_text() + proxy_.metrics() + certificates_.metrics() + metrics_.ticks_text();
+}
+
+// One run of a site: bring what it serves to its newest generation, or take it down.
+void Reconciler::reconcile(const std::string& name, bool poll) {
+    const SiteRef site = store_.site(name);
+    if (!site || site_state(*site) == SiteState::incomplete) return take_down(name, site);
+    if (poll && !poll_due(*site)) return refresh_certificates(name);
+    const Run run = run_deploy(site);
+    if (run.result.superseded) {
+        spdlog::info("site {}: generation {} superseded before {}; the newer one runs next", name, run.generation,
+                     run.result.step);
+        return;
     }
+    Report report = report_of(*site, run);
+    schedule_retry(name, run, report.next);
+    finish(*site, run, report);
 }
 
-bool Reconciler::converged_on_disk(const SiteRecord& s) const {
-    if (!complete(s)) return !proxy_.serves(s.name);
-    if (s.actual.state != SiteState::live || s.actual.generation != s.generation || s.actual.commit.empty()) return false;
-    const SitePaths paths(config_.data_dir, s.name);
-    std::error_code ec;
-    const auto target = stdfs::read_symlink(paths.current, ec);
-    return !ec && target == stdfs::path("releases") / s.actual.commit && stdfs::is_directory(paths.release(s.actual.commit), ec);
+// A site the store no longer has, or one without a repo or a domain, serves nothing: it leaves the
+// proxy (a removed site's data dir goes too), and its backoffs and certificates are forgotten.
+void Reconciler::take_down(const std::string& name, const SiteRef& site) {
+    backoffs_.forget(name);
+    certificates_.forget(name);
+    if (!site) return unpublish(name, true);
+    unpublish(name, false);
+    if (site->actual.commit.empty()) return;
+    // Nothing is served any more; `commit` and `status` must not say otherwise.
+    ActualState cleared = site->actual;
+    cleared.state = SiteState::none;
+    cleared.commit.clear();
+    cleared.domain.clear();
+    cleared.path.clear();
+    cleared.tls.clear();
+    cleared.retry_at = {};
+    store_.report(name, site->generation, cleared);
 }
 
-// Whether a poll tick runs `s` now (see Failure in reconciler.hpp). Nothing is asked of the
-// remote while a backoff runs: a broken site costs one try per backoff period, not one per tick.
+// Whether a poll tick deploys `s` now (see backoff.hpp). Nothing is asked of the remote while a
+// backoff runs: a broken site costs one try per backoff period, not one per tick.
 bool Reconciler::poll_due(const SiteRecord& s) {
     if (s.actual.generation != s.generation || !settled(s.actual.state)) return true;
     const auto now = SteadyClock::now();
-    std::optional<Failure> failure;
-    {
-        std::lock_guard lock(mu_);
-        if (const auto it = failed_on_.find(s.name); it != failed_on_.end()) failure = it->second;
-        if (s.actual.state == SiteState::failed && !failure) return true;  // failed before this start: once, to learn why
-        if (failure && host_failure(failure->step)) {
-            if (now < failure->retry_at) return false;
-            ++retries_[failure->step];
-            return true;
-        }
-        if (const auto it = unreachable_.find(s.name); it != unreachable_.end() && now < it->second.retry_at)
-            return false;
-    }
+    const auto decision = backoffs_.on_poll(s.name, s.actual.state == SiteState::failed, now);
+    if (!decision.retried_step.empty()) metrics_.retried(decision.retried_step);
+    if (decision.verdict != SiteBackoffs::PollDecision::ask) return decision.verdict == SiteBackoffs::PollDecision::run;
     if (!s.field("commit").value.empty()) return false;  // a pin follows nothing; its own failure waits for a write
+    return remote_moved(s, decision.failed_commit.value_or(s.actual.commit), now);
+}
+
+// Lists the remote's refs (no pack): whether the branch is at another commit than `last_commit`.
+// An unreachable remote leaves the served release alone; it is asked again after a backoff.
+bool Reconciler::remote_moved(const SiteRecord& s, const std::string& last_commit, SteadyTime now) {
     try {
         GitRepo repo(SitePaths(config_.data_dir, s.name).repo);
-        const RemoteAccess access(config_, known_hosts_, s, [this] {
-            std::lock_guard lock(mu_);
-            return !running_;
-        });
+        const RemoteAccess access(config_, known_hosts_, s, [this] { return queue_.stopped(); });
         const std::string head = repo.remote_head(access.url(), s.field("branch").value, access.options());
-        {
-            std::lock_guard lock(mu_);
-            unreachable_.erase(s.name);
-        }
+        backoffs_.reached(s.name);
         show_poll_error(s, "", {});
-        return head != (failure ? failure->commit : s.actual.commit);
+        return head != last_commit;
     } catch (const std::exception& e) {
-        // An unreachable remote leaves the served release alone; it is asked again after a backoff.
-        std::chrono::milliseconds wait;
-        {
-            std::lock_guard lock(mu_);
-            Unreachable& u = unreachable_[s.name];
-            wait = retry_backoff(config_.poll_interval, ++u.attempts);
-            u.retry_at = now + wait;
-        }
+        const std::chrono::milliseconds wait = backoffs_.unreachable(s.name, now);
         spdlog::warn("site {}: poll: {}; asking again in {} s", s.name, e.what(), wait.count() / 1000);
         show_poll_error(s, e.what(), Clock::now() + wait);
         return false;
     }
+}
+
+// Says `deploying` for the site's generation and runs the steps; a newer generation or a stop makes
+// the run stop at its next step.
+Reconciler::Run Reconciler::run_deploy(const SiteRef& site) {
+    const std::string name = site->name;
+    const uint64_t generation = site->generation;
+    const auto started = SteadyClock::now();
+    ActualState deploying = site->actual;
+    deploying.state = SiteState::deploying;
+    deploying.error.clear();
+    deploying.retry_at = {};
+    store_.report(name, generation, deploying);
+    Run run{Deploy(config_, proxy_, known_hosts_, site, [this, name, generation] {
+                if (queue_.stopped()) return true;
+                const SiteRef now = store_.site(name);
+                return !now || now->generation != generation;
+            }),
+            generation, {}, 0};
+    run.result = run_steps(run.deploy, steps_);
+    run.dur_ms = ms_since(started);
+    return run;
+}
+
+// The site's actual state after the run (live on the new commit, or failed with `STEP: reason`),
+// and the deploy log's entry.
+Reconciler::Report Reconciler::report_of(const SiteRecord& site, const Run& run) {
+    const Deploy& d = run.deploy;
+    Report r{site.actual, {Clock::now(), site.name, "", d.commit, site.actual.commit, run.dur_ms, ""}};
+    r.next.retry_at = {};
+    if (!run.result.ok) {
+        r.entry.action = "failed";
+        r.next.state = SiteState::failed;
+        r.next.error = one_line(run.result.step + ": " + run.result.error);
+        if (!run.result.undo_error.empty()) r.next.error += " (and " + one_line(run.result.undo_error) + ")";
+        r.entry.error = r.next.error;
+        return r;
+    }
+    r.next.state = SiteState::live;
+    r.next.commit = d.commit;
+    r.next.domain = site.field("domain").value;
+    r.next.path = site.field("path").value;
+    r.next.error.clear();
+    if (certificates_.enabled()) r.next.tls = certificates_.refresh(site.name, split_domains(r.next.domain));
+    r.entry.action = d.changed_anything() ? "deployed" : "up-to-date";
+    for (const auto& note : d.notes) spdlog::info("site {}: {}", site.name, note);
+    r.entry.notes = d.notes;
+    return r;
+}
+
+// A success clears the site's backoffs; a failure the host caused is run again after its backoff,
+// and `status` says when (`retry:`).
+void Reconciler::schedule_retry(const std::string& site, const Run& run, ActualState& next) {
+    if (run.result.ok) return backoffs_.deploy_succeeded(site);
+    const auto wait =
+        backoffs_.deploy_failed(site, run.deploy.commit, run.result.step, run.generation, SteadyClock::now());
+    if (wait) next.retry_at = Clock::now() + *wait;
+}
+
+// Counts the run, records its outcome in the store and the deploy log, and prunes old releases.
+void Reconciler::finish(const SiteRecord& site, const Run& run, const Report& report) {
+    metrics_.run_done(report.entry.action, run.result.ok ? "" : run.result.step, run.dur_ms);
+    record(site, run.generation, report.next, report.entry);
+    if (!run.result.ok) {
+        spdlog::warn("site {}: deploy of generation {} failed: {}", site.name, run.generation, report.next.error);
+        return;
+    }
+    spdlog::info("site {}: {} {} in {} ms", site.name, report.entry.action, run.deploy.commit.substr(0, 12), run.dur_ms);
+    if (run.deploy.switched) prune_releases(run.deploy.paths, config_.keep_releases);
+}
+
+void Reconciler::record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry) {
+    log_.append(entry);
+    next.log = before.actual.log;
+    next.log.push_back(to_site_line(entry));
+    if (next.log.size() > kSiteLogLines) next.log.erase(next.log.begin(), next.log.end() - kSiteLogLines);
+    if (const Outcome o = store_.report(before.name, generation, next); !o.ok())
+        spdlog::warn("site {}: could not record the outcome: {}", before.name, o.reason);
 }
 
 // A live site whose branch cannot be checked still serves, but `status` says why it is not
@@ -288,69 +276,6 @@ void Reconciler::refresh_certificates(const std::string& name) {
         spdlog::warn("site {}: could not record its certificates: {}", name, o.reason);
 }
 
-void Reconciler::load_served() {
-    std::map<std::string, ProxySite> served;
-    for (const auto& name : store_.site_names()) {
-        const SiteRef s = store_.site(name);
-        if (!s || s->actual.commit.empty() || s->actual.domain.empty()) continue;
-        const SitePaths paths(config_.data_dir, name);
-        served[name] = ProxySite{name, split_domains(s->actual.domain),
-                                 s->actual.path.empty() ? paths.current : paths.current / s->actual.path,
-                                 s->actual.commit};
-    }
-    proxy_.set_served(std::move(served));
-}
-
-// Site dirs of sites this state dir no longer has: a removal a crash cut short (the marker names
-// this state dir) is returned to be finished; anything else is only reported.
-std::vector<std::string> Reconciler::orphans() const {
-    std::error_code ec;
-    std::set<std::string> sites;
-    for (const auto& n : store_.site_names()) sites.insert(n);
-    std::vector<std::string> removed;
-    for (const auto& entry : stdfs::directory_iterator(config_.data_dir, ec)) {
-        const std::string name = entry.path().filename().string();
-        if (!entry.is_directory(ec) || sites.contains(name) || name.starts_with(".")) continue;
-        if (SitePaths(config_.data_dir, name).marked_for(config_.state_dir)) {
-            spdlog::info("site {}: removed, but its data dir {} is still there; removing it", name, entry.path().string());
-            removed.push_back(name);
-        } else {
-            spdlog::warn("data dir {} belongs to no site; sitesfs leaves it alone (remove it yourself if unneeded)",
-                         entry.path().string());
-        }
-    }
-    return removed;
-}
-
-// A sitesfs killed during a deploy leaves temp files that nothing would ever reuse or remove: no
-// run holds any site yet, so whatever is there is left over.
-void Reconciler::remove_crash_leftovers() const {
-    std::vector<stdfs::path> removed = remove_temp_files(config_.proxy.file);
-    if (!config_.proxy.main_config.empty()) {
-        const auto copies = remove_temp_files(config_.proxy.main_config);
-        removed.insert(removed.end(), copies.begin(), copies.end());
-    }
-    std::error_code ec;
-    for (const auto& entry : stdfs::directory_iterator(config_.data_dir, ec)) {
-        const std::string name = entry.path().filename().string();
-        if (name.starts_with(".") && name.ends_with(SitePaths::kTombstoneSuffix) && entry.is_directory(ec)) {
-            std::error_code rm;
-            stdfs::remove_all(entry.path(), rm);
-            if (!rm) removed.push_back(entry.path());
-            continue;
-        }
-        const SitePaths paths(config_.data_dir, name);
-        // A kill before the marker's rename leaves its temp file in a dir that has no marker yet;
-        // once that is gone the dir is empty, and the next deploy takes it over.
-        const auto marker_temps = remove_temp_files(paths.marker);
-        removed.insert(removed.end(), marker_temps.begin(), marker_temps.end());
-        if (!stdfs::exists(paths.marker, ec)) continue;
-        const auto work = remove_interrupted_work(paths);
-        removed.insert(removed.end(), work.begin(), work.end());
-    }
-    for (const auto& p : removed) spdlog::info("removed {}, left by an interrupted run", p.string());
-}
-
 void Reconciler::unpublish(const std::string& site, bool remove_data) {
     const auto started = SteadyClock::now();
     DeployLogEntry entry{Clock::now(), site, "removed", "", "", 0, ""};
@@ -377,170 +302,11 @@ void Reconciler::unpublish(const std::string& site, bool remove_data) {
     }
     if (!remove_data && entry.prev.empty()) return;  // an incomplete site that never served: nothing happened
     if (!remove_data) entry.action = entry.error.empty() ? "unpublished" : entry.action;
-    entry.dur_ms = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count();
+    entry.dur_ms = ms_since(started);
     log_.append(entry);
-    count(entry, entry.error.empty() ? "" : "proxy");
+    metrics_.run_done(entry.action, entry.error.empty() ? "" : "proxy", entry.dur_ms);
     if (!entry.error.empty()) spdlog::error("site {}: {}", site, entry.error);
     else spdlog::info("site {}: {}", site, entry.action);
-}
-
-void Reconciler::count(const DeployLogEntry& entry, const std::string& failed_step) {
-    std::lock_guard lock(mu_);
-    ++outcomes_[entry.action];
-    if (!failed_step.empty()) ++failed_steps_[failed_step];
-    duration_ms_sum_ += static_cast<uint64_t>(entry.dur_ms);
-    ++duration_count_;
-}
-
-std::string Reconciler::metrics() const {
-    std::string out;
-    const auto line = [&out](const std::string& name, const std::string& labels, const std::string& value) {
-        out += name + (labels.empty() ? "" : "{" + labels + "}") + " " + value + "\n";
-    };
-    std::lock_guard lock(mu_);
-    out += "# HELP sitesfs_reconciles_total Reconcile runs by outcome.\n# TYPE sitesfs_reconciles_total counter\n";
-    for (const char* outcome : {"deployed", "up-to-date", "failed", "removed", "unpublished"}) {
-        const auto it = outcomes_.find(outcome);
-        line("sitesfs_reconciles_total", std::string("outcome=\"") + outcome + "\"", std::to_string(it == outcomes_.end() ? 0 : it->second));
-    }
-    out += "# HELP sitesfs_deploy_failures_total Failed deploys by the step that failed.\n"
-           "# TYPE sitesfs_deploy_failures_total counter\n";
-    for (const auto& step : steps_) {
-        const auto it = failed_steps_.find(step->name());
-        line("sitesfs_deploy_failures_total", std::string("step=\"") + step->name() + "\"",
-             std::to_string(it == failed_steps_.end() ? 0 : it->second));
-    }
-    out += "# HELP sitesfs_reconcile_duration_seconds Time spent in reconcile runs.\n"
-           "# TYPE sitesfs_reconcile_duration_seconds summary\n";
-    line("sitesfs_reconcile_duration_seconds_sum", "", std::to_string(static_cast<double>(duration_ms_sum_) / 1000.0));
-    line("sitesfs_reconcile_duration_seconds_count", "", std::to_string(duration_count_));
-    out += "# HELP sitesfs_deploy_retries_total Runs started again after a failure the host caused, once its backoff "
-           "had passed, by the step that had failed.\n# TYPE sitesfs_deploy_retries_total counter\n";
-    for (const char* step : {"fetch", "stage", "switch", "reload"}) {
-        const auto it = retries_.find(step);
-        line("sitesfs_deploy_retries_total", std::string("step=\"") + step + "\"",
-             std::to_string(it == retries_.end() ? 0 : it->second));
-    }
-    out += proxy_.metrics();
-    out += certificates_.metrics();
-    out += "# HELP sitesfs_poll_ticks_total Poll ticks whose every remote check (and the deploys they started) finished.\n"
-           "# TYPE sitesfs_poll_ticks_total counter\n";
-    line("sitesfs_poll_ticks_total", "", std::to_string(ticks_done_));
-    out += "# HELP sitesfs_poll_tick_seconds How long the last finished poll tick took, from its start until its last run ended.\n"
-           "# TYPE sitesfs_poll_tick_seconds gauge\n";
-    line("sitesfs_poll_tick_seconds", "", std::to_string(last_tick_seconds_));
-    return out;
-}
-
-void Reconciler::record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry) {
-    log_.append(entry);
-    next.log = before.actual.log;
-    next.log.push_back(to_site_line(entry));
-    if (next.log.size() > kSiteLogLines) next.log.erase(next.log.begin(), next.log.end() - kSiteLogLines);
-    if (const Outcome o = store_.report(before.name, generation, next); !o.ok())
-        spdlog::warn("site {}: could not record the outcome: {}", before.name, o.reason);
-}
-
-void Reconciler::reconcile(const std::string& name, bool poll) {
-    const SiteRef site = store_.site(name);
-    if (!site || !complete(*site)) {
-        std::lock_guard lock(mu_);
-        failed_on_.erase(name);
-        unreachable_.erase(name);
-    }
-    if (!site) {
-        certificates_.forget(name);
-        return unpublish(name, true);
-    }
-    if (!complete(*site)) {
-        certificates_.forget(name);
-        unpublish(name, false);
-        if (!site->actual.commit.empty()) {
-            // Nothing is served any more; `commit` and `status` must not say otherwise.
-            ActualState cleared = site->actual;
-            cleared.state = SiteState::none;
-            cleared.commit.clear();
-            cleared.domain.clear();
-            cleared.path.clear();
-            cleared.tls.clear();
-            cleared.retry_at = {};
-            store_.report(name, site->generation, cleared);
-        }
-        return;
-    }
-    if (poll && !poll_due(*site)) {
-        refresh_certificates(name);
-        return;
-    }
-
-    const uint64_t generation = site->generation;
-    const auto started = SteadyClock::now();
-    ActualState deploying = site->actual;
-    deploying.state = SiteState::deploying;
-    deploying.error.clear();
-    deploying.retry_at = {};
-    store_.report(name, generation, deploying);
-
-    Deploy d(config_, proxy_, known_hosts_, site, [this, name, generation] {
-        {
-            std::lock_guard lock(mu_);
-            if (!running_) return true;
-        }
-        const SiteRef now = store_.site(name);
-        return !now || now->generation != generation;
-    });
-    const RunResult result = run_steps(d, steps_);
-    const auto dur = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count();
-    if (result.superseded) {
-        spdlog::info("site {}: generation {} superseded before {}; the newer one runs next", name, generation, result.step);
-        return;
-    }
-    ActualState next = site->actual;
-    next.retry_at = {};
-    DeployLogEntry entry{Clock::now(), name, "", "", site->actual.commit, dur, ""};
-    if (result.ok) {
-        next.state = SiteState::live;
-        next.commit = d.commit;
-        next.domain = site->field("domain").value;
-        next.path = site->field("path").value;
-        next.error.clear();
-        if (certificates_.enabled()) next.tls = certificates_.refresh(name, split_domains(next.domain));
-        entry.action = d.changed_anything() ? "deployed" : "up-to-date";
-        entry.commit = d.commit;
-        for (const auto& note : d.notes) spdlog::info("site {}: {}", name, note);
-        entry.notes = d.notes;
-    } else {
-        next.state = SiteState::failed;
-        next.error = one_line(result.step + ": " + result.error);
-        if (!result.undo_error.empty()) next.error += " (and " + one_line(result.undo_error) + ")";
-        entry.action = "failed";
-        entry.commit = d.commit;
-        entry.error = next.error;
-    }
-    {
-        std::lock_guard lock(mu_);
-        unreachable_.erase(name);
-        if (result.ok) {
-            failed_on_.erase(name);
-        } else {
-            Failure& f = failed_on_[name];
-            const bool again = f.commit == d.commit && f.step == result.step && f.generation == generation;
-            f = Failure{d.commit, result.step, generation, again ? f.attempts + 1 : 1, SteadyTime::max()};
-            if (host_failure(result.step)) {
-                const auto wait = retry_backoff(config_.poll_interval, f.attempts);
-                f.retry_at = SteadyClock::now() + wait;
-                next.retry_at = Clock::now() + wait;
-            }
-        }
-    }
-    count(entry, result.ok ? "" : result.step);
-    record(*site, generation, next, entry);
-    if (result.ok) {
-        spdlog::info("site {}: {} {} in {} ms", name, entry.action, d.commit.substr(0, 12), dur);
-        if (d.switched) prune_releases(d.paths, config_.keep_releases);
-    } else {
-        spdlog::warn("site {}: deploy of generation {} failed: {}", name, generation, next.error);
-    }
 }
 
 }  // namespace sitesfs::hooks

@@ -7,25 +7,28 @@
 // step and undoes what it did; the store fences its reports, so an older run never overwrites a
 // newer result. FUSE handlers only ever queue work here; they never wait on git, the network or
 // the proxy.
+//
+// Its parts, each with its own lock, none of which is held while another part is called:
+// the work queue (work_queue.hpp), the backoffs (backoff.hpp), the metrics (deploy_metrics.hpp),
+// and, before any of them runs, the start-up recovery (startup_recovery.hpp). This class holds
+// only the run itself: decide, run the steps, report, schedule the retry.
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "hooks/backoff.hpp"
 #include "hooks/certificates.hpp"
 #include "hooks/deploy.hpp"
 #include "hooks/deploy_log.hpp"
+#include "hooks/deploy_metrics.hpp"
+#include "hooks/work_queue.hpp"
 #include "store/store.hpp"
 
 namespace sitesfs::hooks {
-
-using SteadyTime = std::chrono::steady_clock::time_point;
 
 class Reconciler {
 public:
@@ -36,44 +39,47 @@ public:
     Reconciler(const Reconciler&) = delete;
     Reconciler& operator=(const Reconciler&) = delete;
 
-    // Subscribes to the store, reports data dirs that belong to no site, queues every site that
+    // Recovers from disk (startup_recovery.hpp), subscribes to the store, queues every site that
     // is not converged on disk, and starts the workers and the poller.
     void start();
     // Stops taking work, makes running runs stop at their next step (undoing), and joins.
     void stop();
 
-    // Prometheus text: runs by outcome, failures by step, run durations, the last reload.
+    // Prometheus text: runs by outcome, failures by step, run durations, retries, the proxy's
+    // reloads, certificates, poll ticks.
     std::string metrics() const;
 
 private:
-    struct Slot {
-        bool queued = false;
-        bool running = false;
-        bool again = false;  // a change arrived while running: run once more afterwards
-        bool poll = false;   // the queued run is a poll tick (checks the remote before any work)
-        uint64_t tick = 0;   // the poll tick that queued it (0: none), for the tick's duration
+    // One deploy run of one generation, as the steps left it.
+    struct Run {
+        Deploy deploy;
+        uint64_t generation;
+        RunResult result;
+        int64_t dur_ms = 0;
+    };
+    // What a finished run reports: the site's new actual state and the deploy log's entry.
+    struct Report {
+        ActualState next;
+        DeployLogEntry entry;
     };
 
-    void schedule(const std::string& site, bool poll);
-    bool enqueue_locked(const std::string& site, bool poll);
-    void work();
+    void subscribe();
     void poll_loop();
     void reconcile(const std::string& site, bool poll);
+    void take_down(const std::string& name, const SiteRef& site);
     bool poll_due(const SiteRecord& site);
+    bool remote_moved(const SiteRecord& site, const std::string& last_commit, SteadyTime now);
+    Run run_deploy(const SiteRef& site);
+    Report report_of(const SiteRecord& site, const Run& run);
+    void schedule_retry(const std::string& site, const Run& run, ActualState& next);
+    void finish(const SiteRecord& site, const Run& run, const Report& report);
     void show_poll_error(const SiteRecord& site, const std::string& what, Timestamp retry_at);
     void refresh_certificates(const std::string& site);
     void unpublish(const std::string& site, bool remove_data);
-    bool converged_on_disk(const SiteRecord& site) const;
-    void load_served();
-    std::vector<std::string> orphans() const;
-    void remove_crash_leftovers() const;
-    void count(const DeployLogEntry& entry, const std::string& failed_step);
-    void tick_run_done_locked(uint64_t tick);
-    void finish_tick_locked();
     void record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry);
 
     // The store outlives us and cannot unsubscribe; its listener reaches us through this, which
-    // stop() empties.
+    // stop() empties. Its lock is held while the listener queues a site (Inbox::mu → the queue's).
     struct Inbox {
         std::mutex mu;
         Reconciler* target = nullptr;
@@ -87,45 +93,9 @@ private:
     DeployLog log_;
     Certificates certificates_;
     const std::vector<std::unique_ptr<Step>> steps_;
-
-    mutable std::mutex mu_;
-    std::map<std::string, uint64_t> outcomes_;      // metrics, under mu_
-    std::map<std::string, uint64_t> failed_steps_;
-    uint64_t duration_ms_sum_ = 0;
-    uint64_t duration_count_ = 0;
-    std::condition_variable cv_;       // workers: the queue has work
-    std::condition_variable poll_cv_;  // the poller: stop (its own, so a notify_one never wakes it instead of a worker)
-    std::map<std::string, Slot> slots_;
-    // A site's last failed deploy. A failure the host caused (a fetch, stage, switch or reload that
-    // failed: the network, a disk, Caddy or D-Bus) is run again once its backoff has passed, pinned
-    // or not, so whatever comes back is picked up without a write; a failure of the commit itself
-    // (Caddy refused its config, its health check failed) waits for the branch to move or a write,
-    // so a broken commit is not redeployed, and the proxy reloaded, every tick.
-    struct Failure {
-        std::string commit;  // empty when the fetch failed before one was known
-        std::string step;
-        uint64_t generation = 0;
-        int attempts = 0;
-        SteadyTime retry_at = SteadyTime::max();
-    };
-    std::map<std::string, Failure> failed_on_;
-    // Live sites whose remote could not be checked: asked again on the same backoff.
-    struct Unreachable {
-        int attempts = 0;
-        SteadyTime retry_at{};
-    };
-    std::map<std::string, Unreachable> unreachable_;
-    std::map<std::string, uint64_t> retries_;  // metrics: runs a backoff started, by failed step
-    std::deque<std::string> queue_;
-    // The current poll tick: its number, when it began, and how many of its runs are unfinished.
-    // A tick ends when all have finished; a tick that a newer one overtakes is not recorded.
-    uint64_t tick_ = 0;
-    SteadyTime tick_started_{};
-    size_t tick_outstanding_ = 0;
-    double last_tick_seconds_ = 0;
-    uint64_t ticks_done_ = 0;
-    bool running_ = false;
-    std::vector<std::thread> workers_;
+    DeployMetrics metrics_;
+    SiteBackoffs backoffs_;  // failed deploys and unreachable remotes (backoff.hpp)
+    WorkQueue queue_;
     std::thread poller_;
 };
 
