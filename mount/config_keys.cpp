@@ -217,6 +217,42 @@ std::string bounds(double min, double max) {
     return std::isinf(max) ? number(min) + " or more" : number(min) + " to " + number(max);
 }
 
+constexpr std::string_view kBegin =
+    "<!-- BEGIN config keys: generated from mount/config_keys.cpp by `cmake --build build -t config-doc`; do not "
+    "edit -->";
+constexpr std::string_view kEnd = "<!-- END config keys -->";
+
+// "KEY = VALUE" padded to the comment column, then the comment wrapped into lines of `width`.
+constexpr size_t kCommentColumn = 40;
+constexpr size_t kWidth = 118;
+
+void commented(std::string& out, const std::string& left, const std::string& comment) {
+    if (comment.empty()) {
+        out += left + "\n";
+        return;
+    }
+    std::string line = left;
+    line += std::string(left.size() + 2 <= kCommentColumn ? kCommentColumn - left.size() : 2, ' ');
+    const size_t indent = kCommentColumn;
+    line += "# ";
+    bool first_word = true;
+    size_t at = 0;
+    while (at < comment.size()) {
+        size_t end = comment.find(' ', at);
+        if (end == std::string::npos) end = comment.size();
+        const std::string word = comment.substr(at, end - at);
+        if (!first_word && line.size() + 1 + word.size() > kWidth) {
+            out += line + "\n";
+            line = std::string(indent, ' ') + "# " + word;
+        } else {
+            line += (first_word ? "" : " ") + word;
+        }
+        first_word = false;
+        at = end + 1;
+    }
+    out += line + "\n";
+}
+
 }  // namespace
 
 std::string_view ConfigKey::section() const {
@@ -271,6 +307,44 @@ std::string default_value(std::string_view name) {
     std::string v(config_key(name).fallback);
     if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
     return v;
+}
+
+std::string config_doc_block() {
+    std::string out(kBegin);
+    out += "\n```toml\n";
+    std::string_view section;
+    for (const ConfigKey& k : kKeys) {
+        if (k.section() != section) {
+            section = k.section();
+            std::string help;
+            for (const ConfigSection& s : kSections)
+                if (s.name == section) help = s.help;
+            out += "\n";
+            commented(out, "[" + std::string(section) + "]", help);
+        }
+        std::string comment(k.help);
+        if (const std::string r = k.range(); !r.empty()) comment += " (" + r + ")";
+        if (k.type == K::pins) {
+            commented(out, "[" + std::string(k.name) + "]", comment);
+        } else if (k.fallback.empty()) {
+            comment = (k.derived ? "derived when unset: " : "unset by default; ") + comment;
+            commented(out, "# " + std::string(k.key()) + " = " + std::string(k.example), comment);
+        } else {
+            commented(out, std::string(k.key()) + " = " + std::string(k.fallback), comment);
+        }
+    }
+    out += "```\n";
+    out += kEnd;
+    return out;
+}
+
+std::string with_config_doc(const std::string& markdown) {
+    const size_t begin = markdown.find(kBegin);
+    const size_t end = markdown.find(kEnd);
+    if (begin == std::string::npos || end == std::string::npos || end < begin)
+        throw std::runtime_error("the markers of the generated key list are missing: \"" + std::string(kBegin) +
+                                 "\" ... \"" + std::string(kEnd) + "\"");
+    return markdown.substr(0, begin) + config_doc_block() + markdown.substr(end + kEnd.size());
 }
 
 }  // namespace sitesfs::mount

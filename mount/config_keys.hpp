@@ -1,7 +1,8 @@
 // Every key of the config file, declared once: its type, its built-in default, the values it
 // accepts, and a line of help. load_config (config.hpp) reads a file through this table and
 // refuses a value outside a key's bounds, naming the key and what it accepts (nothing is clamped);
-// the usage text takes its defaults from it.
+// the key list in docs/configuration.md is generated from it (`cmake --build build -t config-doc`),
+// and a unit test (tests/unit/config_test.cpp) checks docs/sitesfs.8 and the usage text against it.
 #pragma once
 
 #include <chrono>
@@ -72,7 +73,7 @@ struct ConfigKey {
 
 struct ConfigSection {
     std::string_view name;  // "proxy"
-    std::string_view help;  // may be empty
+    std::string_view help;  // for the docs; may be empty
 };
 
 // In the order of the docs. Top-level keys come first.
@@ -83,5 +84,10 @@ const ConfigKey& config_key(std::string_view name);
 // A key's default as a person types it on the command line: "/var/lib/sitesfs", "info".
 std::string default_value(std::string_view name);
 
+// The generated part of docs/configuration.md (a ```toml block of every key), markers included.
+std::string config_doc_block();
+// `markdown` with the text between the markers replaced by config_doc_block(); throws
+// std::runtime_error when the markers are missing.
+std::string with_config_doc(const std::string& markdown);
 
 }  // namespace sitesfs::mount

@@ -1,11 +1,12 @@
 // The config keys (mount/config_keys.cpp): the defaults load and match the structs' own
-// initializers, every value out of bounds is refused naming the key and its range, and the usage
-// text says what the table says.
+// initializers, every value out of bounds is refused naming the key and its range, and the docs
+// (docs/configuration.md, docs/sitesfs.8) and the usage text say what the table says.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <sstream>
 
 #include "mount/config.hpp"
@@ -193,6 +194,198 @@ TEST(ConfigKeys, UnknownKeysAndSectionsAreRefused) {
     EXPECT_EQ(refusal("[filesystem]\nfile_mod = \"0644\"\n"), "sitesfs.toml: filesystem.file_mod: unknown setting");
     EXPECT_EQ(refusal("proxy = 1\n"), "sitesfs.toml: proxy: must be a table");
     EXPECT_EQ(refusal("[colours]\nsky = \"blue\"\n"), "sitesfs.toml: colours: unknown setting");
+}
+
+TEST(ConfigDoc, TheKeyListInConfigurationMdIsGeneratedFromTheTable) {
+    const std::string text = source_file("docs/configuration.md");
+    ASSERT_FALSE(text.empty()) << "docs/configuration.md is missing";
+    std::string expected;
+    ASSERT_NO_THROW(expected = with_config_doc(text));
+    if (text == expected) return;
+    std::istringstream have(text), want(expected);
+    std::string a, b;
+    int line = 0;
+    while (++line, std::getline(have, a) && std::getline(want, b) && a == b) {
+    }
+    ADD_FAILURE() << "docs/configuration.md is stale: run `cmake --build build -t config-doc` and commit it.\n"
+                  << "First difference, line " << line << ":\n  the file: " << a << "\n  the code: " << b;
+}
+
+// docs/sitesfs.8, as a reader sees it: a line with its macro dropped, the arguments of the
+// font macros joined as troff joins them, the escapes replaced.
+std::string troff_text(const std::string& line) {
+    if (line.starts_with(".\\\"")) return "";
+    std::string body = line;
+    bool joined = false;
+    if (line.starts_with(".")) {
+        const size_t space = line.find(' ');
+        const std::string macro = line.substr(1, space == std::string::npos ? std::string::npos : space - 1);
+        static const std::vector<std::string> fonts{"B", "I", "BR", "RB", "BI", "IB", "IR", "RI"};
+        if (std::find(fonts.begin(), fonts.end(), macro) == fonts.end()) return "";
+        joined = macro.size() == 2;
+        body = space == std::string::npos ? "" : line.substr(space + 1);
+    }
+    std::vector<std::string> args;
+    if (line.starts_with(".")) {
+        std::string cur;
+        bool quoted = false, any = false;
+        for (const char ch : body) {
+            if (ch == '"') {
+                quoted = !quoted;
+                any = true;
+            } else if (ch == ' ' && !quoted) {
+                if (any || !cur.empty()) args.push_back(cur);
+                cur.clear();
+                any = false;
+            } else {
+                cur += ch;
+            }
+        }
+        if (any || !cur.empty()) args.push_back(cur);
+    } else {
+        args.push_back(body);
+    }
+    std::string out;
+    for (const auto& a : args) out += (out.empty() || joined ? "" : " ") + a;
+    for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+             {"\\(dq", "\""}, {"\\(aq", "'"}, {"\\-", "-"}, {"\\&", ""}, {"\\c", ""}, {"\\(em", "-"}})
+        for (size_t at; (at = out.find(from)) != std::string::npos;) out.replace(at, from.size(), to);
+    return out;
+}
+
+struct ManEntry {
+    std::string tag;        // "= 32", "(unset)", "" for [ssh.pins]
+    std::string paragraph;  // what follows the tag, flattened
+};
+
+struct ManConfig {
+    std::string intro;  // .SH CONFIGURATION up to its first .SS
+    std::map<std::string, ManEntry> keys;
+};
+
+ManConfig man_config(const std::string& man) {
+    ManConfig out;
+    std::istringstream in(man);
+    std::string line, section;
+    bool inside = false, in_intro = false, want_tag = false;
+    ManEntry* entry = nullptr;
+    while (std::getline(in, line)) {
+        if (line.starts_with(".SH ")) {
+            inside = line == ".SH CONFIGURATION";
+            in_intro = inside;
+            entry = nullptr;
+            continue;
+        }
+        if (!inside) continue;
+        if (line.starts_with(".SS ")) {
+            in_intro = false;
+            entry = nullptr;
+            const std::string name = line.substr(4);
+            section = name.starts_with("[") ? name.substr(1, name.size() - 2) : "";
+            continue;
+        }
+        if (line == ".TP") {
+            want_tag = true;
+            entry = nullptr;
+            continue;
+        }
+        if (line == ".PP") {
+            entry = nullptr;
+            continue;
+        }
+        const std::string text = troff_text(line);
+        if (want_tag) {
+            want_tag = false;
+            static const std::regex tag(R"(^(\[?[a-z_.]+\]?)(?: (= .*|\((?:unset|derived)\)))?$)");
+            std::smatch m;
+            if (std::regex_match(text, m, tag)) {
+                std::string key = m[1];
+                if (key.starts_with("[")) key = key.substr(1, key.size() - 2);
+                else if (!section.empty()) key = section + "." + key;
+                entry = &out.keys[key];
+                entry->tag = m[2];
+            }
+            continue;
+        }
+        if (in_intro) out.intro += text + " ";
+        if (entry) entry->paragraph += text + " ";
+    }
+    return out;
+}
+
+TEST(ManPage, DocumentsEveryConfigKeyWithTheDefaultAndTheBoundsOfTheCode) {
+    const std::string man = source_file("docs/sitesfs.8");
+    ASSERT_FALSE(man.empty()) << "docs/sitesfs.8 is missing";
+    const ManConfig doc = man_config(man);
+    std::map<std::string, bool> in_table;
+    for (const ConfigKey& k : config_keys()) {
+        const std::string name(k.name);
+        in_table[name] = true;
+        const auto it = doc.keys.find(name);
+        if (it == doc.keys.end()) {
+            ADD_FAILURE() << "docs/sitesfs.8: " << name << " is missing from CONFIGURATION (a .TP under its .SS)";
+            continue;
+        }
+        const ManEntry& e = it->second;
+        const std::string want = k.type == KeyType::pins ? ""
+                                 : k.fallback.empty()    ? (k.derived ? "(derived)" : "(unset)")
+                                                         : "= " + std::string(k.fallback);
+        EXPECT_EQ(e.tag, want) << "docs/sitesfs.8: the default of " << name << " differs from mount/config_keys.cpp";
+        // The bounds: durations within the general rule are covered by the section's introduction.
+        std::string bounds = k.range();
+        if (k.type == KeyType::user || k.type == KeyType::group) bounds = bounds.substr(bounds.find(", or ") + 5);
+        if (k.type == KeyType::seconds && k.min == kMinSeconds && k.max == kMaxSeconds) {
+            EXPECT_NE(doc.intro.find(bounds), std::string::npos)
+                << "docs/sitesfs.8: CONFIGURATION should give the bounds of durations, " << bounds;
+        } else if (k.type == KeyType::string) {
+            for (const std::string_view choice : k.choices)
+                EXPECT_NE(e.paragraph.find(choice.empty() ? "\"\"" : std::string(choice)), std::string::npos)
+                    << "docs/sitesfs.8: " << name << " does not mention \"" << choice << "\":\n" << e.paragraph;
+        } else if (!bounds.empty()) {
+            EXPECT_NE(e.paragraph.find(bounds), std::string::npos)
+                << "docs/sitesfs.8: " << name << " should say it accepts " << bounds << ":\n" << e.paragraph;
+        }
+    }
+    for (const auto& [name, entry] : doc.keys)
+        EXPECT_TRUE(in_table.count(name)) << "docs/sitesfs.8 documents " << name << ", which mount/config_keys.cpp lacks";
+}
+
+std::string man_option_paragraph(const std::string& man, const std::string& option) {
+    std::istringstream in(man);
+    std::string line, out;
+    bool inside = false, want_tag = false;
+    while (std::getline(in, line)) {
+        if (line.starts_with(".SH")) {
+            if (inside) break;
+            inside = line == ".SH OPTIONS";
+            continue;
+        }
+        if (!inside) continue;
+        if (line == ".TP" || line == ".PP" || line.starts_with(".SS")) {
+            if (!out.empty()) break;
+            want_tag = line == ".TP";
+            continue;
+        }
+        if (want_tag) {
+            want_tag = false;
+            if (troff_text(line).starts_with(option + " ")) out = " ";
+            continue;
+        }
+        if (!out.empty()) out += troff_text(line) + " ";
+    }
+    return out;
+}
+
+TEST(ManPage, OptionsGiveTheDefaultsOfTheCode) {
+    const std::string man = source_file("docs/sitesfs.8");
+    const std::string state_dir = man_option_paragraph(man, "--state-dir");
+    EXPECT_NE(state_dir.find("(default " + default_value("state_dir")), std::string::npos)
+        << "docs/sitesfs.8, --state-dir:" << state_dir;
+    const std::string log_level = man_option_paragraph(man, "--log-level");
+    EXPECT_NE(log_level.find(default_value("log_level") + " (the default)"), std::string::npos)
+        << "docs/sitesfs.8, --log-level:" << log_level;
+    for (const std::string_view level : config_key("log_level").choices)
+        EXPECT_NE(log_level.find(std::string(level)), std::string::npos) << level << " in" << log_level;
 }
 
 TEST(Usage, GivesTheDefaultsOfTheCode) {
