@@ -2,7 +2,8 @@
 // accepts, and a line of help. load_config (config.hpp) reads a file through this table and
 // refuses a value outside a key's bounds, naming the key and what it accepts (nothing is clamped);
 // the key list in docs/configuration.md is generated from it (`cmake --build build -t config-doc`),
-// and a unit test (tests/unit/config_test.cpp) checks docs/sitesfs.8 and the usage text against it.
+// and a unit test (tests/unit/config_test.cpp) checks docs/sitesfs.8, the usage text and the NixOS
+// module against it.
 #pragma once
 
 #include <chrono>

@@ -1,6 +1,7 @@
 // The config keys (mount/config_keys.cpp): the defaults load and match the structs' own
 // initializers, every value out of bounds is refused naming the key and its range, and the docs
-// (docs/configuration.md, docs/sitesfs.8) and the usage text say what the table says.
+// (docs/configuration.md, docs/sitesfs.8), the usage text and the NixOS module say what the table
+// says.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -394,6 +395,42 @@ TEST(Usage, GivesTheDefaultsOfTheCode) {
     EXPECT_NE(usage.find("trace, debug, info, warn, error, off (default " + default_value("log_level") + ")"),
               std::string::npos)
         << usage;
+}
+
+// nix/module.nix: `NAME = mkOption { ... default = VALUE; ... }`.
+std::string nix_option(const std::string& module, const std::string& name, const std::string& field) {
+    const size_t at = module.find("    " + name + " = mkOption {");
+    if (at == std::string::npos) return "(no option " + name + ")";
+    const size_t end = module.find("\n    };", at);
+    const std::string block = module.substr(at, end - at);
+    const size_t f = block.find(field + " = ");
+    if (f == std::string::npos) return "(no " + field + ")";
+    const size_t value = f + field.size() + 3;
+    return block.substr(value, block.find(';', value) - value);
+}
+
+TEST(NixModule, OptionsThatSetAConfigKeyDefaultToTheCodesDefault) {
+    const std::string module = source_file("nix/module.nix");
+    ASSERT_FALSE(module.empty()) << "nix/module.nix is missing";
+    for (const auto& [option, key] : std::vector<std::pair<std::string, std::string>>{
+             {"stateDir", "state_dir"},
+             {"dataDir", "data_dir"},
+             {"reloadUnit", "reload.unit"},
+             {"pollInterval", "reconcile.poll_interval"},
+             {"hostKeyPolicy", "ssh.host_key_policy"}}) {
+        EXPECT_EQ(nix_option(module, option, "default"), config_key(key).fallback)
+            << "nix/module.nix: services.sitesfs." << option << " (" << key << ")";
+    }
+    const ConfigKey& poll = config_key("reconcile.poll_interval");
+    EXPECT_EQ(nix_option(module, "pollInterval", "type"),
+              "types.ints.between " + number(poll.min) + " " + number(poll.max))
+        << "nix/module.nix: services.sitesfs.pollInterval takes what reconcile.poll_interval takes (whole seconds)";
+    std::string policies;
+    for (const std::string_view choice : config_key("ssh.host_key_policy").choices)
+        policies += " \"" + std::string(choice) + "\"";
+    std::string type = nix_option(module, "hostKeyPolicy", "type");
+    type = std::regex_replace(type, std::regex(R"(\s+)"), " ");
+    EXPECT_EQ(type, "types.enum [" + policies + " ]") << "nix/module.nix: services.sitesfs.hostKeyPolicy";
 }
 
 }  // namespace
