@@ -39,13 +39,14 @@ struct Reader {
                 section = section || c.section() == name;
             }
             if (key) continue;
-            if (!section) fail(name, "unknown setting");
+            // A quoted key may hold any bytes.
+            if (!section) fail(printable(name), "unknown setting");
             if (!v.is_table()) fail(name, "must be a table");
             for (const auto& [sk, sv] : *v.as_table()) {
                 const std::string full = name + "." + std::string(sk.str());
                 bool known = false;
                 for (const ConfigKey& c : config_keys()) known = known || c.name == full;
-                if (!known) fail(full, "unknown setting");
+                if (!known) fail(printable(full), "unknown setting");
             }
         }
     }

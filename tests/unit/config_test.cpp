@@ -195,6 +195,7 @@ TEST(ConfigKeys, UnknownKeysAndSectionsAreRefused) {
     EXPECT_EQ(refusal("[filesystem]\nfile_mod = \"0644\"\n"), "sitesfs.toml: filesystem.file_mod: unknown setting");
     EXPECT_EQ(refusal("proxy = 1\n"), "sitesfs.toml: proxy: must be a table");
     EXPECT_EQ(refusal("[colours]\nsky = \"blue\"\n"), "sitesfs.toml: colours: unknown setting");
+    EXPECT_EQ(refusal("[proxy]\n\"\\u001b[2J\" = 1\n"), "sitesfs.toml: proxy.\\x1b[2J: unknown setting");
 }
 
 TEST(ConfigDoc, TheKeyListInConfigurationMdIsGeneratedFromTheTable) {
