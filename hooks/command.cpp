@@ -109,6 +109,8 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
         pollfd p{out[0], POLLIN, 0};
         const int ready = poll(&p, 1, remaining_ms(deadline));
         if (ready < 0 && errno == EINTR) continue;
+        // remaining_ms waits 2^30 ms (12 days) at most at a time; a longer timeout waits again.
+        if (ready == 0 && remaining_ms(deadline) > 0) continue;
         if (ready == 0) {
             result.timed_out = true;
             kill(-pid, SIGKILL);

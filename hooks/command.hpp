@@ -32,8 +32,9 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
 // set, or the errno of the failed start.
 int spawn_in_own_group(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd, pid_t& pid);
 
-// The milliseconds left until `deadline` for poll(), never negative. Rounded up: truncated, the
-// last poll would give up to a millisecond before the deadline.
+// The milliseconds left until `deadline` for poll(), never negative, and at most 2^30 (12 days;
+// durations in the config go up to a year): a poll that returns 0 before the deadline must wait
+// again. Rounded up: truncated, the last poll would give up to a millisecond before the deadline.
 int remaining_ms(std::chrono::steady_clock::time_point deadline);
 
 // "30s" or "500ms", for messages about timeouts.

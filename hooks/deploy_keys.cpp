@@ -450,6 +450,8 @@ SecretBuffer from_command(const KeyProviders& providers, std::string_view ref, s
         const int ready = poll(fds, 2, remaining_ms(deadline));
         if (ready < 0 && errno == EINTR) continue;
         if (ready < 0) fail(ref, "poll: " + errno_text());
+        // remaining_ms waits 2^30 ms (12 days) at most at a time; a longer timeout waits again.
+        if (ready == 0 && remaining_ms(deadline) > 0) continue;
         if (ready == 0) {
             timed_out = true;
             break;

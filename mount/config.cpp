@@ -5,17 +5,24 @@
 
 #include <toml++/toml.h>
 
+#include "common/toml_error.hpp"
 #include "hooks/net.hpp"
+#include "mount/config_keys.hpp"
 #include "schemas/validators.hpp"
 
 #include <algorithm>
-#include <set>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
 #include <sstream>
 
 namespace sitesfs::mount {
 
 namespace {
 
+// Reads a file's keys through config_keys(): every value is checked against its key's type and
+// bounds, and refused (never clamped) when it does not fit.
 struct Reader {
     const std::string& file;
 
@@ -23,103 +30,140 @@ struct Reader {
         throw ConfigError(file + ": " + key + ": " + why);
     }
 
-    void only_known(const toml::table& t, const std::string& prefix, const std::set<std::string>& known) const {
-        for (const auto& [k, v] : t)
-            if (!known.count(std::string(k.str())))
-                fail(prefix + std::string(k.str()), "unknown setting");
-    }
-
-    template <class T>
-    void get(const toml::table& t, const std::string& prefix, const char* key, T& out) const {
-        const toml::node* n = t.get(key);
-        if (!n) return;
-        if (auto v = n->value<T>()) out = *v;
-        else fail(prefix + key, "has the wrong type");
-    }
-
-    void path(const toml::table& t, const std::string& prefix, const char* key, std::filesystem::path& out) const {
-        std::string s = out.string();
-        get(t, prefix, key, s);
-        if (s.empty() || s.front() != '/') fail(prefix + key, "must be an absolute path");
-        out = s;
-    }
-
-    // Durations are written in seconds, whole or fractional.
-    void seconds(const toml::table& t, const std::string& prefix, const char* key, std::chrono::milliseconds& out,
-                 bool zero_ok) const {
-        const toml::node* n = t.get(key);
-        if (!n) return;
-        std::optional<double> v = n->value<double>();
-        if (!v || *v < 0 || (*v == 0 && !zero_ok) || *v > 86400.0 * 365)
-            fail(prefix + key, zero_ok ? "must be a number of seconds, 0 or more" : "must be a positive number of seconds");
-        out = std::chrono::milliseconds(static_cast<int64_t>(*v * 1000));
-    }
-
-    void count(const toml::table& t, const std::string& prefix, const char* key, uint64_t& out, uint64_t min) const {
-        int64_t v = static_cast<int64_t>(out);
-        get(t, prefix, key, v);
-        if (v < static_cast<int64_t>(min)) fail(prefix + key, "must be at least " + std::to_string(min));
-        out = static_cast<uint64_t>(v);
-    }
-
-    // A command: a non-empty array of strings, run directly (no shell).
-    std::vector<std::string> argv(const toml::table& t, const std::string& prefix, const char* key) const {
-        std::vector<std::string> out;
-        const toml::node* n = t.get(key);
-        if (!n) return out;
-        const toml::array* a = n->as_array();
-        if (!a || a->empty()) fail(prefix + key, "must be a non-empty array of strings (argv, no shell)");
-        for (const toml::node& arg : *a) {
-            auto s = arg.value<std::string>();
-            if (!s) fail(prefix + key, "must be a non-empty array of strings (argv, no shell)");
-            out.push_back(*s);
+    // Every key in the file must be in the table, every section a table.
+    void only_known(const toml::table& root) const {
+        for (const auto& [k, v] : root) {
+            const std::string name(k.str());
+            bool key = false, section = false;
+            for (const ConfigKey& c : config_keys()) {
+                key = key || (c.section().empty() && c.name == name);
+                section = section || c.section() == name;
+            }
+            if (key) continue;
+            // A quoted key may hold any bytes.
+            if (!section) fail(printable(name), "unknown setting");
+            if (!v.is_table()) fail(name, "must be a table");
+            for (const auto& [sk, sv] : *v.as_table()) {
+                const std::string full = name + "." + std::string(sk.str());
+                bool known = false;
+                for (const ConfigKey& c : config_keys()) known = known || c.name == full;
+                if (!known) fail(printable(full), "unknown setting");
+            }
         }
-        return out;
     }
 
-    const toml::table* section(const toml::table& root, const char* name) const {
-        const toml::node* n = root.get(name);
-        if (!n) return nullptr;
-        if (!n->as_table()) fail(name, "must be a table");
-        return n->as_table();
+    [[noreturn]] void refuse(const ConfigKey& k, const std::string& shown = {}) const {
+        fail(std::string(k.name), "must be " + k.accepts() + (shown.empty() ? "" : ", not " + shown));
     }
 
-    void mode(const toml::table& t, const std::string& prefix, const char* key, mode_t& out) const {
-        const toml::node* n = t.get(key);
-        if (!n) return;
-        auto s = n->value<std::string>();
-        size_t used = 0;
-        unsigned long m = 0;
-        try {
-            if (s) m = std::stoul(*s, &used, 8);
-        } catch (const std::exception&) {
-            used = 0;
+    KeyValue read(const ConfigKey& k, const toml::node& n) const {
+        KeyValue v;
+        const auto within = [&](double x) { return x >= k.min && x <= k.max; };
+        switch (k.type) {
+            case KeyType::boolean:
+                // Strictly a TOML boolean: toml++ would read 0 and 1 as false and true.
+                if (!n.is_boolean()) refuse(k);
+                v.boolean = *n.value_exact<bool>();
+                break;
+            case KeyType::integer: {
+                // Strictly a TOML integer: toml++ would read true as 1 and 2.0 as 2.
+                if (!n.is_integer()) refuse(k);
+                v.integer = *n.value_exact<int64_t>();
+                if (!within(static_cast<double>(v.integer))) refuse(k, std::to_string(v.integer));
+                break;
+            }
+            case KeyType::seconds: {
+                double s = 0;
+                if (n.is_integer()) s = static_cast<double>(*n.value_exact<int64_t>());
+                else if (n.is_floating_point()) s = *n.value_exact<double>();
+                else refuse(k);
+                if (!within(s)) {
+                    std::ostringstream shown;
+                    shown.precision(15);
+                    shown << s;
+                    refuse(k, shown.str());
+                }
+                v.duration = std::chrono::milliseconds(std::llround(s * 1000));
+                break;
+            }
+            case KeyType::string:
+            case KeyType::path: {
+                const auto s = n.value_exact<std::string>();
+                if (!s) refuse(k);
+                if (k.type == KeyType::path && !s->starts_with("/")) refuse(k, "\"" + printable(*s) + "\"");
+                if (!k.choices.empty() && std::find(k.choices.begin(), k.choices.end(), *s) == k.choices.end())
+                    refuse(k, "\"" + printable(*s) + "\"");
+                v.text = *s;
+                break;
+            }
+            case KeyType::argv: {
+                const toml::array* a = n.as_array();
+                if (!a || a->empty()) refuse(k);
+                for (const toml::node& arg : *a) {
+                    const auto s = arg.value_exact<std::string>();
+                    if (!s) refuse(k);
+                    v.list.push_back(*s);
+                }
+                break;
+            }
+            case KeyType::mode: {
+                const auto s = n.value_exact<std::string>();
+                if (!s || s->empty() || s->size() > 4 || s->find_first_not_of("01234567") != std::string::npos)
+                    refuse(k);
+                v.integer = std::stol(*s, nullptr, 8);
+                if (v.integer > 0777) refuse(k, "\"" + *s + "\"");
+                break;
+            }
+            case KeyType::user:
+            case KeyType::group: {
+                if (n.is_integer()) {
+                    v.integer = *n.value_exact<int64_t>();
+                    if (!within(static_cast<double>(v.integer))) refuse(k, std::to_string(v.integer));
+                    break;
+                }
+                const auto name = n.value_exact<std::string>();
+                if (!name) refuse(k);
+                const auto found = k.type == KeyType::user ? user_id(name->c_str()) : group_id(name->c_str());
+                if (!found) fail(std::string(k.name), std::string("no such ") + (k.type == KeyType::user ? "user" : "group") +
+                                                           " '" + printable(*name) + "'");
+                v.integer = *found;
+                break;
+            }
+            case KeyType::pins: {
+                const toml::table* t = n.as_table();
+                if (!t) refuse(k);
+                for (const auto& [host, fp] : *t) {
+                    const auto s = fp.value_exact<std::string>();
+                    const std::string key(host.str());
+                    if (!s || !s->starts_with("SHA256:") || key.find(':') == std::string::npos)
+                        fail(std::string(k.name) + "." + printable(key),
+                             "write \"HOST:PORT\" = \"SHA256:...\" (ssh-keygen -lf prints it)");
+                    v.pins[key] = *s;
+                }
+                break;
+            }
         }
-        if (!s || used != s->size() || m > 0777) fail(prefix + key, "must be an octal string like \"0644\"");
-        out = static_cast<mode_t>(m);
+        if (k.check)
+            if (const std::string why = k.check(v); !why.empty()) fail(std::string(k.name), why);
+        return v;
     }
 
-    template <class Id, class Lookup>
-    void id(const toml::table& t, const std::string& prefix, const char* key, Id& out, Lookup lookup) const {
-        const toml::node* n = t.get(key);
-        if (!n) return;
-        if (auto num = n->value<int64_t>(); num && *num >= 0) return void(out = static_cast<Id>(*num));
-        auto name = n->value<std::string>();
-        if (!name) fail(prefix + key, "must be a name or a number");
-        auto found = lookup(name->c_str());
-        if (!found) fail(prefix + key, "no such user or group '" + *name + "'");
-        out = *found;
+    static std::optional<uid_t> user_id(const char* name) {
+        if (const passwd* p = getpwnam(name)) return p->pw_uid;
+        return std::nullopt;
+    }
+
+    static std::optional<gid_t> group_id(const char* name) {
+        if (const group* g = getgrnam(name)) return g->gr_gid;
+        return std::nullopt;
     }
 };
 
-std::optional<uid_t> user_id(const char* name) {
-    if (const passwd* p = getpwnam(name)) return p->pw_uid;
-    return std::nullopt;
-}
-
-std::optional<gid_t> group_id(const char* name) {
-    if (const group* g = getgrnam(name)) return g->gr_gid;
-    return std::nullopt;
+// The node of `k` in `root`, or null when the file leaves the key out.
+const toml::node* find(const toml::table& root, const ConfigKey& k) {
+    if (k.section().empty()) return root.get(k.name);
+    const toml::node* section = root.get(k.section());
+    return section ? section->as_table()->get(k.key()) : nullptr;
 }
 
 // The health check's listener and the certificate probe follow from [proxy] and [health]
@@ -149,144 +193,45 @@ void health_listener(const Reader& r, hooks::HooksConfig& h) {
 
 }  // namespace
 
-Config load_config(const std::optional<std::filesystem::path>& file) {
-    Config cfg;
-    if (!file) {
-        health_listener(Reader{"the built-in defaults"}, cfg.hooks);
-        return cfg;
-    }
-    const std::string name = file->string();
+Config load_config_text(std::string_view text, const std::string& name) {
     toml::table root;
     try {
-        root = toml::parse_file(name);
+        root = toml::parse(text, name);
     } catch (const toml::parse_error& e) {
-        const auto& at = e.source().begin;
-        std::ostringstream msg;
-        // The parser quotes what it found, which may be any bytes of the file.
-        msg << name << ":" << at.line << ":" << at.column << ": " << printable(e.description());
-        throw ConfigError(msg.str());
+        throw ConfigError(toml_error_text(e, name));
     }
     const Reader r{name};
-    r.only_known(root, "", {"state_dir", "data_dir", "allow_local_repos", "log_level", "filesystem", "proxy",
-                            "reload", "health", "reconcile", "git", "keys", "ssh", "metrics"});
-    r.path(root, "", "state_dir", cfg.state_dir);
-    r.path(root, "", "data_dir", cfg.data_dir);
-    r.get(root, "", "allow_local_repos", cfg.allow_local_repos);
-    r.get(root, "", "log_level", cfg.log_level);
-    auto& h = cfg.hooks;
-    if (const toml::table* t = r.section(root, "proxy")) {
-        const std::string p = "proxy.";
-        r.only_known(*t, p, {"file", "main_config", "caddy", "scheme", "port", "validate_timeout"});
-        r.path(*t, p, "file", h.proxy.file);
-        if (t->contains("main_config")) r.path(*t, p, "main_config", h.proxy.main_config);
-        r.get(*t, p, "caddy", h.proxy.caddy);
-        r.get(*t, p, "scheme", h.proxy.scheme);
-        if (h.proxy.scheme != "" && h.proxy.scheme != "http" && h.proxy.scheme != "https")
-            r.fail(p + "scheme", "must be \"http\", \"https\" or \"\" (caddy's default)");
-        int64_t port = h.proxy.port;
-        r.get(*t, p, "port", port);
-        if (port < 0 || port > 65535) r.fail(p + "port", "must be 0 (the scheme's default) to 65535");
-        h.proxy.port = static_cast<int>(port);
-        r.seconds(*t, p, "validate_timeout", h.proxy.timeout, false);
-    }
-    if (const toml::table* t = r.section(root, "reload")) {
-        const std::string p = "reload.";
-        r.only_known(*t, p, {"mode", "unit", "command", "timeout"});
-        std::string mode = "systemd";
-        r.get(*t, p, "mode", mode);
-        if (mode == "systemd") h.reload.mode = hooks::ReloadMode::systemd;
-        else if (mode == "command") h.reload.mode = hooks::ReloadMode::command;
-        else if (mode == "none") h.reload.mode = hooks::ReloadMode::none;
-        else r.fail(p + "mode", "must be \"systemd\", \"command\" or \"none\"");
-        r.get(*t, p, "unit", h.reload.unit);
-        if (t->contains("command")) h.reload.command = r.argv(*t, p, "command");
-        if (h.reload.mode == hooks::ReloadMode::command && h.reload.command.empty())
-            r.fail(p + "command", "is needed with mode = \"command\"");
-        r.seconds(*t, p, "timeout", h.reload.timeout, false);
-    }
-    if (const toml::table* t = r.section(root, "health")) {
-        const std::string p = "health.";
-        r.only_known(*t, p, {"enabled", "address", "tls_address", "path", "timeout"});
-        r.get(*t, p, "enabled", h.health.enabled);
-        r.get(*t, p, "address", h.health.address);
-        r.get(*t, p, "tls_address", h.health.tls_address);
-        r.get(*t, p, "path", h.health.path);
-        if (!h.health.path.starts_with("/") || h.health.path.find_first_of(" \t\r\n") != std::string::npos)
-            r.fail(p + "path", "must start with '/' and hold no whitespace");
-        r.seconds(*t, p, "timeout", h.health.timeout, false);
-    }
-    health_listener(r, h);
-    if (const toml::table* t = r.section(root, "git")) {
-        const std::string p = "git.";
-        r.only_known(*t, p, {"connect_timeout", "io_timeout"});
-        r.seconds(*t, p, "connect_timeout", h.git.connect, false);
-        r.seconds(*t, p, "io_timeout", h.git.io, false);
-    }
-    if (const toml::table* t = r.section(root, "metrics")) {
-        r.only_known(*t, "metrics.", {"textfile"});
-        if (t->contains("textfile")) r.path(*t, "metrics.", "textfile", cfg.metrics_textfile);
-    }
-    if (const toml::table* t = r.section(root, "keys")) {
-        const std::string p = "keys.";
-        r.only_known(*t, p, {"dir", "command", "command_timeout"});
-        if (t->contains("dir")) r.path(*t, p, "dir", h.keys.keys_dir);
-        h.keys.command = r.argv(*t, p, "command");
-        r.seconds(*t, p, "command_timeout", h.keys.command_timeout, false);
-    }
-    if (const toml::table* t = r.section(root, "ssh")) {
-        const std::string p = "ssh.";
-        r.only_known(*t, p, {"host_key_policy", "pins"});
-        std::string policy = "accept-new";
-        r.get(*t, p, "host_key_policy", policy);
-        if (policy == "accept-new") h.host_key_policy = hooks::HostKeyPolicy::AcceptNew;
-        else if (policy == "strict") h.host_key_policy = hooks::HostKeyPolicy::Strict;
-        else r.fail(p + "host_key_policy", "must be \"accept-new\" or \"strict\"");
-        if (const toml::table* pins = r.section(*t, "pins")) {
-            for (const auto& [host, fp] : *pins) {
-                const auto v = fp.value<std::string>();
-                const std::string key(host.str());
-                if (!v || !v->starts_with("SHA256:") || key.find(':') == std::string::npos)
-                    r.fail(p + "pins." + key, "write \"HOST:PORT\" = \"SHA256:...\" (ssh-keygen -lf prints it)");
-                h.host_key_pins[key] = *v;
-            }
+    r.only_known(root);
+    Config cfg;
+    for (const ConfigKey& k : config_keys()) {
+        if (const toml::node* n = find(root, k)) {
+            k.apply(cfg, r.read(k, *n));
+        } else if (!k.fallback.empty()) {
+            // The defaults go through the same checks as the file: a default out of its own
+            // bounds stops start-up too (and the unit tests).
+            const std::string def = "the built-in default of " + std::string(k.name);
+            const toml::table t = toml::parse("v = " + std::string(k.fallback), def);
+            k.apply(cfg, Reader{def}.read(k, *t.get("v")));
         }
     }
-    if (const toml::table* t = r.section(root, "reconcile")) {
-        const std::string p = "reconcile.";
-        r.only_known(*t, p, {"workers", "poll_interval", "keep_releases", "max_files", "max_bytes"});
-        uint64_t workers = h.workers, keep = h.keep_releases;
-        r.count(*t, p, "workers", workers, 1);
-        r.count(*t, p, "keep_releases", keep, 1);
-        h.workers = static_cast<unsigned>(std::min<uint64_t>(workers, 64));
-        h.keep_releases = static_cast<unsigned>(keep);
-        r.seconds(*t, p, "poll_interval", h.poll_interval, true);
-        r.count(*t, p, "max_files", h.limits.max_files, 1);
-        r.count(*t, p, "max_bytes", h.limits.max_bytes, 1);
-    }
-    if (const toml::node* n = root.get("filesystem")) {
-        const toml::table* t = n->as_table();
-        if (!t) r.fail("filesystem", "must be a table");
-        const std::string p = "filesystem.";
-        r.only_known(*t, p, {"owner", "group", "file_mode", "dir_mode", "cache_timeout", "max_temp_file_bytes",
-                             "max_temp_files_per_site", "wait_timeout"});
-        r.seconds(*t, p, "wait_timeout", cfg.filesystem.wait_timeout, false);
-        auto& f = cfg.filesystem;
-        r.id(*t, p, "owner", f.uid, user_id);
-        r.id(*t, p, "group", f.gid, group_id);
-        r.mode(*t, p, "file_mode", f.file_mode);
-        r.mode(*t, p, "dir_mode", f.dir_mode);
-        int64_t timeout = static_cast<int64_t>(f.cache_timeout);
-        r.get(*t, p, "cache_timeout", timeout);
-        if (timeout < 0) r.fail(p + "cache_timeout", "must not be negative");
-        f.cache_timeout = static_cast<double>(timeout);
-        int64_t bytes = static_cast<int64_t>(f.max_temp_bytes), count = static_cast<int64_t>(f.max_temps_per_site);
-        r.get(*t, p, "max_temp_file_bytes", bytes);
-        r.get(*t, p, "max_temp_files_per_site", count);
-        if (bytes <= 0 || count <= 0) r.fail(p + "max_temp_*", "must be positive");
-        f.max_temp_bytes = static_cast<size_t>(bytes);
-        f.max_temps_per_site = static_cast<size_t>(count);
-    }
+    auto& h = cfg.hooks;
+    if (h.reload.mode == hooks::ReloadMode::command && h.reload.command.empty())
+        r.fail("reload.command", "is needed with mode = \"command\"");
+    health_listener(r, h);
     return cfg;
+}
+
+Config load_config(const std::optional<std::filesystem::path>& file) {
+    if (!file) return load_config_text("", "the built-in defaults");
+    const std::string name = file->string();
+    std::error_code ec;
+    if (std::filesystem::is_directory(*file, ec)) throw ConfigError(name + ": is a directory");
+    std::ifstream in(*file, std::ios::binary);
+    if (!in) throw ConfigError(name + ": " + std::strerror(errno));
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) throw ConfigError(name + ": " + std::strerror(errno));
+    return load_config_text(text.str(), name);
 }
 
 }  // namespace sitesfs::mount

@@ -1,12 +1,14 @@
-// The config file (TOML). Every setting has a built-in default, so sitesfs runs without one;
-// docs/configuration.md lists them. Unknown keys are errors: a typo must not silently fall back
-// to a default.
+// The config file (TOML). Every key, its built-in default and its bounds are declared once, in
+// config_keys.cpp; sitesfs runs without a file. Unknown keys, values of the wrong type and values
+// out of bounds are errors: a typo must not silently fall back to a default, nor a value be
+// silently clamped.
 #pragma once
 
 #include <filesystem>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "fs/filesystem.hpp"
 #include "hooks/deploy.hpp"
@@ -17,11 +19,13 @@ struct ConfigError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// Filled by load_config, every field from config_keys(): a default-constructed Config holds no
+// defaults of its own.
 struct Config {
-    std::filesystem::path state_dir = "/var/lib/sitesfs";
-    std::filesystem::path data_dir = "/var/lib/sites";
+    std::filesystem::path state_dir;
+    std::filesystem::path data_dir;
     bool allow_local_repos = false;
-    std::string log_level = "info";
+    std::string log_level;
     fs::FsOptions filesystem;
     // [proxy], [reload], [health], [reconcile]; data_dir, allow_local_repos and the deploy log
     // path are copied in by load_config so there is one place that says where things are.
@@ -29,7 +33,10 @@ struct Config {
     std::filesystem::path metrics_textfile;  // [metrics] textfile; empty: not written
 };
 
-// Throws ConfigError naming the file, and the line and column or the key that is wrong.
+// Throws ConfigError naming the file, and the line and column or the key that is wrong. Without a
+// file: the built-in defaults.
 Config load_config(const std::optional<std::filesystem::path>& file);
+// The same for TOML text; `name` stands for the file in messages.
+Config load_config_text(std::string_view toml, const std::string& name);
 
 }  // namespace sitesfs::mount

@@ -4,6 +4,7 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <iostream>
@@ -12,6 +13,7 @@
 #include "common/files.hpp"
 #include "hooks/reconciler.hpp"
 #include "mount/config.hpp"
+#include "mount/config_keys.hpp"
 #include "mount/daemon.hpp"
 #include "mount/options.hpp"
 #include "mount/notify.hpp"
@@ -198,10 +200,15 @@ int run(int argc, char** argv) {
     // libgit2 reads HOME once, at init, and refuses every SSH connection without one (even with a
     // host key callback); systemd services have none. Nothing is read from it.
     if (const char* home = getenv("HOME"); !home || !*home) setenv("HOME", cfg.state_dir.c_str(), 1);
-    if (cl.log_level) cfg.log_level = *cl.log_level;
+    if (cl.log_level) {
+        // The config file's log_level was checked by load_config; the option takes the same values
+        // (spdlog would also take "warning", "err" and "critical", and read anything else as off).
+        const ConfigKey& key = config_key("log_level");
+        if (std::find(key.choices.begin(), key.choices.end(), *cl.log_level) == key.choices.end())
+            return usage_error("unknown log level '" + *cl.log_level + "' (" + key.accepts() + ")");
+        cfg.log_level = *cl.log_level;
+    }
     const auto level = spdlog::level::from_str(cfg.log_level);
-    if (level == spdlog::level::off && cfg.log_level != "off")
-        return usage_error("unknown log level '" + cfg.log_level + "' (trace, debug, info, warn, error)");
     setup_logging(level, !cl.foreground && !cl.import_file);
 
     if (cl.import_file) return run_import(cfg, *cl.import_file);

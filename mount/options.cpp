@@ -1,5 +1,7 @@
 #include "mount/options.hpp"
 
+#include "mount/config_keys.hpp"
+
 #include <array>
 #include <optional>
 #include <string_view>
@@ -85,6 +87,10 @@ CommandLine parse_command_line(int argc, char** argv) {
 }
 
 std::string usage_text() {
+    // The defaults and the log levels are the config file's (config_keys.cpp).
+    std::string levels;
+    for (const std::string_view level : config_key("log_level").choices)
+        levels += (levels.empty() ? "" : ", ") + std::string(level);
     return R"(Usage: sitesfs [options] MOUNTPOINT
        sitesfs --state-dir DIR --import sites.toml
 
@@ -98,12 +104,14 @@ Options:
                           (default_permissions is always on), and for mount(8) and fstab:
                           state_dir=DIR, config=FILE, log_level=LEVEL, allow_local_repos,
                           no_reconcile
-  --state-dir DIR         where the desired state lives (default /var/lib/sitesfs)
+  --state-dir DIR         where the desired state lives (default )" +
+           default_value("state_dir") + R"()
   --config FILE           TOML config file; every setting has a built-in default
-  --allow-local-repos     accept file:// URLs and absolute local paths as repo
+  --allow-local-repos     accept file:// and absolute local paths as repo
   --no-reconcile          serve and store the desired state, deploy nothing
                           (read-only mounts never deploy)
-  --log-level LEVEL       trace, debug, info, warn, error, off (default info)
+  --log-level LEVEL       )" +
+           levels + " (default " + default_value("log_level") + R"()
   --import FILE           import the seed tool's sites.toml into the state dir, report, exit
   -h, --help              this text
   -V, --version           the version

@@ -43,7 +43,7 @@ monitoringGroup nullOr str null
 monitoringMountPoint path "/run/sitesfs-monitor"
 mountPoint path "/sites"
 package package pkgs.callPackage ./package.nix { }
-pollInterval ints.unsigned 60
+pollInterval ints.between 0 31536000 60
 reloadUnit str "caddy.service"
 settings toml value {}
 sites attrsOf submodule {}

@@ -200,9 +200,10 @@ in
     };
 
     pollInterval = mkOption {
-      type = types.ints.unsigned;
+      # The bounds of reconcile.poll_interval (mount/config_keys.cpp): sitesfs refuses anything else.
+      type = types.ints.between 0 31536000;
       default = 60;
-      description = "Seconds between checks of each followed branch (`reconcile.poll_interval`); 0 never polls.";
+      description = "Seconds between checks of each followed branch (`reconcile.poll_interval`), at most a year; 0 never polls.";
     };
 
     keysDir = mkOption {

@@ -360,6 +360,7 @@ let
     (refusedBy { } "services.sitesfs reloads caddy.service" { services.caddy.enableReload = false; })
     (typeError { hostKeyPolicy = "lax"; })
     (typeError { pollInterval = -1; })
+    (typeError { pollInterval = 31536001; })
     (typeError { mountPoint = "sites"; })
     (typeError { sites.blog.domain = "blog.example.com"; })
     (typeError { sites.blog = { repo = "user/blog"; domain = "blog.example.com"; branches = "main"; }; })

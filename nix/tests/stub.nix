@@ -50,6 +50,11 @@ let
     ints = {
       unsigned = optionType "ints.unsigned" (v: isInt v && v >= 0);
       positive = optionType "ints.positive" (v: isInt v && v > 0);
+      between =
+        lowest: highest:
+        optionType "ints.between ${toString lowest} ${toString highest}" (
+          v: isInt v && v >= lowest && v <= highest
+        );
     };
     enum = values: optionType "enum ${concatStringsSep "|" values}" (v: elem v values);
     nullOr = elemType: {

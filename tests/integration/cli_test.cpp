@@ -94,6 +94,30 @@ TEST_F(CommandLine, ConfigWithAnUnknownKeyNamesIt) {
     EXPECT_NE(r.err.find("filesystem.file_mod"), std::string::npos) << r.err;
 }
 
+// Nothing is clamped (mount/config_keys.cpp): a value out of its key's bounds stops start-up,
+// naming the key and what it accepts; so does a log level the docs do not list.
+TEST_F(CommandLine, AConfigValueOutOfBoundsStopsStartUpNamingTheKeyAndTheRange) {
+    const auto cfg = tmp() / "sitesfs.toml";
+    spit(cfg, "[reconcile]\nworkers = 100\n");
+    const Run r = sitesfs_run({"-f", "--config", cfg.string(), "--state-dir", state().string(), "mnt"});
+    EXPECT_EQ(r.code, 2) << describe(r);
+    EXPECT_EQ(first_line(r.err),
+              "sitesfs: " + cfg.string() + ": reconcile.workers: must be a whole number from 1 to 64, not 100")
+        << describe(r);
+    spit(cfg, "[filesystem]\nwait_timeout = 0.0001\n");
+    const Run tiny = sitesfs_run({"-f", "--config", cfg.string(), "--state-dir", state().string(), "mnt"});
+    EXPECT_EQ(tiny.code, 2) << describe(tiny);
+    EXPECT_NE(tiny.err.find("filesystem.wait_timeout: must be a number of seconds from 0.001 to 31536000, not 0.0001"),
+              std::string::npos)
+        << describe(tiny);
+    const Run level = sitesfs_run({"-f", "--log-level", "warning", "--state-dir", state().string(), "mnt"});
+    EXPECT_EQ(level.code, 2) << describe(level);
+    EXPECT_EQ(first_line(level.err),
+              "sitesfs: unknown log level 'warning' (one of \"trace\", \"debug\", \"info\", \"warn\", \"error\" or \"off\")")
+        << describe(level);
+    EXPECT_FALSE(is_mounted(mnt()));
+}
+
 // The health listener serves every site over plain HTTP: it is refused anywhere but on loopback,
 // and on a port where it would take the place of the public HTTPS listener or its redirect.
 TEST_F(CommandLine, AHealthListenerOffLoopbackOrOnTheProxysPortIsRefused) {

@@ -1,0 +1,350 @@
+#include "mount/config_keys.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+
+#include "mount/config.hpp"
+
+namespace sitesfs::mount {
+
+namespace {
+
+using K = KeyType;
+
+// The largest uid or gid: (uid_t)-1 means "no change" to chown(2) and is no one's id.
+constexpr double kMaxId = 4294967294.0;
+
+std::string not_empty(const KeyValue& v) { return v.text.empty() ? "must not be empty" : ""; }
+
+std::string url_path(const KeyValue& v) {
+    if (!v.text.starts_with("/") || v.text.find_first_of(" \t\r\n") != std::string::npos)
+        return "must start with '/' and hold no whitespace";
+    return "";
+}
+
+hooks::ReloadMode reload_mode(const std::string& s) {
+    if (s == "command") return hooks::ReloadMode::command;
+    if (s == "none") return hooks::ReloadMode::none;
+    return hooks::ReloadMode::systemd;
+}
+
+const std::vector<ConfigKey> kKeys = {
+    // Top level
+    {.name = "state_dir", .type = K::path, .fallback = R"("/var/lib/sitesfs")",
+     .help = "--state-dir; desired state (see store.md)",
+     .apply = [](Config& c, const KeyValue& v) { c.state_dir = v.text; }},
+    {.name = "data_dir", .type = K::path, .fallback = R"("/var/lib/sites")",
+     .help = "per-site repositories and releases (reconciler)",
+     .apply = [](Config& c, const KeyValue& v) { c.data_dir = v.text; }},
+    {.name = "allow_local_repos", .type = K::boolean, .fallback = "false",
+     .help = "--allow-local-repos; file:// and absolute paths as repo",
+     .apply = [](Config& c, const KeyValue& v) { c.allow_local_repos = v.boolean; }},
+    {.name = "log_level", .type = K::string, .fallback = R"("info")", .help = "--log-level",
+     .choices = {"trace", "debug", "info", "warn", "error", "off"},
+     .apply = [](Config& c, const KeyValue& v) { c.log_level = v.text; }},
+
+    // [proxy]
+    {.name = "proxy.file", .type = K::path, .fallback = R"("/etc/caddy/sites.conf")",
+     .help = "the generated proxy config (sitesfs owns this file)",
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.proxy.file = v.text; }},
+    {.name = "proxy.main_config", .type = K::path,
+     .help = "the Caddyfile that imports `file`; when set, a candidate is validated in it (its `import FILE` line "
+             "pointed at the candidate)",
+     .example = R"("/etc/caddy/Caddyfile")",
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.proxy.main_config = v.text; }},
+    {.name = "proxy.caddy", .type = K::string, .fallback = R"("caddy")",
+     .help = "the caddy binary (looked up in PATH)", .check = not_empty,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.proxy.caddy = v.text; }},
+    {.name = "proxy.scheme", .type = K::string, .fallback = R"("")",
+     .help = "site addresses: \"\" is Caddy's automatic HTTPS", .choices = {"", "http", "https"},
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.proxy.scheme = v.text; }},
+    {.name = "proxy.port", .type = K::integer, .fallback = "0",
+     .help = "the port of the site addresses; 0: the scheme's default", .min = 0, .max = 65535,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.proxy.port = static_cast<int>(v.integer); }},
+    {.name = "proxy.validate_timeout", .type = K::seconds, .fallback = "30",
+     .help = "seconds for one `caddy validate`", .min = kMinSeconds, .max = kMaxSeconds,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.proxy.timeout = v.duration; }},
+
+    // [reload]
+    {.name = "reload.mode", .type = K::string, .fallback = R"("systemd")",
+     .help = "how Caddy is reloaded: over D-Bus (ReloadUnit of `unit`), by running `command`, or not at all",
+     .choices = {"systemd", "command", "none"},
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.reload.mode = reload_mode(v.text); }},
+    {.name = "reload.unit", .type = K::string, .fallback = R"("caddy.service")",
+     .help = "the unit reloaded in systemd mode", .check = not_empty,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.reload.unit = v.text; }},
+    {.name = "reload.command", .type = K::argv,
+     .help = "command mode, where it is needed: argv, no shell",
+     .example = R"(["caddy", "reload", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"])",
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.reload.command = v.list; }},
+    {.name = "reload.timeout", .type = K::seconds, .fallback = "30",
+     .help = "seconds for the reload, in systemd mode until JobRemoved", .min = kMinSeconds, .max = kMaxSeconds,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.reload.timeout = v.duration; }},
+
+    // [health]
+    {.name = "health.enabled", .type = K::boolean, .fallback = "true",
+     .help = "check every deploy that changed something",
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.health.enabled = v.boolean; }},
+    {.name = "health.address", .type = K::string, .fallback = R"("127.0.0.1:2080")",
+     .help = "loopback IP:PORT or [IPv6]:PORT of the health listener sitesfs renders beside each site block (with "
+             "scheme = \"http\" on this same port: the public listener)",
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.health.address = v.text; }},
+    {.name = "health.tls_address", .type = K::string,
+     .help = "HTTPS modes only, 127.0.0.1:[proxy] port (or 443); the proxy's HTTPS listener, for the `tls:` lines "
+             "of `status`",
+     .example = R"("127.0.0.1:443")", .derived = true,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.health.tls_address = v.text; }},
+    {.name = "health.path", .type = K::string, .fallback = R"("/")",
+     .help = "what a site whose `check` is empty fetches; 2xx after the site's own redirects on its domains passes",
+     .check = url_path, .apply = [](Config& c, const KeyValue& v) { c.hooks.health.path = v.text; }},
+    {.name = "health.timeout", .type = K::seconds, .fallback = "10",
+     .help = "seconds for one check, redirects included", .min = kMinSeconds, .max = kMaxSeconds,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.health.timeout = v.duration; }},
+
+    // [reconcile]
+    {.name = "reconcile.workers", .type = K::integer, .fallback = "32",
+     .help = "sites deployed in parallel: runs mostly wait, and those that reach the proxy together share one "
+             "validate and one reload",
+     .min = 1, .max = 64,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.workers = static_cast<unsigned>(v.integer); }},
+    {.name = "reconcile.poll_interval", .type = K::seconds, .fallback = "60",
+     .help = "seconds between checks of each followed branch; 0: never", .min = 0, .max = kMaxSeconds,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.poll_interval = v.duration; }},
+    {.name = "reconcile.keep_releases", .type = K::integer, .fallback = "3",
+     .help = "releases kept per site (current included) for rollback", .min = 1, .max = 1000,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.keep_releases = static_cast<unsigned>(v.integer); }},
+    {.name = "reconcile.max_files", .type = K::integer, .fallback = "100000",
+     .help = "a release with more files and directories fails the deploy", .min = 1,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.limits.max_files = static_cast<uint64_t>(v.integer); }},
+    {.name = "reconcile.max_bytes", .type = K::integer, .fallback = "1073741824",
+     .help = "a release with more bytes fails the deploy", .min = 1,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.limits.max_bytes = static_cast<uint64_t>(v.integer); }},
+
+    // [git]
+    {.name = "git.connect_timeout", .type = K::seconds, .fallback = "30",
+     .help = "seconds for the TCP connection to be made", .min = kMinSeconds, .max = kMaxSeconds,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.git.connect = v.duration; }},
+    {.name = "git.io_timeout", .type = K::seconds, .fallback = "60",
+     .help = "seconds the server may send nothing (or take nothing) before the fetch fails \"timed out\"; see "
+             "reliability.md, Stalled remotes",
+     .min = kMinSeconds, .max = kMaxSeconds,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.git.io = v.duration; }},
+
+    // [keys]
+    {.name = "keys.dir", .type = K::path,
+     .help = "file:NAME reads DIR/NAME, e.g. \"/run/agenix\", \"/run/credentials/sitesfs.service\"",
+     .example = R"("/run/secrets")",
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.keys.keys_dir = v.text; }},
+    {.name = "keys.command", .type = K::argv,
+     .help = "cmd:NAME runs COMMAND... NAME (argv, no shell); stdout is the key", .example = R"(["dota", "get"])",
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.keys.command = v.list; }},
+    {.name = "keys.command_timeout", .type = K::seconds, .fallback = "10",
+     .help = "seconds the key command may take", .min = kMinSeconds, .max = kMaxSeconds,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.keys.command_timeout = v.duration; }},
+
+    // [ssh]
+    {.name = "ssh.host_key_policy", .type = K::string, .fallback = R"("accept-new")",
+     .help = "accept-new trusts and records a host seen for the first time, strict only the hosts pinned below",
+     .choices = {"accept-new", "strict"},
+     .apply =
+         [](Config& c, const KeyValue& v) {
+             c.hooks.host_key_policy =
+                 v.text == "strict" ? hooks::HostKeyPolicy::Strict : hooks::HostKeyPolicy::AcceptNew;
+         }},
+    {.name = "ssh.pins", .type = K::pins, .help = "\"HOST:PORT\" = \"SHA256:...\" (what `ssh-keygen -lf` prints)",
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.host_key_pins = v.pins; }},
+
+    // [metrics]
+    {.name = "metrics.textfile", .type = K::path,
+     .help = "also write /sites/.metrics here (atomically, every 10 s) for node_exporter's textfile collector",
+     .example = R"("/var/lib/node_exporter/sitesfs.prom")",
+     .apply = [](Config& c, const KeyValue& v) { c.metrics_textfile = v.text; }},
+
+    // [filesystem]
+    {.name = "filesystem.owner", .type = K::user, .fallback = "0", .help = "user name or uid of every file",
+     .min = 0, .max = kMaxId,
+     .apply = [](Config& c, const KeyValue& v) { c.filesystem.uid = static_cast<uid_t>(v.integer); }},
+    {.name = "filesystem.group", .type = K::group, .fallback = "0", .help = "group name or gid", .min = 0,
+     .max = kMaxId, .apply = [](Config& c, const KeyValue& v) { c.filesystem.gid = static_cast<gid_t>(v.integer); }},
+    {.name = "filesystem.file_mode", .type = K::mode, .fallback = R"("0644")",
+     .help = "read-only files drop the write bits",
+     .apply = [](Config& c, const KeyValue& v) { c.filesystem.file_mode = static_cast<mode_t>(v.integer); }},
+    {.name = "filesystem.dir_mode", .type = K::mode, .fallback = R"("0755")", .help = "site directories and the root",
+     .apply = [](Config& c, const KeyValue& v) { c.filesystem.dir_mode = static_cast<mode_t>(v.integer); }},
+    {.name = "filesystem.cache_timeout", .type = K::integer, .fallback = "86400",
+     .help = "whole seconds the kernel may cache entries and attributes", .min = 0, .max = kMaxSeconds,
+     .apply = [](Config& c, const KeyValue& v) { c.filesystem.cache_timeout = static_cast<double>(v.integer); }},
+    {.name = "filesystem.max_temp_file_bytes", .type = K::integer, .fallback = "1048576",
+     .help = "the largest editor's temporary file", .min = 1,
+     .apply = [](Config& c, const KeyValue& v) { c.filesystem.max_temp_bytes = static_cast<size_t>(v.integer); }},
+    {.name = "filesystem.max_temp_files_per_site", .type = K::integer, .fallback = "64",
+     .help = "temporary files per site directory", .min = 1,
+     .apply = [](Config& c, const KeyValue& v) { c.filesystem.max_temps_per_site = static_cast<size_t>(v.integer); }},
+    {.name = "filesystem.wait_timeout", .type = K::seconds, .fallback = "300",
+     .help = "seconds a read of SITE/wait may wait, then ETIMEDOUT", .min = kMinSeconds, .max = kMaxSeconds,
+     .apply = [](Config& c, const KeyValue& v) { c.filesystem.wait_timeout = v.duration; }},
+};
+
+const std::vector<ConfigSection> kSections = {
+    {"proxy", ""},
+    {"reload", ""},
+    {"health", "operations.md, \"Health checks\""},
+    {"reconcile", ""},
+    {"git", "every fetch and poll, all transports (HTTPS, SSH)"},
+    {"keys", "deploy_key_ref providers (docs/private-repos.md)"},
+    {"ssh", ""},
+    {"metrics", ""},
+    {"filesystem", ""},
+};
+
+std::string number(double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.15g", v);
+    return buf;
+}
+
+std::string choice_list(const std::vector<std::string_view>& choices) {
+    std::string out;
+    for (size_t i = 0; i < choices.size(); ++i) {
+        if (i > 0) out += i + 1 == choices.size() ? " or " : ", ";
+        out += "\"" + std::string(choices[i]) + "\"";
+    }
+    return out;
+}
+
+std::string bounds(double min, double max) {
+    return std::isinf(max) ? number(min) + " or more" : number(min) + " to " + number(max);
+}
+
+constexpr std::string_view kBegin =
+    "<!-- BEGIN config keys: generated from mount/config_keys.cpp by `cmake --build build -t config-doc`; do not "
+    "edit -->";
+constexpr std::string_view kEnd = "<!-- END config keys -->";
+
+// "KEY = VALUE" padded to the comment column, then the comment wrapped into lines of `width`.
+constexpr size_t kCommentColumn = 40;
+constexpr size_t kWidth = 118;
+
+void commented(std::string& out, const std::string& left, const std::string& comment) {
+    if (comment.empty()) {
+        out += left + "\n";
+        return;
+    }
+    std::string line = left;
+    line += std::string(left.size() + 2 <= kCommentColumn ? kCommentColumn - left.size() : 2, ' ');
+    const size_t indent = kCommentColumn;
+    line += "# ";
+    bool first_word = true;
+    size_t at = 0;
+    while (at < comment.size()) {
+        size_t end = comment.find(' ', at);
+        if (end == std::string::npos) end = comment.size();
+        const std::string word = comment.substr(at, end - at);
+        if (!first_word && line.size() + 1 + word.size() > kWidth) {
+            out += line + "\n";
+            line = std::string(indent, ' ') + "# " + word;
+        } else {
+            line += (first_word ? "" : " ") + word;
+        }
+        first_word = false;
+        at = end + 1;
+    }
+    out += line + "\n";
+}
+
+}  // namespace
+
+std::string_view ConfigKey::section() const {
+    const size_t dot = name.find('.');
+    return dot == std::string_view::npos ? std::string_view() : name.substr(0, dot);
+}
+
+std::string_view ConfigKey::key() const {
+    const size_t dot = name.find('.');
+    return dot == std::string_view::npos ? name : name.substr(dot + 1);
+}
+
+std::string ConfigKey::accepts() const {
+    switch (type) {
+        case K::boolean: return "true or false";
+        case K::integer:
+            return std::isinf(max) ? "a whole number, " + number(min) + " or more"
+                                   : "a whole number from " + number(min) + " to " + number(max);
+        case K::seconds: return "a number of seconds from " + number(min) + " to " + number(max);
+        case K::string: return choices.empty() ? "a string" : "one of " + choice_list(choices);
+        case K::path: return "an absolute path";
+        case K::argv: return "a non-empty array of strings (argv, no shell)";
+        case K::mode: return "an octal string from \"0000\" to \"0777\", like \"0644\"";
+        case K::user: return "a user name, or a uid from " + number(min) + " to " + number(max);
+        case K::group: return "a group name, or a gid from " + number(min) + " to " + number(max);
+        case K::pins: return "a table of \"HOST:PORT\" = \"SHA256:...\" (ssh-keygen -lf prints it)";
+    }
+    return "";
+}
+
+std::string ConfigKey::range() const {
+    switch (type) {
+        case K::integer:
+        case K::seconds: return bounds(min, max);
+        case K::user:
+        case K::group: return "a name, or " + bounds(min, max);
+        case K::string: return choices.empty() ? "" : choice_list(choices);
+        default: return "";
+    }
+}
+
+const std::vector<ConfigKey>& config_keys() { return kKeys; }
+const std::vector<ConfigSection>& config_sections() { return kSections; }
+
+const ConfigKey& config_key(std::string_view name) {
+    for (const ConfigKey& k : kKeys)
+        if (k.name == name) return k;
+    throw std::logic_error("no config key " + std::string(name));
+}
+
+std::string default_value(std::string_view name) {
+    std::string v(config_key(name).fallback);
+    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+    return v;
+}
+
+std::string config_doc_block() {
+    std::string out(kBegin);
+    out += "\n```toml\n";
+    std::string_view section;
+    for (const ConfigKey& k : kKeys) {
+        if (k.section() != section) {
+            section = k.section();
+            std::string help;
+            for (const ConfigSection& s : kSections)
+                if (s.name == section) help = s.help;
+            out += "\n";
+            commented(out, "[" + std::string(section) + "]", help);
+        }
+        std::string comment(k.help);
+        if (const std::string r = k.range(); !r.empty()) comment += " (" + r + ")";
+        if (k.type == K::pins) {
+            commented(out, "[" + std::string(k.name) + "]", comment);
+        } else if (k.fallback.empty()) {
+            comment = (k.derived ? "derived when unset: " : "unset by default; ") + comment;
+            commented(out, "# " + std::string(k.key()) + " = " + std::string(k.example), comment);
+        } else {
+            commented(out, std::string(k.key()) + " = " + std::string(k.fallback), comment);
+        }
+    }
+    out += "```\n";
+    out += kEnd;
+    return out;
+}
+
+std::string with_config_doc(const std::string& markdown) {
+    const size_t begin = markdown.find(kBegin);
+    const size_t end = markdown.find(kEnd);
+    if (begin == std::string::npos || end == std::string::npos || end < begin)
+        throw std::runtime_error("the markers of the generated key list are missing: \"" + std::string(kBegin) +
+                                 "\" ... \"" + std::string(kEnd) + "\"");
+    return markdown.substr(0, begin) + config_doc_block() + markdown.substr(end + kEnd.size());
+}
+
+}  // namespace sitesfs::mount

@@ -1,0 +1,438 @@
+// The config keys (mount/config_keys.cpp): the defaults load and match the structs' own
+// initializers, every value out of bounds is refused naming the key and its range, and the docs
+// (docs/configuration.md, docs/sitesfs.8), the usage text and the NixOS module say what the table
+// says.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+
+#include "mount/config.hpp"
+#include "mount/config_keys.hpp"
+#include "mount/options.hpp"
+
+namespace sitesfs::mount {
+namespace {
+
+std::string source_file(const std::string& relative) {
+    std::ifstream in(std::string(SITESFS_SOURCE_DIR) + "/" + relative, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+// The error load_config_text gives for `text`, or "" when it loads.
+std::string refusal(const std::string& text) {
+    try {
+        load_config_text(text, "sitesfs.toml");
+        return "";
+    } catch (const ConfigError& e) {
+        return e.what();
+    }
+}
+
+// `KEY = VALUE` under its section.
+std::string setting(const ConfigKey& k, const std::string& value) {
+    const std::string line = std::string(k.key()) + " = " + value + "\n";
+    return k.section().empty() ? line : "[" + std::string(k.section()) + "]\n" + line;
+}
+
+std::string number(double v) {
+    std::ostringstream out;
+    out.precision(15);
+    out << v;
+    return out.str();
+}
+
+TEST(ConfigKeys, TheBuiltInDefaultsLoad) {
+    EXPECT_NO_THROW(load_config(std::nullopt));
+    EXPECT_EQ(refusal(""), "");
+    const Config c = load_config(std::nullopt);
+    EXPECT_EQ(c.state_dir, default_value("state_dir"));
+    EXPECT_EQ(c.log_level, default_value("log_level"));
+}
+
+TEST(ConfigKeys, NamesAreUniqueAndInDeclaredSections) {
+    std::map<std::string_view, int> seen;
+    for (const ConfigKey& k : config_keys()) {
+        EXPECT_EQ(++seen[k.name], 1) << k.name << " is declared twice";
+        EXPECT_FALSE(k.help.empty()) << k.name << " has no help";
+        EXPECT_NE(k.apply, nullptr) << k.name;
+        if (k.fallback.empty() && k.type != KeyType::pins) {
+            EXPECT_FALSE(k.example.empty()) << k.name << ": an unset key needs an example for the docs";
+        }
+        if (k.section().empty()) continue;
+        bool declared = false;
+        for (const ConfigSection& s : config_sections()) declared = declared || s.name == k.section();
+        EXPECT_TRUE(declared) << k.name << ": section [" << k.section() << "] is not in config_sections()";
+    }
+}
+
+// hooks/ and fs/ keep initializers of their own for the code and the tests that build their
+// configs directly; they must say what the table says.
+TEST(ConfigKeys, TheStructsOwnInitializersAgreeWithTheTable) {
+    const Config c = load_config(std::nullopt);
+    const hooks::HooksConfig h;
+    EXPECT_EQ(h.data_dir, c.data_dir);
+    EXPECT_EQ(h.workers, c.hooks.workers);
+    EXPECT_EQ(h.poll_interval, c.hooks.poll_interval);
+    EXPECT_EQ(h.keep_releases, c.hooks.keep_releases);
+    EXPECT_EQ(h.limits.max_files, c.hooks.limits.max_files);
+    EXPECT_EQ(h.limits.max_bytes, c.hooks.limits.max_bytes);
+    EXPECT_EQ(h.git.connect, c.hooks.git.connect);
+    EXPECT_EQ(h.git.io, c.hooks.git.io);
+    EXPECT_EQ(h.proxy.file, c.hooks.proxy.file);
+    EXPECT_EQ(h.proxy.main_config, c.hooks.proxy.main_config);
+    EXPECT_EQ(h.proxy.caddy, c.hooks.proxy.caddy);
+    EXPECT_EQ(h.proxy.scheme, c.hooks.proxy.scheme);
+    EXPECT_EQ(h.proxy.port, c.hooks.proxy.port);
+    EXPECT_EQ(h.proxy.timeout, c.hooks.proxy.timeout);
+    EXPECT_EQ(h.reload.mode, c.hooks.reload.mode);
+    EXPECT_EQ(h.reload.unit, c.hooks.reload.unit);
+    EXPECT_EQ(h.reload.command, c.hooks.reload.command);
+    EXPECT_EQ(h.reload.timeout, c.hooks.reload.timeout);
+    EXPECT_EQ(h.health.enabled, c.hooks.health.enabled);
+    EXPECT_EQ(h.health.address, c.hooks.health.address);
+    EXPECT_EQ(h.health.path, c.hooks.health.path);
+    EXPECT_EQ(h.health.timeout, c.hooks.health.timeout);
+    EXPECT_EQ(h.keys.keys_dir, c.hooks.keys.keys_dir);
+    EXPECT_EQ(h.keys.command, c.hooks.keys.command);
+    EXPECT_EQ(h.keys.command_timeout, c.hooks.keys.command_timeout);
+    EXPECT_EQ(h.host_key_policy, c.hooks.host_key_policy);
+    EXPECT_EQ(h.host_key_pins, c.hooks.host_key_pins);
+    const fs::FsOptions f;
+    EXPECT_EQ(f.uid, c.filesystem.uid);
+    EXPECT_EQ(f.gid, c.filesystem.gid);
+    EXPECT_EQ(f.file_mode, c.filesystem.file_mode);
+    EXPECT_EQ(f.dir_mode, c.filesystem.dir_mode);
+    EXPECT_EQ(f.cache_timeout, c.filesystem.cache_timeout);
+    EXPECT_EQ(f.max_temp_bytes, c.filesystem.max_temp_bytes);
+    EXPECT_EQ(f.max_temps_per_site, c.filesystem.max_temps_per_site);
+    EXPECT_EQ(f.wait_timeout, c.filesystem.wait_timeout);
+}
+
+// Nothing is clamped: a number just outside a key's bounds stops start-up, and the message names
+// the key and what it accepts. The bounds themselves are accepted.
+TEST(ConfigKeys, EveryNumberOutOfBoundsIsRefusedNamingTheKeyAndTheRange) {
+    int checked = 0;
+    for (const ConfigKey& k : config_keys()) {
+        if (k.type != KeyType::integer && k.type != KeyType::seconds && k.type != KeyType::user &&
+            k.type != KeyType::group)
+            continue;
+        SCOPED_TRACE(std::string(k.name));
+        const bool whole = k.type != KeyType::seconds;
+        const double below = whole || k.min == 0 ? k.min - 1 : k.min / 2;
+        std::vector<double> outside{below};
+        if (!std::isinf(k.max)) outside.push_back(whole ? k.max + 1 : k.max + 0.5);
+        for (const double v : outside) {
+            const std::string why = refusal(setting(k, number(v)));
+            EXPECT_EQ(why, "sitesfs.toml: " + std::string(k.name) + ": must be " + k.accepts() + ", not " + number(v));
+            ++checked;
+        }
+        EXPECT_EQ(refusal(setting(k, number(k.min))), "");
+        if (!std::isinf(k.max)) {
+            EXPECT_EQ(refusal(setting(k, number(k.max))), "");
+        }
+    }
+    EXPECT_GE(checked, 20);
+}
+
+TEST(ConfigKeys, TheWorkersCapIsAnErrorNotASilentClamp) {
+    EXPECT_EQ(refusal("[reconcile]\nworkers = 100\n"),
+              "sitesfs.toml: reconcile.workers: must be a whole number from 1 to 64, not 100");
+    EXPECT_EQ(load_config_text("[reconcile]\nworkers = 64\n", "t").hooks.workers, 64u);
+}
+
+TEST(ConfigKeys, ValuesAreNotConvertedBetweenTypes) {
+    // toml++ on its own reads 1 as true, true as 1 and 2.0 as 2.
+    EXPECT_EQ(refusal("allow_local_repos = 1\n"), "sitesfs.toml: allow_local_repos: must be true or false");
+    EXPECT_EQ(refusal("[reconcile]\nworkers = true\n"),
+              "sitesfs.toml: reconcile.workers: must be a whole number from 1 to 64");
+    EXPECT_EQ(refusal("[reconcile]\nworkers = 2.0\n"),
+              "sitesfs.toml: reconcile.workers: must be a whole number from 1 to 64");
+    EXPECT_EQ(refusal("[health]\nenabled = \"yes\"\n"), "sitesfs.toml: health.enabled: must be true or false");
+    EXPECT_NE(refusal("[git]\nio_timeout = true\n").find("git.io_timeout: must be a number of seconds"),
+              std::string::npos);
+    EXPECT_EQ(load_config_text("[git]\nio_timeout = 2.5\n", "t").hooks.git.io, std::chrono::milliseconds(2500));
+}
+
+TEST(ConfigKeys, StringsOutsideTheirChoicesAreRefused) {
+    EXPECT_EQ(refusal("log_level = \"warning\"\n"),
+              "sitesfs.toml: log_level: must be one of \"trace\", \"debug\", \"info\", \"warn\", \"error\" or "
+              "\"off\", not \"warning\"");
+    EXPECT_NE(refusal("[proxy]\nscheme = \"ftp\"\n").find("proxy.scheme: must be one of \"\", \"http\" or \"https\""),
+              std::string::npos);
+    EXPECT_NE(refusal("[reload]\nmode = \"dbus\"\n").find("reload.mode: must be one of"), std::string::npos);
+    EXPECT_NE(refusal("[ssh]\nhost_key_policy = \"yes\"\n").find("ssh.host_key_policy: must be one of"),
+              std::string::npos);
+    EXPECT_EQ(refusal("[reload]\nmode = \"command\"\n"), "sitesfs.toml: reload.command: is needed with mode = \"command\"");
+}
+
+TEST(ConfigKeys, ModesIdsPathsAndCommandsAreChecked) {
+    EXPECT_NE(refusal("[filesystem]\nfile_mode = \"0800\"\n").find("filesystem.file_mode: must be an octal string"),
+              std::string::npos);
+    EXPECT_NE(refusal("[filesystem]\nfile_mode = \"+644\"\n").find("filesystem.file_mode"), std::string::npos);
+    EXPECT_EQ(load_config_text("[filesystem]\nfile_mode = \"640\"\n", "t").filesystem.file_mode, 0640u);
+    EXPECT_EQ(refusal("[filesystem]\nowner = 4294967296\n"),
+              "sitesfs.toml: filesystem.owner: must be a user name, or a uid from 0 to 4294967294, not 4294967296");
+    EXPECT_EQ(refusal("[filesystem]\ngroup = \"no-such-group-here\"\n"),
+              "sitesfs.toml: filesystem.group: no such group 'no-such-group-here'");
+    EXPECT_EQ(load_config_text("[filesystem]\nowner = \"root\"\n", "t").filesystem.uid, 0u);
+    EXPECT_EQ(refusal("data_dir = \"sites\"\n"), "sitesfs.toml: data_dir: must be an absolute path, not \"sites\"");
+    EXPECT_EQ(refusal("[keys]\ncommand = []\n"),
+              "sitesfs.toml: keys.command: must be a non-empty array of strings (argv, no shell)");
+    EXPECT_EQ(refusal("[health]\npath = \"x\"\n"), "sitesfs.toml: health.path: must start with '/' and hold no whitespace");
+    EXPECT_EQ(refusal("[proxy]\ncaddy = \"\"\n"), "sitesfs.toml: proxy.caddy: must not be empty");
+    EXPECT_EQ(refusal("[ssh.pins]\n\"github.com:22\" = \"MD5:x\"\n"),
+              "sitesfs.toml: ssh.pins.github.com:22: write \"HOST:PORT\" = \"SHA256:...\" (ssh-keygen -lf prints it)");
+}
+
+TEST(ConfigKeys, UnknownKeysAndSectionsAreRefused) {
+    EXPECT_EQ(refusal("colour = \"blue\"\n"), "sitesfs.toml: colour: unknown setting");
+    EXPECT_EQ(refusal("[filesystem]\nfile_mod = \"0644\"\n"), "sitesfs.toml: filesystem.file_mod: unknown setting");
+    EXPECT_EQ(refusal("proxy = 1\n"), "sitesfs.toml: proxy: must be a table");
+    EXPECT_EQ(refusal("[colours]\nsky = \"blue\"\n"), "sitesfs.toml: colours: unknown setting");
+    EXPECT_EQ(refusal("[proxy]\n\"\\u001b[2J\" = 1\n"), "sitesfs.toml: proxy.\\x1b[2J: unknown setting");
+}
+
+TEST(ConfigDoc, TheKeyListInConfigurationMdIsGeneratedFromTheTable) {
+    const std::string text = source_file("docs/configuration.md");
+    ASSERT_FALSE(text.empty()) << "docs/configuration.md is missing";
+    std::string expected;
+    ASSERT_NO_THROW(expected = with_config_doc(text));
+    if (text == expected) return;
+    std::istringstream have(text), want(expected);
+    std::string a, b;
+    int line = 0;
+    while (++line, std::getline(have, a) && std::getline(want, b) && a == b) {
+    }
+    ADD_FAILURE() << "docs/configuration.md is stale: run `cmake --build build -t config-doc` and commit it.\n"
+                  << "First difference, line " << line << ":\n  the file: " << a << "\n  the code: " << b;
+}
+
+// docs/sitesfs.8, as a reader sees it: a line with its macro dropped, the arguments of the
+// font macros joined as troff joins them, the escapes replaced.
+std::string troff_text(const std::string& line) {
+    if (line.starts_with(".\\\"")) return "";
+    std::string body = line;
+    bool joined = false;
+    if (line.starts_with(".")) {
+        const size_t space = line.find(' ');
+        const std::string macro = line.substr(1, space == std::string::npos ? std::string::npos : space - 1);
+        static const std::vector<std::string> fonts{"B", "I", "BR", "RB", "BI", "IB", "IR", "RI"};
+        if (std::find(fonts.begin(), fonts.end(), macro) == fonts.end()) return "";
+        joined = macro.size() == 2;
+        body = space == std::string::npos ? "" : line.substr(space + 1);
+    }
+    std::vector<std::string> args;
+    if (line.starts_with(".")) {
+        std::string cur;
+        bool quoted = false, any = false;
+        for (const char ch : body) {
+            if (ch == '"') {
+                quoted = !quoted;
+                any = true;
+            } else if (ch == ' ' && !quoted) {
+                if (any || !cur.empty()) args.push_back(cur);
+                cur.clear();
+                any = false;
+            } else {
+                cur += ch;
+            }
+        }
+        if (any || !cur.empty()) args.push_back(cur);
+    } else {
+        args.push_back(body);
+    }
+    std::string out;
+    for (const auto& a : args) out += (out.empty() || joined ? "" : " ") + a;
+    for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+             {"\\(dq", "\""}, {"\\(aq", "'"}, {"\\-", "-"}, {"\\&", ""}, {"\\c", ""}, {"\\(em", "-"}})
+        for (size_t at; (at = out.find(from)) != std::string::npos;) out.replace(at, from.size(), to);
+    return out;
+}
+
+struct ManEntry {
+    std::string tag;        // "= 32", "(unset)", "" for [ssh.pins]
+    std::string paragraph;  // what follows the tag, flattened
+};
+
+struct ManConfig {
+    std::string intro;  // .SH CONFIGURATION up to its first .SS
+    std::map<std::string, ManEntry> keys;
+};
+
+ManConfig man_config(const std::string& man) {
+    ManConfig out;
+    std::istringstream in(man);
+    std::string line, section;
+    bool inside = false, in_intro = false, want_tag = false;
+    ManEntry* entry = nullptr;
+    while (std::getline(in, line)) {
+        if (line.starts_with(".SH ")) {
+            inside = line == ".SH CONFIGURATION";
+            in_intro = inside;
+            entry = nullptr;
+            continue;
+        }
+        if (!inside) continue;
+        if (line.starts_with(".SS ")) {
+            in_intro = false;
+            entry = nullptr;
+            const std::string name = line.substr(4);
+            section = name.starts_with("[") ? name.substr(1, name.size() - 2) : "";
+            continue;
+        }
+        if (line == ".TP") {
+            want_tag = true;
+            entry = nullptr;
+            continue;
+        }
+        if (line == ".PP") {
+            entry = nullptr;
+            continue;
+        }
+        const std::string text = troff_text(line);
+        if (want_tag) {
+            want_tag = false;
+            static const std::regex tag(R"(^(\[?[a-z_.]+\]?)(?: (= .*|\((?:unset|derived)\)))?$)");
+            std::smatch m;
+            if (std::regex_match(text, m, tag)) {
+                std::string key = m[1];
+                if (key.starts_with("[")) key = key.substr(1, key.size() - 2);
+                else if (!section.empty()) key = section + "." + key;
+                entry = &out.keys[key];
+                entry->tag = m[2];
+            }
+            continue;
+        }
+        if (in_intro) out.intro += text + " ";
+        if (entry) entry->paragraph += text + " ";
+    }
+    return out;
+}
+
+TEST(ManPage, DocumentsEveryConfigKeyWithTheDefaultAndTheBoundsOfTheCode) {
+    const std::string man = source_file("docs/sitesfs.8");
+    ASSERT_FALSE(man.empty()) << "docs/sitesfs.8 is missing";
+    const ManConfig doc = man_config(man);
+    std::map<std::string, bool> in_table;
+    for (const ConfigKey& k : config_keys()) {
+        const std::string name(k.name);
+        in_table[name] = true;
+        const auto it = doc.keys.find(name);
+        if (it == doc.keys.end()) {
+            ADD_FAILURE() << "docs/sitesfs.8: " << name << " is missing from CONFIGURATION (a .TP under its .SS)";
+            continue;
+        }
+        const ManEntry& e = it->second;
+        const std::string want = k.type == KeyType::pins ? ""
+                                 : k.fallback.empty()    ? (k.derived ? "(derived)" : "(unset)")
+                                                         : "= " + std::string(k.fallback);
+        EXPECT_EQ(e.tag, want) << "docs/sitesfs.8: the default of " << name << " differs from mount/config_keys.cpp";
+        // The bounds: durations within the general rule are covered by the section's introduction.
+        std::string bounds = k.range();
+        if (k.type == KeyType::user || k.type == KeyType::group) bounds = bounds.substr(bounds.find(", or ") + 5);
+        if (k.type == KeyType::seconds && k.min == kMinSeconds && k.max == kMaxSeconds) {
+            EXPECT_NE(doc.intro.find(bounds), std::string::npos)
+                << "docs/sitesfs.8: CONFIGURATION should give the bounds of durations, " << bounds;
+        } else if (k.type == KeyType::string) {
+            for (const std::string_view choice : k.choices)
+                EXPECT_NE(e.paragraph.find(choice.empty() ? "\"\"" : std::string(choice)), std::string::npos)
+                    << "docs/sitesfs.8: " << name << " does not mention \"" << choice << "\":\n" << e.paragraph;
+        } else if (!bounds.empty()) {
+            EXPECT_NE(e.paragraph.find(bounds), std::string::npos)
+                << "docs/sitesfs.8: " << name << " should say it accepts " << bounds << ":\n" << e.paragraph;
+        }
+    }
+    for (const auto& [name, entry] : doc.keys)
+        EXPECT_TRUE(in_table.count(name)) << "docs/sitesfs.8 documents " << name << ", which mount/config_keys.cpp lacks";
+}
+
+std::string man_option_paragraph(const std::string& man, const std::string& option) {
+    std::istringstream in(man);
+    std::string line, out;
+    bool inside = false, want_tag = false;
+    while (std::getline(in, line)) {
+        if (line.starts_with(".SH")) {
+            if (inside) break;
+            inside = line == ".SH OPTIONS";
+            continue;
+        }
+        if (!inside) continue;
+        if (line == ".TP" || line == ".PP" || line.starts_with(".SS")) {
+            if (!out.empty()) break;
+            want_tag = line == ".TP";
+            continue;
+        }
+        if (want_tag) {
+            want_tag = false;
+            if (troff_text(line).starts_with(option + " ")) out = " ";
+            continue;
+        }
+        if (!out.empty()) out += troff_text(line) + " ";
+    }
+    return out;
+}
+
+TEST(ManPage, OptionsGiveTheDefaultsOfTheCode) {
+    const std::string man = source_file("docs/sitesfs.8");
+    const std::string state_dir = man_option_paragraph(man, "--state-dir");
+    EXPECT_NE(state_dir.find("(default " + default_value("state_dir")), std::string::npos)
+        << "docs/sitesfs.8, --state-dir:" << state_dir;
+    const std::string log_level = man_option_paragraph(man, "--log-level");
+    EXPECT_NE(log_level.find(default_value("log_level") + " (the default)"), std::string::npos)
+        << "docs/sitesfs.8, --log-level:" << log_level;
+    for (const std::string_view level : config_key("log_level").choices)
+        EXPECT_NE(log_level.find(std::string(level)), std::string::npos) << level << " in" << log_level;
+}
+
+TEST(Usage, GivesTheDefaultsOfTheCode) {
+    const std::string usage = usage_text();
+    EXPECT_NE(usage.find("(default " + default_value("state_dir") + ")"), std::string::npos) << usage;
+    EXPECT_NE(usage.find("trace, debug, info, warn, error, off (default " + default_value("log_level") + ")"),
+              std::string::npos)
+        << usage;
+}
+
+// nix/module.nix: `NAME = mkOption { ... default = VALUE; ... }`.
+std::string nix_option(const std::string& module, const std::string& name, const std::string& field) {
+    const size_t at = module.find("    " + name + " = mkOption {");
+    if (at == std::string::npos) return "(no option " + name + ")";
+    const size_t end = module.find("\n    };", at);
+    const std::string block = module.substr(at, end - at);
+    const size_t f = block.find(field + " = ");
+    if (f == std::string::npos) return "(no " + field + ")";
+    const size_t value = f + field.size() + 3;
+    return block.substr(value, block.find(';', value) - value);
+}
+
+TEST(NixModule, OptionsThatSetAConfigKeyDefaultToTheCodesDefault) {
+    const std::string module = source_file("nix/module.nix");
+    ASSERT_FALSE(module.empty()) << "nix/module.nix is missing";
+    for (const auto& [option, key] : std::vector<std::pair<std::string, std::string>>{
+             {"stateDir", "state_dir"},
+             {"dataDir", "data_dir"},
+             {"reloadUnit", "reload.unit"},
+             {"pollInterval", "reconcile.poll_interval"},
+             {"hostKeyPolicy", "ssh.host_key_policy"}}) {
+        EXPECT_EQ(nix_option(module, option, "default"), config_key(key).fallback)
+            << "nix/module.nix: services.sitesfs." << option << " (" << key << ")";
+    }
+    const ConfigKey& poll = config_key("reconcile.poll_interval");
+    EXPECT_EQ(nix_option(module, "pollInterval", "type"),
+              "types.ints.between " + number(poll.min) + " " + number(poll.max))
+        << "nix/module.nix: services.sitesfs.pollInterval takes what reconcile.poll_interval takes (whole seconds)";
+    std::string policies;
+    for (const std::string_view choice : config_key("ssh.host_key_policy").choices)
+        policies += " \"" + std::string(choice) + "\"";
+    std::string type = nix_option(module, "hostKeyPolicy", "type");
+    type = std::regex_replace(type, std::regex(R"(\s+)"), " ");
+    EXPECT_EQ(type, "types.enum [" + policies + " ]") << "nix/module.nix: services.sitesfs.hostKeyPolicy";
+}
+
+}  // namespace
+}  // namespace sitesfs::mount
