@@ -76,6 +76,17 @@ else
   if grep -q '^FAIL' <<<"$results"; then failed=1; fi
 fi
 
+# The package's source holds every folder the top-level CMakeLists.txt adds: one missing from
+# package.nix's fileset builds here and fails only in a Nix build.
+while IFS= read -r folder; do
+  if grep -qx "      \.\./$folder" "$nix_dir/package.nix"; then
+    echo "ok   package source has $folder/"
+  else
+    echo "FAIL package source: nix/package.nix's fileset lacks ../$folder, which CMakeLists.txt adds"
+    failed=1
+  fi
+done < <(sed -n 's/^ *add_subdirectory(\([a-z_]*\)).*/\1/p' "$nix_dir/../CMakeLists.txt")
+
 if [ "$failed" != 0 ]; then
   echo "nix/check.sh: FAILED" >&2
   exit 1

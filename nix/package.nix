@@ -29,6 +29,7 @@ stdenv.mkDerivation {
     root = ../.;
     fileset = lib.fileset.unions [
       ../CMakeLists.txt
+      ../common
       ../docs/sitesfs.8
       ../fs
       ../hooks
