@@ -139,7 +139,7 @@ public:
             index.push_back(i);
             reserved.push_back(std::move(mine));
         }
-        const std::vector<Outcome> saved = records.size() == 1 ? std::vector<Outcome>{dir_.save(records[0], nullptr)} : dir_.save_new(records);
+        const std::vector<Outcome> saved = dir_.save_new(records);
         std::vector<Change> changes;
         for (size_t k = 0; k < records.size(); ++k) {
             out[index[k]] = saved[k];

@@ -58,7 +58,8 @@ public:
     // New sites' files, made durable together: every temp file is written, then one syncfs
     // flushes them all, then each is renamed into place and the dir is fsynced once. A crash
     // leaves each file whole or absent (unrenamed temps are removed at the next start). One
-    // outcome per site, in order; success only when the whole batch is durable.
+    // outcome per site, in order; success only when the whole batch is durable. A batch of one is
+    // saved as save() does.
     std::vector<Outcome> save_new(const std::vector<SiteRecord>& sites) const;
 
 private:
