@@ -14,34 +14,12 @@
 #include "schemas/site_schema.hpp"
 #include "store/file_follower.hpp"
 #include "store/site_dir.hpp"
+#include "store/site_edit.hpp"
 #include "store/site_map.hpp"
 
 namespace sitesfs {
 
 namespace {
-
-std::set<std::string> domains_of(const SiteRecord& s) {
-    const auto names = split_domains(s.field("domain").value);
-    return {names.begin(), names.end()};
-}
-
-// A refusal as the site's status shows it. The validators' reasons already start with the
-// field's name ("domain 'a..b': ..."); others get it in front.
-std::string refusal_text(std::string_view field, const std::string& reason) {
-    const bool named = reason.starts_with(field) && reason.size() > field.size() &&
-                       (reason[field.size()] == ' ' || reason[field.size()] == ':');
-    return named ? reason : std::string(field) + ": " + reason;
-}
-
-Outcome no_site(std::string_view name) { return Outcome::fail(ENOENT, "no site '" + std::string(name) + "'"); }
-
-void clear_write_error(SiteRecord& s, Timestamp now) {
-    if (s.actual.error_from_write) {
-        s.actual.error.clear();
-        s.actual.error_from_write = false;
-    }
-    s.actual.updated = now;
-}
 
 // Which site serves each domain, committed or reserved by a write in progress. A domain is
 // reserved before the site's file is written, so a racing writer of another site sees it taken.
@@ -115,7 +93,7 @@ public:
         std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return wanted[a].name < wanted[b].name; });
         for (const size_t i : order) {
             const NewSite& w = wanted[i];
-            auto made = make_site(w, now);
+            auto made = make_site(w, policy_, now);
             if (!made.ok()) {
                 out[i] = made.outcome;
                 continue;
@@ -179,8 +157,7 @@ public:
 
     Outcome set_field_time(std::string_view name, std::string_view field, Timestamp when) override {
         if (!site(name)) return no_site(name);
-        const FieldSpec* spec = find_field(field);
-        if (!spec || !is_writable(*spec)) return Outcome::fail(EPERM, std::string(field) + " shows when sitesfs changed it");
+        if (Outcome out = check_field_time(field); !out.ok()) return out;
         auto guard = commit_lock(name);
         const SiteRef cur = site(name);
         if (!cur) return no_site(name);
@@ -205,17 +182,8 @@ public:
         if (generation > cur->generation)
             return Outcome::fail(EINVAL, "site '" + cur->name + "' is at generation " + std::to_string(cur->generation) +
                                              ", not " + std::to_string(generation));
-        const Timestamp now = Clock::now();
         auto next = std::make_shared<SiteRecord>(*cur);
-        next->actual = actual;
-        next->actual.generation = generation;
-        next->actual.changed = actual.commit == cur->actual.commit ? cur->actual.changed : now;
-        next->actual.updated = now;
-        // The reconciler does not know of refused writes; a report without an error of its own
-        // must not hide one from the person who just made it.
-        const bool keep_refusal = actual.error.empty() && cur->actual.error_from_write;
-        next->actual.error = keep_refusal ? cur->actual.error : actual.error;
-        next->actual.error_from_write = keep_refusal;
+        next->actual = reported_actual(cur->actual, generation, actual, Clock::now());
         // What is served has changed whether or not the disk takes the report (a full or read-only
         // state dir), so `commit` and `status` show it anyway. Unsaved, it is lost at a restart,
         // which deploys the site again because its record no longer matches `current`.
@@ -227,99 +195,48 @@ public:
     }
 
 private:
-    struct Made {
-        SiteRecord record;
-        Outcome outcome;
-        bool ok() const { return outcome.ok(); }
-    };
-
-    // A new site's record with its values, each trimmed and validated; the first refusal fails it.
-    Made make_site(const NewSite& w, Timestamp now) const {
-        Made m;
-        if (const Checked c = check_site_name(w.name); !c.ok) {
-            m.outcome = Outcome::fail(EINVAL, c.reason);
-            return m;
-        }
-        m.record.name = w.name;
-        m.record.generation = 1;
-        m.record.created = now;
-        for (const auto& f : site_fields())
-            if (is_writable(f)) m.record.desired[std::string(f.name)] = FieldValue{};
-        for (const auto& [field, raw] : w.values) {
-            const FieldSpec* spec = find_field(field);
-            if (!spec || !is_writable(*spec)) {
-                m.outcome = Outcome::fail(EINVAL, "a site has no setting '" + field + "'");
-                return m;
-            }
-            const Checked c = spec->check(trim(raw), policy_);
-            if (!c.ok) {
-                m.outcome = Outcome::fail(EINVAL, c.reason);
-                return m;
-            }
-            m.record.desired[field] = FieldValue{c.value, now};
-        }
-        return m;
-    }
-
     // write_field, and with `expected` restore_field: a compare-and-set that leaves the refusal
     // the restore follows in the status.
     Outcome set_field(std::string_view name, std::string_view field, std::string_view raw, const std::string_view* expected) {
         if (!site(name)) return no_site(name);
-        const FieldSpec* spec = find_field(field);
-        if (!spec) return Outcome::fail(EINVAL, "a site has no file '" + std::string(field) + "'");
-        if (!is_writable(*spec)) return Outcome::fail(EACCES, std::string(field) + " is read-only");
         auto guard = commit_lock(name);
         const SiteRef cur = site(name);
         if (!cur) return no_site(name);
-        // A restore records nothing in the status: the refusal that called for it shows there.
-        auto refused = [&](int err, std::string reason) {
-            return expected ? Outcome::fail(err, std::move(reason))
-                            : refuse(std::move(guard), cur, field, err, std::move(reason));
-        };
-        const Checked c = spec->check(trim(raw), policy_);
-        if (!c.ok) return refused(EINVAL, c.reason);
-        if (expected) {
-            const Checked e = spec->check(trim(*expected), policy_);
-            if (!e.ok || cur->field(FieldName::known(field)).value != e.value)
-                return Outcome::fail(ESTALE, std::string(field) + " was changed by another writer meanwhile");
-        }
-
-        const Timestamp now = Clock::now();
-        auto next = std::make_shared<SiteRecord>(*cur);
-        // Editors save the whole file, usually unchanged: the same value is no new generation and
-        // no disk write. It only clears a refusal still shown in the status, as any good write does.
-        if (cur->field(FieldName::known(field)).value == c.value) {
-            if (expected || !cur->actual.error_from_write) return Outcome::success();
-            clear_write_error(*next, now);
-            if (Outcome out = dir_.save(*next, cur.get()); !out.ok())
-                return refuse(std::move(guard), cur, field, out.err, out.reason);
-            sites_.publish(next);
-            guard.unlock();
-            sites_.emit({Change::Kind::Actual, next->name, next->generation});
+        FieldEdit edit = edit_field(*cur, field, raw, expected, policy_, Clock::now());
+        switch (edit.kind) {
+        case FieldEdit::Kind::Refused:
+            if (!edit.show_refusal) return edit.outcome;
+            return refuse(std::move(guard), cur, field, edit.outcome.err, std::move(edit.outcome.reason));
+        case FieldEdit::Kind::Unchanged:
             return Outcome::success();
+        case FieldEdit::Kind::ClearsRefusal:
+        case FieldEdit::Kind::Changed:
+            break;
         }
-        next->desired[std::string(field)] = FieldValue{c.value, now};
-        ++next->generation;
-        if (!expected) clear_write_error(*next, now);
-
-        const bool domains = field == "domain";
+        const auto& next = edit.next;
+        // A refusal of the store is shown in the status too, except after a restore, which shows
+        // the refusal that called for it.
+        auto failed = [&](int err, std::string reason) {
+            return expected ? Outcome::fail(err, std::move(reason)) : refuse(std::move(guard), cur, field, err, std::move(reason));
+        };
         std::vector<std::string> reserved;
-        if (domains)
-            if (auto why = claims_.reserve(domains_of(*next), next->name, reserved)) return refused(EEXIST, *why);
+        if (edit.domains_changed)
+            if (auto why = claims_.reserve(domains_of(*next), next->name, reserved)) return failed(EEXIST, *why);
         if (Outcome out = dir_.save(*next, cur.get()); !out.ok()) {
             claims_.release(reserved);
             // A full or read-only state dir: the writer gets the errno, and `status` says why for
             // whoever looks later (in memory only, since the disk just refused a write).
-            return refused(out.err, out.reason);
+            return failed(out.err, out.reason);
         }
         sites_.publish(next);
-        if (domains) {
+        if (edit.domains_changed) {
             std::set<std::string> dropped = domains_of(*cur);
             for (const auto& d : domains_of(*next)) dropped.erase(d);
             claims_.drop(dropped, next->name);
         }
         guard.unlock();
-        sites_.emit({Change::Kind::Desired, next->name, next->generation});
+        const auto kind = edit.kind == FieldEdit::Kind::Changed ? Change::Kind::Desired : Change::Kind::Actual;
+        sites_.emit({kind, next->name, next->generation});
         return Outcome::success();
     }
 
@@ -339,10 +256,7 @@ private:
     // Shows a refused value in the site's status. Saving that is best effort: the refusal itself
     // is the answer the writer needs.
     Outcome refuse(std::unique_lock<std::mutex> guard, const SiteRef& cur, std::string_view field, int err, std::string reason) {
-        auto next = std::make_shared<SiteRecord>(*cur);
-        next->actual.error = refusal_text(field, reason);
-        next->actual.error_from_write = true;
-        next->actual.updated = Clock::now();
+        auto next = with_refusal(*cur, field, reason, Clock::now());
         if (Outcome out = dir_.save(*next, cur.get()); !out.ok())
             spdlog::warn("site {}: the refusal is shown but not saved: {}", cur->name, out.reason);
         sites_.publish(next);

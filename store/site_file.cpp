@@ -66,8 +66,7 @@ std::string desired_section(const SiteRecord& s) {
     return values + "\n" + changed;
 }
 
-std::string actual_section(const SiteRecord& s) {
-    const ActualState& a = s.actual;
+std::string actual_section(const ActualState& a) {
     return "[actual]\n"
            "state = " + toml_string(std::string(to_string(a.state))) + "\n"
            "commit = " + toml_string(a.commit) + "\n"
@@ -83,15 +82,24 @@ std::string actual_section(const SiteRecord& s) {
            "tls = " + toml_strings(a.tls) + "\n";
 }
 
-}  // namespace
-
-std::string render_site_file(const SiteRecord& s) {
+std::string site_header(const SiteRecord& s) {
     return "# sitesfs site state; written by sitesfs, change it through the mounted filesystem\n"
            "format = " + std::to_string(kFormat) + "\n"
            "name = " + toml_string(s.name) + "\n"
            "generation = " + std::to_string(s.generation) + "\n"
-           "created = " + std::to_string(to_ns(s.created)) + "  # ns since the epoch\n"
-           "\n" + desired_section(s) + "\n" + actual_section(s);
+           "created = " + std::to_string(to_ns(s.created)) + "  # ns since the epoch\n";
+}
+
+}  // namespace
+
+std::string render_site_file(const SiteRecord& s) {
+    return site_header(s) + "\n" + desired_section(s) + "\n" + actual_section(s.actual);
+}
+
+std::string render_desired_value(const SiteRecord& s) { return site_header(s) + "\n" + desired_section(s); }
+
+std::string render_actual_value(const ActualState& a) {
+    return "format = " + std::to_string(kFormat) + "\n\n" + actual_section(a);
 }
 
 namespace {
@@ -101,16 +109,13 @@ class SiteFileReader {
 public:
     explicit SiteFileReader(std::string file) : file_(std::move(file)) {}
 
-    SiteRecord read(std::string_view text, std::string_view expected_name) const {
-        toml::table root;
-        try {
-            root = toml::parse(text, std::string_view(file_));
-        } catch (const toml::parse_error& e) {
-            throw StoreError(toml_error_text(e, file_));
-        }
-        only(root, "", {"format", "name", "generation", "created", "desired", "desired_changed", "actual"});
-        if (num(root, "format") != kFormat)
-            fail("format", "format " + std::to_string(num(root, "format")) + " is not 1; was it written by a newer sitesfs?");
+    // `with_actual`: a site file holds both parts; a shared store's site value only the desired one.
+    SiteRecord read(std::string_view text, std::string_view expected_name, bool with_actual) const {
+        const toml::table root = parse(text);
+        if (with_actual)
+            only(root, "", {"format", "name", "generation", "created", "desired", "desired_changed", "actual"});
+        else
+            only(root, "", {"format", "name", "generation", "created", "desired", "desired_changed"});
         SiteRecord s;
         s.name = str(root, "name");
         if (s.name != expected_name) fail("name", "'" + printable(s.name) + "' does not match the file name");
@@ -137,8 +142,32 @@ public:
             const Timestamp when = changed.contains(f.name) ? from_ns(num(changed, f.name, "desired_changed.")) : Timestamp{};
             s.desired[std::string(f.name)] = FieldValue{value, when};
         }
+        if (with_actual) s.actual = read_actual(table(root, "actual"));
+        return s;
+    }
 
-        const toml::table& actual = table(root, "actual");
+    ActualState read_actual_value(std::string_view text) const {
+        const toml::table root = parse(text);
+        only(root, "", {"format", "actual"});
+        return read_actual(table(root, "actual"));
+    }
+
+private:
+    toml::table parse(std::string_view text) const {
+        toml::table root;
+        try {
+            root = toml::parse(text, std::string_view(file_));
+        } catch (const toml::parse_error& e) {
+            throw StoreError(toml_error_text(e, file_));
+        }
+        if (num(root, "format") != kFormat)
+            fail("format", "format " + std::to_string(num(root, "format")) + " is not 1; was it written by a newer sitesfs?");
+        return root;
+    }
+
+    ActualState read_actual(const toml::table& actual) const {
+        const ValidationPolicy load_policy{.allow_local_repos = true};
+        ActualState a;
         only(actual, "actual.",
              {"state", "commit", "domain", "path", "log", "error", "error_from_write", "changed", "updated", "generation",
               "retry_at", "tls"});
@@ -147,28 +176,27 @@ public:
         const auto parsed = parse_site_state(state);
         if (!parsed || *parsed == SiteState::incomplete)
             fail("actual.state", "'" + printable(state) + "' is not one of pending, deploying, live, failed or empty");
-        s.actual.state = *parsed;
-        s.actual.commit = str(actual, "commit", "actual.");
+        a.state = *parsed;
+        a.commit = str(actual, "commit", "actual.");
         // The served commit, domains and path go into the proxy config when the reconciler starts,
         // so they are held to the same rules as the desired values they were copied from.
-        if (!s.actual.commit.empty() && (s.actual.commit.size() != 40 || check_commit(s.actual.commit, load_policy).value != s.actual.commit))
-            fail("actual.commit", "'" + printable(s.actual.commit) + "' is not a 40-digit lower-case commit id");
+        if (!a.commit.empty() && (a.commit.size() != 40 || check_commit(a.commit, load_policy).value != a.commit))
+            fail("actual.commit", "'" + printable(a.commit) + "' is not a 40-digit lower-case commit id");
         // Keys added after format 1 shipped load as empty when absent.
-        if (actual.contains("domain")) s.actual.domain = checked(actual, "domain", "actual.", check_domain, load_policy);
-        if (actual.contains("path")) s.actual.path = checked(actual, "path", "actual.", check_path, load_policy);
-        if (actual.contains("log")) s.actual.log = strings(actual, "log", "actual.");
-        s.actual.error = str(actual, "error", "actual.");
-        s.actual.error_from_write = boolean(actual, "error_from_write", "actual.");
-        s.actual.changed = from_ns(num(actual, "changed", "actual."));
-        s.actual.updated = from_ns(num(actual, "updated", "actual."));
-        s.actual.generation = static_cast<uint64_t>(num(actual, "generation", "actual."));
+        if (actual.contains("domain")) a.domain = checked(actual, "domain", "actual.", check_domain, load_policy);
+        if (actual.contains("path")) a.path = checked(actual, "path", "actual.", check_path, load_policy);
+        if (actual.contains("log")) a.log = strings(actual, "log", "actual.");
+        a.error = str(actual, "error", "actual.");
+        a.error_from_write = boolean(actual, "error_from_write", "actual.");
+        a.changed = from_ns(num(actual, "changed", "actual."));
+        a.updated = from_ns(num(actual, "updated", "actual."));
+        a.generation = static_cast<uint64_t>(num(actual, "generation", "actual."));
         // Both came with issue 14; a state file written before has neither.
-        if (actual.contains("retry_at")) s.actual.retry_at = from_ns(num(actual, "retry_at", "actual."));
-        if (actual.contains("tls")) s.actual.tls = strings(actual, "tls", "actual.");
-        return s;
+        if (actual.contains("retry_at")) a.retry_at = from_ns(num(actual, "retry_at", "actual."));
+        if (actual.contains("tls")) a.tls = strings(actual, "tls", "actual.");
+        return a;
     }
 
-private:
     [[noreturn]] void fail(const std::string& key, const std::string& why) const {
         throw StoreError(file_ + ": " + key + ": " + why);
     }
@@ -229,14 +257,22 @@ private:
 }  // namespace
 
 SiteRecord parse_site_file(std::string_view text, std::string_view expected_name, const std::string& shown) {
-    return SiteFileReader(shown).read(text, expected_name);
+    return SiteFileReader(shown).read(text, expected_name, true);
+}
+
+SiteRecord parse_desired_value(std::string_view text, std::string_view expected_name, const std::string& shown) {
+    return SiteFileReader(shown).read(text, expected_name, false);
+}
+
+ActualState parse_actual_value(std::string_view text, const std::string& shown) {
+    return SiteFileReader(shown).read_actual_value(text);
 }
 
 bool same_desired(const SiteRecord& a, const SiteRecord& b) {
     return a.generation == b.generation && desired_section(a) == desired_section(b);
 }
 
-bool same_actual(const SiteRecord& a, const SiteRecord& b) { return actual_section(a) == actual_section(b); }
+bool same_actual(const SiteRecord& a, const SiteRecord& b) { return actual_section(a.actual) == actual_section(b.actual); }
 
 std::optional<std::string> site_of_file(std::string_view file) {
     if (file.empty() || file.front() == '.' || !file.ends_with(kSiteFileSuffix) || file.size() == kSiteFileSuffix.size())

@@ -21,6 +21,13 @@ std::string render_site_file(const SiteRecord& site);
 // a write would refuse. Throws StoreError "SHOWN: KEY: reason" or "SHOWN:LINE:COLUMN: reason".
 SiteRecord parse_site_file(std::string_view text, std::string_view expected_name, const std::string& shown);
 
+// The values of a store many hosts share (etcd), in the same format: the desired part alone (the
+// site's one record), and one host's actual state (each host's own key). Same errors as above.
+std::string render_desired_value(const SiteRecord& site);
+SiteRecord parse_desired_value(std::string_view text, std::string_view expected_name, const std::string& shown);
+std::string render_actual_value(const ActualState& actual);
+ActualState parse_actual_value(std::string_view text, const std::string& shown);
+
 // Whether two records differ in what a change-feed consumer cares about: the desired values and
 // generation (Change::Desired), or the actual state (Change::Actual).
 bool same_desired(const SiteRecord& a, const SiteRecord& b);
