@@ -333,6 +333,13 @@ public:
         const std::string& url = members_[last.member]->url;
         const std::string& text = s.error_message();
         std::string message;
+        const bool none_reached = std::none_of(failures.begin(), failures.end(), [](const Failure& f) { return f.sent; });
+        if (none_reached && !tls_failure(s)) {
+            message = "etcd: " + what + ": no member could be reached (";
+            for (const auto& f : failures) message += members_[f.member]->url + ": " + f.status.error_message() + "; ";
+            message.resize(message.size() - 2);
+            return {Error::Kind::NotApplied, message + ")"};
+        }
         if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
             message = "etcd " + url + ": " + what + ": no answer within " + duration_text(options_.timeout) + " (deadline exceeded)";
         else

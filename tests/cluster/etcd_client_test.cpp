@@ -143,13 +143,14 @@ TEST(PrefixEnd, EtcdConvention) {
     EXPECT_EQ(prefix_end(""), std::string(1, '\0'));
 }
 
-// One 3-member cluster for every test that leaves its members alone; keys under a prefix of the
-// test's name.
-class EtcdTest : public ::testing::Test {
+// One cluster for every test of a suite (started in SetUpTestSuite), for tests that leave its
+// members alone.
+template <int Members, bool Tls, bool Auth>
+class SharedClusterTest : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
         if (!etcd_installed()) return;
-        shared_ = new TestCluster({.members = 3});
+        shared_ = new TestCluster({.members = Members, .tls = Tls, .auth = Auth});
         if (!shared_->cluster.start(&start_error_)) start_error_ = "cannot start the etcd cluster: " + start_error_;
     }
     static void TearDownTestSuite() {
@@ -159,19 +160,28 @@ protected:
     void SetUp() override {
         REQUIRE_ETCD();
         ASSERT_TRUE(start_error_.empty()) << start_error_;
+    }
+    static EtcdCluster& cluster() { return shared_->cluster; }
+
+private:
+    static inline TestCluster* shared_ = nullptr;
+    static inline std::string start_error_;
+};
+
+// A 3-member cluster; keys under a prefix of the test's name.
+class EtcdTest : public SharedClusterTest<3, false, false> {
+protected:
+    void SetUp() override {
+        SharedClusterTest::SetUp();
+        if (IsSkipped() || HasFatalFailure()) return;
         client_ = Client::connect(options_for(cluster()));
         prefix_ = std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "/";
     }
-    static EtcdCluster& cluster() { return shared_->cluster; }
     std::string key(const std::string& name) const { return prefix_ + name; }
     int64_t current_revision() { return ok(client_->range({.key = "no-such-key"})).revision; }
 
     std::unique_ptr<Client> client_;
     std::string prefix_;
-
-private:
-    static inline TestCluster* shared_ = nullptr;
-    static inline std::string start_error_;
 };
 
 TEST_F(EtcdTest, PutRangeTxnRoundTrip) {
@@ -455,27 +465,7 @@ TEST_F(EtcdFailoverTest, QuorumLostMakesWritesUnknownThenRecovers) {
     EXPECT_LE(std::get<RangeResponse>(during).kvs.size(), 1u);
 }
 
-class EtcdTlsTest : public ::testing::Test {
-protected:
-    static void SetUpTestSuite() {
-        if (!etcd_installed()) return;
-        shared_ = new TestCluster({.members = 1, .tls = true});
-        if (!shared_->cluster.start(&start_error_)) start_error_ = "cannot start the TLS etcd: " + start_error_;
-    }
-    static void TearDownTestSuite() {
-        delete shared_;
-        shared_ = nullptr;
-    }
-    void SetUp() override {
-        REQUIRE_ETCD();
-        ASSERT_TRUE(start_error_.empty()) << start_error_;
-    }
-    static EtcdCluster& cluster() { return shared_->cluster; }
-
-private:
-    static inline TestCluster* shared_ = nullptr;
-    static inline std::string start_error_;
-};
+class EtcdTlsTest : public SharedClusterTest<1, true, false> {};
 
 TEST_F(EtcdTlsTest, ClientWithTheCaWorks) {
     ClientOptions o = options_for(cluster());
@@ -501,27 +491,7 @@ TEST_F(EtcdTlsTest, ClientWithoutTheCaIsRefusedSayingWhy) {
     EXPECT_TRUE(contains(e->message, cluster().endpoint(0))) << e->message;
 }
 
-class EtcdAuthTest : public ::testing::Test {
-protected:
-    static void SetUpTestSuite() {
-        if (!etcd_installed()) return;
-        shared_ = new TestCluster({.members = 1, .auth = true});
-        if (!shared_->cluster.start(&start_error_)) start_error_ = "cannot start the etcd with auth: " + start_error_;
-    }
-    static void TearDownTestSuite() {
-        delete shared_;
-        shared_ = nullptr;
-    }
-    void SetUp() override {
-        REQUIRE_ETCD();
-        ASSERT_TRUE(start_error_.empty()) << start_error_;
-    }
-    static EtcdCluster& cluster() { return shared_->cluster; }
-
-private:
-    static inline TestCluster* shared_ = nullptr;
-    static inline std::string start_error_;
-};
+class EtcdAuthTest : public SharedClusterTest<1, false, true> {};
 
 TEST_F(EtcdAuthTest, RightPasswordWorksForCallsAndWatches) {
     ClientOptions o = options_for(cluster());
