@@ -73,11 +73,14 @@ struct Failure {
 };
 
 // gRPC fails a call it could not hand to any connection with "failed to connect to all
-// addresses" (pick_first, 1.51); a broken connection after the request left reads differently
-// ("Socket closed", "Connection reset by peer", "GOAWAY", "keepalive watchdog timeout").
-bool never_sent(const grpc::Status& status, grpc_connectivity_state before) {
-    if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return false;
-    return before == GRPC_CHANNEL_TRANSIENT_FAILURE || contains(status.error_message(), "failed to connect to all addresses");
+// addresses" (pick_first, 1.51), also when the channel was already in TRANSIENT_FAILURE; a broken
+// connection after the request left reads differently ("Socket closed", "Connection reset by
+// peer", "GOAWAY", "keepalive watchdog timeout"). The channel's state before the call is not
+// used: it can recover and break again during the call, and a write called "not sent" is tried
+// on the next member, so a wrong guess would apply it twice.
+bool never_sent(const grpc::Status& status) {
+    return status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+           contains(status.error_message(), "failed to connect to all addresses");
 }
 
 bool tls_failure(const grpc::Status& status) {
@@ -261,7 +264,6 @@ public:
             request.set_name(options_.user);
             request.set_password(options_.password);
             pb::AuthenticateResponse response;
-            const auto before = m.channel->GetState(true);
             const grpc::Status status = m.auth->Authenticate(&ctx, request, &response);
             if (status.ok()) {
                 std::lock_guard token_lock(mutex_);
@@ -272,7 +274,7 @@ public:
                 return Error{Error::Kind::Auth,
                              "etcd refused user '" + options_.user + "': authentication failed, invalid user ID or password (" +
                                  m.url + ")"};
-            failures.push_back({status, i, !never_sent(status, before)});
+            failures.push_back({status, i, !never_sent(status)});
             // Authenticating changes nothing a retry could double: any failure moves on.
             if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) break;
         }
@@ -299,7 +301,6 @@ public:
             Member& m = *members_[i];
             grpc::ClientContext ctx;
             prepare(ctx, deadline, token);
-            const auto before = m.channel->GetState(true);
             const grpc::Status status = call(m, ctx);
             if (status.ok()) {
                 prefer(i);
@@ -314,7 +315,7 @@ public:
                 --k;
                 continue;
             }
-            const bool sent = !never_sent(status, before);
+            const bool sent = !never_sent(status);
             failures.push_back({status, i, sent});
             if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) break;
             const bool member_trouble = status.error_code() == grpc::StatusCode::UNAVAILABLE;
