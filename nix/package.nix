@@ -14,6 +14,8 @@
   libidn2,
   openssl,
   systemd,
+  grpc,
+  protobuf,
 }:
 
 stdenv.mkDerivation {
@@ -40,10 +42,13 @@ stdenv.mkDerivation {
     ];
   };
 
+  # protoc and grpc_cpp_plugin run at build time (store/etcd's generated code).
   nativeBuildInputs = [
     cmake
     ninja
     pkg-config
+    protobuf
+    grpc
   ];
 
   # sdbus-cpp is the 1.x series (sdbus-cpp_2 changed the API). No gtest: the tests are not built.
@@ -57,6 +62,8 @@ stdenv.mkDerivation {
     libidn2
     openssl
     systemd
+    grpc
+    protobuf
   ];
 
   # Only the daemon: the test programs are of no use in the package (see doCheck).

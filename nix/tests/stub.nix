@@ -161,6 +161,8 @@ let
       "libidn2"
       "openssl"
       "systemd"
+      "grpc"
+      "protobuf"
     ]
   );
 
