@@ -42,6 +42,18 @@ std::vector<std::string> step_names(const std::vector<std::unique_ptr<Step>>& st
     return names;
 }
 
+// `actual` once nothing is served any more: `commit` and `status` must not say otherwise.
+ActualState cleared(const ActualState& actual) {
+    ActualState next = actual;
+    next.state = SiteState::none;
+    next.commit.clear();
+    next.domain.clear();
+    next.path.clear();
+    next.tls.clear();
+    next.retry_at = {};
+    return next;
+}
+
 int64_t ms_since(SteadyClock::time_point started) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count();
 }
@@ -105,9 +117,11 @@ std::string Reconciler::metrics() const {
     return metrics_.runs_text() + proxy_.metrics() + certificates_.metrics() + metrics_.ticks_text();
 }
 
-// One run of a site: bring what it serves to its newest generation, or take it down.
+// One run of a site: bring what it serves to its newest generation, or take it down (removed,
+// placed on other hosts, or incomplete).
 void Reconciler::reconcile(const std::string& name, bool poll) {
     const SiteRef site = store_.site(name);
+    if (site && !placed_on(*site, store_.host(), store_.labels())) return move_away(name, *site);
     if (!site || site_state(*site) == SiteState::incomplete) return take_down(name, site);
     if (poll && !poll_due(*site)) return refresh_certificates(name);
     const Run run = run_deploy(site);
@@ -129,15 +143,20 @@ void Reconciler::take_down(const std::string& name, const SiteRef& site) {
     if (!site) return unpublish(name, true);
     unpublish(name, false);
     if (site->actual.commit.empty()) return;
-    // Nothing is served any more; `commit` and `status` must not say otherwise.
-    ActualState cleared = site->actual;
-    cleared.state = SiteState::none;
-    cleared.commit.clear();
-    cleared.domain.clear();
-    cleared.path.clear();
-    cleared.tls.clear();
-    cleared.retry_at = {};
-    store_.report(name, site->generation, cleared);
+    store_.report(name, site->generation, cleared(site->actual));
+}
+
+// A site placed on other hosts is, for this one, a removed site: out of the proxy, its data dir
+// gone (placed here again, it is cloned anew), its backoffs and certificates forgotten, and no state
+// of its own in `status`. Every write and poll tick of the site comes here, so a site that has
+// nothing here is left alone: no proxy reload and no log entry per tick.
+void Reconciler::move_away(const std::string& name, const SiteRecord& site) {
+    backoffs_.forget(name);
+    certificates_.forget(name);
+    std::error_code ec;
+    if (proxy_.serves(name) || stdfs::exists(SitePaths(config_.data_dir, name).marker, ec)) unpublish(name, true);
+    if (site.actual.state == SiteState::none && site.actual.commit.empty()) return;
+    store_.report(name, site.generation, cleared(site.actual));
 }
 
 // Whether a poll tick deploys `s` now (see backoff.hpp). Nothing is asked of the remote while a

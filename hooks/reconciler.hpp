@@ -67,6 +67,7 @@ private:
     void poll_loop();
     void reconcile(const std::string& site, bool poll);
     void take_down(const std::string& name, const SiteRef& site);
+    void move_away(const std::string& name, const SiteRecord& site);
     bool poll_due(const SiteRecord& site);
     bool remote_moved(const SiteRecord& site, const std::string& last_commit, SteadyTime now);
     Run run_deploy(const SiteRef& site);

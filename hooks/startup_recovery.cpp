@@ -34,12 +34,16 @@ std::vector<std::string> StartupRecovery::sites_to_run() const {
 }
 
 // A site whose record says `live` at its newest generation and whose `current` points at that
-// release is left alone; so is an incomplete site the proxy does not serve.
+// release is left alone; so is an incomplete site the proxy does not serve, and a site placed on
+// other hosts that has nothing here (not served, no data dir, no state).
 bool StartupRecovery::converged_on_disk(const SiteRecord& s) const {
-    if (site_state(s) == SiteState::incomplete) return !proxy_.serves(s.name);
-    if (s.actual.state != SiteState::live || s.actual.generation != s.generation || s.actual.commit.empty()) return false;
     const SitePaths paths(config_.data_dir, s.name);
     std::error_code ec;
+    if (!placed_on(s, store_.host(), store_.labels()))
+        return !proxy_.serves(s.name) && !stdfs::exists(paths.marker, ec) && s.actual.state == SiteState::none &&
+               s.actual.commit.empty();
+    if (site_state(s) == SiteState::incomplete) return !proxy_.serves(s.name);
+    if (s.actual.state != SiteState::live || s.actual.generation != s.generation || s.actual.commit.empty()) return false;
     const auto target = stdfs::read_symlink(paths.current, ec);
     return !ec && target == stdfs::path("releases") / s.actual.commit && stdfs::is_directory(paths.release(s.actual.commit), ec);
 }

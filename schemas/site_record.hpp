@@ -15,9 +15,10 @@
 namespace sitesfs {
 
 // A site's state as `status` shows it. The reconciler reports pending, deploying, live or failed
-// (none before its first report); incomplete is never reported: site_state() derives it, and a
-// pending for a newer generation, from the desired state.
-enum class SiteState { none, incomplete, pending, deploying, live, failed };
+// (none before its first report); incomplete and gone are never reported: site_state() derives
+// incomplete, and a pending for a newer generation, from the desired state, and gone (a host the
+// site is placed on whose lease expired, in a store many hosts share) from the host reports.
+enum class SiteState { none, incomplete, pending, deploying, live, failed, gone };
 
 // "live", ...; none is "".
 std::string_view to_string(SiteState state);
@@ -52,7 +53,7 @@ struct ActualState {
 
 // The read-write fields, the desired state a site stores, in the schema's order. The schema
 // (site_schema.cpp) gives each its row; a unit test keeps the two lists in step.
-inline constexpr std::string_view kDesiredFields[] = {"repo", "domain", "branch", "path", "deploy_key_ref", "commit", "check"};
+inline constexpr std::string_view kDesiredFields[] = {"repo", "domain", "branch", "path", "deploy_key_ref", "commit", "check", "hosts"};
 
 constexpr bool is_desired_field(std::string_view name) {
     for (const auto f : kDesiredFields)
@@ -81,12 +82,21 @@ private:
     std::string_view name_;
 };
 
+// One host's view of a site in a store many hosts share (etcd): what it reports serving, and
+// whether it is alive (its lease holds). Empty in a one-host store.
+struct HostReport {
+    std::string host;
+    bool alive = true;
+    ActualState actual;
+};
+
 struct SiteRecord {
     std::string name;
     uint64_t generation = 0;  // bumped by every committed write of desired state
     Timestamp created{};
     std::map<std::string, FieldValue, std::less<>> desired;  // keyed by schema field name
     ActualState actual;
+    std::vector<HostReport> reports;  // the hosts the site is placed on, sorted by name; empty: one host (actual is all there is)
 
     const FieldValue& field(FieldName name) const;  // an empty value when unset
 };

@@ -24,17 +24,31 @@ std::string desired_ref(const SiteRecord& s) {
     return "default-branch";
 }
 
-// One name a line, so line-based tools (grep -qx, lineinfile, sort) see one item each.
-std::string domain_lines(const SiteRecord& s) {
-    std::string names = desired(s, "domain");
-    std::replace(names.begin(), names.end(), ' ', '\n');
-    return names;
+// One item a line, so line-based tools (grep -qx, lineinfile, sort) see one item each.
+std::string list_lines(const SiteRecord& s, FieldName name) {
+    std::string items = desired(s, name);
+    std::replace(items.begin(), items.end(), ' ', '\n');
+    return items;
+}
+
+// The commit the site serves as seen from here: this host's; on a host that serves none of it
+// (not placed here, or not deployed yet) in a store many hosts share, the first live host's.
+std::string shown_commit(const SiteRecord& s) {
+    if (!s.actual.commit.empty()) return s.actual.commit;
+    for (const auto& r : s.reports)
+        if (host_state(s, r) == SiteState::live) return r.actual.commit;
+    return {};
 }
 
 std::string render_status(const SiteRecord& s) {
     std::string out;
     out += "state: " + std::string(to_string(site_state(s))) + "\n";
-    out += "commit: " + s.actual.commit + "\n";
+    for (const auto& r : s.reports) {
+        out += "host: " + r.host + " " + std::string(to_string(host_state(s, r)));
+        if (!r.actual.commit.empty()) out += " " + r.actual.commit;
+        out += "\n";
+    }
+    out += "commit: " + shown_commit(s) + "\n";
     out += "desired: " + desired_ref(s) + "\n";
     const std::string key = desired(s, "deploy_key_ref");
     out += "key: " + (key.empty() ? std::string("none") : key) + "\n";
@@ -46,19 +60,36 @@ std::string render_status(const SiteRecord& s) {
     return out;
 }
 
+// Why the site failed: this host's error, or with host reports the first failed host's, named.
+std::string failure(const SiteRecord& s) {
+    if (s.reports.empty()) return s.actual.error;
+    for (const auto& r : s.reports)
+        if (host_state(s, r) == SiteState::failed) return r.host + ": " + r.actual.error;
+    return {};
+}
+
 // One line a script can test with `read state rest`: the state first, then the commit, then why.
 std::string render_wait(const SiteRecord& s) {
     const SiteState state = site_state(s);
     std::string out(to_string(state));
-    if (!s.actual.commit.empty()) out += " " + s.actual.commit;
-    if (state == SiteState::failed) out += " " + s.actual.error;
+    if (const std::string commit = shown_commit(s); !commit.empty()) out += " " + commit;
+    if (state == SiteState::failed) out += " " + failure(s);
     return out;
+}
+
+bool report_settled(const ActualState& actual, SiteState state, uint64_t generation) {
+    return actual.generation >= generation && settled(state);
 }
 
 bool wait_settled(const SiteRecord& s, uint64_t generation) {
     const SiteState state = site_state(s);
     if (state == SiteState::incomplete) return true;  // nothing will be deployed until repo and domain are set
-    return s.actual.generation >= generation && settled(state);
+    if (s.reports.empty()) return report_settled(s.actual, state, generation);
+    // A gone host will not report again; waiting for it would wait for the timeout.
+    return std::all_of(s.reports.begin(), s.reports.end(), [&](const HostReport& r) {
+        const SiteState host = host_state(s, r);
+        return host == SiteState::gone || report_settled(r.actual, host, generation);
+    });
 }
 
 std::string render_log(const SiteRecord& s) {
@@ -78,7 +109,8 @@ Timestamp status_changed(const SiteRecord& s) {
 const std::array kFields{
     FieldSpec{"repo", Access::ReadWrite, ChangedBy::Writes, check_repo, SITESFS_DESIRED("repo"),
               "git URL to deploy: https://, ssh://, git@host:owner/repo.git or GitHub owner/name"},
-    FieldSpec{"domain", Access::ReadWrite, ChangedBy::Writes, check_domain, domain_lines,
+    FieldSpec{"domain", Access::ReadWrite, ChangedBy::Writes, check_domain,
+              [](const SiteRecord& s) { return list_lines(s, "domain"); },
               [](const SiteRecord& s) { return desired_changed(s, "domain"); },
               "hostnames that serve the site, one per line (any whitespace separates them on write; a "
               "name already listed counts once); *. only as the whole first label"},
@@ -102,16 +134,26 @@ const std::array kFields{
               "the deploy's health check: PATH, then optionally TEXT the body must contain (`/en/ Welcome`); a "
               "deploy goes live only when GET PATH answers 2xx with the new commit, after the site's own redirects "
               "on its domains; empty: [health] path (default /)"},
+    FieldSpec{"hosts", Access::ReadWrite, ChangedBy::Writes, check_hosts,
+              [](const SiteRecord& s) { return list_lines(s, "hosts"); },
+              [](const SiteRecord& s) { return desired_changed(s, "hosts"); },
+              "where the site is deployed, one per line: host names (as the host calls itself, lowercased) and "
+              "`label:NAME` for every host with that label in its config; empty: every host. Any whitespace "
+              "separates items on write; kept in the order written, an item already listed counts once; at most 64 items"},
     FieldSpec{"status", Access::ReadOnly, ChangedBy::Both, nullptr, render_status, status_changed,
-              "key: value lines: state, commit, desired, key (the deploy key's PROVIDER:NAME or none), generation, updated, "
+              "key: value lines: state, then with a store many hosts share one `host: NAME STATE COMMIT` line per "
+              "host the site is placed on (state is then the worst of theirs: live only when every one is), commit "
+              "(this host's; on a host that serves none of it, the first live host's), desired, key (the deploy "
+              "key's PROVIDER:NAME or none), generation, updated, "
               "retry (when a failure the host caused is tried again, or empty), one tls line per domain in HTTPS modes "
               "(`tls: DOMAIN ISSUER until DATE` or `tls: DOMAIN none yet`), error"},
     FieldSpec{"log", Access::ReadOnly, ChangedBy::Both, nullptr, render_log, status_changed,
               "the site's recent deploys, oldest first: time, action, commit, previous commit, duration, error"},
     FieldSpec{"wait", Access::ReadOnly, ChangedBy::Both, nullptr, render_wait, status_changed,
               "read-write mounts only: a read waits until the site settles "
-              "for the generation it had at open, then gives `live COMMIT` or `failed COMMIT STEP: REASON` "
-              "(or `incomplete`); fails with ETIMEDOUT after [filesystem] wait_timeout",
+              "for the generation it had at open (on every host it is placed on that is not gone), then gives "
+              "`live COMMIT` or `failed COMMIT STEP: REASON` (`failed COMMIT HOST: STEP: REASON` with many hosts; "
+              "or `incomplete`); fails with ETIMEDOUT after [filesystem] wait_timeout",
               wait_settled},
 };
 
@@ -139,12 +181,49 @@ const FieldSpec* find_field(std::string_view name) {
     return nullptr;
 }
 
-SiteState site_state(const SiteRecord& s) {
-    if (s.field("repo").value.empty() || s.field("domain").value.empty()) return SiteState::incomplete;
-    if (s.actual.state == SiteState::none) return SiteState::pending;
+namespace {
+
+// The one-host rule: what `actual` reported, pending before its first report or when it reported
+// on an older generation.
+SiteState reported_state(const SiteRecord& s, const ActualState& actual) {
+    if (actual.state == SiteState::none) return SiteState::pending;
     // A settled report about an older generation says nothing about the newest desired state.
-    if (settled(s.actual.state) && s.actual.generation < s.generation) return SiteState::pending;
-    return s.actual.state;
+    if (settled(actual.state) && actual.generation < s.generation) return SiteState::pending;
+    return actual.state;
+}
+
+bool incomplete(const SiteRecord& s) { return s.field("repo").value.empty() || s.field("domain").value.empty(); }
+
+}  // namespace
+
+SiteState site_state(const SiteRecord& s) {
+    if (incomplete(s)) return SiteState::incomplete;
+    if (s.reports.empty()) return reported_state(s, s.actual);
+    // What needs a person first: a failure, then work under way, then a host that went away.
+    for (const SiteState worst : {SiteState::failed, SiteState::deploying, SiteState::pending, SiteState::gone})
+        for (const auto& r : s.reports)
+            if (host_state(s, r) == worst) return worst;
+    return SiteState::live;
+}
+
+SiteState host_state(const SiteRecord& s, const HostReport& r) {
+    if (incomplete(s)) return SiteState::incomplete;
+    return r.alive ? reported_state(s, r.actual) : SiteState::gone;
+}
+
+bool placed_on(const SiteRecord& s, std::string_view host, std::span<const std::string> labels) {
+    const std::string& hosts = s.field("hosts").value;
+    if (hosts.empty()) return true;
+    // Stored items are lowercase; a host may call itself MyHost.
+    const std::string name = ascii_lower(host);
+    for (const auto& item : split_hosts(hosts)) {
+        if (item == name) return true;
+        if (!item.starts_with(kHostLabelPrefix)) continue;
+        const std::string_view label = std::string_view(item).substr(kHostLabelPrefix.size());
+        if (std::any_of(labels.begin(), labels.end(), [&](const std::string& l) { return ascii_lower(l) == label; }))
+            return true;
+    }
+    return false;
 }
 
 bool settled(SiteState state) { return state == SiteState::live || state == SiteState::failed; }
@@ -158,6 +237,7 @@ constexpr std::pair<SiteState, std::string_view> kStateNames[] = {
     {SiteState::deploying, "deploying"},
     {SiteState::live, "live"},
     {SiteState::failed, "failed"},
+    {SiteState::gone, "gone"},
 };
 
 }  // namespace

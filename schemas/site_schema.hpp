@@ -49,7 +49,14 @@ inline bool is_listed(const FieldSpec& f) { return is_writable(f); }
 
 // The site's overall state as `status` shows it: incomplete until repo and domain are set, then
 // what the reconciler reported, or pending while it has not reported on the newest generation.
+// With host reports (a store many hosts share), the worst of the hosts' states: failed, then
+// deploying, pending, gone; live only when every host the site is placed on is live.
 SiteState site_state(const SiteRecord& site);
+// One host's state by the one-host rule, from its report; gone when its lease expired.
+SiteState host_state(const SiteRecord& site, const HostReport& report);
+// Whether the site is deployed on `host`, which has `labels`: its hosts field is empty (every
+// host), or lists the host's name or label:X for one of its labels.
+bool placed_on(const SiteRecord& site, std::string_view host, std::span<const std::string> labels);
 // live or failed: a run ended.
 bool settled(SiteState state);
 

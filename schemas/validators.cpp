@@ -24,6 +24,8 @@ constexpr size_t kMaxBranch = 255;
 constexpr size_t kMaxPath = 1024;
 constexpr size_t kMaxCheckPath = 1024;
 constexpr size_t kMaxCheckText = 200;
+constexpr size_t kMaxHostsList = 16384;
+constexpr size_t kMaxHostsItems = 64;
 constexpr size_t kShownBytes = 80;
 
 constexpr std::string_view kRepoForms =
@@ -300,6 +302,63 @@ std::vector<std::string_view> split_names(std::string_view v) {
     return names;
 }
 
+// ---- hosts ----
+
+bool is_placement_char(char c) { return is_lower_alnum(c) || c == '-' || c == '.' || c == '_'; }
+
+std::string placement_label_problem(std::string_view label) {
+    if (label.empty() || label.size() > 63) return "the label after 'label:' must be 1 to 63 characters";
+    for (char c : label)
+        if (!is_placement_char(c)) return "the label has " + char_name(c) + "; use a-z, 0-9, '-', '.' and '_'";
+    return {};
+}
+
+// Host names as hosts call themselves (gethostname), so '_' is allowed where DNS would refuse it.
+std::string placement_host_problem(std::string_view host) {
+    if (host.size() > 253) return "a host name is at most 253 characters";
+    if (has(host, ":"))
+        return "':' only follows 'label', as in label:eu; a host name has none";
+    for (std::string_view label : split(host, '.')) {
+        if (label.empty()) return "the host name has an empty label (..), or starts or ends with '.'";
+        if (label.size() > 63) return "a label of the host name is longer than 63 characters";
+        for (char c : label)
+            if (!is_placement_char(c))
+                return char_name(c) + " is not allowed in a host name; use a-z, 0-9, '-', '.' and '_'";
+    }
+    return {};
+}
+
+Checked check_one_placement(std::string_view raw) {
+    const std::string item = ascii_lower(raw);
+    const std::string why = item.starts_with(kHostLabelPrefix) ? placement_label_problem(item.substr(kHostLabelPrefix.size()))
+                                                               : placement_host_problem(item);
+    return why.empty() ? Checked::accept(item) : refuse("hosts", raw, why);
+}
+
+// ---- lists (domain, hosts) ----
+
+// A whitespace-separated list, each item normalized by `one`, joined by one space. An item listed
+// again changes nothing, so "append it unless present" tools (ansible's lineinfile, grep -qx ||
+// echo >>) stay idempotent even when they append twice.
+Checked check_list(std::string_view field, std::string_view v, size_t max_bytes, size_t max_items,
+                   std::string_view items, Checked (*one)(std::string_view)) {
+    if (v.empty()) return Checked::accept({});
+    if (v.size() > max_bytes) return refuse(field, v, "the list is longer than " + std::to_string(max_bytes) + " bytes");
+    const auto raw_items = split_names(v);
+    if (raw_items.size() > max_items)
+        return refuse(field, v, "at most " + std::to_string(max_items) + " " + std::string(items) + " per site, this lists " +
+                                    std::to_string(raw_items.size()));
+    std::string out;
+    std::set<std::string> seen;
+    for (std::string_view raw : raw_items) {
+        Checked checked = one(raw);
+        if (!checked.ok) return checked;
+        if (!seen.insert(checked.value).second) continue;
+        out += (out.empty() ? "" : " ") + checked.value;
+    }
+    return Checked::accept(out);
+}
+
 // ---- branch ----
 
 // The first code point of `s` (valid UTF-8) and its length in bytes.
@@ -419,22 +478,7 @@ std::string repo_fetch_url(std::string_view stored) {
 }
 
 Checked check_domain(std::string_view v, const ValidationPolicy&) {
-    if (v.empty()) return Checked::accept({});
-    if (v.size() > kMaxDomainList) return refuse("domain", v, "the list is longer than 4096 bytes");
-    const auto raw_names = split_names(v);
-    if (raw_names.size() > kMaxDomainNames)
-        return refuse("domain", v, "at most 100 names per site, this lists " + std::to_string(raw_names.size()));
-    std::string out;
-    std::set<std::string> seen;
-    for (std::string_view raw : raw_names) {
-        Checked one = check_one_domain(raw);
-        if (!one.ok) return one;
-        // A name listed again changes nothing, so "append it unless present" tools (ansible's
-        // lineinfile, grep -qx || echo >>) stay idempotent even when they append twice.
-        if (!seen.insert(one.value).second) continue;
-        out += (out.empty() ? "" : " ") + one.value;
-    }
-    return Checked::accept(out);
+    return check_list("domain", v, kMaxDomainList, kMaxDomainNames, "names", check_one_domain);
 }
 
 Checked check_branch(std::string_view v, const ValidationPolicy&) {
@@ -504,6 +548,10 @@ Checked check_health_check(std::string_view v, const ValidationPolicy&) {
     return Checked::accept(text.empty() ? std::string(path) : std::string(path) + " " + std::string(text));
 }
 
+Checked check_hosts(std::string_view v, const ValidationPolicy&) {
+    return check_list("hosts", v, kMaxHostsList, kMaxHostsItems, "hosts and labels", check_one_placement);
+}
+
 HealthCheck split_health_check(std::string_view stored) {
     const size_t gap = stored.find(' ');
     if (gap == std::string_view::npos) return {std::string(stored), {}};
@@ -515,5 +563,7 @@ std::vector<std::string> split_domains(std::string_view stored_domain) {
     for (std::string_view name : split_names(stored_domain)) out.emplace_back(name);
     return out;
 }
+
+std::vector<std::string> split_hosts(std::string_view stored_hosts) { return split_domains(stored_hosts); }
 
 }  // namespace sitesfs

@@ -38,6 +38,10 @@ Checked check_commit(std::string_view v, const ValidationPolicy& policy);
 // The health check: "PATH" or "PATH TEXT" (the body must contain TEXT), e.g. "/en/ Welcome".
 Checked check_health_check(std::string_view v, const ValidationPolicy& policy);
 
+// Where the site is deployed: empty for every host, else host names and `label:NAME` items
+// separated by whitespace.
+Checked check_hosts(std::string_view v, const ValidationPolicy& policy);
+
 // A stored check split into its path (never empty when the value is set) and its text.
 struct HealthCheck {
     std::string path;
@@ -48,6 +52,10 @@ HealthCheck split_health_check(std::string_view stored_check);
 // The names in a stored domain value (check_domain's normal form: names separated by whitespace),
 // in their order.
 std::vector<std::string> split_domains(std::string_view stored_domain);
+// The items of a stored hosts value (check_hosts' normal form), in their order.
+std::vector<std::string> split_hosts(std::string_view stored_hosts);
+// The prefix of a hosts item that names a label rather than a host.
+inline constexpr std::string_view kHostLabelPrefix = "label:";
 
 // The URL git should fetch for a stored repo value: `owner/name` becomes
 // https://github.com/owner/name.git, everything else is returned unchanged.

@@ -23,8 +23,8 @@ std::string errno_text(int e) { return std::strerror(e); }
 
 class FileFollower final : public Store {
 public:
-    FileFollower(const std::filesystem::path& state_dir, std::string host)
-        : dir_(SiteDir::open_readonly(state_dir)), host_(std::move(host)) {
+    FileFollower(const std::filesystem::path& state_dir, std::string host, std::vector<std::string> labels)
+        : dir_(SiteDir::open_readonly(state_dir)), host_(std::move(host)), labels_(std::move(labels)) {
         // Watching before loading means nothing written in between is missed; reloading a file
         // that is already current emits nothing.
         start_watch();
@@ -41,6 +41,7 @@ public:
 
     bool read_only() const override { return true; }
     const std::string& host() const override { return host_; }
+    const std::vector<std::string>& labels() const override { return labels_; }
     std::vector<std::string> site_names() const override { return sites_.names(); }
     SiteRef site(std::string_view name) const override { return sites_.get(name); }
     size_t site_count() const override { return sites_.size(); }
@@ -146,6 +147,7 @@ private:
 
     const SiteDir dir_;
     const std::string host_;
+    const std::vector<std::string> labels_;
     SiteMap sites_;
     Fd inotify_fd_;
     Fd wake_fd_;
@@ -154,8 +156,9 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Store> open_file_follower(const std::filesystem::path& state_dir, std::string host) {
-    return std::make_unique<FileFollower>(state_dir, std::move(host));
+std::unique_ptr<Store> open_file_follower(const std::filesystem::path& state_dir, std::string host,
+                                          std::vector<std::string> labels) {
+    return std::make_unique<FileFollower>(state_dir, std::move(host), std::move(labels));
 }
 
 }  // namespace sitesfs

@@ -5,12 +5,15 @@
 
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "store/store.hpp"
 
 namespace sitesfs {
 
 // Throws StoreError when sites/ is missing or unreadable or a site file is corrupt.
-std::unique_ptr<Store> open_file_follower(const std::filesystem::path& state_dir, std::string host);
+std::unique_ptr<Store> open_file_follower(const std::filesystem::path& state_dir, std::string host,
+                                          std::vector<std::string> labels);
 
 }  // namespace sitesfs

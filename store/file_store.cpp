@@ -63,7 +63,7 @@ private:
 class FileStore final : public Store {
 public:
     FileStore(const FileStoreOptions& o, std::string host)
-        : dir_(SiteDir::open_writable(o.state_dir)), policy_(o.policy), host_(std::move(host)) {
+        : dir_(SiteDir::open_writable(o.state_dir)), policy_(o.policy), host_(std::move(host)), labels_(o.labels) {
         LoadedSites loaded = load_sites(dir_, true);
         for (auto& s : loaded.sites) sites_.publish(std::move(s));
         claims_.assign(std::move(loaded.domains));
@@ -72,6 +72,7 @@ public:
 
     bool read_only() const override { return false; }
     const std::string& host() const override { return host_; }
+    const std::vector<std::string>& labels() const override { return labels_; }
     std::vector<std::string> site_names() const override { return sites_.names(); }
     SiteRef site(std::string_view name) const override { return sites_.get(name); }
     size_t site_count() const override { return sites_.size(); }
@@ -268,6 +269,7 @@ private:
     const SiteDir dir_;
     const ValidationPolicy policy_;
     const std::string host_;
+    const std::vector<std::string> labels_;
     SiteMap sites_;
     DomainClaims claims_;
 
@@ -285,7 +287,7 @@ std::string local_host_name() {
 
 std::unique_ptr<Store> open_file_store(const FileStoreOptions& options) {
     std::string host = options.host.empty() ? local_host_name() : options.host;
-    if (options.read_only) return open_file_follower(options.state_dir, std::move(host));
+    if (options.read_only) return open_file_follower(options.state_dir, std::move(host), options.labels);
     return std::make_unique<FileStore>(options, std::move(host));
 }
 

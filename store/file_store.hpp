@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "store/store.hpp"
 #include "schemas/validators.hpp"
@@ -17,6 +18,7 @@ struct FileStoreOptions {
     bool read_only = false;
     ValidationPolicy policy;  // applied to writes; stored files are re-checked on load
     std::string host;         // Store::host(); empty: this machine's host name
+    std::vector<std::string> labels;  // Store::labels()
 };
 
 // gethostname(), or "localhost" when it has none.

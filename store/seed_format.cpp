@@ -23,9 +23,9 @@ struct SeedKey {
     bool required;
 };
 
-// In the order an export writes them. `commit` and `check` are not in the seed tool's format: without
-// them a copy made with --import would follow the branch instead of the pin, and pass a deploy the
-// original's check refuses.
+// In the order an export writes them. `commit`, `check` and `hosts` are not in the seed tool's
+// format: without them a copy made with --import would follow the branch instead of the pin, pass a
+// deploy the original's check refuses, and deploy on every host.
 constexpr SeedKey kSeedKeys[] = {
     {"domain", "domain", true},
     {"repo", "repo", true},
@@ -34,7 +34,16 @@ constexpr SeedKey kSeedKeys[] = {
     {"path", "path", false},
     {"deploy_key", "deploy_key_ref", false},
     {"check", "check", false},
+    {"hosts", "hosts", false},
 };
+
+// "domain, repo, ... and hosts", for a refusal of a key the format does not have.
+std::string seed_key_list() {
+    std::string out;
+    for (const auto& k : kSeedKeys)
+        out += (out.empty() ? "" : &k == &kSeedKeys[std::size(kSeedKeys) - 1] ? " and " : ", ") + std::string(k.seed);
+    return out;
+}
 
 // The seed tool's deploy_key names an entry of its secret store, which is a command that prints
 // the key; sitesfs reaches the same secret through its `cmd:` provider. A value that already names
@@ -117,7 +126,7 @@ SeedSite read_site(const Store& store, const std::string& key, const toml::node&
     }
     for (const auto& [k, v] : *table)
         if (!seed_key(k.str()))
-            problems.push_back("unknown key '" + printable(k.str()) + "'; a site has domain, repo, branch, commit, path and deploy_key");
+            problems.push_back("unknown key '" + printable(k.str()) + "'; a site has " + seed_key_list());
     const ValidationPolicy permissive{.allow_local_repos = true};
     for (const auto& sk : kSeedKeys) {
         const toml::node* n = table->get(sk.seed);

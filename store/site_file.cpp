@@ -171,10 +171,11 @@ private:
         only(actual, "actual.",
              {"state", "commit", "domain", "path", "log", "error", "error_from_write", "changed", "updated", "generation",
               "retry_at", "tls"});
-        // What the reconciler reports: never incomplete, which is derived from the desired state.
+        // What the reconciler reports: never incomplete or gone, which are derived from the desired
+        // state and the host reports.
         const std::string state = str(actual, "state", "actual.");
         const auto parsed = parse_site_state(state);
-        if (!parsed || *parsed == SiteState::incomplete)
+        if (!parsed || *parsed == SiteState::incomplete || *parsed == SiteState::gone)
             fail("actual.state", "'" + printable(state) + "' is not one of pending, deploying, live, failed or empty");
         a.state = *parsed;
         a.commit = str(actual, "commit", "actual.");

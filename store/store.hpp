@@ -68,6 +68,9 @@ public:
     // shares a store; actual state is each host's own: report() records this host's, and a
     // record's `actual` is this host's view. The file store serves one host.
     virtual const std::string& host() const = 0;
+    // This host's labels, for placement: a site whose hosts field lists label:X is deployed on
+    // every host that has X (placed_on, site_schema.hpp).
+    virtual const std::vector<std::string>& labels() const = 0;
 
     // Snapshots; cheap (no copies of records).
     virtual std::vector<std::string> site_names() const = 0;  // sorted

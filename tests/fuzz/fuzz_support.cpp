@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -77,6 +78,27 @@ std::string domain_problem(std::string_view names) {
     return {};
 }
 
+// Items each once, host names of [a-z0-9._-] labels or label:X, so placement compares plain strings.
+std::string hosts_problem(std::string_view items) {
+    if (items.front() == ' ' || items.back() == ' ') return "a leading or trailing separator";
+    std::set<std::string_view> seen;
+    size_t count = 0;
+    for (std::string_view item : split(items, ' ')) {
+        if (item.empty()) return "two separators in a row";
+        if (!seen.insert(item).second) return "an item listed twice";
+        if (++count > 64) return "more than 64 items";
+        const bool label = item.starts_with("label:");
+        if (label) item.remove_prefix(6);
+        if (item.empty() || item.size() > (label ? 63 : 253)) return "an empty or over-long item";
+        if (!std::all_of(item.begin(), item.end(), [](char c) { return is_lower_alnum(c) || one_of(c, "._-"); }))
+            return "a byte outside [a-z0-9._-]";
+        if (!label)
+            for (std::string_view part : split(item, '.'))
+                if (part.empty() || part.size() > 63) return "an empty or over-long label of a host name";
+    }
+    return {};
+}
+
 std::string repo_problem(std::string_view v) {
     if (v.front() == '-') return "a leading '-'";
     if (v.find("::") != std::string_view::npos) return "'::' (a remote helper)";
@@ -113,6 +135,7 @@ std::string alphabet_problem(std::string_view field, std::string_view v) {
     }
     if (field == "repo") return repo_problem(v);
     if (field == "domain") return domain_problem(v);
+    if (field == "hosts") return hosts_problem(v);
     if (field == "branch") return branch_problem(v);
     if (field == "path") {
         if (v.front() == '/' || v.back() == '/') return "a leading or trailing '/'";

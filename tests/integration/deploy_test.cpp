@@ -8,6 +8,8 @@
 #include <set>
 #include <thread>
 
+#include "common/text.hpp"
+#include "store/file_store.hpp"
 #include "tests/integration/deploy_fixture.hpp"
 #include "tests/support/sshd.hpp"
 
@@ -108,6 +110,40 @@ TEST_F(Deploy, EmptyingTheDomainTakesTheSiteOffline) {
     EXPECT_TRUE(eventually([&] { return read("blog/commit") == "\n"; }, 10s));
     EXPECT_EQ(status_line("blog", "state"), "incomplete");
     EXPECT_TRUE(stdfs::exists(data() / "blog" / "current")) << "the data stays until rmdir";
+}
+
+// A site placed on other hosts is, for this one, a removed site; placed here again, it deploys.
+TEST_F(Deploy, HostsPlacesTheSiteOnThisHostOrTakesItAway) {
+    const std::string v1 = repo_->commit({{"index.html", "v1\n"}});
+    ASSERT_TRUE(shell("mkdir blog && echo other-host > blog/hosts && echo " + repo_->url() +
+                      " > blog/repo && echo blog.test > blog/domain"));
+    // A site placed everywhere goes live after blog's writes were taken: by then blog was looked at.
+    ASSERT_EQ(create_site("shop", "shop.test").substr(0, 4), "live");
+    EXPECT_EQ(body("blog.test"), "no site");
+    EXPECT_EQ(slurp(caddy_->sites_file()).find("blog.test"), std::string::npos);
+    EXPECT_FALSE(stdfs::exists(data() / "blog"));
+    EXPECT_EQ(status_line("blog", "state"), "pending");
+    EXPECT_EQ(status_line("blog", "commit"), "");
+
+    ASSERT_TRUE(shell("echo " + local_host_name() + " >> blog/hosts"));
+    EXPECT_EQ(read("blog/hosts"), "other-host\n" + ascii_lower(local_host_name()) + "\n");
+    EXPECT_EQ(wait("blog"), "live " + v1 + "\n");
+    EXPECT_EQ(body("blog.test"), "v1\n");
+
+    ASSERT_TRUE(shell("echo other-host > blog/hosts"));
+    EXPECT_TRUE(eventually([&] { return !stdfs::exists(data() / "blog"); }, 30s, 50ms)) << daemon_log();
+    EXPECT_EQ(body("blog.test"), "no site");
+    EXPECT_EQ(slurp(caddy_->sites_file()).find("blog.test"), std::string::npos);
+    EXPECT_TRUE(eventually([&] { return status_line("blog", "state") == "pending"; }, 10s)) << "not live: served nowhere here";
+    EXPECT_EQ(read("blog/commit"), "\n");
+    EXPECT_EQ(body("shop.test"), "v1\n");
+
+    // Nothing is left here, so a restart has nothing to take down or deploy.
+    const int runs = deploy_log_lines("blog");
+    ASSERT_NO_FATAL_FAILURE(restart());
+    EXPECT_EQ(wait("shop").substr(0, 4), "live");
+    EXPECT_EQ(deploy_log_lines("blog"), runs) << slurp(deploy_log());
+    EXPECT_FALSE(stdfs::exists(data() / "blog"));
 }
 
 TEST_F(Deploy, WritingAnOlderCommitRollsBackAndEmptyFollowsTheBranchAgain) {

@@ -20,7 +20,7 @@ const std::map<std::string, std::string> kGood{
     {"repo", "https://github.com/user/blog"}, {"domain", "blog.example.com www.blog.example.com"},
     {"branch", "main"},                       {"path", "public"},
     {"deploy_key_ref", "file:blog"},          {"commit", "abc1234"},
-    {"check", "/en/ Welcome"},
+    {"check", "/en/ Welcome"},                {"hosts", "web-1 label:eu"},
 };
 
 std::string shown(const std::string& v) {
@@ -55,9 +55,9 @@ protected:
     }
 };
 
-// A value as its file reads: a list one item a line (domain), then a newline.
+// A value as its file reads: a list one item a line (domain, hosts), then a newline.
 std::string as_read(const std::string& field, std::string value) {
-    if (field == "domain") std::replace(value.begin(), value.end(), ' ', '\n');
+    if (field == "domain" || field == "hosts") std::replace(value.begin(), value.end(), ' ', '\n');
     return value + "\n";
 }
 

@@ -23,7 +23,7 @@ extern char** environ;
 
 namespace sitesfs::it {
 
-const std::vector<std::string> kSiteFiles{"branch", "check", "commit", "deploy_key_ref", "domain", "path", "repo"};
+const std::vector<std::string> kSiteFiles{"branch", "check", "commit", "deploy_key_ref", "domain", "hosts", "path", "repo"};
 
 namespace {
 

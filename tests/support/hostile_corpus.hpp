@@ -111,7 +111,7 @@ struct FieldFile {
 inline constexpr FieldFile kFieldFiles[] = {
     {"repo", "repo.txt"},         {"repo", "repo_needs_flag.txt"}, {"domain", "domain.txt"},
     {"branch", "branch.txt"},     {"path", "path.txt"},            {"deploy_key_ref", "deploy_key_ref.txt"},
-    {"commit", "commit.txt"},     {"check", "check.txt"},
+    {"commit", "commit.txt"},     {"check", "check.txt"},          {"hosts", "hosts.txt"},
 };
 
 }  // namespace sitesfs::corpus

@@ -1,3 +1,4 @@
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -27,8 +28,8 @@ std::string line_of(const std::string& text, const std::string& key) {
 TEST(Schema, DeclaresTheSiteFilesInOrder) {
     std::vector<std::string> names;
     for (const auto& f : site_fields()) names.emplace_back(f.name);
-    EXPECT_EQ(names, (std::vector<std::string>{"repo", "domain", "branch", "path", "deploy_key_ref", "commit", "check", "status",
-                                               "log", "wait"}));
+    EXPECT_EQ(names, (std::vector<std::string>{"repo", "domain", "branch", "path", "deploy_key_ref", "commit", "check", "hosts",
+                                               "status", "log", "wait"}));
 }
 
 TEST(Schema, TheTypedFieldNamesAreTheReadWriteFieldsInOrder) {
@@ -103,7 +104,8 @@ TEST(Schema, WaitSettlesOnceTheGenerationAtOpenIsLiveOrFailed) {
 // other kind of change, in content and mtime.
 TEST(Schema, AFieldIsUntouchedByTheChangesItsChangedBySkips) {
     auto before = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}, {"branch", "main"},
-                             {"path", "docs"}, {"deploy_key_ref", "file:blog"}, {"commit", "abc1234"}, {"check", "/ Hi"}});
+                             {"path", "docs"}, {"deploy_key_ref", "file:blog"}, {"commit", "abc1234"}, {"check", "/ Hi"},
+                             {"hosts", "web-1"}});
     before.actual = {SiteState::live, std::string(40, 'a'), "blog.example.com", "docs", {"line 1"}, "domain: refused", true,
                      before.created + std::chrono::seconds(5), before.created + std::chrono::seconds(6), 3};
 
@@ -188,6 +190,145 @@ TEST(Schema, CommitReadsTheServedCommitNotThePin) {
     EXPECT_EQ(find_field("commit")->render(s), "");
     s.actual.commit = std::string(40, 'f');
     EXPECT_EQ(find_field("commit")->render(s), std::string(40, 'f'));
+}
+
+TEST(Schema, HostsReadsOneItemPerLine) {
+    const auto s = site_with({{"hosts", "web-1 label:eu"}});
+    EXPECT_EQ(find_field("hosts")->render(s), "web-1\nlabel:eu");
+    EXPECT_EQ(find_field("hosts")->check("WEB-1  label:EU\nweb-1", {}).value, "web-1 label:eu");
+}
+
+// ---- placement ----
+
+TEST(Placement, AnEmptyHostsFieldPlacesTheSiteEverywhere) {
+    const auto s = site_with({{"repo", "user/blog"}});
+    EXPECT_TRUE(placed_on(s, "web-1", {}));
+    EXPECT_TRUE(placed_on(s, "anything", std::vector<std::string>{"eu"}));
+}
+
+TEST(Placement, ByHostNameOrByLabel) {
+    const auto s = site_with({{"hosts", "web-1 label:eu"}});
+    const std::vector<std::string> none;
+    const std::vector<std::string> eu_ssd{"ssd", "eu"};
+    const std::vector<std::string> us{"us"};
+    EXPECT_TRUE(placed_on(s, "web-1", none));
+    EXPECT_TRUE(placed_on(s, "Web-1", none)) << "a host may call itself in capitals; stored names are lowercase";
+    EXPECT_FALSE(placed_on(s, "web-2", none));
+    EXPECT_FALSE(placed_on(s, "web-2", us));
+    EXPECT_TRUE(placed_on(s, "web-2", eu_ssd));
+    EXPECT_FALSE(placed_on(s, "eu", none)) << "a label is not a host name";
+    EXPECT_FALSE(placed_on(site_with({{"hosts", "eu"}}), "web-2", std::vector<std::string>{"eu"}))
+        << "a host name is not a label";
+    EXPECT_FALSE(placed_on(site_with({{"hosts", "label:web-1"}}), "web-1", none));
+}
+
+// ---- host reports (a store many hosts share) ----
+
+HostReport report(const char* host, SiteState state, uint64_t generation, char commit = 0) {
+    HostReport r;
+    r.host = host;
+    r.actual.state = state;
+    r.actual.generation = generation;
+    if (commit) r.actual.commit = std::string(40, commit);
+    return r;
+}
+
+SiteRecord placed_site(std::vector<HostReport> reports) {
+    auto s = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}});
+    s.reports = std::move(reports);
+    return s;
+}
+
+TEST(HostReports, EachHostByTheOneHostRuleOrGone) {
+    const auto s = placed_site({});
+    EXPECT_EQ(host_state(s, report("a", SiteState::none, 0)), SiteState::pending);
+    EXPECT_EQ(host_state(s, report("a", SiteState::live, s.generation)), SiteState::live);
+    EXPECT_EQ(host_state(s, report("a", SiteState::live, s.generation - 1)), SiteState::pending);
+    EXPECT_EQ(host_state(s, report("a", SiteState::failed, s.generation - 1)), SiteState::pending);
+    EXPECT_EQ(host_state(s, report("a", SiteState::deploying, s.generation - 1)), SiteState::deploying);
+    auto dead = report("a", SiteState::live, s.generation);
+    dead.alive = false;
+    EXPECT_EQ(host_state(s, dead), SiteState::gone);
+    EXPECT_EQ(host_state(site_with({{"repo", "user/blog"}}), dead), SiteState::incomplete);
+}
+
+TEST(HostReports, TheSiteIsAsBadAsItsWorstHost) {
+    const uint64_t g = placed_site({}).generation;
+    auto gone = report("d", SiteState::live, g);
+    gone.alive = false;
+    const HostReport live = report("a", SiteState::live, g), failed = report("b", SiteState::failed, g),
+                     deploying = report("c", SiteState::deploying, g), pending = report("e", SiteState::none, 0);
+    EXPECT_EQ(site_state(placed_site({live})), SiteState::live);
+    EXPECT_EQ(site_state(placed_site({live, report("b", SiteState::live, g)})), SiteState::live);
+    EXPECT_EQ(site_state(placed_site({live, failed, deploying, pending, gone})), SiteState::failed);
+    EXPECT_EQ(site_state(placed_site({live, deploying, pending, gone})), SiteState::deploying);
+    EXPECT_EQ(site_state(placed_site({live, pending, gone})), SiteState::pending);
+    EXPECT_EQ(site_state(placed_site({live, report("b", SiteState::live, g - 1)})), SiteState::pending);
+    EXPECT_EQ(site_state(placed_site({live, gone})), SiteState::gone);
+    EXPECT_EQ(site_state(placed_site({gone})), SiteState::gone);
+    auto incomplete = placed_site({live});
+    incomplete.desired.erase("domain");
+    EXPECT_EQ(site_state(incomplete), SiteState::incomplete);
+    auto one_host = placed_site({});
+    one_host.actual.state = SiteState::live;
+    one_host.actual.generation = g;
+    EXPECT_EQ(site_state(one_host), SiteState::live) << "no reports: this host's actual is all there is";
+}
+
+TEST(HostReports, GoneIsDerivedAndNamed) {
+    EXPECT_EQ(to_string(SiteState::gone), "gone");
+    EXPECT_EQ(parse_site_state("gone"), SiteState::gone);
+    EXPECT_FALSE(settled(SiteState::gone)) << "no run ended";
+}
+
+TEST(HostReports, StatusHasAHostLinePerPlacedHostAfterTheState) {
+    const uint64_t g = placed_site({}).generation;
+    auto gone = report("web-3", SiteState::live, g, 'c');
+    gone.alive = false;
+    auto s = placed_site({report("web-1", SiteState::live, g, 'a'), report("web-2", SiteState::none, 0), gone});
+    s.actual = s.reports[0].actual;
+    const std::string status = find_field("status")->render(s);
+    EXPECT_THAT(status, ::testing::StartsWith("state: pending\n"
+                                              "host: web-1 live " + std::string(40, 'a') + "\n"
+                                              "host: web-2 pending\n"
+                                              "host: web-3 gone " + std::string(40, 'c') + "\n"
+                                              "commit: " + std::string(40, 'a') + "\n"));
+    EXPECT_EQ(find_field("status")->render(placed_site({})).find("host:"), std::string::npos) << "one host: no host lines";
+}
+
+TEST(HostReports, OnAHostThatServesNoneOfItCommitIsTheFirstLiveHosts) {
+    const uint64_t g = placed_site({}).generation;
+    const auto s = placed_site({report("web-1", SiteState::failed, g, 'a'), report("web-2", SiteState::live, g, 'b'),
+                                report("web-3", SiteState::live, g, 'c')});
+    EXPECT_EQ(line_of(find_field("status")->render(s), "commit"), std::string(40, 'b'));
+    auto here = s;
+    here.actual.commit = std::string(40, 'a');
+    EXPECT_EQ(line_of(find_field("status")->render(here), "commit"), std::string(40, 'a')) << "this host's own commit first";
+}
+
+TEST(HostReports, WaitSettlesWhenEveryHostSettledOrIsGone) {
+    const FieldSpec& wait = *find_field("wait");
+    const uint64_t g = placed_site({}).generation;
+    auto s = placed_site({report("web-1", SiteState::live, g, 'a'), report("web-2", SiteState::deploying, g)});
+    EXPECT_FALSE(wait.settled(s, g));
+    s.reports[1] = report("web-2", SiteState::live, g - 1, 'a');
+    EXPECT_FALSE(wait.settled(s, g)) << "web-2 reported on an older generation";
+    s.reports[1] = report("web-2", SiteState::live, g, 'a');
+    EXPECT_TRUE(wait.settled(s, g));
+    EXPECT_EQ(wait.render(s), "live " + std::string(40, 'a'));
+    EXPECT_FALSE(wait.settled(s, g + 1)) << "opened at a newer generation";
+
+    s.reports[1].alive = false;
+    s.reports[1].actual = {};
+    EXPECT_TRUE(wait.settled(s, g)) << "a gone host will not report; it does not hold the wait";
+    EXPECT_EQ(wait.render(s), "gone " + std::string(40, 'a'));
+
+    s.reports.push_back(report("web-3", SiteState::failed, g));
+    s.reports[2].actual.error = "health: GET / answered 500";
+    s.reports.push_back(report("web-4", SiteState::failed, g));
+    s.reports[3].actual.error = "fetch: timeout";
+    EXPECT_TRUE(wait.settled(s, g));
+    EXPECT_EQ(wait.render(s), "failed " + std::string(40, 'a') + " web-3: health: GET / answered 500");
 }
 
 TEST(Schema, DocsFieldTableIsGeneratedFromTheSchema) {

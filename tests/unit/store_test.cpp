@@ -375,6 +375,32 @@ TEST_F(StoreTest, AStoreReportsForOneHost) {
     EXPECT_FALSE(local_host_name().empty());
 }
 
+TEST_F(StoreTest, AStoreHasTheLabelsItWasGiven) {
+    EXPECT_EQ(open_file_store({state_, false, {}, "web-1", {"eu", "ssd"}})->labels(), (std::vector<std::string>{"eu", "ssd"}));
+    EXPECT_EQ(open()->labels(), std::vector<std::string>{});
+    EXPECT_EQ(open_file_store({state_, true, {}, "web-1", {"eu"}})->labels(), std::vector<std::string>{"eu"}) << "the follower too";
+}
+
+// A state dir written before `hosts` existed has no such key: its sites load placed on every host.
+TEST_F(StoreTest, ASiteFileWithoutAFieldAddedLaterLoadsItUnset) {
+    {
+        auto s = open();
+        ASSERT_TRUE(s->create_site("blog").ok());
+        ASSERT_TRUE(s->write_field("blog", "domain", "blog.example.com").ok());
+    }
+    std::istringstream current(slurp(file("blog")));
+    std::string old;
+    for (std::string line; std::getline(current, line);)
+        if (!line.starts_with("hosts = ")) old += line + "\n";
+    ASSERT_EQ(old.find("hosts"), std::string::npos);
+    spit(file("blog"), old);
+    auto s = open();
+    EXPECT_EQ(s->site("blog")->field("hosts").value, "");
+    EXPECT_EQ(s->site("blog")->field("domain").value, "blog.example.com");
+    ASSERT_TRUE(s->write_field("blog", "hosts", "Web-1 label:EU web-1").ok());
+    EXPECT_EQ(s->site("blog")->field("hosts").value, "web-1 label:eu");
+}
+
 TEST(Outcome, UnknownIsTheOneFailureThatMayHaveChangedSomething) {
     const Outcome unknown = Outcome::unknown("etcd did not answer within 5s");
     EXPECT_FALSE(unknown.ok());
@@ -719,6 +745,7 @@ TEST_F(StoreTest, ActualValuesAreCheckedOnLoadAndErrorsAreOneLine) {
         {replaced(good, "\"old.example.com\"", "\"Old.example.com\""), f + ": actual.domain: 'Old.example.com' is not in normal form"},
         {replaced(good, "path = \"public\"", "path = \"../../etc\""), f + ": actual.path: path '../../etc': "},
         {replaced(good, "state = \"live\"", "state = \"live\\u001b[31m\""), f + ": actual.state: 'live\\x1b[31m' is not one of"},
+        {replaced(good, "state = \"live\"", "state = \"gone\""), f + ": actual.state: 'gone' is not one of"},
         {replaced(good, "name = \"blog\"", "name = \"blog\\nx\""), f + ": name: 'blog\\nx' does not match the file name"},
         {replaced(good, "error_from_write = false", "error_from_write = fa\n"), f + ":"},
     };

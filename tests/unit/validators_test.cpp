@@ -89,7 +89,7 @@ TEST(SiteName, RefusesEverythingElse) {
 // ---- every field ----
 
 TEST(Fields, EmptyMeansUnset) {
-    for (Check check : {check_repo, check_domain, check_branch, check_path, check_deploy_key_ref, check_commit}) {
+    for (Check check : {check_repo, check_domain, check_branch, check_path, check_deploy_key_ref, check_commit, check_hosts}) {
         expect_accepts(check, "", "");
         expect_accepts(check, "", "", kLocal);
     }
@@ -118,7 +118,7 @@ TEST(Fields, ReasonsNeverCarryControlCharacters) {
     const auto pieces = single_chars("ab.:/@-\n\r\t\x01\x1b\x7f\xe2\x80\xae{}'\"");
     for (int i = 0; i < 2000; ++i) {
         const std::string in = random_string(rng, pieces, 16);
-        for (Check check : {check_repo, check_domain, check_branch, check_path, check_deploy_key_ref, check_commit}) {
+        for (Check check : {check_repo, check_domain, check_branch, check_path, check_deploy_key_ref, check_commit, check_hosts}) {
             const Checked c = check(in, kLocal);
             ASSERT_FALSE(has_control(c.reason)) << c.reason;
             if (!c.ok) {
@@ -536,6 +536,52 @@ TEST(HealthCheckField, RefusalsSayWhatToWrite) {
 
 namespace sitesfs {
 namespace {
+
+// ---- hosts ----
+
+TEST(Hosts, HostNamesAndLabelsLowercasedInTheOrderWrittenEachOnce) {
+    expect_accepts(check_hosts, "web-1", "web-1");
+    expect_accepts(check_hosts, "Web-1.Example.COM label:EU", "web-1.example.com label:eu");
+    expect_accepts(check_hosts, "web_2\nweb-1\t label:ssd\r\nweb-1 WEB_2 label:ssd", "web_2 web-1 label:ssd");
+    expect_accepts(check_hosts, "label:eu-west.2_a", "label:eu-west.2_a");
+    expect_accepts(check_hosts, "label", "label");  // a host may be called label
+    expect_accepts(check_hosts, "label:" + std::string(63, 'x'), "label:" + std::string(63, 'x'));
+    const std::string label63(63, 'a');
+    const std::string name253 = label63 + "." + label63 + "." + label63 + "." + std::string(61, 'a');
+    expect_accepts(check_hosts, name253, name253);
+}
+
+TEST(Hosts, RefusalsNameTheItemAndSayWhatToWrite) {
+    EXPECT_EQ(check_hosts("web-1 Web!1", kStrict).reason,
+              "hosts 'Web!1': '!' is not allowed in a host name; use a-z, 0-9, '-', '.' and '_'");
+    EXPECT_EQ(check_hosts("label:", kStrict).reason, "hosts 'label:': the label after 'label:' must be 1 to 63 characters");
+    EXPECT_EQ(check_hosts("label:e/u", kStrict).reason, "hosts 'label:e/u': the label has '/'; use a-z, 0-9, '-', '.' and '_'");
+    EXPECT_EQ(check_hosts("zone:eu", kStrict).reason,
+              "hosts 'zone:eu': ':' only follows 'label', as in label:eu; a host name has none");
+    expect_reason_has(check_hosts, "label:" + std::string(64, 'x'), "1 to 63 characters");
+    for (auto bad : {"web..1", ".web", "web.", "caf\xc3\xa9", "a/b", "a;b", "$(id)", "web\x01"}) {
+        const Checked c = check_hosts(bad, kStrict);
+        EXPECT_FALSE(c.ok) << bad;
+        EXPECT_THAT(c.reason, ::testing::StartsWith("hosts '")) << bad;
+        EXPECT_FALSE(has_control(c.reason)) << c.reason;
+    }
+    expect_reason_has(check_hosts, std::string(64, 'a') + ".com", "longer than 63");
+    const std::string label63(63, 'a');
+    expect_reason_has(check_hosts, label63 + "." + label63 + "." + label63 + "." + std::string(62, 'a'), "at most 253");
+}
+
+TEST(Hosts, AtMostSixtyFourItems) {
+    std::string list;
+    for (int i = 0; i < 64; ++i) list += "web" + std::to_string(i) + " ";
+    EXPECT_TRUE(check_hosts(trim(list), kStrict).ok);
+    expect_reason_has(check_hosts, list + "web64", "at most 64 hosts and labels per site, this lists 65");
+    expect_reason_has(check_hosts, std::string(16385, 'a'), "16384 bytes");
+}
+
+TEST(Hosts, SplitGivesBackTheStoredItems) {
+    EXPECT_EQ(split_hosts("web-1 label:eu"), (std::vector<std::string>{"web-1", "label:eu"}));
+    EXPECT_EQ(split_hosts(""), std::vector<std::string>{});
+}
 
 TEST(Text, APrefixIsQuotedPrintableAndCutToItsLength) {
     EXPECT_EQ(printable_prefix("short", 200), "short");
