@@ -147,6 +147,9 @@ std::optional<Node> Filesystem::child_locked(const Node& dir, std::string_view n
         // .metrics changes with every read, and only a per-open direct_io read serves it whole and
         // current; a read-only mount opens files without telling sitesfs (init.cpp), so it has none.
         if (name == kMetricsName && options_.metrics && !options_.read_only) return Node{kMetricsIno, NodeKind::Export};
+        // The store's own report (Store::describe): reachable by name, like .metrics, and cached
+        // like the export, invalidated by every change, so a read-only mount serves it too.
+        if (name == kStoreName) return Node{kStoreIno, NodeKind::Export};
         if (!store_.site(name)) return std::nullopt;
         std::string site(name);
         const uint64_t id = site_id_locked(site);
@@ -170,6 +173,7 @@ std::optional<std::string> Filesystem::content(const Node& node) {
     switch (node.kind) {
         case NodeKind::Export:
             if (node.ino == kMetricsIno) return options_.metrics ? options_.metrics() : std::string();
+            if (node.ino == kStoreIno) return store_.describe();
             return export_seed_toml(store_, options_.export_globals);
         case NodeKind::Field: {
             auto site = store_.site(node.site);
@@ -305,6 +309,7 @@ std::vector<InvalTarget> Filesystem::on_change(const Change& change) {
         if (n->kind == NodeKind::Field ? reaches(change.kind, *n->field) : listing) targets.push_back({ino, {}});
     }
     if (change.kind != Change::Kind::Actual) targets.push_back({kExportIno, {}});
+    targets.push_back({kStoreIno, {}});
     return targets;
 }
 

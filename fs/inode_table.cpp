@@ -10,6 +10,7 @@ InodeTable::InodeTable() {
     nodes_[kRootIno] = Node{kRootIno, NodeKind::Root};
     nodes_[kExportIno] = Node{kExportIno, NodeKind::Export};
     nodes_[kMetricsIno] = Node{kMetricsIno, NodeKind::Export};
+    nodes_[kStoreIno] = Node{kStoreIno, NodeKind::Export};
 }
 
 Node* InodeTable::find(fuse_ino_t ino) {

@@ -4,6 +4,7 @@
 // report the same d_ino that lookup will later return without creating table entries:
 //   1                      the root (/sites)
 //   2                      /sites/.sites.toml (the export)
+//   3, 4                   /sites/.metrics, /sites/.store
 //   SITE_ID*16             a site directory (site ids are handed out per mount, never reused)
 //   SITE_ID*16 + 1 + i     field i of the site schema
 //   kTempBit | n           an editor's temporary file
@@ -26,10 +27,12 @@ namespace sitesfs::fs {
 constexpr fuse_ino_t kRootIno = FUSE_ROOT_ID;
 constexpr fuse_ino_t kExportIno = 2;   // /.sites.toml
 constexpr fuse_ino_t kMetricsIno = 3;  // /.metrics
+constexpr fuse_ino_t kStoreIno = 4;    // /.store
 constexpr uint64_t kSlotsPerSite = 16;
 constexpr fuse_ino_t kTempBit = fuse_ino_t{1} << 62;
 inline constexpr std::string_view kExportName = ".sites.toml";
 inline constexpr std::string_view kMetricsName = ".metrics";
+inline constexpr std::string_view kStoreName = ".store";
 
 // An editor's temporary file (vim's 4913 and .x.swp, sed's sedXXXXXX, emacs' x~): memory only,
 // never desired state. Guarded by Filesystem::mu_.
@@ -45,7 +48,7 @@ struct TempFile {
     bool mtime_set = false;  // mtime was set explicitly (utimensat), to carry over a rename onto a field
 };
 
-// Export: a read-only file sitesfs generates in the root (.sites.toml, .metrics), told apart by ino.
+// Export: a read-only file sitesfs generates in the root (.sites.toml, .metrics, .store), told apart by ino.
 enum class NodeKind { Root, Export, SiteDir, Field, Temp };
 
 struct Node {

@@ -94,8 +94,15 @@ bool looks_like_private_key(std::string_view bytes) {
            bytes.find("PRIVATE KEY-----") != std::string_view::npos;
 }
 
-[[noreturn]] void fail(std::string_view ref, const std::string& why) {
-    throw KeyError("deploy key " + std::string(ref) + ": " + why);
+// What is being resolved, for messages and for the checks only a private key needs.
+struct SecretRef {
+    std::string_view text;  // PROVIDER:NAME
+    std::string_view what;  // "deploy key", "etcd password"
+    bool private_key = true;
+};
+
+[[noreturn]] void fail(const SecretRef& ref, const std::string& why) {
+    throw KeyError(std::string(ref.what) + " " + std::string(ref.text) + ": " + why);
 }
 
 // ---- key types ----
@@ -262,13 +269,13 @@ KeyType key_type(std::string_view key) {
     return KeyType::other;
 }
 
-[[noreturn]] void refuse_type(std::string_view ref, const std::string& why) {
-    throw KeyError("deploy key " + std::string(ref) + " is " + why +
+[[noreturn]] void refuse_type(const SecretRef& ref, const std::string& why) {
+    throw KeyError(std::string(ref.what) + " " + std::string(ref.text) + " is " + why +
                    ": make an ed25519 key (ssh-keygen -t ed25519) and use that");
 }
 
 // Keys of any other type (ed25519, ECDSA, and whatever is not recognised) are left to libssh2.
-void refuse_unusable_type(std::string_view ref, const SecretBuffer& key) {
+void refuse_unusable_type(const SecretRef& ref, const SecretBuffer& key) {
     switch (key_type({key.c_str(), key.size()})) {
     case KeyType::rsa:
         // libssh2 1.11 signs RSA logins with rsa-sha2-256/512 when the server offers them; older
@@ -292,7 +299,7 @@ std::string errno_text(int err) { return strerror(err); }
 // Taken before the message is built: the allocations building it may clobber errno.
 std::string errno_text() { return errno_text(errno); }
 
-SecretBuffer from_file(const KeyProviders& providers, std::string_view ref, std::string_view name) {
+SecretBuffer from_file(const KeyProviders& providers, const SecretRef& ref, std::string_view name) {
     if (providers.keys_dir.empty()) fail(ref, "no keys directory is configured ([keys] dir)");
     if (name.find('/') != std::string_view::npos || name == "." || name == "..")
         fail(ref, "the name may not contain '/' or be '.' or '..'");
@@ -339,7 +346,7 @@ SecretBuffer from_file(const KeyProviders& providers, std::string_view ref, std:
         if (key.too_big()) fail(ref, file.string() + " is larger than 64 KiB, too big to be a deploy key");
     }
     if (key.used() == 0) fail(ref, file.string() + " is empty");
-    if (!looks_like_private_key(key.view())) fail(ref, file.string() + " does not look like a private key");
+    if (ref.private_key && !looks_like_private_key(key.view())) fail(ref, file.string() + " does not look like a private key");
     return key.release();
 }
 
@@ -411,7 +418,7 @@ public:
 };
 
 // Fills `cmd` in place: it owns a process that must not be copied around half-made.
-void spawn_key_command(std::string_view ref, const std::vector<std::string>& argv, SpawnedCommand& cmd) {
+void spawn_key_command(const SecretRef& ref, const std::vector<std::string>& argv, SpawnedCommand& cmd) {
     int out[2], err[2];
     if (pipe2(out, O_CLOEXEC) != 0) fail(ref, "pipe: " + errno_text());
     cmd.out = Fd(out[0]);
@@ -428,7 +435,7 @@ void spawn_key_command(std::string_view ref, const std::vector<std::string>& arg
     }
 }
 
-SecretBuffer from_command(const KeyProviders& providers, std::string_view ref, std::string_view name) {
+SecretBuffer from_command(const KeyProviders& providers, const SecretRef& ref, std::string_view name) {
     if (providers.command.empty()) fail(ref, "no key command is configured ([keys] command)");
     std::vector<std::string> argv = providers.command;
     argv.emplace_back(name);
@@ -502,7 +509,7 @@ SecretBuffer from_command(const KeyProviders& providers, std::string_view ref, s
     // The first line kept may be the end of a longer one.
     if (err_cut && !lines.empty()) lines.front().insert(0, kCut);
     for (size_t i = lines.size() - std::min(lines.size(), kMaxLoggedLines); i < lines.size(); ++i)
-        spdlog::warn("deploy key {}: {}", ref, lines[i].substr(0, kMaxLineBytes));
+        spdlog::warn("{} {}: {}", ref.what, ref.text, lines[i].substr(0, kMaxLineBytes));
     const std::string why = shown_stderr(lines);
 
     if (timed_out)
@@ -516,7 +523,8 @@ SecretBuffer from_command(const KeyProviders& providers, std::string_view ref, s
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         fail(ref, program + " exited " + std::to_string(WEXITSTATUS(status)) + why);
     if (key.used() == 0) fail(ref, program + " printed nothing on stdout" + why);
-    if (!looks_like_private_key(key.view())) fail(ref, "the output of " + program + " does not look like a private key");
+    if (ref.private_key && !looks_like_private_key(key.view()))
+        fail(ref, "the output of " + program + " does not look like a private key");
     return key.release();
 }
 
@@ -544,19 +552,43 @@ SecretBuffer& SecretBuffer::operator=(SecretBuffer&& other) noexcept {
 
 void SecretBuffer::wipe() { wipe_string(bytes_); }
 
-SecretBuffer resolve_deploy_key(const KeyProviders& providers, std::string_view ref) {
+void SecretBuffer::trim_newline() {
+    while (!bytes_.empty() && (bytes_.back() == '\n' || bytes_.back() == '\r')) {
+        bytes_.back() = '\0';
+        bytes_.pop_back();
+    }
+}
+
+namespace {
+
+SecretBuffer resolve(const KeyProviders& providers, const SecretRef& secret) {
+    const std::string_view ref = secret.text;
     const size_t colon = ref.find(':');
-    if (colon == std::string_view::npos) fail(ref, "expected PROVIDER:NAME (file:NAME or cmd:NAME)");
+    if (colon == std::string_view::npos) fail(secret, "expected PROVIDER:NAME (file:NAME or cmd:NAME)");
     const std::string_view provider = ref.substr(0, colon);
     const std::string_view name = ref.substr(colon + 1);
     if (provider != "file" && provider != "cmd")
-        fail(ref, "unknown key provider '" + std::string(provider) + "' (file or cmd)");
-    if (name.empty()) fail(ref, "the name is empty");
+        fail(secret, "unknown key provider '" + std::string(provider) + "' (file or cmd)");
+    if (name.empty()) fail(secret, "the name is empty");
     // A NUL would silently cut the name short in openat or argv.
-    if (name.find('\0') != std::string_view::npos) fail(ref, "the name contains a NUL byte");
-    SecretBuffer key = provider == "file" ? from_file(providers, ref, name) : from_command(providers, ref, name);
-    refuse_unusable_type(ref, key);
+    if (name.find('\0') != std::string_view::npos) fail(secret, "the name contains a NUL byte");
+    return provider == "file" ? from_file(providers, secret, name) : from_command(providers, secret, name);
+}
+
+}  // namespace
+
+SecretBuffer resolve_deploy_key(const KeyProviders& providers, std::string_view ref) {
+    const SecretRef secret{ref, "deploy key", true};
+    SecretBuffer key = resolve(providers, secret);
+    refuse_unusable_type(secret, key);
     return key;
+}
+
+SecretBuffer resolve_secret(const KeyProviders& providers, std::string_view ref, std::string_view what) {
+    SecretBuffer secret = resolve(providers, SecretRef{ref, what, false});
+    // A file or a command's output ends with a newline that is not part of the password.
+    secret.trim_newline();
+    return secret;
 }
 
 }  // namespace sitesfs::hooks

@@ -41,6 +41,9 @@ public:
     const char* c_str() const { return bytes_.c_str(); }
     size_t size() const { return bytes_.size(); }
     bool empty() const { return bytes_.empty(); }
+    std::string_view view() const { return bytes_; }
+    // Drops trailing line ends (zeroed first).
+    void trim_newline();
 
 private:
     void wipe();
@@ -58,5 +61,9 @@ private:
 // recognised is left to libssh2).
 // Throws KeyError.
 SecretBuffer resolve_deploy_key(const KeyProviders& providers, std::string_view ref);
+
+// Any other secret by the same providers and rules, with no check of its form and its trailing
+// newline dropped: the etcd password ([store] password_ref). `what` names it in errors.
+SecretBuffer resolve_secret(const KeyProviders& providers, std::string_view ref, std::string_view what);
 
 }  // namespace sitesfs::hooks

@@ -96,9 +96,10 @@ struct Reader {
                 v.text = *s;
                 break;
             }
-            case KeyType::argv: {
+            case KeyType::argv:
+            case KeyType::strings: {
                 const toml::array* a = n.as_array();
-                if (!a || a->empty()) refuse(k);
+                if (!a || (a->empty() && k.type == KeyType::argv)) refuse(k);
                 for (const toml::node& arg : *a) {
                     const auto s = arg.value_exact<std::string>();
                     if (!s) refuse(k);

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fs/filesystem.hpp"
 #include "hooks/deploy.hpp"
@@ -17,6 +18,22 @@ namespace sitesfs::mount {
 
 struct ConfigError : std::runtime_error {
     using std::runtime_error::runtime_error;
+};
+
+// [store]: where desired state lives (docs/store.md, docs/cluster.md).
+struct StoreConfig {
+    enum class Backend { file, etcd };
+    Backend backend = Backend::file;
+    std::string host;  // empty: this machine's host name
+    std::vector<std::string> labels;
+    // etcd only
+    std::vector<std::string> endpoints;
+    std::string prefix;
+    std::filesystem::path ca_file, cert_file, key_file;
+    std::string user;
+    std::string password_ref;  // PROVIDER:NAME through [keys]
+    std::chrono::milliseconds timeout{0};
+    int64_t lease_ttl = 0;  // seconds
 };
 
 // Filled by load_config, every field from config_keys(): a default-constructed Config holds no
@@ -31,6 +48,7 @@ struct Config {
     // path are copied in by load_config so there is one place that says where things are.
     hooks::HooksConfig hooks;
     std::filesystem::path metrics_textfile;  // [metrics] textfile; empty: not written
+    StoreConfig store;
 };
 
 // Throws ConfigError naming the file, and the line and column or the key that is wrong. Without a

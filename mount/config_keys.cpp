@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "common/text.hpp"
 #include "mount/config.hpp"
 
 namespace sitesfs::mount {
@@ -20,6 +21,38 @@ std::string not_empty(const KeyValue& v) { return v.text.empty() ? "must not be 
 std::string url_path(const KeyValue& v) {
     if (!v.text.starts_with("/") || v.text.find_first_of(" \t\r\n") != std::string::npos)
         return "must start with '/' and hold no whitespace";
+    return "";
+}
+
+// Names that go into etcd keys and status lines: the same alphabet as site names, so no '/'.
+bool name_chars(std::string_view s) {
+    if (s.empty() || s.size() > 63) return false;
+    for (const char ch : s)
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_')) return false;
+    return true;
+}
+
+std::string host_name(const KeyValue& v) {
+    return name_chars(v.text) ? "" : "\"" + printable(v.text) + "\" is not 1-63 of a-z, 0-9, '-', '.', '_'";
+}
+
+std::string labels(const KeyValue& v) {
+    for (const auto& l : v.list)
+        if (!name_chars(l)) return "label \"" + printable(l) + "\" is not 1-63 of a-z, 0-9, '-', '.', '_'";
+    return "";
+}
+
+std::string endpoints(const KeyValue& v) {
+    if (v.list.empty()) return "must name at least one member";
+    for (const auto& e : v.list)
+        if (!(e.starts_with("http://") || e.starts_with("https://")) || e.find_first_of(" \t\r\n,") != std::string::npos)
+            return "\"" + printable(e) + "\" is not an http:// or https:// URL";
+    return "";
+}
+
+std::string key_prefix(const KeyValue& v) {
+    if (!v.text.starts_with("/") || !v.text.ends_with("/") || v.text.find_first_of(" \t\r\n") != std::string::npos)
+        return "must start and end with '/' and hold no whitespace";
     return "";
 }
 
@@ -161,6 +194,47 @@ const std::vector<ConfigKey> kKeys = {
      .example = R"("/var/lib/node_exporter/sitesfs.prom")",
      .apply = [](Config& c, const KeyValue& v) { c.metrics_textfile = v.text; }},
 
+    // [store]
+    {.name = "store.backend", .type = K::string, .fallback = R"("file")",
+     .help = "file: the state dir, one host; etcd: one desired state for many hosts (cluster.md)",
+     .choices = {"file", "etcd"},
+     .apply =
+         [](Config& c, const KeyValue& v) {
+             c.store.backend = v.text == "etcd" ? StoreConfig::Backend::etcd : StoreConfig::Backend::file;
+         }},
+    {.name = "store.host", .type = K::string,
+     .help = "this host's name in the cluster (status's host lines, placement)", .example = R"("web1")",
+     .derived = true, .check = host_name,
+     .apply = [](Config& c, const KeyValue& v) { c.store.host = v.text; }},
+    {.name = "store.labels", .type = K::strings, .fallback = "[]",
+     .help = "this host's labels: a site whose hosts lists label:X is placed here when X is one", .check = labels,
+     .apply = [](Config& c, const KeyValue& v) { c.store.labels = v.list; }},
+    {.name = "store.endpoints", .type = K::strings, .fallback = R"(["http://127.0.0.1:2379"])",
+     .help = "etcd: the members' client URLs (http:// or https://)", .check = endpoints,
+     .apply = [](Config& c, const KeyValue& v) { c.store.endpoints = v.list; }},
+    {.name = "store.prefix", .type = K::string, .fallback = R"("/sitesfs/")",
+     .help = "etcd: every key sitesfs keeps starts with it; clusters of hosts that share nothing use different ones",
+     .check = key_prefix, .apply = [](Config& c, const KeyValue& v) { c.store.prefix = v.text; }},
+    {.name = "store.ca_file", .type = K::path, .help = "etcd: the CA that signed the members' certificates (TLS)",
+     .example = R"("/etc/sitesfs/etcd-ca.pem")", .apply = [](Config& c, const KeyValue& v) { c.store.ca_file = v.text; }},
+    {.name = "store.cert_file", .type = K::path, .help = "etcd: this host's client certificate (mutual TLS)",
+     .example = R"("/run/credentials/sitesfs.service/etcd-client.pem")",
+     .apply = [](Config& c, const KeyValue& v) { c.store.cert_file = v.text; }},
+    {.name = "store.key_file", .type = K::path, .help = "etcd: the client certificate's key",
+     .example = R"("/run/credentials/sitesfs.service/etcd-client.key")",
+     .apply = [](Config& c, const KeyValue& v) { c.store.key_file = v.text; }},
+    {.name = "store.user", .type = K::string, .help = "etcd: the user sitesfs authenticates as",
+     .example = R"("sitesfs")", .apply = [](Config& c, const KeyValue& v) { c.store.user = v.text; }},
+    {.name = "store.password_ref", .type = K::string,
+     .help = "etcd: PROVIDER:NAME of the user's password, resolved by [keys] like a deploy key", .example = R"("file:etcd")",
+     .apply = [](Config& c, const KeyValue& v) { c.store.password_ref = v.text; }},
+    {.name = "store.timeout", .type = K::seconds, .fallback = "5",
+     .help = "etcd: seconds a call may take; a write not answered by then fails ETIMEDOUT (cluster.md)", .min = 0.1,
+     .max = 300, .apply = [](Config& c, const KeyValue& v) { c.store.timeout = v.duration; }},
+    {.name = "store.lease_ttl", .type = K::integer, .fallback = "10",
+     .help = "etcd: seconds after this host stops answering that the others show it gone", .min = 2, .max = 3600,
+     .apply = [](Config& c, const KeyValue& v) { c.store.lease_ttl = v.integer; }},
+
     // [filesystem]
     {.name = "filesystem.owner", .type = K::user, .fallback = "0", .help = "user name or uid of every file",
      .min = 0, .max = kMaxId,
@@ -195,6 +269,7 @@ const std::vector<ConfigSection> kSections = {
     {"keys", "deploy_key_ref providers (docs/private-repos.md)"},
     {"ssh", ""},
     {"metrics", ""},
+    {"store", "store.md, cluster.md"},
     {"filesystem", ""},
 };
 
@@ -275,6 +350,7 @@ std::string ConfigKey::accepts() const {
         case K::string: return choices.empty() ? "a string" : "one of " + choice_list(choices);
         case K::path: return "an absolute path";
         case K::argv: return "a non-empty array of strings (argv, no shell)";
+        case K::strings: return "an array of strings";
         case K::mode: return "an octal string from \"0000\" to \"0777\", like \"0644\"";
         case K::user: return "a user name, or a uid from " + number(min) + " to " + number(max);
         case K::group: return "a group name, or a gid from " + number(min) + " to " + number(max);

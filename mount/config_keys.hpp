@@ -25,6 +25,7 @@ enum class KeyType {
     string,   // a string; with choices, one of them
     path,     // an absolute path
     argv,     // a non-empty array of strings: a command, run without a shell
+    strings,  // an array of strings, possibly empty
     mode,     // an octal string, "0000" to "0777"
     user,     // a user name, or a uid from min to max
     group,    // a group name, or a gid from min to max
@@ -37,7 +38,7 @@ struct KeyValue {
     int64_t integer = 0;  // integer; the uid or gid of user and group; the bits of mode
     std::chrono::milliseconds duration{0};
     std::string text;               // string, path
-    std::vector<std::string> list;  // argv
+    std::vector<std::string> list;  // argv, strings
     std::map<std::string, std::string> pins;
 };
 

@@ -11,6 +11,7 @@
 
 #include "fs/filesystem.hpp"
 #include "common/files.hpp"
+#include "hooks/deploy_keys.hpp"
 #include "hooks/reconciler.hpp"
 #include "mount/config.hpp"
 #include "mount/config_keys.hpp"
@@ -19,6 +20,8 @@
 #include "mount/notify.hpp"
 #include "mount/session.hpp"
 #include "schemas/site_schema.hpp"
+#include "store/etcd/etcd_store.hpp"
+#include "store/etcd/migrate.hpp"
 #include "store/file_store.hpp"
 #include "store/seed_format.hpp"
 
@@ -99,16 +102,74 @@ std::string site_metrics(const Store& store) {
     return out;
 }
 
+EtcdStoreOptions etcd_options(const Config& cfg, bool read_only) {
+    const StoreConfig& s = cfg.store;
+    EtcdStoreOptions o;
+    o.client.endpoints = s.endpoints;
+    o.client.ca_file = s.ca_file;
+    o.client.cert_file = s.cert_file;
+    o.client.key_file = s.key_file;
+    o.client.user = s.user;
+    if (!s.password_ref.empty())
+        o.client.password = std::string(hooks::resolve_secret(cfg.hooks.keys, s.password_ref, "etcd password").view());
+    o.client.timeout = s.timeout;
+    o.prefix = s.prefix;
+    o.host = s.host;
+    o.labels = s.labels;
+    o.read_only = read_only;
+    o.policy = {cfg.allow_local_repos};
+    o.lease_ttl = std::chrono::seconds(s.lease_ttl);
+    return o;
+}
+
+// The store [store] backend names. Throws StoreError (or hooks::KeyError for the password).
+std::unique_ptr<Store> open_store(const Config& cfg, bool read_only) {
+    if (cfg.store.backend == StoreConfig::Backend::etcd) return open_etcd_store(etcd_options(cfg, read_only));
+    return open_file_store({.state_dir = cfg.state_dir,
+                            .read_only = read_only,
+                            .policy = {cfg.allow_local_repos},
+                            .host = cfg.store.host,
+                            .labels = cfg.store.labels});
+}
+
 int run_import(const Config& cfg, const std::string& file) {
     try {
-        auto store = open_file_store({cfg.state_dir, false, {cfg.allow_local_repos}});
+        auto store = open_store(cfg, false);
         const ImportReport report = import_seed_toml(*store, file);
         for (const auto& line : report.taken) std::cout << "taken: " << line << "\n";
         for (const auto& line : report.refused) std::cout << "refused: " << line << "\n";
         for (const auto& line : report.notes) std::cout << "note: " << line << "\n";
         std::cout << report.taken.size() << " sites imported, " << report.refused.size() << " refused\n";
         return report.refused.empty() ? 0 : kRuntimeFailure;
-    } catch (const StoreError& e) {
+    } catch (const std::runtime_error& e) {
+        std::cerr << "sitesfs: " << e.what() << "\n";
+        return kRuntimeFailure;
+    }
+}
+
+int run_copy_store(const Config& cfg, const std::string& direction) {
+    try {
+        const MigrationReport report = direction == "file-to-etcd" ? copy_file_store_to_etcd(cfg.state_dir, etcd_options(cfg, false))
+                                                                   : copy_etcd_to_file_store(etcd_options(cfg, true), cfg.state_dir);
+        for (const auto& line : report.copied) std::cout << "copied: " << line << "\n";
+        for (const auto& line : report.refused) std::cout << "refused: " << line << "\n";
+        std::cout << report.copied.size() << " sites copied, " << report.refused.size() << " refused\n";
+        return report.refused.empty() ? 0 : kRuntimeFailure;
+    } catch (const std::runtime_error& e) {
+        std::cerr << "sitesfs: " << e.what() << "\n";
+        return kRuntimeFailure;
+    }
+}
+
+int run_forget_host(const Config& cfg, const std::string& host) {
+    try {
+        if (const std::string why = forget_etcd_host(etcd_options(cfg, true), host); !why.empty()) {
+            std::cerr << "sitesfs: cannot forget host '" << host << "': " << why << "\n";
+            return kRuntimeFailure;
+        }
+        std::cout << "forgot host " << host << "\n";
+        return 0;
+    } catch (const std::runtime_error& e) {
         std::cerr << "sitesfs: " << e.what() << "\n";
         return kRuntimeFailure;
     }
@@ -117,8 +178,8 @@ int run_import(const Config& cfg, const std::string& file) {
 int serve(const CommandLine& cl, const Config& cfg, const std::string& mountpoint, Startup& startup) {
     std::unique_ptr<Store> store;
     try {
-        store = open_file_store({cfg.state_dir, cl.read_only, {cfg.allow_local_repos}});
-    } catch (const StoreError& e) {
+        store = open_store(cfg, cl.read_only);
+    } catch (const std::runtime_error& e) {
         return startup.fail(kRuntimeFailure, e.what());
     }
     clear_stale_mount(mountpoint);
@@ -209,9 +270,11 @@ int run(int argc, char** argv) {
         cfg.log_level = *cl.log_level;
     }
     const auto level = spdlog::level::from_str(cfg.log_level);
-    setup_logging(level, !cl.foreground && !cl.import_file);
+    setup_logging(level, !cl.foreground && !cl.import_file && !cl.copy_store && !cl.forget_host);
 
     if (cl.import_file) return run_import(cfg, *cl.import_file);
+    if (cl.copy_store) return run_copy_store(cfg, *cl.copy_store);
+    if (cl.forget_host) return run_forget_host(cfg, *cl.forget_host);
     if (cl.mountpoint.empty()) return usage_error("missing MOUNTPOINT");
     const std::string mountpoint = std::filesystem::absolute(cl.mountpoint).lexically_normal().string();
     Startup startup(cl.foreground);

@@ -74,6 +74,11 @@ CommandLine parse_command_line(int argc, char** argv) {
         else if (is("--config")) cl.config_file = value("--config");
         else if (is("--log-level")) cl.log_level = value("--log-level");
         else if (is("--import")) cl.import_file = value("--import");
+        else if (is("--copy-store")) {
+            cl.copy_store = value("--copy-store");
+            if (*cl.copy_store != "file-to-etcd" && *cl.copy_store != "etcd-to-file")
+                throw UsageError("--copy-store takes file-to-etcd or etcd-to-file, not '" + *cl.copy_store + "'");
+        } else if (is("--forget-host")) cl.forget_host = value("--forget-host");
         else if (arg == "--allow-local-repos") cl.allow_local_repos = true;
         else if (arg == "--no-reconcile") cl.no_reconcile = true;
         else if (arg.starts_with("-") && arg != "-") throw UsageError("unknown option '" + std::string(arg) + "'");
@@ -93,6 +98,8 @@ std::string usage_text() {
         levels += (levels.empty() ? "" : ", ") + std::string(level);
     return R"(Usage: sitesfs [options] MOUNTPOINT
        sitesfs --state-dir DIR --import sites.toml
+       sitesfs --config FILE --copy-store file-to-etcd|etcd-to-file
+       sitesfs --config FILE --forget-host NAME
 
 Serves the sites of this host as a filesystem: every site is a directory under MOUNTPOINT and
 its files (repo, domain, branch, path, deploy_key_ref, commit, status) are its desired and
@@ -112,7 +119,10 @@ Options:
                           (read-only mounts never deploy)
   --log-level LEVEL       )" +
            levels + " (default " + default_value("log_level") + R"()
-  --import FILE           import the seed tool's sites.toml into the state dir, report, exit
+  --import FILE           import the seed tool's sites.toml into the store, report, exit
+  --copy-store DIRECTION  file-to-etcd copies the state dir's sites into [store]'s etcd,
+                          etcd-to-file etcd's sites into an empty state dir; report, exit
+  --forget-host NAME      remove a host that will not come back from the etcd cluster, exit
   -h, --help              this text
   -V, --version           the version
 

@@ -22,6 +22,9 @@ struct CommandLine {
     std::optional<std::string> config_file;
     std::optional<std::string> log_level;
     std::optional<std::string> import_file;
+    // --copy-store: "file-to-etcd" or "etcd-to-file" (docs/cluster.md); --forget-host NAME.
+    std::optional<std::string> copy_store;
+    std::optional<std::string> forget_host;
     bool allow_local_repos = false;
     bool no_reconcile = false;
     bool help = false;

@@ -52,6 +52,11 @@ let
       unit = cfg.reloadUnit;
     };
     reconcile.poll_interval = cfg.pollInterval;
+    store = {
+      backend = cfg.storeBackend;
+      endpoints = cfg.etcdEndpoints;
+      labels = cfg.labels;
+    };
     ssh = {
       host_key_policy = cfg.hostKeyPolicy;
       pins = cfg.hostKeyPins;
@@ -191,6 +196,28 @@ in
         other options set, so a key given here wins; `state_dir` and `data_dir` belong to
         `stateDir` and `dataDir`.
       '';
+    };
+
+    storeBackend = mkOption {
+      type = types.enum [ "file" "etcd" ];
+      default = "file";
+      description = ''
+        Where desired state lives (`store.backend`): the state dir, for one host, or etcd, shared
+        by many hosts (docs/cluster.md). TLS, auth and the rest are `settings.store`.
+      '';
+    };
+
+    etcdEndpoints = mkOption {
+      type = types.listOf types.str;
+      default = [ "http://127.0.0.1:2379" ];
+      description = "The etcd members' client URLs (`store.endpoints`), with `storeBackend = \"etcd\"`.";
+    };
+
+    labels = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "eu" ];
+      description = "This host's labels (`store.labels`): a site whose `hosts` lists `label:X` is placed here when X is one.";
     };
 
     reloadUnit = mkOption {

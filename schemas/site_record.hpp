@@ -97,6 +97,10 @@ struct SiteRecord {
     std::map<std::string, FieldValue, std::less<>> desired;  // keyed by schema field name
     ActualState actual;
     std::vector<HostReport> reports;  // the hosts the site is placed on, sorted by name; empty: one host (actual is all there is)
+    // What a shared store has to say about this site on this host: a write whose outcome etcd
+    // did not tell (and, once read back, whether it was made), or that etcd is out of reach.
+    // Empty in the file store.
+    std::string store_note;
 
     const FieldValue& field(FieldName name) const;  // an empty value when unset
 };

@@ -56,6 +56,7 @@ std::string render_status(const SiteRecord& s) {
     out += "updated: " + rfc3339(s.actual.updated == Timestamp{} ? s.created : s.actual.updated) + "\n";
     out += "retry: " + rfc3339(s.actual.retry_at) + "\n";
     for (const auto& line : s.actual.tls) out += "tls: " + line + "\n";
+    if (!s.store_note.empty()) out += "store: " + s.store_note + "\n";
     out += "error: " + s.actual.error;
     return out;
 }
@@ -146,7 +147,8 @@ const std::array kFields{
               "(this host's; on a host that serves none of it, the first live host's), desired, key (the deploy "
               "key's PROVIDER:NAME or none), generation, updated, "
               "retry (when a failure the host caused is tried again, or empty), one tls line per domain in HTTPS modes "
-              "(`tls: DOMAIN ISSUER until DATE` or `tls: DOMAIN none yet`), error"},
+              "(`tls: DOMAIN ISSUER until DATE` or `tls: DOMAIN none yet`), with a shared store a `store:` line when "
+              "etcd is out of reach or a write's outcome is being settled (docs/cluster.md), error"},
     FieldSpec{"log", Access::ReadOnly, ChangedBy::Both, nullptr, render_log, status_changed,
               "the site's recent deploys, oldest first: time, action, commit, previous commit, duration, error"},
     FieldSpec{"wait", Access::ReadOnly, ChangedBy::Both, nullptr, render_wait, status_changed,

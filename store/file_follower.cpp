@@ -42,6 +42,9 @@ public:
     bool read_only() const override { return true; }
     const std::string& host() const override { return host_; }
     const std::vector<std::string>& labels() const override { return labels_; }
+    std::string describe() const override {
+        return "backend: file (read-only: following another sitesfs)\nsites_dir: " + dir_.path().string() + "\nhost: " + host_ + "\n";
+    }
     std::vector<std::string> site_names() const override { return sites_.names(); }
     SiteRef site(std::string_view name) const override { return sites_.get(name); }
     size_t site_count() const override { return sites_.size(); }

@@ -71,6 +71,9 @@ public:
     // This host's labels, for placement: a site whose hosts field lists label:X is deployed on
     // every host that has X (placed_on, site_schema.hpp).
     virtual const std::vector<std::string>& labels() const = 0;
+    // What /sites/.store shows: `key: value` lines naming the backend and where it keeps the
+    // state; a shared store adds its connection, its revision and one `member:` line per host.
+    virtual std::string describe() const = 0;
 
     // Snapshots; cheap (no copies of records).
     virtual std::vector<std::string> site_names() const = 0;  // sorted

@@ -418,7 +418,8 @@ TEST(NixModule, OptionsThatSetAConfigKeyDefaultToTheCodesDefault) {
              {"dataDir", "data_dir"},
              {"reloadUnit", "reload.unit"},
              {"pollInterval", "reconcile.poll_interval"},
-             {"hostKeyPolicy", "ssh.host_key_policy"}}) {
+             {"hostKeyPolicy", "ssh.host_key_policy"},
+             {"storeBackend", "store.backend"}}) {
         EXPECT_EQ(nix_option(module, option, "default"), config_key(key).fallback)
             << "nix/module.nix: services.sitesfs." << option << " (" << key << ")";
     }

@@ -1,0 +1,203 @@
+// EtcdStore against a real 3-member etcd (Debian's etcd-server) on loopback: two stores stand for
+// two hosts, each with its own client, as two sitesfs daemons would be.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <thread>
+
+#include "schemas/site_schema.hpp"
+#include "store/etcd/etcd_store.hpp"
+#include "tests/support/cannot_run.hpp"
+#include "tests/support/etcd.hpp"
+
+namespace sitesfs {
+namespace {
+
+namespace fsys = std::filesystem;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 5000ms) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(10ms);
+    }
+    return true;
+}
+
+std::string value_of(const Store& store, const std::string& site, FieldName field) {
+    const SiteRef s = store.site(site);
+    return s ? s->field(field).value : "<no site>";
+}
+
+class EtcdStoreTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (!fsys::exists("/usr/bin/etcd") || !fsys::exists("/usr/bin/etcdctl"))
+            SITESFS_CANNOT_RUN() << "etcd-server/etcd-client not installed (scripts/install-deps)";
+        char tmpl[] = "/tmp/sitesfs-etcd-store-XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr) << std::strerror(errno);
+        dir_ = tmpl;
+        cluster_ = std::make_unique<it::EtcdCluster>(dir_, it::EtcdCluster::Options{});
+        std::string why;
+        ASSERT_TRUE(cluster_->start(&why)) << why;
+    }
+    void TearDown() override {
+        stores_.clear();
+        cluster_.reset();
+        if (!dir_.empty()) fsys::remove_all(dir_);
+    }
+
+    EtcdStoreOptions options(const std::string& host, std::vector<std::string> endpoints = {}) const {
+        EtcdStoreOptions o;
+        o.client.endpoints = endpoints.empty() ? cluster_->endpoints() : endpoints;
+        o.client.timeout = 2s;
+        o.host = host;
+        o.lease_ttl = 2s;
+        return o;
+    }
+    Store& open(const std::string& host, std::vector<std::string> endpoints = {}) {
+        stores_.push_back(open_etcd_store(options(host, std::move(endpoints))));
+        return *stores_.back();
+    }
+
+    fsys::path dir_;
+    std::unique_ptr<it::EtcdCluster> cluster_;
+    std::vector<std::unique_ptr<Store>> stores_;
+};
+
+TEST_F(EtcdStoreTest, AWriteOnOneHostIsSeenByTheOther) {
+    Store& a = open("a");
+    Store& b = open("b");
+    ASSERT_TRUE(a.create_site("blog").ok());
+    const Outcome out = a.write_field("blog", "domain", "blog.example.com\n");
+    ASSERT_TRUE(out.ok()) << out.reason;
+    // The writer's own mount shows it when write() returns; the other host once the watch brings it.
+    EXPECT_EQ(value_of(a, "blog", "domain"), "blog.example.com");
+    EXPECT_TRUE(eventually([&] { return value_of(b, "blog", "domain") == "blog.example.com"; })) << value_of(b, "blog", "domain");
+    EXPECT_EQ(b.site("blog")->generation, a.site("blog")->generation);
+
+    // Either host's change goes through the same guard.
+    ASSERT_TRUE(b.write_field("blog", "branch", "main").ok());
+    EXPECT_TRUE(eventually([&] { return value_of(a, "blog", "branch") == "main"; }));
+    EXPECT_EQ(value_of(a, "blog", "domain"), "blog.example.com");
+}
+
+TEST_F(EtcdStoreTest, ADomainIsClaimedOnceAcrossTheCluster) {
+    Store& a = open("a");
+    Store& b = open("b");
+    ASSERT_TRUE(a.create_site("one").ok());
+    ASSERT_TRUE(a.create_site("two").ok());
+    ASSERT_TRUE(eventually([&] { return b.site("two") != nullptr; }));
+    for (int round = 0; round < 10; ++round) {
+        const std::string domain = "race" + std::to_string(round) + ".example.com";
+        std::atomic<int> go{0};
+        Outcome on_a, on_b;
+        std::thread ta([&] { while (go.load() == 0) {} on_a = a.write_field("one", "domain", domain); });
+        std::thread tb([&] { while (go.load() == 0) {} on_b = b.write_field("two", "domain", domain); });
+        go = 1;
+        ta.join();
+        tb.join();
+        EXPECT_NE(on_a.ok(), on_b.ok()) << "round " << round << ": a " << on_a.reason << " / b " << on_b.reason;
+        const Outcome& lost = on_a.ok() ? on_b : on_a;
+        EXPECT_EQ(lost.err, EEXIST) << lost.reason;
+        EXPECT_THAT(lost.reason, HasSubstr(domain));
+    }
+}
+
+TEST_F(EtcdStoreTest, StatusShowsEveryPlacedHostAndGoneHosts) {
+    Store& a = open("a");
+    Store& b = open("b");
+    ASSERT_TRUE(a.create_site("blog").ok());
+    ASSERT_TRUE(a.write_field("blog", "repo", "owner/blog").ok());
+    ASSERT_TRUE(a.write_field("blog", "domain", "blog.example.com").ok());
+    ASSERT_TRUE(eventually([&] { return b.site("blog") && b.site("blog")->generation == a.site("blog")->generation; }));
+    const uint64_t gen = a.site("blog")->generation;
+    ActualState live;
+    live.state = SiteState::live;
+    live.commit = std::string(40, 'a');
+    ASSERT_TRUE(a.report("blog", gen, live).ok());
+    // Only a is live: the site is not live until b is.
+    ASSERT_TRUE(eventually([&] { return b.site("blog")->reports.size() == 2 && b.site("blog")->reports[0].actual.state == SiteState::live; }));
+    EXPECT_NE(site_state(*b.site("blog")), SiteState::live);
+    ASSERT_TRUE(b.report("blog", gen, live).ok());
+    ASSERT_TRUE(eventually([&] { return site_state(*a.site("blog")) == SiteState::live; }));
+    const std::string status = find_field("status")->render(*a.site("blog"));
+    EXPECT_THAT(status, HasSubstr("host: a live " + live.commit));
+    EXPECT_THAT(status, HasSubstr("host: b live " + live.commit));
+
+    // b stops: its lease goes with it, and a shows it gone.
+    stores_.pop_back();
+    ASSERT_TRUE(eventually([&] { return site_state(*a.site("blog")) != SiteState::live; }));
+    EXPECT_THAT(find_field("status")->render(*a.site("blog")), HasSubstr("host: b gone"));
+    EXPECT_THAT(a.describe(), HasSubstr("member: b gone"));
+    EXPECT_THAT(a.describe(), HasSubstr("member: a alive"));
+}
+
+TEST_F(EtcdStoreTest, PlacementLimitsTheHostsASiteWaitsFor) {
+    EtcdStoreOptions oa = options("a");
+    oa.labels = {"eu"};
+    stores_.push_back(open_etcd_store(oa));
+    Store& a = *stores_.back();
+    Store& b = open("b");
+    ASSERT_TRUE(a.create_site("blog").ok());
+    ASSERT_TRUE(a.write_field("blog", "hosts", "label:eu").ok());
+    ASSERT_TRUE(eventually([&] { return b.site("blog") && !b.site("blog")->reports.empty(); }));
+    ASSERT_EQ(b.site("blog")->reports.size(), 1u);
+    EXPECT_EQ(b.site("blog")->reports[0].host, "a");
+}
+
+TEST_F(EtcdStoreTest, AWatchThatMissedACompactionRelists) {
+    Store& a = open("a", {cluster_->endpoint(0)});
+    // b talks to the third member only, which is stopped while a writes and etcd compacts.
+    Store& b = open("b", {cluster_->endpoint(2)});
+    ASSERT_TRUE(a.create_site("blog").ok());
+    ASSERT_TRUE(eventually([&] { return b.site("blog") != nullptr; }));
+    cluster_->stop_member(2);
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(a.write_field("blog", "branch", "b" + std::to_string(i)).ok());
+    ASSERT_TRUE(a.create_site("shop").ok());
+    ASSERT_TRUE(a.remove_site("blog").ok());
+    std::string why;
+    ASSERT_TRUE(cluster_->compact(&why)) << why;
+    ASSERT_TRUE(cluster_->restart_member(2, &why)) << why;
+    EXPECT_TRUE(eventually([&] { return b.site("shop") != nullptr && b.site("blog") == nullptr; }, 15000ms))
+        << b.describe();
+    EXPECT_EQ(b.site_names(), a.site_names());
+}
+
+TEST_F(EtcdStoreTest, QuorumLostWritesFailInBoundedTimeAndReadsCarryOn) {
+    Store& a = open("a");
+    ASSERT_TRUE(a.create_site("blog").ok());
+    ASSERT_TRUE(a.write_field("blog", "branch", "main").ok());
+    cluster_->kill_member(1);
+    cluster_->kill_member(2);
+    const auto start = std::chrono::steady_clock::now();
+    const Outcome out = a.write_field("blog", "branch", "next");
+    const auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_FALSE(out.ok());
+    EXPECT_TRUE(out.err == kUnknownOutcomeErrno || out.err == kStoreUnreachableErrno) << out.err << " " << out.reason;
+    EXPECT_LT(took, 2s + 3s);
+    // Reads never wait on etcd.
+    EXPECT_EQ(value_of(a, "blog", "domain"), "");
+    EXPECT_FALSE(a.site("blog")->store_note.empty());
+    std::string why;
+    ASSERT_TRUE(cluster_->restart_member(1, &why)) << why;
+    ASSERT_TRUE(cluster_->restart_member(2, &why)) << why;
+    // The unknown write settles: the mount shows what etcd holds, whichever it is.
+    ASSERT_TRUE(eventually([&] { return a.site("blog")->store_note.find("read back") != std::string::npos || out.err != kUnknownOutcomeErrno; }, 20000ms))
+        << a.site("blog")->store_note;
+    const std::string held = cluster_->etcdctl({"get", "--print-value-only", "/sitesfs/sites/blog"});
+    const bool made = held.find("branch = \"next\"") != std::string::npos;
+    EXPECT_TRUE(eventually([&] { return value_of(a, "blog", "branch") == (made ? "next" : "main"); }, 10000ms));
+    // And writes work again.
+    EXPECT_TRUE(eventually([&] { return a.write_field("blog", "branch", "after").ok(); }, 15000ms));
+}
+
+}  // namespace
+}  // namespace sitesfs
