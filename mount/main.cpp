@@ -95,7 +95,7 @@ std::string summary(const Store& store, const std::string& mountpoint) {
 std::string site_metrics(const Store& store) {
     auto by_state = sites_by_state(store);
     for (const SiteState state :
-         {SiteState::incomplete, SiteState::pending, SiteState::deploying, SiteState::live, SiteState::failed})
+         {SiteState::incomplete, SiteState::pending, SiteState::deploying, SiteState::live, SiteState::failed, SiteState::gone})
         by_state.try_emplace(std::string(to_string(state)), 0);
     std::string out = "# HELP sitesfs_sites Sites by state.\n# TYPE sitesfs_sites gauge\n";
     for (const auto& [state, n] : by_state) out += "sitesfs_sites{state=\"" + state + "\"} " + std::to_string(n) + "\n";

@@ -121,7 +121,9 @@ ActualState reported_actual(const ActualState& previous, uint64_t generation, co
     next.generation = generation;
     next.changed = actual.commit == previous.commit ? previous.changed : now;
     next.updated = now;
-    const bool keep_refusal = actual.error.empty() && previous.error_from_write;
+    // A report built from the record it read carries the refusal shown there; that is still the
+    // refusal, not the reconciler's own error, so a good write still clears it.
+    const bool keep_refusal = previous.error_from_write && (actual.error.empty() || actual.error == previous.error);
     next.error = keep_refusal ? previous.error : actual.error;
     next.error_from_write = keep_refusal;
     return next;

@@ -275,8 +275,16 @@ public:
         if (generation > desired.generation)
             return Outcome::fail(EINVAL, "site '" + desired.name + "' is at generation " + std::to_string(desired.generation) +
                                              ", not " + std::to_string(generation));
-        ActualState next = reported_actual(previous, generation, actual, Clock::now());
-        if (!actual.error.empty()) refusals_.erase(std::string(name));  // the reconciler's error replaces it, as in the file store
+        // A report built from the record it read carries the refusal shown there (kept on this
+        // host only, never sent); an error of the reconciler's own replaces it, as in the file store.
+        ActualState incoming = actual;
+        if (const auto r = refusals_.find(std::string(name)); r != refusals_.end() && incoming.error == r->second) {
+            incoming.error.clear();
+            incoming.error_from_write = false;
+        } else if (!incoming.error.empty()) {
+            refusals_.erase(std::string(name));
+        }
+        ActualState next = reported_actual(previous, generation, incoming, Clock::now());
         const int64_t incarnation = it->second.create;
         // Shown at once, whether or not etcd takes it: it is what this host serves. An unsent
         // report is sent again by the keeper until etcd takes it or the site goes.

@@ -233,7 +233,7 @@ TEST_F(ReadOnly, HasNoWaitAndNoMetrics) {
     EXPECT_TRUE(ro_shell("cat blog/wait", {.code = 1, .err_has = "No such file or directory"}));
     EXPECT_TRUE(ro_shell("cat .metrics", {.code = 1, .err_has = "No such file or directory"}));
     EXPECT_FALSE(stdfs::exists(ro() / "blog" / "wait"));
-    EXPECT_TRUE(shell("grep -c '^sitesfs_sites{' .metrics", {.out = "5\n"}));
+    EXPECT_TRUE(shell("grep -c '^sitesfs_sites{' .metrics", {.out = "6\n"}));
     EXPECT_TRUE(shell("mkdir bare && timeout 10 cat bare/wait", {.out = "incomplete\n"}));
     EXPECT_TRUE(eventually([&] { return stdfs::exists(ro() / "bare"); }, 1s));
     EXPECT_FALSE(stdfs::exists(ro() / "bare" / "wait"));

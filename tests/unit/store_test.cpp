@@ -571,11 +571,21 @@ TEST_F(StoreTest, ARefusalIsShownUntilTheNextGoodWrite) {
     EXPECT_EQ(s->site("blog")->actual.error, "");
     EXPECT_FALSE(s->site("blog")->actual.error_from_write);
 
+    // A report built from the record it read (a certificate refresh) carries the refusal shown
+    // there: it stays the writer's, cleared by the next good write.
+    ASSERT_EQ(s->write_field("blog", "domain", "bad..com").err, EINVAL);
+    ActualState refreshed = s->site("blog")->actual;
+    refreshed.tls = {"blog.example.com none yet"};
+    ASSERT_TRUE(s->report("blog", s->site("blog")->generation, refreshed).ok());
+    EXPECT_TRUE(s->site("blog")->actual.error_from_write);
+    ASSERT_TRUE(s->write_field("blog", "branch", "main2").ok());
+    EXPECT_EQ(s->site("blog")->actual.error, "");
+
     // A reconciler's error is not the writer's to clear.
     ActualState failed;
     failed.state = SiteState::failed;
     failed.error = "fetch: repository not found";
-    ASSERT_TRUE(s->report("blog", 3, failed).ok());
+    ASSERT_TRUE(s->report("blog", 4, failed).ok());
     ASSERT_TRUE(s->write_field("blog", "branch", "dev").ok());
     EXPECT_EQ(s->site("blog")->actual.error, "fetch: repository not found");
 }
