@@ -6,6 +6,7 @@
 
 #include "common/text.hpp"
 #include "mount/config.hpp"
+#include "schemas/validators.hpp"
 
 namespace sitesfs::mount {
 
@@ -24,21 +25,15 @@ std::string url_path(const KeyValue& v) {
     return "";
 }
 
-// Names that go into etcd keys and status lines: the same alphabet as site names, so no '/'.
-bool name_chars(std::string_view s) {
-    if (s.empty() || s.size() > 63) return false;
-    for (const char ch : s)
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_')) return false;
-    return true;
-}
-
+// The rules of a site's hosts value, which names hosts and labels.
 std::string host_name(const KeyValue& v) {
-    return name_chars(v.text) ? "" : "\"" + printable(v.text) + "\" is not 1-63 of a-z, 0-9, '-', '.', '_'";
+    const std::string why = host_name_problem(v.text);
+    return why.empty() ? "" : "\"" + printable(v.text) + "\": " + why;
 }
 
 std::string labels(const KeyValue& v) {
     for (const auto& l : v.list)
-        if (!name_chars(l)) return "label \"" + printable(l) + "\" is not 1-63 of a-z, 0-9, '-', '.', '_'";
+        if (const std::string why = host_label_problem(l); !why.empty()) return "label \"" + printable(l) + "\": " + why;
     return "";
 }
 

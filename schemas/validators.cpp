@@ -566,4 +566,15 @@ std::vector<std::string> split_domains(std::string_view stored_domain) {
 
 std::vector<std::string> split_hosts(std::string_view stored_hosts) { return split_domains(stored_hosts); }
 
+std::string host_name_problem(std::string_view host) {
+    if (host.empty()) return "a host name is 1 to 253 characters";
+    if (ascii_lower(host) != host) return "a host name is lower-case here";
+    return placement_host_problem(host);
+}
+
+std::string host_label_problem(std::string_view label) {
+    if (ascii_lower(label) != label) return "a label is lower-case here";
+    return placement_label_problem(label);
+}
+
 }  // namespace sitesfs

@@ -56,6 +56,10 @@ std::vector<std::string> split_domains(std::string_view stored_domain);
 std::vector<std::string> split_hosts(std::string_view stored_hosts);
 // The prefix of a hosts item that names a label rather than a host.
 inline constexpr std::string_view kHostLabelPrefix = "label:";
+// A host's own name and labels ([store] host and labels) by the rules a hosts value names them
+// with, lower-case already: "" when fine, else why not.
+std::string host_name_problem(std::string_view host);
+std::string host_label_problem(std::string_view label);
 
 // The URL git should fetch for a stored repo value: `owner/name` becomes
 // https://github.com/owner/name.git, everything else is returned unchanged.

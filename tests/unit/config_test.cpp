@@ -2,6 +2,7 @@
 // initializers, every value out of bounds is refused naming the key and its range, and the docs
 // (docs/configuration.md, docs/sitesfs.8), the usage text and the NixOS module say what the table
 // says.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,6 +17,8 @@
 
 namespace sitesfs::mount {
 namespace {
+
+using ::testing::HasSubstr;
 
 std::string source_file(const std::string& relative) {
     std::ifstream in(std::string(SITESFS_SOURCE_DIR) + "/" + relative, std::ios::binary);
@@ -169,6 +172,21 @@ TEST(ConfigKeys, StringsOutsideTheirChoicesAreRefused) {
     EXPECT_NE(refusal("[ssh]\nhost_key_policy = \"yes\"\n").find("ssh.host_key_policy: must be one of"),
               std::string::npos);
     EXPECT_EQ(refusal("[reload]\nmode = \"command\"\n"), "sitesfs.toml: reload.command: is needed with mode = \"command\"");
+}
+
+TEST(ConfigKeys, TheStoresNamesAndAddressesAreChecked) {
+    EXPECT_THAT(refusal("[store]\nhost = \"web/1\"\n"), HasSubstr("store.host"));
+    EXPECT_THAT(refusal("[store]\nlabels = [\"eu\", \"EU\"]\n"), HasSubstr("label \"EU\": a label is lower-case here"));
+    EXPECT_THAT(refusal("[store]\nendpoints = [\"127.0.0.1:2379\"]\n"), HasSubstr("is not an http:// or https:// URL"));
+    EXPECT_THAT(refusal("[store]\nendpoints = []\n"), HasSubstr("must name at least one member"));
+    EXPECT_THAT(refusal("[store]\nprefix = \"sitesfs\"\n"), HasSubstr("must start and end with '/'"));
+    EXPECT_THAT(refusal("[store]\nbackend = \"consul\"\n"), HasSubstr("store.backend"));
+    const Config c = load_config_text("[store]\nbackend = \"etcd\"\nhost = \"web1.example\"\nlabels = [\"eu\"]\n", "t.toml");
+    EXPECT_EQ(c.store.backend, StoreConfig::Backend::etcd);
+    EXPECT_EQ(c.store.host, "web1.example");
+    EXPECT_EQ(c.store.labels, std::vector<std::string>{"eu"});
+    EXPECT_EQ(c.store.endpoints, std::vector<std::string>{"http://127.0.0.1:2379"});
+    EXPECT_EQ(c.store.prefix, "/sitesfs/");
 }
 
 TEST(ConfigKeys, ModesIdsPathsAndCommandsAreChecked) {
