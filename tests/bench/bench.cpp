@@ -79,7 +79,7 @@ namespace {
 std::string table_line(const std::string& id, const std::string& measured, const std::string& baseline,
                        const std::string& ratio, const std::string& target, const std::string& verdict) {
     char line[512];
-    std::snprintf(line, sizeof line, "%-10s %-12s %-12s %-8s %-10s %s\n", id.c_str(), measured.c_str(),
+    std::snprintf(line, sizeof line, "%-15s %-12s %-12s %-8s %-10s %s\n", id.c_str(), measured.c_str(),
                   baseline.c_str(), ratio.c_str(), target.c_str(), verdict.c_str());
     return line;
 }
