@@ -9,11 +9,16 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
+
+namespace sitesfs::it {
+class EtcdCluster;
+}
 
 namespace sitesfs::bench {
 
@@ -30,10 +35,13 @@ struct Options {
     int poll_sites = 1000;   // P4: no-op poll tick
     int deploys = 50;        // P5: write -> live, per side
     int memory_sites = 10000;  // P6
-    std::set<std::string> only;  // P1..P6; empty: all
+    int cluster_deploys = 50;  // E2: write on one host -> served by the other
+    std::set<std::string> only;      // P1..P6, E1, E2; empty: all
+    std::set<std::string> backends;  // P3, P6 on "file" and/or "etcd"; empty: both
     stdfs::path out;             // markdown report; empty: not written
     stdfs::path work;            // where temp dirs go (default /tmp)
     bool wants(const std::string& id) const { return only.empty() || only.contains(id); }
+    bool on(const std::string& backend) const { return backends.empty() || backends.contains(backend); }
 };
 
 // Seconds of wall time, for durations measured by the sections.
@@ -118,10 +126,29 @@ private:
 
 // Writes a seed tool sites.toml with `count` sites named s00000, s00001, ..., domain
 // sNNNNN.bench.test, the given repo (a function of the index) and branch main, and imports it into
-// `state_dir` with `sitesfs --import`. Throws on failure.
-void import_sites(const stdfs::path& state_dir, int count, const std::function<std::string(int)>& repo_of);
+// `state_dir` with `sitesfs --import` (`args` added: `--config C` imports into C's [store]).
+// Throws on failure.
+void import_sites(const stdfs::path& state_dir, int count, const std::function<std::string(int)>& repo_of,
+                  const std::vector<std::string>& args = {});
 std::string site_name(int i);    // "s00042"
 std::string site_domain(int i);  // "s00042.bench.test"
+
+// A 3-member etcd cluster of this run's own on loopback (tests/support/etcd.hpp), its data in a
+// temp dir; every member stopped and the dir removed when this goes.
+class Etcd {
+public:
+    explicit Etcd(const Options& options);
+    ~Etcd();
+    Etcd(const Etcd&) = delete;
+    Etcd& operator=(const Etcd&) = delete;
+    std::vector<std::string> endpoints() const;
+    // The [store] section of a sitesfs config: this cluster, keys under `prefix`, host `host`.
+    std::string store_toml(const std::string& host, const std::string& prefix) const;
+
+private:
+    TempDir dir_;
+    std::unique_ptr<it::EtcdCluster> cluster_;
+};
 
 // Resident and peak memory of a process in bytes (VmRSS, VmHWM from /proc/PID/status).
 std::pair<double, double> memory_of(pid_t pid);
@@ -131,7 +158,7 @@ std::string must_run(const std::vector<std::string>& argv, const std::vector<std
                      std::chrono::seconds timeout = std::chrono::seconds(600));
 
 // The sections. Each adds its rows; a section that cannot run (a missing tool) throws.
-void run_fs_benchmarks(const Options& options, Report& report);      // P1, P2, P3, P6
-void run_deploy_benchmarks(const Options& options, Report& report);  // P4, P5
+void run_fs_benchmarks(const Options& options, Report& report);      // P1, P2, P3, P6, E1
+void run_deploy_benchmarks(const Options& options, Report& report);  // P4, P5, E2
 
 }  // namespace sitesfs::bench

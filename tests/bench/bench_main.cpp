@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -16,12 +17,13 @@ using sitesfs::bench::Options;
 
 constexpr const char* kUsage = R"(Usage: sitesfs-bench [options]
 
-Runs the benchmarks P1..P6 (docs/benchmarks.md explains each), prints a table, and with --out
-writes the markdown report. Needs root, /dev/fuse, caddy and git.
+Runs the benchmarks P1..P6, E1, E2 (docs/benchmarks.md explains each), prints a table, and with
+--out writes the markdown report. Needs root, /dev/fuse, caddy, git and etcd.
 
   --smoke            tiny sizes: proves every section runs (CI); the figures mean nothing
   --runs N           runs per side of every comparison (default 5)
-  --only P1,P4       run only these targets
+  --only P1,P4       run only these targets (P1..P6, E1, E2)
+  --backends B       P3 and P6 on these stores: file, etcd or file,etcd (default both)
   --out FILE         write the markdown report to FILE
   --work DIR         where temporary trees go (default /tmp)
   --read-sites N     P1/P2 tree size (default 2000)
@@ -31,6 +33,7 @@ writes the markdown report. Needs root, /dev/fuse, caddy and git.
   --poll-sites N     P4 no-op poll tick (default 1000)
   --deploys N        P5 deploys per side (default 50)
   --memory-sites N   P6 (default 10000)
+  --cluster-deploys N  E2 deploys (default 50)
 )";
 
 int number(const char* text, const char* flag) {
@@ -38,6 +41,23 @@ int number(const char* text, const char* flag) {
     const long v = std::strtol(text, &end, 10);
     if (!*text || *end || v <= 0 || v > 1000000) throw std::invalid_argument(std::string(flag) + " needs a positive number");
     return static_cast<int>(v);
+}
+
+// A comma-separated list, each item one of `known`.
+std::set<std::string> items(const std::string& list, const std::set<std::string>& known, const char* flag) {
+    std::set<std::string> out;
+    for (size_t start = 0; start <= list.size();) {
+        const size_t end = std::min(list.find(',', start), list.size());
+        const std::string item = list.substr(start, end - start);
+        if (!known.contains(item)) {
+            std::string names;
+            for (const auto& k : known) names += (names.empty() ? "" : ", ") + k;
+            throw std::invalid_argument(std::string(flag) + " takes " + names + ", not '" + item + "'");
+        }
+        out.insert(item);
+        start = end + 1;
+    }
+    return out;
 }
 
 // `command` is how to reproduce the run: scripts/bench and the options that change the figures.
@@ -65,6 +85,7 @@ Options parse(int argc, char** argv, std::string& command) {
         else if (a == "--poll-sites") o.poll_sites = number(v, "--poll-sites");
         else if (a == "--deploys") o.deploys = number(v, "--deploys");
         else if (a == "--memory-sites") o.memory_sites = number(v, "--memory-sites");
+        else if (a == "--cluster-deploys") o.cluster_deploys = number(v, "--cluster-deploys");
         else if (a == "--out") o.out = v;
         else if (a == "--work") o.work = v;
         else if (a == "--write-sites") {
@@ -74,15 +95,9 @@ Options parse(int argc, char** argv, std::string& command) {
             o.write_small = number(s.substr(0, comma).c_str(), "--write-sites");
             o.write_large = number(s.substr(comma + 1).c_str(), "--write-sites");
         } else if (a == "--only") {
-            std::string s = v;
-            for (size_t start = 0; start <= s.size();) {
-                const size_t end = std::min(s.find(',', start), s.size());
-                const std::string id = s.substr(start, end - start);
-                if (id.size() != 2 || id[0] != 'P' || id[1] < '1' || id[1] > '6')
-                    throw std::invalid_argument("--only takes P1..P6, not '" + id + "'");
-                o.only.insert(id);
-                start = end + 1;
-            }
+            o.only = items(v, {"P1", "P2", "P3", "P4", "P5", "P6", "E1", "E2"}, "--only");
+        } else if (a == "--backends") {
+            o.backends = items(v, {"file", "etcd"}, "--backends");
         } else {
             throw std::invalid_argument("unknown option " + a + " (see --help)");
         }
@@ -97,6 +112,7 @@ Options parse(int argc, char** argv, std::string& command) {
         o.poll_sites = 5;
         o.deploys = 3;
         o.memory_sites = 50;
+        o.cluster_deploys = 3;
     }
     return o;
 }
@@ -126,10 +142,10 @@ int main(int argc, char** argv) {
             ++failed;
         }
     };
-    if (options.wants("P1") || options.wants("P2") || options.wants("P3") || options.wants("P6"))
-        section("filesystem (P1, P2, P3, P6)", sitesfs::bench::run_fs_benchmarks);
-    if (options.wants("P4") || options.wants("P5"))
-        section("deploy (P4, P5)", sitesfs::bench::run_deploy_benchmarks);
+    if (options.wants("P1") || options.wants("P2") || options.wants("P3") || options.wants("P6") || options.wants("E1"))
+        section("filesystem (P1, P2, P3, P6, E1)", sitesfs::bench::run_fs_benchmarks);
+    if (options.wants("P4") || options.wants("P5") || options.wants("E2"))
+        section("deploy (P4, P5, E2)", sitesfs::bench::run_deploy_benchmarks);
     std::printf("\n%s", report.table().c_str());
     if (!options.out.empty()) {
         std::ofstream out(options.out);

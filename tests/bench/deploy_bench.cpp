@@ -1,5 +1,6 @@
-// P4 and P5: deploying through sitesfs against what the seed tool does with the git CLI (P4), and
-// one write -> live against the least any deploy through Caddy has to do (P5). Every section has a
+// P4, P5 and E2: deploying through sitesfs against what the seed tool does with the git CLI (P4),
+// one write -> live against the least any deploy through Caddy has to do (P5), and one write on a
+// host -> live on another host on the same etcd (E2). Every section has a
 // Caddy of its own (tests/support/caddy.hpp) and every site its own bare repository on disk.
 #include <fcntl.h>
 #include <unistd.h>
@@ -11,9 +12,11 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "hooks/http_probe.hpp"
@@ -148,13 +151,20 @@ std::vector<double> deployed_gaps_ms(const stdfs::path& daemon_log) {
 
 // A state dir (sites imported), data dir and mountpoint under `dir`, configured alike for every
 // deploy section: command reloads of the section's Caddy, local repos, and the default number of
-// workers, since the default is what people run.
+// workers, since the default is what people run. `store_toml`: a [store] section (etcd), which the
+// import goes to as well; a host that joins a store another host imported into imports 0 sites.
 class Instance {
 public:
-    Instance(const stdfs::path& dir, const it::CaddyServer& caddy, int sites, const std::function<std::string(int)>& repo_of)
-        : dir_(dir), caddy_(caddy) {
-        stdfs::create_directories(dir_);
-        import_sites(state(), sites, repo_of);
+    Instance(const stdfs::path& dir, const it::CaddyServer& caddy, int sites, const std::function<std::string(int)>& repo_of,
+             std::string store_toml = "")
+        : dir_(dir), caddy_(caddy), store_(std::move(store_toml)) {
+        stdfs::create_directories(state());
+        std::vector<std::string> args;
+        if (!store_.empty()) {
+            it::spit(dir_ / "store.toml", store_);
+            args = {"--config", (dir_ / "store.toml").string()};
+        }
+        if (sites > 0) import_sites(state(), sites, repo_of, args);
     }
     stdfs::path state() const { return dir_ / "state"; }
     stdfs::path mnt() const { return dir_ / "mnt"; }
@@ -178,7 +188,7 @@ public:
                          "[health]\n"
                          "address = \"" + caddy_.address() + "\"\n"
                          "[reconcile]\n"
-                         "poll_interval = " + poll_interval + "\n");
+                         "poll_interval = " + poll_interval + "\n" + store_);
         return std::make_unique<Daemon>(state(), mnt(), std::vector<std::string>{"--config", config.string()}, caddy_.env());
     }
 
@@ -200,25 +210,69 @@ public:
         }
     }
 
+    // Throws with the daemon's log unless `wait` of the first site says every host it is placed on
+    // settled live at `sha`: a run must be over (health check and all) before anything else is
+    // timed, or the next write supersedes it.
+    void settled(const Daemon& daemon, const std::string& sha, const std::string& what) const {
+        if (const std::string s = it::slurp(mnt() / site_name(0) / "wait"); s != "live " + sha + "\n")
+            daemon_failed(daemon, what + " settled as: " + s);
+    }
+
 private:
     stdfs::path dir_;
     const it::CaddyServer& caddy_;
+    std::string store_;
 };
 
-// Polls the site through Caddy until it answers 200 with `body` (and, when `commit` is given, that
-// X-Deployed-Commit). `last` receives the last answer.
+// One GET of the site through Caddy: whether it answers 200 with `body` (and, when `commit` is
+// given, that X-Deployed-Commit). `last` receives the answer when it does not.
+bool answers(const it::CaddyServer& caddy, const std::string& host, const std::string& body, std::string& last,
+             const std::string& commit = "") {
+    const hooks::ProbeResult r = hooks::http_get(caddy.address(), host, "/", 2000ms);
+    const auto header = r.headers.find("x-deployed-commit");
+    const std::string served = header == r.headers.end() ? "none" : header->second;
+    if (r.error.empty() && r.status == 200 && r.body == body && (commit.empty() || served == commit)) return true;
+    last = r.error.empty() ? std::to_string(r.status) + " commit " + served + " " + r.body.substr(0, 200) : r.error;
+    return false;
+}
+
+// Polls the site through Caddy until it answers (see answers()) or `limit` passes.
 bool serves(const it::CaddyServer& caddy, const std::string& host, const std::string& body, Seconds limit,
             std::string& last, const std::string& commit = "") {
     const auto start = SteadyClock::now();
     for (;;) {
-        const hooks::ProbeResult r = hooks::http_get(caddy.address(), host, "/", 2000ms);
-        const auto header = r.headers.find("x-deployed-commit");
-        const std::string served = header == r.headers.end() ? "none" : header->second;
-        if (r.error.empty() && r.status == 200 && r.body == body && (commit.empty() || served == commit)) return true;
-        last = r.error.empty() ? std::to_string(r.status) + " commit " + served + " " + r.body.substr(0, 200) : r.error;
+        if (answers(caddy, host, body, last, commit)) return true;
         if (seconds_since(start) > limit) return false;
         std::this_thread::sleep_for(1ms);
     }
+}
+
+// A site's repo with `count` commits after its first, each changing index.html to the body at the
+// same index; made before any site is, so every deploy finds its commit already fetched, as the
+// P5 floor's checkout does.
+struct Versions {
+    std::vector<std::string> shas, bodies;
+};
+Versions make_versions(it::TestRepo& repo, int count, const std::string& label) {
+    Versions v;
+    if (repo.commit({{"index.html", kIndexBody}, {"style.css", "body { margin: 2em; }\n"}}).empty())
+        throw std::runtime_error("git failed making the " + label + " repository (the failure is printed above)");
+    for (int i = 0; i < count; ++i) {
+        v.bodies.push_back("<!doctype html><title>bench</title><h1>" + label + " deploy " + std::to_string(i + 1) + "</h1>\n");
+        v.shas.push_back(repo.commit({{"index.html", v.bodies.back()}}));
+        if (v.shas.back().empty()) throw std::runtime_error("git failed committing " + label + "'s deploys (the failure is printed above)");
+    }
+    return v;
+}
+
+// Writes `text` into `file` on the daemon's mount as one open(O_TRUNC), write, close.
+void write_file(const Daemon& daemon, const stdfs::path& file, const std::string& text) {
+    const int fd = ::open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd < 0) daemon_failed(daemon, "open " + file.string() + ": " + std::strerror(errno));
+    const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    const int write_errno = errno;
+    if (::close(fd) != 0 || !written)
+        daemon_failed(daemon, "writing " + file.string() + ": " + std::strerror(written ? errno : write_errno));
 }
 
 // The Caddy block sitesfs and the seed tool write for a site.
@@ -382,16 +436,7 @@ void p5(const Options& options, Report& report) {
     const it::CaddyServer& caddy = proxy.caddy();
     TempDir work(options, "p5-work");
     it::TestRepo repo(work.path() / "git");
-    // Every commit is made before the site is, so every deploy finds its commit already fetched, as
-    // the floor's checkout does.
-    std::vector<std::string> shas, bodies;
-    if (repo.commit({{"index.html", kIndexBody}, {"style.css", "body { margin: 2em; }\n"}}).empty())
-        throw std::runtime_error("git failed making the P5 repository (the failure is printed above)");
-    for (int i = 0; i < deploys; ++i) {
-        bodies.push_back("<!doctype html><title>bench</title><h1>P5 deploy " + std::to_string(i + 1) + "</h1>\n");
-        shas.push_back(repo.commit({{"index.html", bodies.back()}}));
-        if (shas.back().empty()) throw std::runtime_error("git failed committing P5's deploys (the failure is printed above)");
-    }
+    const auto [shas, bodies] = make_versions(repo, deploys, "P5");
 
     const Instance instance(work.path() / "sitesfs", caddy, 1, [&](int) { return repo.url(); });
     const auto daemon = instance.start("0");
@@ -406,14 +451,8 @@ void p5(const Options& options, Report& report) {
     Samples header_seconds;
     const auto sitesfs = [&] {
         const size_t i = static_cast<size_t>(next_ours++);
-        const std::string text = shas[i] + "\n";
         const auto start = SteadyClock::now();
-        const int fd = ::open(commit_file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
-        if (fd < 0) daemon_failed(*daemon, "open " + commit_file.string() + ": " + std::strerror(errno));
-        const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-        const int write_errno = errno;
-        if (::close(fd) != 0 || !written)
-            daemon_failed(*daemon, "writing " + commit_file.string() + ": " + std::strerror(written ? errno : write_errno));
+        write_file(*daemon, commit_file, shas[i] + "\n");
         std::string last;
         const auto not_served = [&](const std::string& what) {
             daemon_failed(*daemon, "deploy " + std::to_string(i + 1) + ": " + what + " not served within 60 s (Caddy answers " +
@@ -424,10 +463,7 @@ void p5(const Options& options, Report& report) {
         const Seconds body = seconds_since(start);
         if (!serves(caddy, site_domain(0), bodies[i], 60, last, shas[i])) not_served("the new commit header");
         header_seconds.values.push_back(seconds_since(start));
-        // The run must be over (health check and all) before anything else is timed, or the next write
-        // supersedes it.
-        if (const std::string settled = it::slurp(instance.mnt() / site_name(0) / "wait"); settled != "live " + shas[i] + "\n")
-            daemon_failed(*daemon, "deploy " + std::to_string(i + 1) + " settled as: " + settled);
+        instance.settled(*daemon, shas[i], "deploy " + std::to_string(i + 1));
         return body;
     };
     const auto floor = [&] {
@@ -469,6 +505,59 @@ void p5(const Options& options, Report& report) {
                 format_seconds(base.quantile(0.99)), ours.quantile(0.99) / base.quantile(0.99), "(reported)", true, ""});
 }
 
+// E2: how long a write on one host takes to be served by another, through etcd; the same write
+// served by the host that took it is the baseline, both timed from one write.
+void e2(const Options& options, Report& report) {
+    const int deploys = options.cluster_deploys;
+    const Etcd etcd(options);
+    const Proxy proxy_a(options, "e2-a"), proxy_b(options, "e2-b");
+    TempDir work(options, "e2-work");
+    it::TestRepo repo(work.path() / "git");
+    const auto [shas, bodies] = make_versions(repo, deploys, "E2");
+    const auto url = [&](int) { return repo.url(); };
+    const std::string prefix = "/sitesfs/";
+    const Instance a(work.path() / "a", proxy_a.caddy(), 1, url, etcd.store_toml("a", prefix));
+    const Instance b(work.path() / "b", proxy_b.caddy(), 0, url, etcd.store_toml("b", prefix));
+    const auto daemon_a = a.start("0");
+    const auto daemon_b = b.start("0");
+    a.wait_live(*daemon_a, 1, 120s);
+    b.wait_live(*daemon_b, 1, 120s);
+    const stdfs::path commit_file = a.mnt() / site_name(0) / "commit";
+
+    Samples on_a, on_b;
+    for (int i = 0; i < deploys; ++i) {
+        const size_t v = static_cast<size_t>(i);
+        const auto start = SteadyClock::now();
+        write_file(*daemon_a, commit_file, shas[v] + "\n");
+        // Both Caddys in one loop, so neither figure waits on the other's polling.
+        std::optional<Seconds> at_a, at_b;
+        std::string last_a, last_b;
+        while (!at_a || !at_b) {
+            if (!at_a && answers(proxy_a.caddy(), site_domain(0), bodies[v], last_a)) at_a = seconds_since(start);
+            if (!at_b && answers(proxy_b.caddy(), site_domain(0), bodies[v], last_b)) at_b = seconds_since(start);
+            if (seconds_since(start) > 60)
+                daemon_failed(at_b ? *daemon_a : *daemon_b,
+                              "deploy " + std::to_string(i + 1) + " not served by host " + (at_b ? "a" : "b") +
+                                  " within 60 s (Caddy answers " + (at_b ? last_a : last_b) + "); status:\n" +
+                                  it::slurp(a.mnt() / site_name(0) / "status"));
+            std::this_thread::sleep_for(1ms);
+        }
+        on_a.values.push_back(*at_a);
+        on_b.values.push_back(*at_b);
+        a.settled(*daemon_a, shas[v], "deploy " + std::to_string(i + 1));
+    }
+
+    const std::string note = "two hosts on a 3-member etcd on loopback, one site placed on both; host b p50 " +
+                             format_seconds(on_b.median()) + ", p99 " + format_seconds(on_b.quantile(0.99)) +
+                             "; host a (the one written to) p50 " + format_seconds(on_a.median()) + ", p99 " +
+                             format_seconds(on_a.quantile(0.99)) + "; " + std::to_string(deploys) + " deploys.";
+    const std::string what = "write SITE/commit on host a -> the new body through host b's Caddy";
+    report.add({"E2 p50", what + ", median", format_seconds(on_b.median()), format_seconds(on_a.median()),
+                on_b.median() / on_a.median(), "(reported)", true, note});
+    report.add({"E2 p99", what + ", 99th percentile", format_seconds(on_b.quantile(0.99)),
+                format_seconds(on_a.quantile(0.99)), on_b.quantile(0.99) / on_a.quantile(0.99), "(reported)", true, ""});
+}
+
 }  // namespace
 
 void run_deploy_benchmarks(const Options& options, Report& report) {
@@ -478,6 +567,7 @@ void run_deploy_benchmarks(const Options& options, Report& report) {
         p4_tick(options, report, repos);
     }
     if (options.wants("P5")) p5(options, report);
+    if (options.wants("E2")) e2(options, report);
 }
 
 }  // namespace sitesfs::bench

@@ -1,6 +1,7 @@
-// P1, P2, P3, P6: what the mount costs a reader, a stat walk, a writer, and in memory. Reads and
-// stats are compared with tmpfs holding the very bytes the mount serves (copied out of it), a
-// write at a large store with the same write at a small one, both in this process, A B A B.
+// P1, P2, P3, P6, E1: what the mount costs a reader, a stat walk, a writer, and in memory. Reads
+// and stats are compared with tmpfs holding the very bytes the mount serves (copied out of it), a
+// write at a large store with the same write at a small one, both in this process, A B A B. P3 and
+// P6 also run on the etcd backend, and E1 sets its write against a bare put to the same etcd.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,12 +14,18 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "hooks/proxy_config.hpp"
+#include "store/etcd/client.hpp"
 #include "tests/bench/bench.hpp"
 
 namespace sitesfs::bench {
@@ -42,20 +49,63 @@ __attribute__((format(printf, 1, 2))) std::string printf_text(const char* format
     return buf;
 }
 
-// Importing is slow (the store makes every site durable on its own: 10 000 sites take a minute
-// or more on a disk) and P3 and P6 want the same count by default, so each count is imported once
-// and every section gets a copy of it (the state holds no absolute paths; P3 changes its copy).
-class Seeds {
+// Where a section's daemons keep their sites. Importing is slow (the file store makes every site
+// durable on its own, etcd commits one txn a site: 10 000 sites take a minute or more) and P3 and
+// P6 want the same count by default, so each count is imported once and every section gets it.
+class Backend {
 public:
-    explicit Seeds(const Options& options) : dir_(options, "seeds") {}
-    void copy_to(int count, const stdfs::path& state) {
+    virtual ~Backend() = default;
+    // Of the row ids: "" (the file store) or " etcd".
+    virtual std::string suffix() const = 0;
+    // Gives a daemon with state dir `state` (not yet there) `count` sites; returns the daemon's
+    // arguments besides --no-reconcile. Sites may carry a previous section's writes.
+    virtual std::vector<std::string> provide(int count, const stdfs::path& state) = 0;
+};
+
+// The file store: every section gets a copy of a seed state dir (the state holds no absolute
+// paths; P3 changes its copy).
+class FileBackend : public Backend {
+public:
+    explicit FileBackend(const Options& options) : dir_(options, "seeds") {}
+    std::string suffix() const override { return ""; }
+    std::vector<std::string> provide(int count, const stdfs::path& state) override {
         const stdfs::path seed = dir_.path() / ("state-" + std::to_string(count));
         if (!stdfs::exists(seed)) import_sites(seed, count, repo_of);
         must_run({"cp", "-a", seed.string(), state.string()});
+        return {};
     }
 
 private:
     TempDir dir_;
+};
+
+// etcd: each count under a prefix of its own in one cluster, so two daemons of different counts
+// run side by side; each daemon a host named after its state dir.
+class EtcdBackend : public Backend {
+public:
+    explicit EtcdBackend(const Options& options) : etcd_(options), dir_(options, "etcd-configs") {}
+    std::string suffix() const override { return " etcd"; }
+    std::vector<std::string> provide(int count, const stdfs::path& state) override {
+        const std::string prefix = "/bench/" + std::to_string(count) + "/";
+        if (imported_.insert(count).second) {
+            const stdfs::path config = write_config("import-" + std::to_string(count), prefix);
+            import_sites(dir_.path() / ("import-" + std::to_string(count)), count, repo_of, {"--config", config.string()});
+        }
+        stdfs::create_directories(state);
+        return {"--config", write_config(state.filename().string(), prefix).string()};
+    }
+    const Etcd& etcd() const { return etcd_; }
+
+private:
+    stdfs::path write_config(const std::string& host, const std::string& prefix) const {
+        const stdfs::path config = dir_.path() / (host + ".toml");
+        std::ofstream(config) << etcd_.store_toml(host, prefix);
+        return config;
+    }
+
+    Etcd etcd_;
+    TempDir dir_;
+    std::set<int> imported_;
 };
 
 // The regular files readdir lists below `root`, relative to it. `wait` and `.metrics` are not
@@ -161,11 +211,11 @@ struct ReadMode {
     std::vector<std::string> args;
 };
 
-void read_benchmarks(const Options& o, Report& report, Seeds& seeds) {
+void read_benchmarks(const Options& o, Report& report, Backend& backend) {
     TempDir tmp(o, "read");
     const stdfs::path state = tmp.path() / "state", mnt = tmp.path() / "mnt", tree = tmp.path() / "tmpfs",
                       cold_tree = tmp.path() / "tmpfs-cold";
-    seeds.copy_to(o.read_sites, state);
+    backend.provide(o.read_sites, state);
     // Declared after `tmp`: a daemon stops before its mountpoint is removed.
     std::optional<Daemon> daemon;
 
@@ -279,30 +329,42 @@ private:
     int written_ = 0;
 };
 
-void write_benchmark(const Options& o, Report& report, Seeds& seeds) {
-    TempDir tmp(o, "write");
-    seeds.copy_to(o.write_small, tmp.path() / "state-small");
-    seeds.copy_to(o.write_large, tmp.path() / "state-large");
-    // --no-reconcile: a deploy started by a write would compete with the writes being timed.
-    Daemon small(tmp.path() / "state-small", tmp.path() / "mnt-small", {"--no-reconcile"});
-    Daemon large(tmp.path() / "state-large", tmp.path() / "mnt-large", {"--no-reconcile"});
-    BranchWriter at_small(tmp.path() / "mnt-small", o.write_small), at_large(tmp.path() / "mnt-large", o.write_large);
-    // The first writes of a fresh mount pay one-time costs (the root's lookup, the daemon's
-    // threads starting) that are not what P3 compares.
-    at_small.run(std::min(o.writes, 10));
-    at_large.run(std::min(o.writes, 10));
-
-    Samples large_writes, small_writes;
-    const auto append = [](Samples& all, const Samples& run) {
-        all.values.insert(all.values.end(), run.values.begin(), run.values.end());
+// Runs of `a` and of `b` alternating (`runs` each), every run a batch of writes; every write of a
+// side pooled, since the p50 and p99 are over writes, not runs.
+std::pair<Samples, Samples> alternate_batches(int runs, const std::function<Samples()>& a, const std::function<Samples()>& b) {
+    std::pair<Samples, Samples> all;
+    const auto append = [](Samples& to, const Samples& run) {
+        to.values.insert(to.values.end(), run.values.begin(), run.values.end());
         return run.median();
     };
-    alternate(
-        o.runs, [&] { return append(large_writes, at_large.run(o.writes)); },
-        [&] { return append(small_writes, at_small.run(o.writes)); });
+    alternate(runs, [&] { return append(all.first, a()); }, [&] { return append(all.second, b()); });
+    return all;
+}
+
+// The first writes of a fresh mount pay one-time costs (the root's lookup, the daemon's threads
+// starting, a first connection to etcd) that are not what P3 and E1 compare.
+void warm_up(BranchWriter& writer, const Options& o) { writer.run(std::min(o.writes, 10)); }
+
+void write_benchmark(const Options& o, Report& report, Backend& backend) {
+    TempDir tmp(o, "write");
+    const auto small_args = backend.provide(o.write_small, tmp.path() / "state-small");
+    const auto large_args = backend.provide(o.write_large, tmp.path() / "state-large");
+    // --no-reconcile: a deploy started by a write would compete with the writes being timed.
+    const auto args = [](std::vector<std::string> a) {
+        a.push_back("--no-reconcile");
+        return a;
+    };
+    Daemon small(tmp.path() / "state-small", tmp.path() / "mnt-small", args(small_args));
+    Daemon large(tmp.path() / "state-large", tmp.path() / "mnt-large", args(large_args));
+    BranchWriter at_small(tmp.path() / "mnt-small", o.write_small), at_large(tmp.path() / "mnt-large", o.write_large);
+    warm_up(at_small, o);
+    warm_up(at_large, o);
+
+    const auto [large_writes, small_writes] =
+        alternate_batches(o.runs, [&] { return at_large.run(o.writes); }, [&] { return at_small.run(o.writes); });
     const double p50_large = large_writes.median(), p50_small = small_writes.median(), ratio = p50_large / p50_small;
     report.add(Row{
-        .id = "P3",
+        .id = "P3" + backend.suffix(),
         .what = "one committed branch write (open O_TRUNC, write, close), p50",
         .measured = format_seconds(p50_large),
         .baseline = format_seconds(p50_small),
@@ -316,25 +378,98 @@ void write_benchmark(const Options& o, Report& report, Seeds& seeds) {
                             format_seconds(small_writes.quantile(0.99)).c_str())});
 }
 
-void memory_benchmark(const Options& o, Report& report, Seeds& seeds) {
+// E1: what the mount adds to etcd's own commit: the P3 write against a bare put of a record's size.
+void etcd_write_benchmark(const Options& o, Report& report, EtcdBackend& backend) {
+    TempDir tmp(o, "etcd-write");
+    auto args = backend.provide(o.write_small, tmp.path() / "state");
+    args.push_back("--no-reconcile");
+    Daemon daemon(tmp.path() / "state", tmp.path() / "mnt", args);
+    BranchWriter mount(tmp.path() / "mnt", o.write_small);
+    warm_up(mount, o);
+
+    const auto client = etcd::Client::connect({.endpoints = backend.etcd().endpoints()});
+    // As large as what the mount's txn puts: the site's record, as it is in etcd now.
+    const auto record = client->range({.key = "/bench/" + std::to_string(o.write_small) + "/sites/" + site_name(0)});
+    if (const auto* e = std::get_if<etcd::Error>(&record)) throw std::runtime_error("etcd range: " + e->message);
+    const auto& kvs = std::get<etcd::RangeResponse>(record).kvs;
+    if (kvs.empty()) throw std::runtime_error("no record of " + site_name(0) + " in etcd: did the import go elsewhere?");
+    const size_t bytes = kvs.front().value.size();
+    // Each bare put is followed by a txn of the mount's shape (guarded by the key's mod_revision, a
+    // read on failure) to the same key, timed apart: that splits a miss between etcd and the mount.
+    int put = 0;
+    Samples txns;
+    std::map<std::string, int64_t> mod_of;
+    const auto check = [](const auto& result, const char* what) {
+        if (const auto* e = std::get_if<etcd::Error>(&result)) throw std::runtime_error(std::string(what) + ": " + e->message);
+        return std::get<0>(result);
+    };
+    const auto bare = [&] {
+        Samples s;
+        for (int i = 0; i < o.writes; ++i, ++put) {
+            // A changing value, as every mount write changes one; keys round-robin like the sites.
+            const std::string key = "/bench-bare/" + site_name(put % o.write_small);
+            const std::string value(bytes, static_cast<char>('a' + put % 26));
+            auto start = SteadyClock::now();
+            const auto r = client->put(key, value);
+            s.values.push_back(seconds_since(start));
+            mod_of[key] = check(r, "etcd put");
+            etcd::TxnRequest txn;
+            txn.compare.push_back({key, etcd::Compare::Target::ModRevision, etcd::Compare::Result::Equal, mod_of[key], {}});
+            txn.success.push_back({etcd::Op::Kind::Put, key, value, {}, 0});
+            txn.failure.push_back({etcd::Op::Kind::Range, key, {}, {}, 0});
+            start = SteadyClock::now();
+            const auto t = client->txn(txn);
+            txns.values.push_back(seconds_since(start));
+            if (!check(t, "etcd txn").succeeded) throw std::runtime_error("etcd txn: the guard failed on " + key);
+        }
+        return s;
+    };
+    bare();  // the client's connection, made by its first call
+    txns.values.clear();
+
+    const auto [ours, base] = alternate_batches(o.runs, [&] { return mount.run(o.writes); }, bare);
+    const double ratio = ours.median() / base.median();
+    report.add(Row{
+        .id = "E1",
+        .what = "one committed branch write through the mount on etcd vs a bare put to the cluster, p50",
+        .measured = format_seconds(ours.median()),
+        .baseline = format_seconds(base.median()),
+        .ratio = ratio,
+        .target = "<= 1.5",
+        .met = ratio <= 1.5,
+        .note = printf_text("3-member etcd on loopback, %d sites; p50 of %zu writes a side (%d runs of %d, "
+                            "alternating); bare put of %zu bytes (the site's record); p99 %s vs %s. A bare txn of "
+                            "the mount's shape (mod_revision guard, put, read on failure), after each put: p50 %s, "
+                            "p99 %s.",
+                            o.write_small, ours.values.size(), o.runs, o.writes, bytes,
+                            format_seconds(ours.quantile(0.99)).c_str(), format_seconds(base.quantile(0.99)).c_str(),
+                            format_seconds(txns.median()).c_str(), format_seconds(txns.quantile(0.99)).c_str())});
+}
+
+void memory_benchmark(const Options& o, Report& report, Backend& backend) {
     TempDir tmp(o, "memory");
-    seeds.copy_to(o.memory_sites, tmp.path() / "state");
-    Daemon daemon(tmp.path() / "state", tmp.path() / "mnt", {"--no-reconcile"});
+    auto args = backend.provide(o.memory_sites, tmp.path() / "state");
+    args.push_back("--no-reconcile");
+    Daemon daemon(tmp.path() / "state", tmp.path() / "mnt", args);
     // Every node looked up and read once, so the inode table holds all of them.
+    // Before any lookup: the store's share, apart from the inode table's.
+    const double store_rss = memory_of(daemon.pid()).first;
     const std::vector<std::string> files = listed_files(tmp.path() / "mnt");
     read_all(below(tmp.path() / "mnt", files));
     const auto [rss, hwm] = memory_of(daemon.pid());
     constexpr double kTarget = 64.0 * 1024 * 1024;
-    report.add(Row{.id = "P6 memory",
+    report.add(Row{.id = "P6 memory" + backend.suffix(),
                    .what = "daemon resident memory (VmRSS) with every node looked up and read",
                    .measured = format_mib(rss),
                    .baseline = "",
                    .ratio = std::nullopt,
                    .target = "<= 64 MiB",
                    .met = rss <= kTarget,
-                   .note = printf_text("%d sites, %zu files read once; peak (VmHWM) %s. No releases exist "
-                                       "(--no-reconcile, nothing deployed), so this is the store and the inode table.",
-                                       o.memory_sites, files.size(), format_mib(hwm).c_str())});
+                   .note = printf_text("%d sites, %zu files read once; peak (VmHWM) %s, %s once mounted, before "
+                                       "any lookup. No releases exist (--no-reconcile, nothing deployed), so this is "
+                                       "the store and the inode table.",
+                                       o.memory_sites, files.size(), format_mib(hwm).c_str(),
+                                       format_mib(store_rss).c_str())});
 }
 
 void render_benchmark(const Options& o, Report& report) {
@@ -365,12 +500,22 @@ void render_benchmark(const Options& o, Report& report) {
 }  // namespace
 
 void run_fs_benchmarks(const Options& options, Report& report) {
-    Seeds seeds(options);
-    if (options.wants("P1") || options.wants("P2")) read_benchmarks(options, report, seeds);
-    if (options.wants("P3")) write_benchmark(options, report, seeds);
-    if (options.wants("P6")) {
-        memory_benchmark(options, report, seeds);
-        render_benchmark(options, report);
+    if (options.wants("P1") || options.wants("P2") || (options.on("file") && (options.wants("P3") || options.wants("P6")))) {
+        FileBackend files(options);
+        if (options.wants("P1") || options.wants("P2")) read_benchmarks(options, report, files);
+        if (options.on("file")) {
+            if (options.wants("P3")) write_benchmark(options, report, files);
+            if (options.wants("P6")) memory_benchmark(options, report, files);
+        }
+    }
+    if (options.wants("P6")) render_benchmark(options, report);
+    if (options.wants("E1") || (options.on("etcd") && (options.wants("P3") || options.wants("P6")))) {
+        EtcdBackend etcd(options);
+        if (options.wants("E1")) etcd_write_benchmark(options, report, etcd);
+        if (options.on("etcd")) {
+            if (options.wants("P3")) write_benchmark(options, report, etcd);
+            if (options.wants("P6")) memory_benchmark(options, report, etcd);
+        }
     }
 }
 
