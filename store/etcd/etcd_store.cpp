@@ -117,7 +117,6 @@ KeyMeaning meaning(const std::string& prefix, const std::string& key) {
 struct ClusterView {
     struct SiteEntry {
         int64_t mod = 0, create = 0;
-        std::string value;
         std::shared_ptr<const SiteRecord> desired;
     };
     struct ActualEntry {
@@ -717,7 +716,7 @@ private:
                     break;
                 }
                 view_.sites[m.site] = ClusterView::SiteEntry{
-                    e.kv.mod_revision, e.kv.create_revision, e.kv.value,
+                    e.kv.mod_revision, e.kv.create_revision,
                     std::make_shared<const SiteRecord>(parse_desired_value(e.kv.value, m.site, e.kv.key))};
                 break;
             case KeyMeaning::Kind::Actual:
