@@ -134,7 +134,16 @@ std::unique_ptr<Store> open_store(const Config& cfg, bool read_only) {
 
 int run_import(const Config& cfg, const std::string& file) {
     try {
-        auto store = open_store(cfg, false);
+        // With etcd the import is no host: it runs beside this host's daemon, which is the one
+        // registered under the host's name (see EtcdStoreOptions::register_host).
+        std::unique_ptr<Store> store;
+        if (cfg.store.backend == StoreConfig::Backend::etcd) {
+            EtcdStoreOptions o = etcd_options(cfg, false);
+            o.register_host = false;
+            store = open_etcd_store(o);
+        } else {
+            store = open_store(cfg, false);
+        }
         const ImportReport report = import_seed_toml(*store, file);
         for (const auto& line : report.taken) std::cout << "taken: " << line << "\n";
         for (const auto& line : report.refused) std::cout << "refused: " << line << "\n";

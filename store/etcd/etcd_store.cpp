@@ -150,7 +150,7 @@ public:
           client_(std::move(client)) {
         if (std::string why = relist(); !why.empty())
             throw StoreError("etcd " + join(client_->endpoints(), ",") + ": cannot list " + o.prefix + ": " + why);
-        if (!o.read_only)
+        if (!o.read_only && o.register_host)
             if (std::string why = register_host(); !why.empty())
                 throw StoreError("etcd: cannot register host '" + host_ + "': " + why);
         keeper_ = std::thread([this] { keep(); });
@@ -181,7 +181,7 @@ public:
         std::string out = "backend: etcd\n";
         out += "endpoints: " + join(client_->endpoints(), " ") + "\n";
         out += "prefix: " + options_.prefix + "\n";
-        out += "host: " + host_ + (options_.read_only ? " (read-only: not registered)" : "") + "\n";
+        out += "host: " + host_ + (options_.read_only ? " (read-only: not registered)" : !options_.register_host ? " (not registered)" : "") + "\n";
         out += "connected: " + std::string(connected_ ? "yes" : "no") +
                (connected_ ? "" : " since " + ns_text(disconnected_at_) + ": " + connection_error_) + "\n";
         out += "revision: " + std::to_string(view_.revision) + "\n";
@@ -861,7 +861,7 @@ private:
                     set_connected(false, why);
                     wake_keeper(true);
                 }
-            if (!options_.read_only && std::chrono::steady_clock::now() >= next_keepalive) {
+            if (!options_.read_only && options_.register_host && std::chrono::steady_clock::now() >= next_keepalive) {
                 next_keepalive = std::chrono::steady_clock::now() + tick;
                 keep_lease();
             }

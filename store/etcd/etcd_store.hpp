@@ -28,6 +28,10 @@ struct EtcdStoreOptions {
     std::vector<std::string> labels;
     // A monitoring mount: follows the cluster, writes nothing, does not register as a host.
     bool read_only = false;
+    // False for a one-shot command that writes sites (--import) beside the host's daemon: it must
+    // not register, or it would put alive/HOST under its own lease and delete it when it exits,
+    // and the daemon (whose own lease still holds) would show as gone for good.
+    bool register_host = true;
     ValidationPolicy policy;
     std::chrono::seconds lease_ttl{10};
 };

@@ -8,6 +8,9 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <set>
+#include <mutex>
 #include <thread>
 
 #include "schemas/site_schema.hpp"
@@ -38,13 +41,16 @@ std::string value_of(const Store& store, const std::string& site, FieldName fiel
 
 class EtcdStoreTest : public ::testing::Test {
 protected:
+    // Fixtures for TLS or auth clusters start theirs with these options.
+    virtual it::EtcdCluster::Options cluster_options() const { return {}; }
+
     void SetUp() override {
         if (!fsys::exists("/usr/bin/etcd") || !fsys::exists("/usr/bin/etcdctl"))
             SITESFS_CANNOT_RUN() << "etcd-server/etcd-client not installed (scripts/install-deps)";
         char tmpl[] = "/tmp/sitesfs-etcd-store-XXXXXX";
         ASSERT_NE(::mkdtemp(tmpl), nullptr) << std::strerror(errno);
         dir_ = tmpl;
-        cluster_ = std::make_unique<it::EtcdCluster>(dir_, it::EtcdCluster::Options{});
+        cluster_ = std::make_unique<it::EtcdCluster>(dir_, cluster_options());
         std::string why;
         ASSERT_TRUE(cluster_->start(&why)) << why;
     }
@@ -197,6 +203,169 @@ TEST_F(EtcdStoreTest, QuorumLostWritesFailInBoundedTimeAndReadsCarryOn) {
     EXPECT_TRUE(eventually([&] { return value_of(a, "blog", "branch") == (made ? "next" : "main"); }, 10000ms));
     // And writes work again.
     EXPECT_TRUE(eventually([&] { return a.write_field("blog", "branch", "after").ok(); }, 15000ms));
+}
+
+// What one writer saw of its writes: the index of every acknowledged one, and of every one whose
+// outcome etcd did not tell (ETIMEDOUT).
+struct WriteLog {
+    std::set<int> acked, unknown;
+    std::map<int, std::string> failed;  // index → errno and reason, of writes that changed nothing
+    int last_acked() const { return acked.empty() ? 0 : *acked.rbegin(); }
+    void record(int index, const Outcome& out) {
+        if (out.ok())
+            acked.insert(index);
+        else if (out.unknown())
+            unknown.insert(index);
+        else
+            failed[index] = std::to_string(out.err) + " " + out.reason;
+    }
+    std::string summary() const {
+        std::string s = std::to_string(acked.size()) + " acked (last " + std::to_string(last_acked()) + "), unknown:";
+        for (int i : unknown) s += " " + std::to_string(i);
+        s += ", failed: " + std::to_string(failed.size());
+        return s;
+    }
+};
+
+// "v17" → 17 (with `head` = "v"); -1 for anything else.
+int index_of(const std::string& value, const std::string& head) {
+    if (!value.starts_with(head) || value.size() == head.size()) return -1;
+    try {
+        return std::stoi(value.substr(head.size()));
+    } catch (const std::exception&) {
+        return -1;
+    }
+}
+
+// Both hosts write as fast as etcd takes it, each to its own site and both to a shared one, while
+// the leader is killed and comes back. No acknowledged write may be lost or overwritten by an
+// older one: what etcd ends up holding is the last acknowledged value or a later one whose outcome
+// was unknown, and both hosts' caches end up equal to a linearizable read.
+TEST_F(EtcdStoreTest, NoAcknowledgedWriteIsLostWhenTheLeaderIsKilledDuringWriteStorms) {
+    Store& a = open("a");
+    Store& b = open("b");
+    for (const char* site : {"sa", "sb", "shared"}) ASSERT_TRUE(a.create_site(site).ok()) << site;
+    ASSERT_TRUE(eventually([&] { return b.site("shared") != nullptr && b.site("sa") != nullptr && b.site("sb") != nullptr; }));
+
+    std::atomic<bool> stop{false};
+    WriteLog own[2], shared[2];
+    auto storm = [&](Store& store, const std::string& site, const std::string& tag, WriteLog& own_log, WriteLog& shared_log) {
+        for (int i = 1; !stop.load(); ++i) {
+            own_log.record(i, store.write_field(site, "branch", "v" + std::to_string(i)));
+            shared_log.record(i, store.write_field("shared", "path", tag + std::to_string(i)));
+        }
+    };
+    std::thread ta(storm, std::ref(a), "sa", "a", std::ref(own[0]), std::ref(shared[0]));
+    std::thread tb(storm, std::ref(b), "sb", "b", std::ref(own[1]), std::ref(shared[1]));
+    std::this_thread::sleep_for(700ms);
+    int leader = -1;
+    eventually([&] { return (leader = cluster_->leader()) >= 0; }, 10000ms);
+    if (leader >= 0) cluster_->kill_member(leader);
+    // Long enough for a write caught by the kill to run into its 2 s timeout, and for writes to
+    // go on under the new leader.
+    std::this_thread::sleep_for(3s);
+    stop = true;
+    ta.join();
+    tb.join();
+    ASSERT_GE(leader, 0) << "no leader to kill";
+    std::string why;
+    ASSERT_TRUE(cluster_->restart_member(leader, &why)) << why;
+    for (int h = 0; h < 2; ++h)
+        EXPECT_GT(own[h].acked.size(), 10u) << "host " << (h == 0 ? "a" : "b") << " hardly wrote: " << own[h].summary();
+
+    // The linearizable read: a fresh (read-only) store lists the prefix at etcd's current revision.
+    EtcdStoreOptions fresh_options = options("reader");
+    fresh_options.read_only = true;
+    const auto fresh = open_etcd_store(fresh_options);
+    const std::string sites[2] = {"sa", "sb"};
+    for (int h = 0; h < 2; ++h) {
+        const std::string held = value_of(*fresh, sites[h], "branch");
+        SCOPED_TRACE(sites[h] + " holds " + held + "; " + own[h].summary());
+        const int n = index_of(held, "v");
+        ASSERT_GT(n, 0);
+        EXPECT_GE(n, own[h].last_acked()) << "an acknowledged write was lost or overwritten by an older one";
+        EXPECT_TRUE(own[h].acked.contains(n) || own[h].unknown.contains(n))
+            << "etcd holds a write that was reported as not made: " << (own[h].failed.contains(n) ? own[h].failed.at(n) : "");
+        if (n > own[h].last_acked()) {
+            EXPECT_TRUE(own[h].unknown.contains(n));
+        }
+    }
+    {
+        const std::string held = value_of(*fresh, "shared", "path");
+        SCOPED_TRACE("shared holds " + held + "; a: " + shared[0].summary() + "; b: " + shared[1].summary());
+        ASSERT_FALSE(held.empty());
+        const int writer = held[0] == 'a' ? 0 : held[0] == 'b' ? 1 : -1;
+        ASSERT_GE(writer, 0);
+        const int n = index_of(held, std::string(1, held[0]));
+        ASSERT_GT(n, 0);
+        const WriteLog& log = shared[writer];
+        EXPECT_TRUE(log.acked.contains(n) || log.unknown.contains(n)) << "etcd holds a write that was reported as not made";
+        // A writer's later acknowledged write was committed after this one: it would have won.
+        EXPECT_GE(n, log.last_acked()) << "an older write overwrote an acknowledged one";
+    }
+
+    // Both hosts' views converge to the linearizable read.
+    for (Store* store : {&a, &b})
+        for (const auto& [site, field] : std::vector<std::pair<std::string, std::string>>{{"sa", "branch"}, {"sb", "branch"}, {"shared", "path"}})
+            EXPECT_TRUE(eventually([&] { return value_of(*store, site, FieldName::known(field)) == value_of(*fresh, site, FieldName::known(field)); }, 10000ms))
+                << store->host() << " " << site << ": " << value_of(*store, site, FieldName::known(field)) << " vs "
+                << value_of(*fresh, site, FieldName::known(field));
+}
+
+class EtcdTlsStoreTest : public EtcdStoreTest {
+protected:
+    it::EtcdCluster::Options cluster_options() const override { return {.members = 1, .tls = true}; }
+};
+
+// The store's first list fails with a StoreError naming the cause, never an empty view.
+std::string open_error(const EtcdStoreOptions& o) {
+    try {
+        (void)open_etcd_store(o);
+    } catch (const StoreError& e) {
+        return e.what();
+    }
+    return "<opened>";
+}
+
+TEST_F(EtcdTlsStoreTest, TheStoreNeedsTheCaThatSignedTheServers) {
+    EtcdStoreOptions o = options("a");
+    o.client.ca_file = cluster_->ca_file();
+    {
+        const auto store = open_etcd_store(o);
+        ASSERT_TRUE(store->create_site("blog").ok());
+        EXPECT_THAT(store->describe(), HasSubstr("https://"));
+    }
+    for (const fsys::path& ca : {fsys::path(), cluster_->wrong_ca_file()}) {
+        SCOPED_TRACE("ca_file: " + (ca.empty() ? std::string("none (the system's roots)") : ca.string()));
+        o.client.ca_file = ca;
+        const auto start = std::chrono::steady_clock::now();
+        const std::string error = open_error(o);
+        EXPECT_THAT(error, HasSubstr("TLS"));
+        EXPECT_THAT(error, HasSubstr("certificate"));
+        EXPECT_LT(std::chrono::steady_clock::now() - start, 2s + 3s);
+    }
+}
+
+class EtcdAuthStoreTest : public EtcdStoreTest {
+protected:
+    it::EtcdCluster::Options cluster_options() const override { return {.members = 1, .auth = true}; }
+};
+
+TEST_F(EtcdAuthStoreTest, TheStoreLogsInWithItsPasswordAndNamesTheUserWhenRefused) {
+    EtcdStoreOptions o = options("a");
+    o.client.user = cluster_->user();
+    o.client.password = cluster_->password();
+    {
+        const auto store = open_etcd_store(o);
+        ASSERT_TRUE(store->create_site("blog").ok());
+        // Its registration reaches its own view through the watch.
+        EXPECT_TRUE(eventually([&] { return store->describe().find("member: a alive") != std::string::npos; })) << store->describe();
+    }
+    o.client.password = cluster_->password() + "-wrong";
+    const std::string error = open_error(o);
+    EXPECT_THAT(error, HasSubstr("'" + cluster_->user() + "'"));
+    EXPECT_THAT(error, HasSubstr("authentication failed"));
+    EXPECT_THAT(error, ::testing::Not(HasSubstr(o.client.password)));
 }
 
 }  // namespace

@@ -30,6 +30,16 @@ long long field(const std::string& text, const std::string& name) {
     }
 }
 
+// The digits of a numeric field, for ids: etcd's member ids are uint64 and half of them do not
+// fit a long long (field() would give -1 for them). "" when absent.
+std::string id_field(const std::string& text, const std::string& name) {
+    const std::string key = "\"" + name + "\" : ";
+    const auto at = text.find(key);
+    if (at == std::string::npos) return {};
+    const auto from = at + key.size();
+    return text.substr(from, text.find_first_not_of("0123456789", from) - from);
+}
+
 }  // namespace
 
 EtcdCluster::EtcdCluster(const std::filesystem::path& dir, Options options)
@@ -244,8 +254,8 @@ int EtcdCluster::leader() const {
         auto argv = etcdctl_argv({endpoint(static_cast<int>(i))});
         argv.insert(argv.end(), {"endpoint", "status", "-w", "fields"});
         const Run r = run(argv, {.timeout = 10s, .env = {"ETCDCTL_API=3"}});
-        const long long id = field(r.out, "MemberID"), lead = field(r.out, "Leader");
-        if (r.code == 0 && id > 0 && id == lead) return static_cast<int>(i);
+        const std::string id = id_field(r.out, "MemberID"), lead = id_field(r.out, "Leader");
+        if (r.code == 0 && !id.empty() && id != "0" && id == lead) return static_cast<int>(i);
     }
     return -1;
 }
