@@ -138,7 +138,7 @@ public:
 
     virtual Result<RangeResponse> range(const RangeRequest& request) = 0;
     virtual Result<TxnResponse> txn(const TxnRequest& request) = 0;
-    // Puts `value` at `key`, attached to `lease` (0: none).
+    // Puts `value` at `key`, attached to `lease` (0: none); returns the put's revision.
     virtual Result<int64_t> put(const std::string& key, const std::string& value, int64_t lease = 0) = 0;
 
     // Leases: granted with a TTL in seconds; kept alive by keep_alive(), which sends one refresh

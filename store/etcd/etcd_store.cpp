@@ -820,9 +820,13 @@ private:
         if (up) wake_keeper(false);
     }
 
+    // The view learns of this host's own keys at once, not a watch event later: a mount that
+    // answers must not show its own host gone.
     std::string register_host() {
-        const auto put = client_->put(keys_.host(host_), join(options_.labels, " "));
+        const std::string labels = join(options_.labels, " ");
+        const auto put = client_->put(keys_.host(host_), labels);
         if (const Error* e = error_of(put)) return e->message;
+        apply_and_publish({stored(keys_.host(host_), labels, std::get<int64_t>(put), 0)}, 0);
         return renew_lease();
     }
 
@@ -830,9 +834,11 @@ private:
         const auto grant = client_->lease_grant(options_.lease_ttl.count());
         if (const Error* e = error_of(grant)) return e->message;
         const int64_t lease = std::get<int64_t>(grant);
-        const auto put = client_->put(keys_.alive(host_), ns_text(Clock::now()), lease);
+        const std::string started = ns_text(Clock::now());
+        const auto put = client_->put(keys_.alive(host_), started, lease);
         if (const Error* e = error_of(put)) return e->message;
         lease_ = lease;
+        apply_and_publish({stored(keys_.alive(host_), started, std::get<int64_t>(put), 0)}, 0);
         return {};
     }
 
