@@ -35,9 +35,11 @@ done < <(find "$nix_dir" -name '*.nix' | sort)
 expected_options='caddyIntegration bool true
 dataDir path "/var/lib/sites"
 enable bool false
+etcdEndpoints listOf str ["http://127.0.0.1:2379"]
 hostKeyPins attrsOf str {}
 hostKeyPolicy enum accept-new|strict "accept-new"
 keysDir nullOr path null
+labels listOf str []
 loadCredentials listOf str []
 monitoringGroup nullOr str null
 monitoringMountPoint path "/run/sitesfs-monitor"
@@ -53,6 +55,7 @@ sites.<name>.domain str (required)
 sites.<name>.path nullOr str null
 sites.<name>.repo str (required)
 stateDir path "/var/lib/sitesfs"
+storeBackend enum file|etcd "file"
 watchdogSec nullOr ints.positive null'
 
 if ! actual_options=$(evaluate "$nix_dir/tests/eval-options.nix" 2>&1); then

@@ -52,17 +52,19 @@ let
       unit = cfg.reloadUnit;
     };
     reconcile.poll_interval = cfg.pollInterval;
-    store = {
-      backend = cfg.storeBackend;
-      endpoints = cfg.etcdEndpoints;
-      labels = cfg.labels;
-    };
     ssh = {
       host_key_policy = cfg.hostKeyPolicy;
       pins = cfg.hostKeyPins;
     };
   }
   // lib.optionalAttrs (keysDir != null) { keys.dir = keysDir; }
+  # [store] only when it says something: the file store with no labels is sitesfs's default.
+  // lib.optionalAttrs (cfg.storeBackend == "etcd" || cfg.labels != [ ]) {
+    store = {
+      backend = cfg.storeBackend;
+      labels = cfg.labels;
+    } // lib.optionalAttrs (cfg.storeBackend == "etcd") { endpoints = cfg.etcdEndpoints; };
+  }
   // lib.optionalAttrs (cfg.caddyIntegration && config.services.caddy.httpsPort != null) {
     # The certificates in `status` are read from Caddy's HTTPS listener. The health check has a
     # loopback listener of its own beside each site (health.address, 127.0.0.1:2080).

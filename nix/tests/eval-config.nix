@@ -108,8 +108,12 @@ let
     monitoringGroup = "monitoring";
     watchdogSec = 30;
     caddyIntegration = false;
+    storeBackend = "etcd";
+    etcdEndpoints = [ "https://10.0.0.1:2379" ];
+    labels = [ "eu" ];
     settings = {
       log_level = "debug";
+      store.user = "sitesfs";
       metrics.textfile = "/var/lib/node_exporter/sitesfs.prom";
       reconcile.workers = 2;
       keys.command = [
@@ -247,6 +251,7 @@ let
       fullSettings.reconcile
       fullSettings.keys
       fullSettings.ssh
+      fullSettings.store
     ] [
       "debug"
       { textfile = "/var/lib/node_exporter/sitesfs.prom"; }
@@ -264,6 +269,12 @@ let
       {
         host_key_policy = "strict";
         pins."github.com:22" = "SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU";
+      }
+      {
+        backend = "etcd";
+        endpoints = [ "https://10.0.0.1:2379" ];
+        labels = [ "eu" ];
+        user = "sitesfs";
       }
     ])
     (check "full: no caddy integration, no TLS address from it" [

@@ -117,6 +117,9 @@ KeyMeaning meaning(const std::string& prefix, const std::string& key) {
 struct ClusterView {
     struct SiteEntry {
         int64_t mod = 0, create = 0;
+        // The desired part: the record as parsed from etcd until it is published, then the
+        // published record itself (its actual state and reports are this host's composition, which
+        // compose() replaces), so that 10,000 sites are kept once, not twice.
         std::shared_ptr<const SiteRecord> desired;
     };
     struct ActualEntry {
@@ -606,6 +609,8 @@ private:
         const auto it = view_.sites.find(name);
         if (it == view_.sites.end() || !it->second.desired) return nullptr;
         auto rec = std::make_shared<SiteRecord>(*it->second.desired);
+        rec->reports.clear();
+        rec->store_note.clear();
         rec->actual = own_actual(name);
         if (const auto r = refusals_.find(name); r != refusals_.end() && rec->actual.error.empty()) {
             rec->actual.error = r->second;
@@ -674,8 +679,10 @@ private:
                 } else if (!same_actual(*before, *after) || !same_reports(*before, *after) || before->store_note != after->store_note) {
                     changes.push_back({Change::Kind::Actual, n, after->generation});
                 } else {
+                    view_.sites[n].desired = before;
                     continue;
                 }
+                view_.sites[n].desired = after;
                 sites_.publish(std::move(after));
             }
         }
@@ -956,13 +963,15 @@ private:
     std::unordered_map<std::string, std::unique_ptr<std::mutex>> commit_locks_;
 
     int64_t lease_ = 0;  // the keeper's (and the constructor's before it starts)
-    std::unique_ptr<etcd::Watch> watch_;  // replaced only by the constructor and the keeper
 
     std::mutex keeper_mu_;
     std::condition_variable keeper_cv_;
     bool stopping_ = false;
     bool relist_ = false;
     std::thread keeper_;
+    // Last, so it goes first when a constructor that started it throws: its callbacks use every
+    // member above (wake_keeper the keeper's lock).
+    std::unique_ptr<etcd::Watch> watch_;  // replaced only by the constructor and the keeper
 };
 
 }  // namespace

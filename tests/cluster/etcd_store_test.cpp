@@ -154,7 +154,7 @@ TEST_F(EtcdStoreTest, PlacementLimitsTheHostsASiteWaitsFor) {
     Store& b = open("b");
     ASSERT_TRUE(a.create_site("blog").ok());
     ASSERT_TRUE(a.write_field("blog", "hosts", "label:eu").ok());
-    ASSERT_TRUE(eventually([&] { return b.site("blog") && !b.site("blog")->reports.empty(); }));
+    ASSERT_TRUE(eventually([&] { return value_of(b, "blog", "hosts") == "label:eu"; }));
     ASSERT_EQ(b.site("blog")->reports.size(), 1u);
     EXPECT_EQ(b.site("blog")->reports[0].host, "a");
 }
