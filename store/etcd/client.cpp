@@ -206,8 +206,12 @@ public:
         args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
         // A restarted member is used again within 2 s, not gRPC's default of up to 2 minutes.
         args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-        args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
         args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+        // gRPC reads this as the shortest time a connection attempt may take (its TCP and TLS
+        // handshakes and the first SETTINGS frame): as long as a call may, not 100 ms, or a loaded
+        // host or a distant member never finishes a TLS handshake. A refused connection still
+        // fails at once.
+        args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(std::max<int64_t>(1000, options.timeout.count())));
         // Within etcd's own limits (1.5 MiB a request by default); a large listing can exceed
         // gRPC's default 4 MiB receive limit.
         args.SetMaxReceiveMessageSize(64 << 20);
