@@ -297,10 +297,8 @@ public:
     }
 
 private:
-    struct Base {
-        int64_t mod = 0, create = 0;
-        std::shared_ptr<const SiteRecord> desired;
-    };
+    // What a write starts from: the site's entry in the view, copied out of the lock.
+    using Base = ClusterView::SiteEntry;
     struct Unsent {
         int64_t incarnation = 0;
         ActualState actual;
@@ -348,7 +346,7 @@ private:
         std::lock_guard lock(mu_);
         const auto it = view_.sites.find(name);
         if (it == view_.sites.end() || !it->second.desired) return std::nullopt;
-        return Base{it->second.mod, it->second.create, it->second.desired};
+        return it->second;
     }
 
     // The domains the cache says this site holds a claim for.
