@@ -261,11 +261,20 @@ protected:
             }
             if (err == 0 && !present) {
                 // The written values are not tracked: what matters here is that the site deploys.
-                write_errno(name + "/repo", repos_[c % kRepos]->url() + "\n");
-                write_errno(name + "/domain", name + ".crash.test\n");
+                // A kill between the mkdir and these writes leaves it incomplete, as it would
+                // leave a user's; the settle step below finishes it.
+                const bool filled = fill_churn_site(c) == 0;
+                std::lock_guard lock(mu_);
+                churn_filled_[c] = filled;
             }
             std::this_thread::sleep_for(Ms(50 + rng() % 200));
         }
+    }
+
+    int fill_churn_site(int c) {
+        const std::string name = churn_name(c);
+        const int err = write_errno(name + "/repo", repos_[c % kRepos]->url() + "\n");
+        return err ? err : write_errno(name + "/domain", name + ".crash.test\n");
     }
 
     void start_threads() {
@@ -416,8 +425,11 @@ protected:
             f.maybe.clear();
         }
         for (int c = 0; c < kChurnSites; ++c) {
-            churn_[c].acked = store.site(churn_name(c)) ? "yes" : "no";
+            const auto site = store.site(churn_name(c));
+            churn_[c].acked = site ? "yes" : "no";
             churn_[c].maybe.clear();
+            churn_filled_[c] = site && !site->field(FieldName::known("repo")).value.empty() &&
+                                !site->field(FieldName::known("domain")).value.empty();
         }
     }
 
@@ -432,6 +444,7 @@ protected:
     std::map<int, std::vector<std::string>> shas_;
     std::map<std::pair<int, std::string>, Field> fields_;
     std::map<int, Field> churn_;  // acked "yes" / "no": whether the site exists
+    std::map<int, bool> churn_filled_;  // its repo and domain were acknowledged
     std::vector<std::string> unexpected_;
     Counts counts_;
 
@@ -582,6 +595,9 @@ TEST_F(CrashLoop, AcknowledgedWritesReleasesAndProxyConfigSurviveSigkill) {
             << site_name(s) << ":\n" << read(site_name(s) + "/status");
     for (int c = 0; c < kChurnSites; ++c) {
         if (!stdfs::exists(mnt() / churn_name(c))) continue;
+        if (!churn_filled_[c]) {
+            EXPECT_EQ(fill_churn_site(c), 0) << churn_name(c);
+        }
         EXPECT_TRUE(eventually([&] { return status_line(churn_name(c), "state") == "live"; }, 120s, 200ms))
             << churn_name(c) << ":\n" << read(churn_name(c) + "/status");
     }
