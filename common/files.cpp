@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 #include "common/fd.hpp"
@@ -111,6 +114,43 @@ void replace_file(const stdfs::path& file, const std::string& bytes, mode_t mode
     temp.write_all(bytes, mode);
     if (check) check(temp.path());
     temp.commit(file);
+}
+
+namespace {
+
+// mountinfo writes a space, tab, newline and backslash in a path as \ooo.
+std::string unescape_mountinfo(const std::string& field) {
+    std::string out;
+    for (size_t i = 0; i < field.size(); ++i) {
+        const auto octal = [&](size_t at) { return field[at] >= '0' && field[at] <= '7'; };
+        if (field[i] == '\\' && i + 3 < field.size() && octal(i + 1) && octal(i + 2) && octal(i + 3)) {
+            out += static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 + (field[i + 3] - '0'));
+            i += 3;
+        } else {
+            out += field[i];
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+std::vector<MountEntry> read_mountinfo() {
+    std::ifstream in("/proc/self/mountinfo");
+    std::vector<MountEntry> out;
+    for (std::string line; std::getline(in, line);) {
+        // ID PARENT MAJOR:MINOR ROOT POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+        std::istringstream fields(line);
+        std::string id, parent, dev, root, point, word;
+        if (!(fields >> id >> parent >> dev >> root >> point)) continue;
+        while (fields >> word && word != "-") {
+        }
+        MountEntry e{unescape_mountinfo(point), {}, 0, 0};
+        fields >> e.fstype;
+        if (std::sscanf(dev.c_str(), "%u:%u", &e.major, &e.minor) != 2) continue;
+        out.push_back(std::move(e));
+    }
+    return out;
 }
 
 }  // namespace sitesfs

@@ -22,6 +22,16 @@ struct FileError : std::runtime_error {
 
 // The file's bytes; nullopt when it does not exist.
 std::optional<std::string> read_file(const std::filesystem::path& file);
+
+// One line of /proc/self/mountinfo: where, what, and the device (a FUSE mount's minor is its
+// connection's number under /sys/fs/fuse/connections).
+struct MountEntry {
+    std::string point;   // unescaped
+    std::string fstype;  // "fuse.sitesfs", "ext4", ...
+    unsigned major = 0, minor = 0;
+};
+// In mount order: a later entry on the same point is mounted over an earlier one.
+std::vector<MountEntry> read_mountinfo();
 // The same for `name` in the directory `dir_fd`; `shown` is the path errors name.
 std::optional<std::string> read_file_at(int dir_fd, const std::string& name, const std::filesystem::path& shown);
 

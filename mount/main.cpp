@@ -185,13 +185,15 @@ int run_forget_host(const Config& cfg, const std::string& host) {
 }
 
 int serve(const CommandLine& cl, const Config& cfg, const std::string& mountpoint, Startup& startup) {
+    // First: a wedged mount's killed daemon still holds the state dir's lock until the mount is
+    // aborted.
+    if (std::string why = clear_stale_mount(mountpoint); !why.empty()) return startup.fail(kRuntimeFailure, why);
     std::unique_ptr<Store> store;
     try {
         store = open_store(cfg, cl.read_only);
     } catch (const std::runtime_error& e) {
         return startup.fail(kRuntimeFailure, e.what());
     }
-    clear_stale_mount(mountpoint);
 
     // Deploying is the read-write instance's job; a read-only mount only watches.
     std::unique_ptr<hooks::Reconciler> reconciler;
@@ -285,7 +287,8 @@ int run(int argc, char** argv) {
     if (cl.copy_store) return run_copy_store(cfg, *cl.copy_store);
     if (cl.forget_host) return run_forget_host(cfg, *cl.forget_host);
     if (cl.mountpoint.empty()) return usage_error("missing MOUNTPOINT");
-    const std::string mountpoint = std::filesystem::absolute(cl.mountpoint).lexically_normal().string();
+    std::string mountpoint = std::filesystem::absolute(cl.mountpoint).lexically_normal().string();
+    if (mountpoint.size() > 1 && mountpoint.ends_with('/')) mountpoint.pop_back();  // as /proc/self/mountinfo names it
     Startup startup(cl.foreground);
     return serve(cl, cfg, mountpoint, startup);
 }

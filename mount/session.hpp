@@ -9,8 +9,10 @@
 namespace sitesfs::mount {
 
 // A mountpoint left by a crashed sitesfs answers "Transport endpoint is not connected"; lazily
-// unmount it (fusermount3 -u -z) so this start can mount again.
-void clear_stale_mount(const std::string& mountpoint);
+// unmount it (fusermount3 -u -z) so this start can mount again. One whose daemon was killed but
+// never let go of the connection (docs/reliability.md, "A wedged mount") does not answer at all:
+// its connection is aborted first. Returns why the mountpoint cannot be used, or "".
+std::string clear_stale_mount(const std::string& mountpoint);
 
 class Session {
 public:

@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "common/files.hpp"
 #include "schemas/validators.hpp"
@@ -48,9 +50,14 @@ SiteDir SiteDir::open_writable(const std::filesystem::path& state_dir) {
         throw StoreError("cannot create the state dir " + state_dir.string() + ": " + errno_text(errno));
     Fd lock_fd(::open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!lock_fd.valid()) throw StoreError("state dir " + state_dir.string() + ": " + errno_text(errno));
-    if (::flock(lock_fd.get(), LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EWOULDBLOCK) throw StoreError("state dir " + state_dir.string() + " is in use by another read-write sitesfs");
-        throw StoreError("cannot lock the state dir " + state_dir.string() + ": " + errno_text(errno));
+    // A sitesfs that is still exiting (a restart; a killed one whose wedged mount this start just
+    // aborted) holds the lock for a moment longer: it is given that moment, not forever.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (::flock(lock_fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK) throw StoreError("cannot lock the state dir " + state_dir.string() + ": " + errno_text(errno));
+        if (std::chrono::steady_clock::now() >= give_up)
+            throw StoreError("state dir " + state_dir.string() + " is in use by another read-write sitesfs");
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     if (::mkdirat(lock_fd.get(), "sites", 0700) == 0) {
         if (::fsync(lock_fd.get()) != 0) throw StoreError("cannot make " + sites_dir.string() + " durable: " + errno_text(errno));

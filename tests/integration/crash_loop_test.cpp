@@ -102,6 +102,7 @@ struct Counts {
     std::atomic<long> acknowledged_by_bash{0};  // of acknowledged: an `echo` whose exit status was 0
     long in_flight_committed = 0;  // of in_flight_at_kill: found stored after the kill
     long iterations = 0, quiet_iterations = 0, kills_during_deploy = 0, kills_idle = 0, checks = 0, pushes = 0;
+    long wedged = 0;  // kills that left the mount wedged, which the restart cleared
     long mkdirs = 0, rmdirs = 0;
 };
 
@@ -563,6 +564,13 @@ TEST_F(CrashLoop, AcknowledgedWritesReleasesAndProxyConfigSurviveSigkill) {
         killing_ = true;
         ASSERT_NO_FATAL_FAILURE(kill9());
         dead_ = true;
+        if (last_kill_wedged()) {
+            // The writers wait on the wedged mount and would never pause. The restart clears a
+            // wedged mount by itself (MountRecovery.WedgedMountIsAbortedAtStart); here the abort
+            // comes first, so the disk can be checked as the kill left it.
+            ++counts_.wedged;
+            if (const auto connection = fuse_connection_of(mnt())) abort_fuse_connection(*connection);
+        }
         pause_threads();
         ++(deploying ? counts_.kills_during_deploy : counts_.kills_idle);
 
@@ -618,6 +626,7 @@ TEST_F(CrashLoop, AcknowledgedWritesReleasesAndProxyConfigSurviveSigkill) {
         {"iterations", counts_.iterations},
         {"kills_during_deploy", counts_.kills_during_deploy},
         {"kills_idle", counts_.kills_idle},
+        {"kills_that_wedged_the_mount", counts_.wedged},
         {"iterations_all_checks_passed", counts_.checks},
         {"writes_attempted", counts_.attempted},
         {"writes_acknowledged", counts_.acknowledged},

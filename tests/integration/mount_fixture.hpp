@@ -77,6 +77,11 @@ void spit(const stdfs::path& file, const std::string& data);
 // plus the mode), without following into mounts.
 std::map<std::string, std::string> snapshot_tree(const stdfs::path& dir);
 std::vector<std::string> mount_points();  // from /proc/self/mountinfo, unescaped
+// The FUSE connection of the mount on top of `mountpoint` (its number under
+// /sys/fs/fuse/connections), when that is a FUSE mount.
+std::optional<unsigned> fuse_connection_of(const stdfs::path& mountpoint);
+// Aborts it (mounting the fuse control filesystem when nothing has): whatever waits on it fails (ECONNABORTED).
+void abort_fuse_connection(unsigned connection);
 bool is_mounted(const stdfs::path& p);
 // A FUSE file system is mounted on `p` and its daemon answers (statfs round trip).
 bool mount_answers(const stdfs::path& p);
@@ -144,14 +149,20 @@ protected:
     std::string sitesfs() const { return SITESFS_BINARY; }
 
     // The primary instance: sitesfs -f --state-dir STATE [--allow-local-repos] EXTRA... MNT.
-    // Fatal failure (with the daemon's log) when it exits or has not mounted within 10 s.
+    // Fatal failure (with the daemon's log) when it exits or has not mounted within 30 s.
     void start(const std::vector<std::string>& extra = {}, bool allow_local_repos = true);
     // `sig`, wait up to 5 s (then SIGKILL); returns the wait status. The mount must be gone.
     std::optional<int> stop(int sig = SIGTERM);
     // stop() (sitesfs must exit by itself), then start() with the same arguments.
     void restart();
-    // SIGKILL the primary daemon and reap it; the mount is left behind, stale.
+    // SIGKILL the primary daemon and reap it; the mount is left behind, stale. When the daemon
+    // does not exit within 10 s (a wedged mount) it is reaped at TearDown, and
+    // last_kill_wedged() says so.
     void kill9();
+    bool last_kill_wedged() const { return last_kill_wedged_; }
+    // SIGSTOP the primary daemon: its mount stays but nothing answers, as on a wedged mount.
+    // It is killed at TearDown; start() may start another.
+    void freeze();
     pid_t daemon_pid() const { return primary_ ? primary_->pid : -1; }
     std::string daemon_log() const;
 
@@ -197,6 +208,8 @@ private:
     std::vector<std::string> primary_extra_;
     bool primary_local_repos_ = true;
     std::vector<pid_t> foreign_pids_;
+    std::vector<pid_t> unreaped_;  // killed, not yet exited
+    bool last_kill_wedged_ = false;
     int next_log_ = 0;
 };
 

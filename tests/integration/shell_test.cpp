@@ -4,7 +4,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mount_fixture.hpp"
@@ -312,6 +314,34 @@ TEST_F(AtTheShell, AWriteIsDurableBeforeItReturnsAndTheRestartClearsTheStaleMoun
     EXPECT_EQ(read("blog/repo"), "https://github.com/user/blog\n");
     EXPECT_EQ(status_line("blog", "generation"), state_before_kill);
     // Exactly one sitesfs mount on the mountpoint.
+    int count = 0;
+    for (const auto& p : mount_points()) count += p == mnt().string();
+    EXPECT_EQ(count, 1);
+}
+
+// A daemon killed while a thread of it waited in the kernel (an entry invalidation behind a lookup
+// that waits for the daemon) leaves a mount on which everything waits forever; a stopped daemon
+// makes the same mount on purpose. The next start aborts its connection and mounts. (The stopped
+// daemon keeps its state dir's lock, which a killed one gives up once its mount is aborted, so the
+// next start uses another state dir.)
+TEST_F(AtTheShell, TheNextStartAbortsAWedgedMount) {
+    make_blog();
+    ASSERT_NO_FATAL_FAILURE(freeze());
+    // Something already waiting on the wedged mount is released by the abort, not left hanging.
+    std::optional<Run> waiting;
+    std::thread reader([&] { waiting = sh_in(tmp(), "cat mnt/blog/domain", 60s); });
+    std::this_thread::sleep_for(1s);  // the reader is waiting on the frozen daemon by now
+    const bool started = [&] {
+        start({"--state-dir", (tmp() / "other-state").string()});
+        return !HasFatalFailure();
+    }();
+    reader.join();
+    ASSERT_TRUE(started);
+    ASSERT_TRUE(waiting.has_value());
+    EXPECT_NE(waiting->code, 0) << waiting->out;
+    EXPECT_NE(waiting->err.find("Software caused connection abort"), std::string::npos) << waiting->err;
+    EXPECT_NE(daemon_log().find("does not answer"), std::string::npos) << daemon_log();
+    EXPECT_TRUE(shell("mkdir shop && ls", {.out = "shop\n"}));
     int count = 0;
     for (const auto& p : mount_points()) count += p == mnt().string();
     EXPECT_EQ(count, 1);
