@@ -11,6 +11,8 @@
 #include <sstream>
 #include <vector>
 
+#include "common/text.hpp"
+
 namespace sitesfs::fuzz {
 
 namespace {
@@ -18,16 +20,6 @@ namespace {
 bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool is_alnum(char c) { return is_lower_alnum(c) || (c >= 'A' && c <= 'Z'); }
 bool one_of(char c, std::string_view set) { return set.find(c) != std::string_view::npos; }
-
-std::vector<std::string_view> split(std::string_view v, char sep) {
-    std::vector<std::string_view> out;
-    for (size_t start = 0;;) {
-        const size_t at = v.find(sep, start);
-        out.push_back(v.substr(start, at == std::string_view::npos ? std::string_view::npos : at - start));
-        if (at == std::string_view::npos) return out;
-        start = at + 1;
-    }
-}
 
 // The code points that are whitespace, controls or invisible direction/joiner marks in UTF-8:
 // they could hide or reorder what a person reads in a status file or a terminal.
