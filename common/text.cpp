@@ -51,6 +51,16 @@ size_t utf8_sequence_length(std::string_view s) {
     return cp >= kMinimum[len] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff) ? len : 0;
 }
 
+std::vector<std::string_view> split(std::string_view v, char sep) {
+    std::vector<std::string_view> out;
+    for (size_t start = 0;;) {
+        const size_t at = v.find(sep, start);
+        out.push_back(v.substr(start, at == std::string_view::npos ? std::string_view::npos : at - start));
+        if (at == std::string_view::npos) return out;
+        start = at + 1;
+    }
+}
+
 std::string_view trim(std::string_view s) {
     while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
     while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sitesfs {
 
@@ -30,6 +31,9 @@ std::string ascii_lower(std::string_view s);
 // The length of the UTF-8 sequence that starts `s`, or 0 when it is not valid UTF-8 there
 // (truncated, overlong, a UTF-16 surrogate or beyond U+10FFFF).
 size_t utf8_sequence_length(std::string_view s);
+
+// The parts of `v` between the `sep`s, empty ones included: n separators give n + 1 parts.
+std::vector<std::string_view> split(std::string_view v, char sep);
 
 // Removes surrounding ASCII whitespace (space, \t, \n, \r, \v, \f).
 std::string_view trim(std::string_view s);

@@ -56,16 +56,6 @@ Checked refuse(std::string_view field, std::string_view v, std::string_view why)
     return Checked::refuse(std::string(field) + " '" + printable_prefix(v, kShownBytes) + "': " + std::string(why));
 }
 
-std::vector<std::string_view> split(std::string_view v, char sep) {
-    std::vector<std::string_view> out;
-    for (size_t start = 0;;) {
-        const size_t at = v.find(sep, start);
-        out.push_back(v.substr(start, at == std::string_view::npos ? std::string_view::npos : at - start));
-        if (at == std::string_view::npos) return out;
-        start = at + 1;
-    }
-}
-
 std::string_view drop_trailing_slash(std::string_view v) {
     if (!v.empty() && v.back() == '/') v.remove_suffix(1);
     return v;

@@ -11,6 +11,8 @@
 #include <sstream>
 #include <vector>
 
+#include "common/text.hpp"
+
 namespace sitesfs::fuzz {
 
 namespace {
@@ -18,16 +20,6 @@ namespace {
 bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool is_alnum(char c) { return is_lower_alnum(c) || (c >= 'A' && c <= 'Z'); }
 bool one_of(char c, std::string_view set) { return set.find(c) != std::string_view::npos; }
-
-std::vector<std::string_view> split(std::string_view v, char sep) {
-    std::vector<std::string_view> out;
-    for (size_t start = 0;;) {
-        const size_t at = v.find(sep, start);
-        out.push_back(v.substr(start, at == std::string_view::npos ? std::string_view::npos : at - start));
-        if (at == std::string_view::npos) return out;
-        start = at + 1;
-    }
-}
 
 // The code points that are whitespace, controls or invisible direction/joiner marks in UTF-8:
 // they could hide or reorder what a person reads in a status file or a terminal.
@@ -182,6 +174,71 @@ std::string alphabet_problem(std::string_view field, std::string_view v) {
         return {};
     }
     return "unknown field " + std::string(field);
+}
+
+std::string rules_regex_problem(std::string_view regex, size_t captures) {
+    if (!regex.starts_with("^/") || !regex.ends_with('$')) return "not anchored, or not starting with '/'";
+    std::string_view rest = regex.substr(1, regex.size() - 2);
+    size_t groups = 0;
+    while (!rest.empty()) {
+        bool piece = false;
+        for (std::string_view p : {"/?", "[.]", "[+]", "([^/]+)", "(.*)"}) {
+            if (!rest.starts_with(p)) continue;
+            if ((p == "/?" || p == "(.*)") && rest.size() != p.size()) return std::string(p) + " before the end";
+            groups += p.starts_with('(') ? 1 : 0;
+            rest.remove_prefix(p.size());
+            piece = true;
+            break;
+        }
+        if (piece) continue;
+        if (!is_alnum(rest.front()) && !one_of(rest.front(), "_~/-")) return "a byte outside the pieces and [A-Za-z0-9_~/-]";
+        rest.remove_prefix(1);
+    }
+    return groups == captures ? "" : "the groups are not one per capture name";
+}
+
+std::string rules_target_problem(std::string_view target, bool external) {
+    const size_t q = target.find('?');
+    std::string_view path = target.substr(0, q);
+    if (q != std::string_view::npos) {
+        const std::string_view query = target.substr(q + 1);
+        if (query.empty() || !std::all_of(query.begin(), query.end(), [](char c) { return is_alnum(c) || one_of(c, "._~=&+-"); }))
+            return "an empty query or a query byte outside [A-Za-z0-9._~=&+-]";
+    }
+    if (external) {
+        const size_t scheme = path.starts_with("https://") ? 8 : path.starts_with("http://") ? 7 : 0;
+        if (scheme == 0) return "a URL that is not http:// or https://";
+        path.remove_prefix(scheme);
+        const size_t end = std::min(path.find_first_of(":/"), path.size());
+        const std::string_view host = path.substr(0, end);
+        if (host.empty() || host.size() > 253) return "an empty or over-long host";
+        for (std::string_view label : split(host, '.'))
+            if (auto why = label_problem(label); !why.empty()) return "host: " + why;
+        path.remove_prefix(end);
+        if (path.starts_with(':')) {
+            const size_t slash = std::min(path.find('/'), path.size());
+            const std::string_view port = path.substr(1, slash - 1);
+            if (port.empty() || port.size() > 5 || port.front() == '0' ||
+                !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+                std::stoi(std::string(port)) > 65535)
+                return "a port that is not 1..65535";
+            path.remove_prefix(slash);
+        }
+        if (!path.empty() && path.front() != '/') return "a URL path that does not start with '/'";
+    } else if (!path.starts_with('/') || path.starts_with("//")) {
+        return "a site path that does not start with one '/'";
+    }
+    if (!std::all_of(path.begin(), path.end(), [](char c) { return is_alnum(c) || one_of(c, "._~/+-\x01"); }))
+        return "a path byte outside [A-Za-z0-9._~/+-] and the captures";
+    return {};
+}
+
+std::string header_value_problem(std::string_view v) {
+    if (v.empty() || v.size() > 1024) return "empty or longer than 1024";
+    if (v.front() == ' ' || v.back() == ' ') return "not trimmed";
+    if (!std::all_of(v.begin(), v.end(), [](char c) { return c >= 0x20 && c <= 0x7e && !one_of(c, "\"\\{}`"); }))
+        return "a byte outside printable ASCII without '\"', '\\', '{', '}' and '`'";
+    return {};
 }
 
 std::string message_problem(std::string_view m) {

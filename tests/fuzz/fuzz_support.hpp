@@ -15,6 +15,15 @@ namespace sitesfs::fuzz {
 // Why a stored (accepted, normalized) value of `field` is outside the field's alphabet, or "".
 std::string alphabet_problem(std::string_view field, std::string_view value);
 
+// A release's rules files (hooks/site_rules.hpp, docs/serving.md): why a path pattern's regex is not
+// made only of the template's pieces ("^", "$", "/?", "[.]", "[+]", "([^/]+)", "(.*)" and literal
+// [A-Za-z0-9_~/-]) with `captures` groups; why a redirect target is outside its alphabet (`target`
+// is its text with each capture written as '\x01', `external` when it is a URL); why a header
+// value is outside its alphabet. "" when it is fine.
+std::string rules_regex_problem(std::string_view regex, size_t captures);
+std::string rules_target_problem(std::string_view target, bool external);
+std::string header_value_problem(std::string_view value);
+
 // Why a message shown to a person (a refusal, a report line) could break a line or a terminal:
 // anything but printable ASCII. "" when it is fine.
 std::string message_problem(std::string_view message);
