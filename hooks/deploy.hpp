@@ -22,6 +22,7 @@
 #include "hooks/proxy_config.hpp"
 #include "hooks/proxy_publisher.hpp"
 #include "hooks/reload.hpp"
+#include "hooks/site_rules.hpp"
 #include "schemas/site_record.hpp"
 
 namespace sitesfs::hooks {
@@ -114,6 +115,7 @@ struct Deploy {
     std::unique_ptr<GitRepo> repo;
     std::string commit;                      // fetch: the commit to serve (40 hex)
     std::vector<std::string> notes;          // stage: entries left out of the release, etc.
+    ServedTree tree;                         // stage: the served tree's rules and 404 page
     bool staged = false;                     // stage: this run wrote the release
     std::optional<std::string> previous_link;  // switch: what `current` pointed at before
     bool switched = false;

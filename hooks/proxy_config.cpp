@@ -66,7 +66,7 @@ bool is_ip(const std::string& ip) {
 
 bool is_path_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::strchr("._/+~-", c) != nullptr;
+           (c != '\0' && std::strchr("._/+~-", c) != nullptr);
 }
 
 // An absolute path in a token-safe alphabet, without empty, "." or ".." segments.
@@ -128,6 +128,155 @@ std::vector<std::string> line_tokens(const std::string& line) {
     return tokens;
 }
 
+// What every site block shares, written once at the top of the file as snippets and imported by
+// each site with its commit as the argument: a site's own block only says what is its own.
+const char kSnippets[] =
+    "\n# What every site shares ({args.0}: the commit it serves).\n"
+    "(sitesfs_commit) {\n"
+    "\theader {\n"
+    "\t\tX-Deployed-Commit {args.0}\n"
+    "\t\t-Server\n"
+    "\t}\n"
+    "}\n"
+    "(sitesfs_site) {\n"
+    "\timport sitesfs_commit {args.0}\n"
+    // Text only: images, fonts and archives are compressed already.
+    "\tencode zstd gzip {\n"
+    "\t\tmatch {\n"
+    "\t\t\theader Content-Type text/*\n"
+    "\t\t\theader Content-Type application/javascript*\n"
+    "\t\t\theader Content-Type application/json*\n"
+    "\t\t\theader Content-Type application/xml*\n"
+    "\t\t\theader Content-Type application/xhtml+xml*\n"
+    "\t\t\theader Content-Type application/rss+xml*\n"
+    "\t\t\theader Content-Type application/atom+xml*\n"
+    "\t\t\theader Content-Type application/manifest+json*\n"
+    "\t\t\theader Content-Type image/svg+xml*\n"
+    "\t\t\theader Content-Type application/wasm*\n"
+    "\t\t}\n"
+    "\t}\n"
+    // The rules files configure the site; as on Netlify, the site does not serve them.
+    "\t@sitesfs_rules_files path /_redirects /_headers\n"
+    "\thandle @sitesfs_rules_files {\n"
+    "\t\terror 404\n"
+    "\t}\n"
+    "}\n"
+    // What a request no rule took gets, compressed when the release has a .zst, .br or .gz
+    // sibling. A directory is left to file_server, which redirects PATH to PATH/ and serves its
+    // index.html.
+    "(sitesfs_static) {\n"
+    "\thandle {\n"
+    "\t\ttry_files {path} {path}.html\n"
+    "\t\tfile_server {\n"
+    "\t\t\tprecompressed zstd br gzip\n"
+    "\t\t}\n"
+    "\t}\n"
+    "}\n"
+    "(sitesfs_spa) {\n"
+    "\thandle {\n"
+    "\t\t@sitesfs_app {\n"
+    "\t\t\tnot file {path} {path}/\n"
+    "\t\t\tnot path_regexp [.][^/]*$\n"
+    "\t\t}\n"
+    "\t\trewrite @sitesfs_app /index.html\n"
+    "\t\tfile_server {\n"
+    "\t\t\tprecompressed zstd br gzip\n"
+    "\t\t}\n"
+    "\t}\n"
+    "}\n"
+    // Errors (a 404, basic auth's 401) carry the commit too; with the release's own 404 page.
+    "(sitesfs_errors) {\n"
+    "\thandle_errors {\n"
+    "\t\timport sitesfs_commit {args.0}\n"
+    "\t}\n"
+    "}\n"
+    "(sitesfs_errors_404_page) {\n"
+    "\thandle_errors {\n"
+    "\t\timport sitesfs_commit {args.0}\n"
+    "\t\t@sitesfs_not_found expression {err.status_code} == 404\n"
+    "\t\thandle @sitesfs_not_found {\n"
+    "\t\t\trewrite * /404.html\n"
+    "\t\t\tfile_server\n"
+    "\t\t}\n"
+    "\t}\n"
+    "}\n";
+
+// One snippet per kind of _redirects rule, so that a rule is one line of its site's block:
+// `import sitesfs_redirect NAME REGEX TO STATUS`. Netlify's order, first match wins: each rule is
+// its own `handle`, and handle blocks exclude each other in the order written. Unless forced, a
+// rule gives way to a file at the path (Netlify's shadowing).
+std::string rule_snippets() {
+    struct Kind {
+        const char* name;
+        const char* handle;
+    };
+    static constexpr Kind kKinds[] = {
+        {"sitesfs_redirect", "\t\tredir * {args.2} {args.3}\n"},
+        {"sitesfs_rewrite", "\t\trewrite * {args.2}\n\t\tfile_server\n"},
+        {"sitesfs_rewrite_404", "\t\trewrite * {args.2}\n\t\tfile_server {\n\t\t\tstatus 404\n\t\t}\n"},
+    };
+    std::string out = "\n# A _redirects rule ({args.0}: its name, {args.1}: the path's regexp, {args.2}: the target, "
+                      "{args.3}: the status).\n";
+    for (const Kind& k : kKinds)
+        for (const bool forced : {false, true})
+            out += "(" + std::string(k.name) + (forced ? "_forced" : "") + ") {\n\t@{args.0} {\n\t\tpath_regexp {args.0} {args.1}\n" +
+                   (forced ? "" : "\t\tnot file {path} {path}.html {path}/index.html\n") + "\t}\n\thandle @{args.0} {\n" +
+                   k.handle + "\t}\n}\n";
+    return out;
+}
+
+const char* rule_snippet(const RedirectRule& r) {
+    if (r.status == 200) return r.force ? "sitesfs_rewrite_forced" : "sitesfs_rewrite";
+    if (r.status == 404) return r.force ? "sitesfs_rewrite_404_forced" : "sitesfs_rewrite_404";
+    return r.force ? "sitesfs_redirect_forced" : "sitesfs_redirect";
+}
+
+void append_redirect_rules(std::string& out, const ProxySite& s) {
+    for (size_t i = 0; i < s.rules.redirects.size(); ++i) {
+        const RedirectRule& r = s.rules.redirects[i];
+        const std::string index = std::to_string(i);
+        out.append("\timport ").append(rule_snippet(r)).append(" r").append(index).append(" ").append(r.from.regex);
+        out += ' ';
+        // The target: literal text, or the rule's capture as Caddy's placeholder for it.
+        for (const auto& part : r.to) {
+            if (part.group == 0) out += part.text;
+            else out.append("{re.r").append(index).append(".").append(std::to_string(part.group)).append("}");
+        }
+        if (r.status != 200 && r.status != 404) out.append(" ").append(std::to_string(r.status));
+        out += '\n';
+    }
+}
+
+// Every _headers rule that matches applies.
+void append_header_rules(std::string& out, const ProxySite& s) {
+    for (size_t i = 0; i < s.rules.headers.size(); ++i) {
+        const HeaderRule& r = s.rules.headers[i];
+        const std::string name = "h" + std::to_string(i);
+        out.append("\t@").append(name).append(" path_regexp ").append(name).append(" ").append(r.path.regex).append("\n");
+        for (const auto& h : r.headers)
+            out.append("\theader @").append(name).append(" ").append(h.name).append(" \"").append(h.value).append("\"\n");
+    }
+}
+
+void append_site_body(std::string& out, const ProxySite& s) {
+    out.append("\troot * ").append(s.root.string()).append("\n\timport sitesfs_site ").append(s.commit).append("\n");
+    append_header_rules(out, s);
+    if (!s.users.empty()) {
+        out += "\tbasicauth * {\n";
+        for (const auto& u : s.users) out.append("\t\t").append(u.user).append(" ").append(u.hash).append("\n");
+        out += "\t}\n";
+    }
+    append_redirect_rules(out, s);
+    out += s.routing == Routing::spa ? "\timport sitesfs_spa\n" : "\timport sitesfs_static\n";
+    out.append(s.not_found_page ? "\timport sitesfs_errors_404_page " : "\timport sitesfs_errors ").append(s.commit).append("\n");
+}
+
+// The names after the first, when they redirect: the same path and query on the first name.
+std::string alias_body(const ProxySite& s, const std::string& scheme, int port) {
+    return "\timport sitesfs_commit " + s.commit + "\n\tredir * " + scheme + "://" + s.domains.front() +
+           (port != 0 ? ":" + std::to_string(port) : "") + "{uri} 308\n";
+}
+
 class CaddyConfig final : public ProxyConfig {
 public:
     explicit CaddyConfig(ProxyOptions options) : options_(std::move(options)) {}
@@ -152,18 +301,26 @@ public:
             return std::tie(a->domains.front(), a->site) < std::tie(b->domains.front(), b->site);
         });
 
-        std::string out = kHeader;
+        std::string out = std::string(kHeader) + kSnippets + rule_snippets();
+        // Built in place: for 10,000 sites the file is megabytes.
+        out.reserve(out.size() + sites.size() * 512);
+        std::string body;
         for (const ProxySite* s : order) {
             // One body for both addresses: what the health check gets is what visitors get.
-            const std::string body = "\troot * " + s->root.string() + "\n" +
-                                     "\tfile_server\n"
-                                     "\theader {\n"
-                                     "\t\tX-Deployed-Commit " + s->commit + "\n" +
-                                     "\t\t-Server\n"
-                                     "\t}\n";
-            out += '\n' + addresses(*s, scheme, options_.port) + " {\n" + body + "}\n";
-            if (options_.health_port != 0)
-                out += addresses(*s, "http", options_.health_port) + " {\n\tbind " + health_bind() + "\n" + body + "}\n";
+            body.clear();
+            append_site_body(body, *s);
+            const std::vector<std::string> served =
+                s->redirect_aliases ? std::vector<std::string>{s->domains.front()} : s->domains;
+            out += '\n';
+            append_block(out, served, scheme, options_.port, "", body);
+            if (s->redirect_aliases && s->domains.size() > 1)
+                append_block(out, aliases_of(*s), scheme, options_.port, "",
+                             alias_body(*s, scheme.empty() ? "https" : scheme, options_.port));
+            if (options_.health_port == 0) continue;
+            const std::string bind = "\tbind " + health_bind() + "\n";
+            append_block(out, served, "http", options_.health_port, bind, body);
+            if (s->redirect_aliases && s->domains.size() > 1)
+                append_block(out, aliases_of(*s), "http", options_.health_port, bind, alias_body(*s, "http", options_.health_port));
         }
         return out;
     }
@@ -218,16 +375,19 @@ public:
     const ProxyOptions& options() const override { return options_; }
 
 private:
-    static std::string addresses(const ProxySite& s, const std::string& scheme, int port) {
-        std::string out;
-        for (size_t i = 0; i < s.domains.size(); ++i) {
+    // ADDRESS[, ADDRESS...] { PREFIX BODY }
+    static void append_block(std::string& out, const std::vector<std::string>& domains, const std::string& scheme, int port,
+                             const std::string& prefix, const std::string& body) {
+        for (size_t i = 0; i < domains.size(); ++i) {
             if (i > 0) out += ", ";
-            if (!scheme.empty()) out += scheme + "://";
-            out += s.domains[i];
-            if (port != 0) out += ":" + std::to_string(port);
+            if (!scheme.empty()) out.append(scheme).append("://");
+            out += domains[i];
+            if (port != 0) out.append(":").append(std::to_string(port));
         }
-        return out;
+        out.append(" {\n").append(prefix).append(body).append("}\n");
     }
+
+    static std::vector<std::string> aliases_of(const ProxySite& s) { return {s.domains.begin() + 1, s.domains.end()}; }
 
     // An IPv6 address is bracketed, as Caddy's bind expects.
     std::string health_bind() const {
@@ -235,21 +395,58 @@ private:
     }
 
     void check_site(const ProxySite& s, std::map<std::string, const std::string*>& owner) const {
-        const std::string who = "site " + quoted(s.site);
-        if (s.domains.empty()) throw ProxyError(who + " has no domain");
+        // Built only for a refusal: this runs for every site on every render.
+        const auto who = [&] { return "site " + quoted(s.site); };
+        if (s.domains.empty()) throw ProxyError(who() + " has no domain");
         for (const auto& d : s.domains) {
             if (!is_domain(d))
-                throw ProxyError(who + ": domain " + quoted(d) +
+                throw ProxyError(who() + ": domain " + quoted(d) +
                                  " is not a lower-case hostname (labels of a-z, 0-9 and inner '-', optionally \"*.\" first)");
             const auto [it, fresh] = owner.emplace(d, &s.site);
-            if (!fresh && it->second == &s.site) throw ProxyError(who + ": domain " + quoted(d) + " is listed twice");
+            if (!fresh && it->second == &s.site) throw ProxyError(who() + ": domain " + quoted(d) + " is listed twice");
             if (!fresh)
-                throw ProxyError(who + ": domain " + quoted(d) + " is already served by site " + quoted(*it->second));
+                throw ProxyError(who() + ": domain " + quoted(d) + " is already served by site " + quoted(*it->second));
         }
         if (!is_plain_absolute_path(s.root.string()))
-            throw ProxyError(who + ": root " + quoted(s.root.string()) +
+            throw ProxyError(who() + ": root " + quoted(s.root.string()) +
                              " is not an absolute path of [A-Za-z0-9._/+~-] without empty, '.' or '..' parts");
-        if (!is_commit(s.commit)) throw ProxyError(who + ": commit " + quoted(s.commit) + " is not 40 lower-case hex");
+        if (!is_commit(s.commit)) throw ProxyError(who() + ": commit " + quoted(s.commit) + " is not 40 lower-case hex");
+        // The rules were parsed by allow-list (site_rules.hpp); this only makes sure that no byte
+        // Caddy reads as syntax in that position reaches the file, whoever built the entry.
+        const auto check = [&](const char* where, int line, const std::string& token, const char* also) {
+            if (is_token(token, also)) return;
+            throw ProxyError(who() + ": " + where + (line ? " line " + std::to_string(line) : "") + ": " + quoted(token) +
+                             " has a character outside [A-Za-z0-9" + also + "]");
+        };
+        for (const auto& r : s.rules.redirects) {
+            check("_redirects", r.line, r.from.regex, kRegexChars);
+            for (const auto& p : r.to)
+                if (p.group == 0) check("_redirects", r.line, p.text, "._~/+-:?=&");
+        }
+        for (const auto& r : s.rules.headers) {
+            check("_headers", r.line, r.path.regex, kRegexChars);
+            for (const auto& h : r.headers) {
+                check("_headers", r.line, h.name, "-");
+                if (!std::all_of(h.value.begin(), h.value.end(),
+                                 [](char c) { return c >= 0x20 && c < 0x7f && !std::strchr("\"\\{}`", c); }))
+                    throw ProxyError(who() + ": _headers line " + std::to_string(r.line) + ": value " + quoted(h.value) +
+                                     " has a byte outside printable ASCII without '\"', '\\', '{', '}' and '`'");
+            }
+        }
+        for (const auto& u : s.users) {
+            check("auth_ref", 0, u.user, "._@-");
+            check("auth_ref", 0, u.hash, "$./");
+        }
+    }
+
+    // What the regexps of site_rules.hpp are made of, besides letters and digits.
+    static constexpr const char* kRegexChars = "^$/?[]().*+_~-";
+
+    static bool is_token(const std::string& token, const char* also) {
+        return !token.empty() && std::all_of(token.begin(), token.end(), [&](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   (c != '\0' && std::strchr(also, c));
+        });
     }
 
     // Whether this main-config line is `import FILE` (FILE as configured, or relative to the main

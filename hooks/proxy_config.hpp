@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "hooks/site_rules.hpp"
+
 namespace sitesfs::hooks {
 
 // The proxy refused a candidate config, or the file could not be swapped; what() carries the
@@ -21,11 +23,27 @@ struct ProxyError : std::runtime_error {
 // (domains are lower-case ASCII hostnames, optionally "*." first; commit is 40 hex; root is a path
 // sitesfs built from the data dir and validated names), and the renderer still refuses anything
 // outside those alphabets rather than emit it.
+// How a request path finds its file (the `routing` field; docs/serving.md).
+enum class Routing { static_site, spa };
+
+// One `USER BCRYPT-HASH` line of a site's auth_ref: USER of [A-Za-z0-9._@-], HASH a bcrypt hash
+// ("$2a$", "$2b$" or "$2y$", two cost digits, '$', 53 of [./A-Za-z0-9]).
+struct BasicAuthUser {
+    std::string user;
+    std::string hash;
+    bool operator==(const BasicAuthUser&) const = default;
+};
+
 struct ProxySite {
     std::string site;                    // site directory name
     std::vector<std::string> domains;    // at least one
     std::filesystem::path root;          // DATA/NAME/current[/path]
     std::string commit;                  // served commit, 40 hex
+    Routing routing = Routing::static_site;
+    bool redirect_aliases = false;       // names after the first answer 308 to it
+    bool not_found_page = false;         // the served tree has a /404.html
+    std::vector<BasicAuthUser> users;    // any: basic auth on the whole site
+    SiteRules rules;                     // the release's _redirects and _headers
     bool operator==(const ProxySite&) const = default;
 };
 

@@ -229,6 +229,9 @@ Reconciler::Report Reconciler::report_of(const SiteRecord& site, const Run& run)
     r.next.commit = d.commit;
     r.next.domain = site.field("domain").value;
     r.next.path = site.field("path").value;
+    r.next.routing = site.field("routing").value;
+    r.next.aliases = site.field("aliases").value;
+    r.next.auth_ref = site.field("auth_ref").value;
     r.next.error.clear();
     if (certificates_.enabled()) r.next.tls = certificates_.refresh(site.name, split_domains(r.next.domain));
     r.entry.action = d.changed_anything() ? "deployed" : "up-to-date";

@@ -433,4 +433,12 @@ SiteRules read_site_rules(const std::string& served_dir) {
     return rules;
 }
 
+ServedTree read_served_tree(const std::string& served_dir) {
+    ServedTree tree{read_site_rules(served_dir), false};
+    struct stat st{};
+    // lstat: a link named 404.html is not a page of the release.
+    tree.not_found_page = ::lstat((served_dir + "/404.html").c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    return tree;
+}
+
 }  // namespace sitesfs::hooks

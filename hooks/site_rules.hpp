@@ -95,4 +95,12 @@ std::vector<HeaderRule> parse_headers(std::string_view text);
 // Throws RulesError with the file's name first: "_redirects line 3: ...".
 SiteRules read_site_rules(const std::string& served_dir);
 
+// What a served tree says about how it is served: its rules, and whether it has a 404 page.
+struct ServedTree {
+    SiteRules rules;
+    bool not_found_page = false;  // /404.html is a regular file
+};
+// Throws RulesError, as read_site_rules.
+ServedTree read_served_tree(const std::string& served_dir);
+
 }  // namespace sitesfs::hooks

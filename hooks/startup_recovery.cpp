@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "common/files.hpp"
+#include "hooks/served_site.hpp"
 #include "schemas/site_schema.hpp"
 #include "schemas/validators.hpp"
 
@@ -37,6 +38,7 @@ std::vector<std::string> StartupRecovery::sites_to_run() const {
 // release is left alone; so is an incomplete site the proxy does not serve, and a site placed on
 // other hosts that has nothing here (not served, no data dir, no state).
 bool StartupRecovery::converged_on_disk(const SiteRecord& s) const {
+    if (unservable_.contains(s.name)) return false;
     const SitePaths paths(config_.data_dir, s.name);
     std::error_code ec;
     if (!placed_on(s, store_.host(), store_.labels()))
@@ -54,9 +56,20 @@ void StartupRecovery::load_served() {
         const SiteRef s = store_.site(name);
         if (!s || s->actual.commit.empty() || s->actual.domain.empty()) continue;
         const SitePaths paths(config_.data_dir, name);
-        served[name] = ProxySite{name, split_domains(s->actual.domain),
-                                 s->actual.path.empty() ? paths.current : paths.current / s->actual.path,
-                                 s->actual.commit};
+        const ServedValues values = actual_serving(s->actual);
+        try {
+            // The tree under `current` is the release the record names (converged_on_disk); one
+            // that is not is redeployed, and its entry replaced, before this start is done.
+            ServedTree tree = read_served_tree((values.path.empty() ? paths.current : paths.current / values.path).string());
+            std::vector<BasicAuthUser> users;
+            if (!values.auth_ref.empty()) users = auth_users(config_.keys, values.auth_ref);
+            served[name] = served_site(name, values, paths, s->actual.commit, std::move(tree), std::move(users));
+        } catch (const std::runtime_error& e) {
+            // Never served without what it was deployed with (its password above all): left out
+            // until its next deploy, which start-up runs for it.
+            spdlog::error("site {}: not served until it deploys again: {}", name, e.what());
+            unservable_.insert(name);
+        }
     }
     proxy_.set_served(std::move(served));
 }

@@ -4,6 +4,7 @@
 // proxy publisher and the store it calls take theirs).
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,7 @@ private:
     const HooksConfig& config_;
     ProxyPublisher& proxy_;
     std::vector<std::string> removed_;  // clean_up: site dirs whose removal a crash cut short
+    std::set<std::string> unservable_;  // load_served: sites whose entry could not be rebuilt
 };
 
 }  // namespace sitesfs::hooks

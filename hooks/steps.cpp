@@ -11,6 +11,7 @@
 #include "hooks/deploy.hpp"
 #include "common/files.hpp"
 #include "hooks/http_probe.hpp"
+#include "hooks/served_site.hpp"
 #include "schemas/validators.hpp"
 
 namespace sitesfs::hooks {
@@ -134,12 +135,17 @@ public:
             d.staged = true;
         }
         const std::string path = d.site->field("path").value;
+        const stdfs::path served = path.empty() ? release : release / path;
         if (!path.empty()) {
             struct stat st{};
             // lstat: a release holds no links, but a path must never lead through one anyway.
-            const stdfs::path served = release / path;
             if (::lstat(served.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
                 throw StepError("path '" + path + "' is not a directory in commit " + short_id(d.commit));
+        }
+        try {
+            d.tree = read_served_tree(served.string());
+        } catch (const RulesError& e) {
+            throw StepError(e.what());
         }
     }
     void undo(Deploy& d) override {
@@ -177,9 +183,16 @@ class Proxy : public Step {
 public:
     const char* name() const override { return "proxy"; }
     void apply(Deploy& d) override {
-        const std::string path = d.site->field("path").value;
-        d.entry = ProxySite{d.site->name, split_domains(d.site->field("domain").value),
-                            path.empty() ? d.paths.current : d.paths.current / path, d.commit};
+        const ServedValues values = desired_serving(*d.site);
+        std::vector<BasicAuthUser> users;
+        if (!values.auth_ref.empty()) {
+            try {
+                users = auth_users(d.config.keys, values.auth_ref);
+            } catch (const KeyError& e) {
+                throw StepError(e.what());
+            }
+        }
+        d.entry = served_site(d.site->name, values, d.paths, d.commit, d.tree, std::move(users));
         const PublishResult r = d.proxy.publish({d.site->name, d.entry});
         d.previous_entry = r.previous;
         if (!r.ok && r.step == "proxy") throw StepError(r.error);
@@ -240,14 +253,18 @@ public:
                 at = *next;
                 continue;
             }
-            if (r.status < 200 || r.status >= 300)
-                throw StepError(what + " answered " + std::to_string(r.status) + " (expected 2xx)");
+            // A site behind basic auth answers the probe, which has no password, 401; what it
+            // can still show is that the new commit answers.
+            const bool locked = !d.entry.users.empty() && r.status == 401;
+            if (!locked && (r.status < 200 || r.status >= 300))
+                throw StepError(what + " answered " + std::to_string(r.status) + " (expected 2xx" +
+                                (d.entry.users.empty() ? "" : ", or 401 behind auth_ref") + ")");
             const auto served = r.headers.find("x-deployed-commit");
             if (served == r.headers.end())
                 throw StepError(what + " answered without X-Deployed-Commit: another server answers on " + h.address);
             if (served->second != d.commit)
                 throw StepError(what + " still serves commit " + short_id(served->second) + ", not " + short_id(d.commit));
-            if (!check.text.empty() && r.body.find(check.text) == std::string::npos)
+            if (!locked && !check.text.empty() && r.body.find(check.text) == std::string::npos)
                 throw StepError(what + " answered " + std::to_string(r.status) + " without \"" + check.text +
                                 "\" in the first " + std::to_string(kMaxProbeBody / 1024) + " KiB of its body");
             return;

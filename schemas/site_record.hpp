@@ -49,11 +49,14 @@ struct ActualState {
     // One line per served domain in HTTPS modes: "blog.example.com Let's Encrypt until 2027-03-01",
     // "new.example.com none yet". Refreshed after deploys and on poll ticks.
     std::vector<std::string> tls;
+    // The serving fields the proxy config was rendered with (they may lag newer desired values).
+    std::string routing, aliases, auth_ref;
 };
 
 // The read-write fields, the desired state a site stores, in the schema's order. The schema
 // (site_schema.cpp) gives each its row; a unit test keeps the two lists in step.
-inline constexpr std::string_view kDesiredFields[] = {"repo", "domain", "branch", "path", "deploy_key_ref", "commit", "check", "hosts"};
+inline constexpr std::string_view kDesiredFields[] = {"repo", "domain", "branch", "path", "deploy_key_ref", "commit", "check", "hosts",
+                                                      "routing", "aliases", "auth_ref"};
 
 constexpr bool is_desired_field(std::string_view name) {
     for (const auto f : kDesiredFields)

@@ -141,6 +141,17 @@ const std::array kFields{
               "where the site is deployed, one per line: host names (as the host calls itself, lowercased) and "
               "`label:NAME` for every host with that label in its config; empty: every host. Any whitespace "
               "separates items on write; kept in the order written, an item already listed counts once; at most 64 items"},
+    FieldSpec{"routing", Access::ReadWrite, ChangedBy::Writes, check_routing, SITESFS_DESIRED("routing"),
+              "how a request path finds its file: `static` (empty means static: the path, then PATH.html, then the "
+              "directory PATH/ (a path without its slash is redirected to it), else the release's 404.html with status "
+              "404) or `spa` (a path without a file extension that matches no file gets /index.html with 200; a "
+              "missing path with an extension gets 404). docs/serving.md"},
+    FieldSpec{"aliases", Access::ReadWrite, ChangedBy::Writes, check_aliases, SITESFS_DESIRED("aliases"),
+              "what the names after the first in `domain` do: `serve` the site (empty means serve) or `redirect`, "
+              "answering 308 to the same path and query on the first name"},
+    FieldSpec{"auth_ref", Access::ReadWrite, ChangedBy::Writes, check_auth_ref, SITESFS_DESIRED("auth_ref"),
+              "PROVIDER:NAME (the deploy-key providers of [keys]) of `USER BCRYPT-HASH` lines: HTTP basic auth on the "
+              "whole site; empty: anyone may read it. The hashes are read at each deploy and never stored by sitesfs"},
     FieldSpec{"status", Access::ReadOnly, ChangedBy::Both, nullptr, render_status, status_changed,
               "key: value lines: state, then with a store many hosts share one `host: NAME STATE COMMIT` line per "
               "host the site is placed on (state is then the worst of theirs: live only when every one is), commit "

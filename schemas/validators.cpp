@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <initializer_list>
 #include <optional>
 #include <set>
 #include <utility>
@@ -490,17 +491,46 @@ Checked check_path(std::string_view v, const ValidationPolicy&) {
     return Checked::accept(std::string(rel));
 }
 
-Checked check_deploy_key_ref(std::string_view v, const ValidationPolicy&) {
+// A secret named by PROVIDER:NAME ([keys] providers): a deploy key, or a site's password file.
+Checked check_provider_ref(std::string_view field, std::string_view v, std::string_view unset_means) {
     if (v.empty()) return Checked::accept({});
     const size_t colon = v.find(':');
     if (colon == std::string_view::npos)
-        return refuse("deploy_key_ref", v, "write PROVIDER:NAME (e.g. file:blog), or nothing for a public repo");
+        return refuse(field, v, "write PROVIDER:NAME (e.g. file:blog), or nothing " + std::string(unset_means));
     if (!is_key_provider(v.substr(0, colon)))
-        return refuse("deploy_key_ref", v, "the provider before ':' must be a-z first, then a-z, 0-9 or '-' (at most 32)");
+        return refuse(field, v, "the provider before ':' must be a-z first, then a-z, 0-9 or '-' (at most 32)");
     if (!is_key_name(v.substr(colon + 1)))
-        return refuse("deploy_key_ref", v,
+        return refuse(field, v,
                       "the name after ':' must be 1-128 of A-Z, a-z, 0-9, '.', '_', '@', '+', '=', '-' and not start with '.'");
     return Checked::accept(std::string(v));
+}
+
+Checked check_deploy_key_ref(std::string_view v, const ValidationPolicy&) {
+    return check_provider_ref("deploy_key_ref", v, "for a public repo");
+}
+
+Checked check_auth_ref(std::string_view v, const ValidationPolicy&) {
+    return check_provider_ref("auth_ref", v, "for a site anyone may read");
+}
+
+// A word from a short list, any case on write, stored lower-case.
+Checked check_choice(std::string_view field, std::string_view v, std::initializer_list<std::string_view> choices) {
+    if (v.empty()) return Checked::accept({});
+    const std::string lower = ascii_lower(v);
+    std::string listed;
+    for (const auto c : choices) {
+        if (lower == c) return Checked::accept(lower);
+        listed += (listed.empty() ? "" : ", ") + std::string(c);
+    }
+    return refuse(field, v, "write one of " + listed + ", or nothing for the default");
+}
+
+Checked check_routing(std::string_view v, const ValidationPolicy&) {
+    return check_choice("routing", v, {"static", "spa"});
+}
+
+Checked check_aliases(std::string_view v, const ValidationPolicy&) {
+    return check_choice("aliases", v, {"serve", "redirect"});
 }
 
 Checked check_commit(std::string_view v, const ValidationPolicy&) {

@@ -35,6 +35,12 @@ Checked check_branch(std::string_view v, const ValidationPolicy& policy);
 Checked check_path(std::string_view v, const ValidationPolicy& policy);
 Checked check_deploy_key_ref(std::string_view v, const ValidationPolicy& policy);
 Checked check_commit(std::string_view v, const ValidationPolicy& policy);
+// How paths are found in the release: static (the default) or spa.
+Checked check_routing(std::string_view v, const ValidationPolicy& policy);
+// What the names after the first in `domain` do: serve the site (the default) or redirect to the first.
+Checked check_aliases(std::string_view v, const ValidationPolicy& policy);
+// PROVIDER:NAME of the site's `user bcrypt-hash` lines; empty: no password.
+Checked check_auth_ref(std::string_view v, const ValidationPolicy& policy);
 // The health check: "PATH" or "PATH TEXT" (the body must contain TEXT), e.g. "/en/ Welcome".
 Checked check_health_check(std::string_view v, const ValidationPolicy& policy);
 

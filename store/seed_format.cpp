@@ -23,9 +23,9 @@ struct SeedKey {
     bool required;
 };
 
-// In the order an export writes them. `commit`, `check` and `hosts` are not in the seed tool's
-// format: without them a copy made with --import would follow the branch instead of the pin, pass a
-// deploy the original's check refuses, and deploy on every host.
+// In the order an export writes them. `commit`, `check`, `hosts` and the serving fields are not in
+// the seed tool's format: without them a copy made with --import would follow the branch instead of
+// the pin, pass a deploy the original's check refuses, deploy on every host, and serve differently.
 constexpr SeedKey kSeedKeys[] = {
     {"domain", "domain", true},
     {"repo", "repo", true},
@@ -35,6 +35,9 @@ constexpr SeedKey kSeedKeys[] = {
     {"deploy_key", "deploy_key_ref", false},
     {"check", "check", false},
     {"hosts", "hosts", false},
+    {"routing", "routing", false},
+    {"aliases", "aliases", false},
+    {"auth_ref", "auth_ref", false},
 };
 
 // "domain, repo, ... and hosts", for a refusal of a key the format does not have.

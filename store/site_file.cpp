@@ -72,6 +72,9 @@ std::string actual_section(const ActualState& a) {
            "commit = " + toml_string(a.commit) + "\n"
            "domain = " + toml_string(a.domain) + "\n"
            "path = " + toml_string(a.path) + "\n"
+           "routing = " + toml_string(a.routing) + "\n"
+           "aliases = " + toml_string(a.aliases) + "\n"
+           "auth_ref = " + toml_string(a.auth_ref) + "\n"
            "log = " + toml_strings(a.log) + "\n"
            "error = " + toml_string(a.error) + "\n"
            "error_from_write = " + (a.error_from_write ? "true" : "false") + "\n"
@@ -169,7 +172,7 @@ private:
         const ValidationPolicy load_policy{.allow_local_repos = true};
         ActualState a;
         only(actual, "actual.",
-             {"state", "commit", "domain", "path", "log", "error", "error_from_write", "changed", "updated", "generation",
+             {"state", "commit", "domain", "path", "routing", "aliases", "auth_ref", "log", "error", "error_from_write", "changed", "updated", "generation",
               "retry_at", "tls"});
         // What the reconciler reports: never incomplete or gone, which are derived from the desired
         // state and the host reports.
@@ -179,13 +182,16 @@ private:
             fail("actual.state", "'" + printable(state) + "' is not one of pending, deploying, live, failed or empty");
         a.state = *parsed;
         a.commit = str(actual, "commit", "actual.");
-        // The served commit, domains and path go into the proxy config when the reconciler starts,
+        // The served commit, domains, path and serving fields go into the proxy config when the reconciler starts,
         // so they are held to the same rules as the desired values they were copied from.
         if (!a.commit.empty() && (a.commit.size() != 40 || check_commit(a.commit, load_policy).value != a.commit))
             fail("actual.commit", "'" + printable(a.commit) + "' is not a 40-digit lower-case commit id");
         // Keys added after format 1 shipped load as empty when absent.
         if (actual.contains("domain")) a.domain = checked(actual, "domain", "actual.", check_domain, load_policy);
         if (actual.contains("path")) a.path = checked(actual, "path", "actual.", check_path, load_policy);
+        if (actual.contains("routing")) a.routing = checked(actual, "routing", "actual.", check_routing, load_policy);
+        if (actual.contains("aliases")) a.aliases = checked(actual, "aliases", "actual.", check_aliases, load_policy);
+        if (actual.contains("auth_ref")) a.auth_ref = checked(actual, "auth_ref", "actual.", check_auth_ref, load_policy);
         if (actual.contains("log")) a.log = strings(actual, "log", "actual.");
         a.error = str(actual, "error", "actual.");
         a.error_from_write = boolean(actual, "error_from_write", "actual.");

@@ -138,7 +138,9 @@ std::string alphabet_problem(std::string_view field, std::string_view v) {
         }
         return relative_path_problem(v, "._~+-");
     }
-    if (field == "deploy_key_ref") {
+    if (field == "routing") return v == "static" || v == "spa" ? "" : "not static or spa";
+    if (field == "aliases") return v == "serve" || v == "redirect" ? "" : "not serve or redirect";
+    if (field == "deploy_key_ref" || field == "auth_ref") {
         const size_t colon = v.find(':');
         if (colon == std::string_view::npos || colon == 0 || colon + 1 == v.size()) return "not PROVIDER:NAME";
         const std::string_view provider = v.substr(0, colon), name = v.substr(colon + 1);

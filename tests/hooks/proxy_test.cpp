@@ -11,11 +11,15 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <memory>
+#include <sstream>
 #include <thread>
 
 #include "common/files.hpp"
 #include "hooks/http_probe.hpp"
 #include "hooks/proxy_config.hpp"
+#include "hooks/site_rules.hpp"
 #include "tests/integration/mount_fixture.hpp"
 #include "tests/support/caddy.hpp"
 
@@ -48,6 +52,19 @@ std::string proxy_error(F&& f) {
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// What every render starts with: the header and the snippets the site blocks import.
+std::string prelude() {
+    ProxyOptions o;
+    o.file = "/unused";
+    return make_caddy_config(o)->render({});
+}
+
+// A site block's body with no options set.
+std::string plain_body(const std::string& name, const std::string& commit) {
+    return "\troot * /var/lib/sites/" + name + "/current/public\n\timport sitesfs_site " + commit +
+           "\n\timport sitesfs_static\n\timport sitesfs_errors " + commit + "\n";
+}
 
 class ProxyTest : public ::testing::Test {
 protected:
@@ -93,34 +110,13 @@ TEST_F(ProxyTest, RenderIsExactSortedAndIndependentOfInputOrder) {
         site("blog", {"www.blog.test", "blog.test"}),
         site("shop", {"b-shop.test"}),
     };
-    const std::string expected = kHeader +
+    const std::string expected = prelude() +
                                  "\n"
-                                 "http://b-shop.test:8080 {\n"
-                                 "\troot * /var/lib/sites/shop/current/public\n"
-                                 "\tfile_server\n"
-                                 "\theader {\n"
-                                 "\t\tX-Deployed-Commit " + kCommitA + "\n"
-                                 "\t\t-Server\n"
-                                 "\t}\n"
-                                 "}\n"
+                                 "http://b-shop.test:8080 {\n" + plain_body("shop", kCommitA) + "}\n"
                                  "\n"
-                                 "http://www.blog.test:8080, http://blog.test:8080 {\n"
-                                 "\troot * /var/lib/sites/blog/current/public\n"
-                                 "\tfile_server\n"
-                                 "\theader {\n"
-                                 "\t\tX-Deployed-Commit " + kCommitA + "\n"
-                                 "\t\t-Server\n"
-                                 "\t}\n"
-                                 "}\n"
+                                 "http://www.blog.test:8080, http://blog.test:8080 {\n" + plain_body("blog", kCommitA) + "}\n"
                                  "\n"
-                                 "http://zeta.test:8080 {\n"
-                                 "\troot * /var/lib/sites/zeta/current/public\n"
-                                 "\tfile_server\n"
-                                 "\theader {\n"
-                                 "\t\tX-Deployed-Commit " + kCommitB + "\n"
-                                 "\t\t-Server\n"
-                                 "\t}\n"
-                                 "}\n";
+                                 "http://zeta.test:8080 {\n" + plain_body("zeta", kCommitB) + "}\n";
     EXPECT_EQ(proxy->render(sites), expected);
     std::sort(sites.begin(), sites.end(), [](const ProxySite& a, const ProxySite& b) { return a.site < b.site; });
     do {
@@ -145,9 +141,8 @@ TEST_F(ProxyTest, RenderAddsTheHealthListenerBesideEachSite) {
     o.health_ip = "127.0.0.1";
     o.health_port = 2080;
     const auto text = make_caddy_config(o)->render({site("blog", {"blog.test", "*.blog.test"})});
-    const std::string body = "\troot * /var/lib/sites/blog/current/public\n\tfile_server\n\theader {\n"
-                             "\t\tX-Deployed-Commit " + kCommitA + "\n\t\t-Server\n\t}\n";
-    EXPECT_EQ(text, kHeader + "\nblog.test, *.blog.test {\n" + body + "}\n" +
+    const std::string body = plain_body("blog", kCommitA);
+    EXPECT_EQ(text, prelude() + "\nblog.test, *.blog.test {\n" + body + "}\n" +
                         "http://blog.test:2080, http://*.blog.test:2080 {\n\tbind 127.0.0.1\n" + body + "}\n");
     o.health_ip = "::1";
     EXPECT_TRUE(contains(make_caddy_config(o)->render({site("blog", {"blog.test"})}), "\tbind [::1]\n"));
@@ -155,8 +150,13 @@ TEST_F(ProxyTest, RenderAddsTheHealthListenerBesideEachSite) {
     EXPECT_TRUE(contains(proxy_error([&] { make_caddy_config(o)->render({}); }), "is not an IP address"));
 }
 
-TEST_F(ProxyTest, RenderOfNoSitesIsTheHeaderOnly) {
-    EXPECT_EQ(make_caddy_config(options())->render({}), kHeader);
+TEST_F(ProxyTest, RenderOfNoSitesIsTheHeaderAndTheSnippets) {
+    const std::string text = make_caddy_config(options())->render({});
+    EXPECT_TRUE(text.starts_with(kHeader)) << text;
+    for (const std::string snippet : {"sitesfs_commit", "sitesfs_site", "sitesfs_static", "sitesfs_spa", "sitesfs_errors",
+                                      "sitesfs_errors_404_page"})
+        EXPECT_TRUE(contains(text, "\n(" + snippet + ") {\n")) << snippet;
+    EXPECT_FALSE(contains(text, "http")) << text;
 }
 
 TEST_F(ProxyTest, RenderRefusesDomainsOutsideTheHostnameAlphabet) {
@@ -450,6 +450,263 @@ TEST_F(ProxyTest, SwappedConfigIsServedAfterReload) {
     const auto back = it::run(caddy.reload_command(), {.timeout = 20s, .env = caddy.env()});
     ASSERT_EQ(back.code, 0) << it::describe(back);
     EXPECT_EQ(http_get(caddy.address(), "blog.test", "/", 2s).status, 404);
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a site's options make Caddy answer (docs/serving.md), asked with curl.
+
+struct Answer {
+    int status = 0;
+    std::map<std::string, std::string> headers;  // lower-case names
+    std::string body;
+};
+
+class Serving : public ProxyTest {
+protected:
+    void SetUp() override {
+        ProxyTest::SetUp();
+        stdfs::create_directories(dir() / "caddy");
+        caddy_ = std::make_unique<it::CaddyServer>(dir() / "caddy");
+        std::string why;
+        ASSERT_TRUE(caddy_->start(&why)) << why;
+    }
+
+    // A release tree with `files` (path -> bytes) under DIR/data/NAME.
+    stdfs::path tree(const std::string& name, const std::map<std::string, std::string>& files) {
+        const stdfs::path root = dir() / "data" / name;
+        for (const auto& [path, bytes] : files) {
+            stdfs::create_directories((root / path).parent_path());
+            spit(root / path, bytes);
+        }
+        return root;
+    }
+
+    void serve(const std::vector<ProxySite>& sites) {
+        ProxyOptions o;
+        o.file = caddy_->sites_file();
+        o.main_config = caddy_->main_config();
+        o.scheme = "http";
+        o.port = caddy_->port();
+        const auto proxy = make_caddy_config(o);
+        ProxyFileBefore before;
+        ASSERT_TRUE(swap_proxy_file(*proxy, proxy->render(sites), before));
+        const auto reload = it::run(caddy_->reload_command(), {.timeout = 20s, .env = caddy_->env()});
+        ASSERT_EQ(reload.code, 0) << it::describe(reload) << slurp(caddy_->log_file());
+    }
+
+    Answer get(const std::string& host, const std::string& path, std::vector<std::string> extra = {}) {
+        const stdfs::path head = dir() / "head", body = dir() / "body";
+        std::vector<std::string> argv{"curl", "-sS", "-D", head.string(), "-o", body.string(), "-H", "Host: " + host};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        argv.push_back("http://" + caddy_->address() + path);
+        const auto r = it::run(argv, {.timeout = 20s});
+        Answer a;
+        if (r.code != 0) {
+            ADD_FAILURE() << it::describe(r);
+            return a;
+        }
+        std::istringstream lines(slurp(head));
+        std::string line;
+        std::getline(lines, line);
+        a.status = std::stoi(line.substr(line.find(' ') + 1, 3));
+        while (std::getline(lines, line)) {
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            const size_t colon = line.find(':');
+            if (colon == std::string::npos) continue;
+            std::string name = line.substr(0, colon);
+            std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+            a.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
+        }
+        a.body = slurp(body);
+        return a;
+    }
+
+    static std::string header(const Answer& a, const std::string& name) {
+        const auto it = a.headers.find(name);
+        return it == a.headers.end() ? "<none>" : it->second;
+    }
+
+    int port() const { return caddy_->port(); }
+
+private:
+    std::unique_ptr<it::CaddyServer> caddy_;
+};
+
+TEST_F(Serving, StaticRoutingCleanUrlsDirectoriesAndTheReleasesOwn404) {
+    ProxySite s = site("app", {"app.test"});
+    s.root = tree("app", {{"index.html", "home"}, {"page.html", "page"}, {"docs/index.html", "docs"},
+                          {"404.html", "custom 404"}, {"_redirects", "/x /y\n"}, {"_headers", "/*\n  X-Frame-Options: DENY\n"}});
+    s.not_found_page = true;
+    ASSERT_NO_FATAL_FAILURE(serve({s}));
+    EXPECT_EQ(get("app.test", "/").body, "home");
+    const Answer clean = get("app.test", "/page");
+    EXPECT_EQ(clean.status, 200);
+    EXPECT_EQ(clean.body, "page");
+    EXPECT_EQ(get("app.test", "/page.html").body, "page");
+    const Answer dir_without_slash = get("app.test", "/docs");
+    EXPECT_EQ(dir_without_slash.status, 308);
+    EXPECT_EQ(header(dir_without_slash, "location"), "/docs/");
+    EXPECT_EQ(get("app.test", "/docs/").body, "docs");
+    for (const std::string missing : {"/nope", "/nope.js", "/docs/nope/", "/_redirects", "/_headers"}) {
+        const Answer a = get("app.test", missing);
+        EXPECT_EQ(a.status, 404) << missing;
+        EXPECT_EQ(a.body, "custom 404") << missing;
+        EXPECT_EQ(header(a, "x-deployed-commit"), kCommitA) << missing;
+        EXPECT_EQ(header(a, "server"), "<none>") << missing;
+    }
+    // Without a 404.html, Caddy's own empty 404, still with the commit.
+    s.not_found_page = false;
+    ASSERT_NO_FATAL_FAILURE(serve({s}));
+    const Answer bare = get("app.test", "/nope");
+    EXPECT_EQ(bare.status, 404);
+    EXPECT_EQ(bare.body, "");
+    EXPECT_EQ(header(bare, "x-deployed-commit"), kCommitA);
+}
+
+TEST_F(Serving, SpaRoutingAnswersPagesWithTheShellAndMissingAssetsWith404) {
+    ProxySite s = site("spa", {"spa.test"});
+    s.root = tree("spa", {{"index.html", "app shell"}, {"assets/app.js", "js"}, {"about/index.html", "about"}});
+    s.routing = Routing::spa;
+    ASSERT_NO_FATAL_FAILURE(serve({s}));
+    for (const std::string page : {"/", "/dashboard", "/dashboard/settings", "/users/42/"}) {
+        const Answer a = get("spa.test", page);
+        EXPECT_EQ(a.status, 200) << page;
+        EXPECT_EQ(a.body, "app shell") << page;
+    }
+    EXPECT_EQ(get("spa.test", "/assets/app.js").body, "js");
+    EXPECT_EQ(get("spa.test", "/about/").body, "about");
+    for (const std::string asset : {"/assets/app.0f3c.js", "/missing.css", "/img/logo.png"}) {
+        const Answer a = get("spa.test", asset);
+        EXPECT_EQ(a.status, 404) << asset;
+        EXPECT_NE(a.body, "app shell") << asset;
+    }
+}
+
+TEST_F(Serving, RedirectsFollowTheFileInOrderWithEveryStatus) {
+    ProxySite s = site("app", {"app.test"});
+    const std::string rules =
+        "# comments and blank lines are skipped\n"
+        "\n"
+        "/old          /page               301\n"
+        "/blog/:year/:slug /posts/:year/:slug.html 302\n"
+        "/temp/*       /page               307\n"
+        "/moved        https://example.com/new?ref=old 308\n"
+        "/app/*        /page.html          200\n"
+        "/gone         /removed.html       404\n"
+        "/page         /never              301\n"
+        "/style.css    /forced             301!\n"
+        "/go/*         /:splat\n"
+        "/old          /second-rule-never  302\n";
+    s.root = tree("app", {{"page.html", "page"}, {"removed.html", "it is gone"}, {"style.css", "css"}, {"_redirects", rules}});
+    s.rules.redirects = parse_redirects(rules);
+    ASSERT_NO_FATAL_FAILURE(serve({s}));
+    const auto redirect = [&](const std::string& path, int status, const std::string& to) {
+        const Answer a = get("app.test", path);
+        EXPECT_EQ(a.status, status) << path;
+        EXPECT_EQ(header(a, "location"), to) << path;
+        EXPECT_EQ(header(a, "x-deployed-commit"), kCommitA) << path;
+    };
+    redirect("/old", 301, "/page");
+    redirect("/old/", 301, "/page");
+    redirect("/blog/2026/hello", 302, "/posts/2026/hello.html");
+    redirect("/temp/a/b", 307, "/page");
+    redirect("/moved", 308, "https://example.com/new?ref=old");
+    redirect("/style.css", 301, "/forced");  // forced: the file is there, the rule wins
+    redirect("/go/docs/intro", 301, "/docs/intro");
+    const Answer rewrite = get("app.test", "/app/settings");
+    EXPECT_EQ(rewrite.status, 200);
+    EXPECT_EQ(rewrite.body, "page");
+    const Answer gone = get("app.test", "/gone");
+    EXPECT_EQ(gone.status, 404);
+    EXPECT_EQ(gone.body, "it is gone");
+    // A file at the path shadows a rule that is not forced (page.html serves /page).
+    const Answer shadowed = get("app.test", "/page");
+    EXPECT_EQ(shadowed.status, 200);
+    EXPECT_EQ(shadowed.body, "page");
+    // A splat that began with '/' would make "//evil.example/x", another site's address; Caddy
+    // matches the cleaned path ("/go/evil.example/x"), so the capture never does.
+    redirect("/go//evil.example/x", 301, "/evil.example/x");
+}
+
+TEST_F(Serving, HeadersRulesApplyToTheirPathsOnly) {
+    ProxySite s = site("app", {"app.test"});
+    const std::string rules =
+        "/*\n"
+        "  X-Content-Type-Options: nosniff\n"
+        "/assets/*\n"
+        "  Cache-Control: public, max-age=31536000, immutable\n"
+        "/\n"
+        "  Content-Security-Policy: default-src 'self'; img-src 'self' data:\n";
+    s.root = tree("app", {{"index.html", "home"}, {"assets/app.js", "js"}, {"_headers", rules}});
+    s.rules.headers = parse_headers(rules);
+    ASSERT_NO_FATAL_FAILURE(serve({s}));
+    const Answer home = get("app.test", "/");
+    EXPECT_EQ(header(home, "x-content-type-options"), "nosniff");
+    EXPECT_EQ(header(home, "content-security-policy"), "default-src 'self'; img-src 'self' data:");
+    EXPECT_EQ(header(home, "cache-control"), "<none>");
+    const Answer asset = get("app.test", "/assets/app.js");
+    EXPECT_EQ(header(asset, "cache-control"), "public, max-age=31536000, immutable");
+    EXPECT_EQ(header(asset, "x-content-type-options"), "nosniff");
+    EXPECT_EQ(header(asset, "content-security-policy"), "<none>");
+}
+
+TEST_F(Serving, TextIsCompressedAndPrecompressedSiblingsAreServed) {
+    ProxySite s = site("app", {"app.test"});
+    std::string text;
+    for (int i = 0; i < 200; ++i) text += "line " + std::to_string(i) + " of a text that compresses well\n";
+    s.root = tree("app", {{"notes.txt", text}, {"app.js", "plain js"}, {"app.js.gz", "pretend gzip bytes"},
+                          {"logo.png", std::string(4096, 'x')}});
+    ASSERT_NO_FATAL_FAILURE(serve({s}));
+    for (const std::string enc : {"gzip", "zstd"}) {
+        const Answer a = get("app.test", "/notes.txt", {"-H", "Accept-Encoding: " + enc});
+        EXPECT_EQ(header(a, "content-encoding"), enc);
+        EXPECT_LT(a.body.size(), text.size() / 4) << enc;
+    }
+    EXPECT_EQ(get("app.test", "/notes.txt").body, text);  // a client that asks for none
+    const Answer pre = get("app.test", "/app.js", {"-H", "Accept-Encoding: gzip"});
+    EXPECT_EQ(header(pre, "content-encoding"), "gzip");
+    EXPECT_EQ(pre.body, "pretend gzip bytes");
+    EXPECT_EQ(get("app.test", "/app.js").body, "plain js");
+    EXPECT_EQ(header(get("app.test", "/logo.png", {"-H", "Accept-Encoding: gzip"}), "content-encoding"), "<none>");
+}
+
+TEST_F(Serving, AliasesRedirectToTheFirstNameWithPathAndQuery) {
+    ProxySite s = site("app", {"app.test", "www.app.test", "old-app.test"});
+    s.root = tree("app", {{"index.html", "home"}});
+    s.redirect_aliases = true;
+    ASSERT_NO_FATAL_FAILURE(serve({s}));
+    EXPECT_EQ(get("app.test", "/").body, "home");
+    for (const std::string alias : {"www.app.test", "old-app.test"}) {
+        const Answer a = get(alias, "/a/b?c=1");
+        EXPECT_EQ(a.status, 308) << alias;
+        EXPECT_EQ(header(a, "location"), "http://app.test:" + std::to_string(port()) + "/a/b?c=1") << alias;
+    }
+    s.redirect_aliases = false;
+    ASSERT_NO_FATAL_FAILURE(serve({s}));
+    EXPECT_EQ(get("www.app.test", "/").body, "home");
+}
+
+TEST_F(Serving, BasicAuthGuardsTheWholeSite) {
+    const auto hashed = it::run({"caddy", "hash-password", "--plaintext", "s3cret"}, {.timeout = 20s});
+    ASSERT_EQ(hashed.code, 0) << it::describe(hashed);
+    std::string hash = hashed.out;
+    while (!hash.empty() && std::isspace(static_cast<unsigned char>(hash.back()))) hash.pop_back();
+    ProxySite s = site("app", {"app.test"});
+    s.root = tree("app", {{"index.html", "private"}, {"404.html", "custom 404"}});
+    s.not_found_page = true;
+    s.users = {{"alice", hash}, {"bob.ops", hash}};
+    ASSERT_NO_FATAL_FAILURE(serve({s}));
+    for (const std::string path : {"/", "/nope", "/index.html"}) {
+        const Answer a = get("app.test", path);
+        EXPECT_EQ(a.status, 401) << path;
+        EXPECT_NE(a.body, "private") << path;
+        EXPECT_EQ(header(a, "x-deployed-commit"), kCommitA) << path;
+    }
+    EXPECT_EQ(get("app.test", "/", {"-u", "alice:s3cret"}).body, "private");
+    EXPECT_EQ(get("app.test", "/", {"-u", "bob.ops:s3cret"}).body, "private");
+    EXPECT_EQ(get("app.test", "/nope", {"-u", "alice:s3cret"}).body, "custom 404");
+    EXPECT_EQ(get("app.test", "/", {"-u", "alice:wrong"}).status, 401);
+    EXPECT_EQ(get("app.test", "/", {"-u", "mallory:s3cret"}).status, 401);
 }
 
 // ---------------------------------------------------------------------------------------------

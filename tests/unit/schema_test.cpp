@@ -29,7 +29,7 @@ TEST(Schema, DeclaresTheSiteFilesInOrder) {
     std::vector<std::string> names;
     for (const auto& f : site_fields()) names.emplace_back(f.name);
     EXPECT_EQ(names, (std::vector<std::string>{"repo", "domain", "branch", "path", "deploy_key_ref", "commit", "check", "hosts",
-                                               "status", "log", "wait"}));
+                                               "routing", "aliases", "auth_ref", "status", "log", "wait"}));
 }
 
 TEST(Schema, TheTypedFieldNamesAreTheReadWriteFieldsInOrder) {
@@ -105,7 +105,7 @@ TEST(Schema, WaitSettlesOnceTheGenerationAtOpenIsLiveOrFailed) {
 TEST(Schema, AFieldIsUntouchedByTheChangesItsChangedBySkips) {
     auto before = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}, {"branch", "main"},
                              {"path", "docs"}, {"deploy_key_ref", "file:blog"}, {"commit", "abc1234"}, {"check", "/ Hi"},
-                             {"hosts", "web-1"}});
+                             {"hosts", "web-1"}, {"routing", "spa"}, {"aliases", "serve"}, {"auth_ref", "file:staff"}});
     before.actual = {SiteState::live, std::string(40, 'a'), "blog.example.com", "docs", {"line 1"}, "domain: refused", true,
                      before.created + std::chrono::seconds(5), before.created + std::chrono::seconds(6), 3};
 
