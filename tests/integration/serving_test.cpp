@@ -3,6 +3,8 @@
 // Caddy answer in detail is proxy_tests' `Serving` suite; here it is the path from a write to it.
 #include <sys/stat.h>
 
+#include <map>
+
 #include "tests/integration/deploy_fixture.hpp"
 
 namespace sitesfs::it {
@@ -93,6 +95,50 @@ TEST_F(ServingOptions, AnAuthRefThatDoesNotResolveFailsTheDeployAndChangesNothin
     }
     ASSERT_TRUE(shell("echo nope > blog/auth_ref", {.code = 1, .err_has = "Invalid argument"}));
     EXPECT_NE(status_line("blog", "error").find("auth_ref 'nope': write PROVIDER:NAME"), std::string::npos) << status_of("blog");
+}
+
+// A real generator's output, as it would go to Netlify: Debian's Hugo builds a small site whose
+// static/ holds _redirects and _headers and whose layouts make a 404 page; the built tree is
+// committed and deployed through the mount.
+TEST_F(ServingOptions, AHugoBuildBehavesAsOnNetlify) {
+    const stdfs::path src = tmp() / "hugo-site";
+    const std::map<std::string, std::string> site{
+        {"hugo.toml", "baseURL = '/'\ntitle = 'Blog'\ndisableKinds = ['taxonomy', 'term']\n"},
+        {"content/posts/hello.md", "---\ntitle: Hello\n---\nHello from Hugo.\n"},
+        {"layouts/index.html", "<h1>{{ .Site.Title }}</h1>{{ range .Site.RegularPages }}<a href=\"{{ .RelPermalink }}\">{{ .Title }}</a>{{ end }}\n"},
+        {"layouts/_default/single.html", "<article>{{ .Content }}</article>\n"},
+        {"layouts/_default/list.html", "<ul>{{ range .Pages }}<li>{{ .Title }}</li>{{ end }}</ul>\n"},
+        {"layouts/404.html", "<p>No such page on {{ .Site.Title }}.</p>\n"},
+        {"static/_redirects", "/old-post  /posts/hello/  301\n/feed      /index.xml     302\n"},
+        {"static/_headers", "/posts/*\n  X-Frame-Options: DENY\n"},
+    };
+    for (const auto& [path, text] : site) {
+        stdfs::create_directories((src / path).parent_path());
+        spit(src / path, text);
+    }
+    const stdfs::path out = tmp() / "hugo-public";
+    const auto built = run({"hugo", "--source", src.string(), "--destination", out.string(), "--quiet"},
+                           {.timeout = 60s, .env = {"HOME=" + (tmp() / "home").string()}});
+    ASSERT_EQ(built.code, 0) << describe(built);
+    std::map<std::string, std::string> files;
+    for (const auto& e : stdfs::recursive_directory_iterator(out))
+        if (e.is_regular_file()) files[e.path().lexically_relative(out).string()] = slurp(e.path());
+    ASSERT_TRUE(files.contains("posts/hello/index.html") && files.contains("404.html") && files.contains("_redirects"))
+        << files.size() << " files built";
+    const std::string sha = repo_->commit(files);
+    ASSERT_EQ(create_site("blog", "blog.test"), "live " + sha + "\n") << daemon_log();
+
+    EXPECT_NE(body("blog.test", "/").find("<h1>Blog</h1>"), std::string::npos);
+    EXPECT_NE(body("blog.test", "/posts/hello/").find("Hello from Hugo."), std::string::npos);
+    EXPECT_EQ(status_of_get("blog.test", "/posts/hello"), 308);  // to the directory, as Netlify does
+    EXPECT_EQ(status_of_get("blog.test", "/no/such/page"), 404);
+    EXPECT_NE(body("blog.test", "/no/such/page").find("No such page on Blog."), std::string::npos);
+    EXPECT_EQ(status_of_get("blog.test", "/old-post"), 301);
+    EXPECT_EQ(status_of_get("blog.test", "/feed"), 302);
+    EXPECT_EQ(status_of_get("blog.test", "/_redirects"), 404);
+    EXPECT_EQ(header("blog.test", "X-Frame-Options"), "<no X-Frame-Options>") << "only under /posts/";
+    const auto post = run({"curl", "-sI", "-H", "Host: blog.test", "http://" + caddy_->address() + "/posts/hello/"});
+    EXPECT_NE(post.out.find("X-Frame-Options: DENY"), std::string::npos) << post.out;
 }
 
 }  // namespace
