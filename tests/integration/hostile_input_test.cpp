@@ -21,6 +21,8 @@ const std::map<std::string, std::string> kGood{
     {"branch", "main"},                       {"path", "public"},
     {"deploy_key_ref", "file:blog"},          {"commit", "abc1234"},
     {"check", "/en/ Welcome"},                {"hosts", "web-1 label:eu"},
+    {"routing", "spa"},                       {"aliases", "redirect"},
+    {"auth_ref", "file:staff"},
 };
 
 std::string shown(const std::string& v) {

@@ -21,12 +21,17 @@
 #include <thread>
 
 #include "common/files.hpp"
+#include "schemas/site_record.hpp"
 
 extern char** environ;
 
 namespace sitesfs::it {
 
-const std::vector<std::string> kSiteFiles{"branch", "check", "commit", "deploy_key_ref", "domain", "hosts", "path", "repo"};
+const std::vector<std::string> kSiteFiles = [] {
+    std::vector<std::string> names(std::begin(kDesiredFields), std::end(kDesiredFields));
+    std::sort(names.begin(), names.end());
+    return names;
+}();
 
 namespace {
 
