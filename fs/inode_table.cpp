@@ -1,9 +1,11 @@
 #include "fs/inode_table.hpp"
 
+#include <algorithm>
+
 namespace sitesfs::fs {
 
 namespace {
-const std::set<fuse_ino_t> kNone;
+const std::vector<fuse_ino_t> kNone;
 }
 
 InodeTable::InodeTable() {
@@ -20,7 +22,7 @@ Node* InodeTable::find(fuse_ino_t ino) {
 
 Node& InodeTable::remember(const Node& node) {
     auto [it, inserted] = nodes_.try_emplace(node.ino, node);
-    if (inserted && !node.site.empty()) by_site_[node.site].insert(node.ino);
+    if (inserted && !node.site.empty()) by_site_[node.site].push_back(node.ino);
     ++it->second.nlookup;
     return it->second;
 }
@@ -32,13 +34,17 @@ void InodeTable::forget(fuse_ino_t ino, uint64_t n) {
     node.nlookup = n >= node.nlookup ? 0 : node.nlookup - n;
     if (node.nlookup > 0 || node.kind == NodeKind::Root || node.kind == NodeKind::Export) return;
     if (auto s = by_site_.find(node.site); s != by_site_.end()) {
-        s->second.erase(ino);
-        if (s->second.empty()) by_site_.erase(s);
+        auto& inos = s->second;
+        if (auto at = std::find(inos.begin(), inos.end(), ino); at != inos.end()) {
+            *at = inos.back();
+            inos.pop_back();
+        }
+        if (inos.empty()) by_site_.erase(s);
     }
     nodes_.erase(it);
 }
 
-const std::set<fuse_ino_t>& InodeTable::nodes_of(const std::string& site) const {
+const std::vector<fuse_ino_t>& InodeTable::nodes_of(const std::string& site) const {
     auto it = by_site_.find(site);
     return it == by_site_.end() ? kNone : it->second;
 }
