@@ -4,6 +4,9 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -245,6 +248,18 @@ int serve(const CommandLine& cl, const Config& cfg, const std::string& mountpoin
     return rc == 0 ? 0 : kRuntimeFailure;
 }
 
+// glibc gives each thread that allocates its own arena, up to 8 per CPU, and keeps what each one
+// grew to. The daemon's threads (FUSE workers, the reconciler's, gRPC's pollers when the store is
+// etcd) allocate little and mostly wait, so arenas only hold freed memory: with etcd and 10,000
+// sites they were 19 MiB of the daemon's resident set. One arena per CPU keeps contention where it
+// matters (FUSE workers running at once) and that memory in check. An operator's MALLOC_ARENA_MAX
+// is the tunable glibc documents, and wins.
+void cap_malloc_arenas() {
+    if (getenv("MALLOC_ARENA_MAX")) return;
+    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    mallopt(M_ARENA_MAX, static_cast<int>(std::clamp(cpus, 1L, 8L)));
+}
+
 int run(int argc, char** argv) {
     CommandLine cl;
     try {
@@ -296,4 +311,7 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace sitesfs::mount
 
-int main(int argc, char** argv) { return sitesfs::mount::run(argc, argv); }
+int main(int argc, char** argv) {
+    sitesfs::mount::cap_malloc_arenas();
+    return sitesfs::mount::run(argc, argv);
+}
