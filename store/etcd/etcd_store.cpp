@@ -135,13 +135,19 @@ struct ClusterView {
     std::map<std::string, ClaimEntry, std::less<>> claims;
     std::map<std::string, std::vector<std::string>, std::less<>> hosts;  // registered host → labels
     std::set<std::string, std::less<>> alive;
-    // Every key's newest revision applied, deletions included: a late watch event older than a
-    // write this host applied itself must not undo it.
+    // The newest revision applied of every key changed since the list, deletions included: a
+    // late watch event older than a write this host applied itself must not undo it.
     std::unordered_map<std::string, int64_t> seen;
     std::map<std::string, std::string> unreadable;  // key → why
     int64_t revision = 0;
     // The list's revision: every event up to it is in the list already.
     int64_t listed = 0;
+
+    // How far the view knows `key`: every change of it up to this revision is applied.
+    int64_t known(const std::string& key) const {
+        const auto it = seen.find(key);
+        return std::max(listed, it == seen.end() ? 0 : it->second);
+    }
 };
 
 class EtcdStore final : public Store {
@@ -382,8 +388,7 @@ private:
                 const std::string& owner_name = it->second.site;
                 const std::string owner_key = keys_.site(owner_name);
                 const auto owner = view_.sites.find(owner_name);
-                const auto seen = view_.seen.find(owner_key);
-                const bool owner_known = seen != view_.seen.end() && seen->second >= it->second.mod;
+                const bool owner_known = view_.known(owner_key) >= it->second.mod;
                 if (!owner_known || (owner != view_.sites.end() && owner->second.desired &&
                                      domains_of(*owner->second.desired).contains(d))) {
                     c.refused = Outcome::fail(EEXIST, "domain '" + d + "' is already served by site '" + owner_name + "'");
@@ -711,54 +716,59 @@ private:
         int64_t& seen = view_.seen[e.kv.key];
         if (e.kv.mod_revision <= seen) return;
         seen = e.kv.mod_revision;
+        apply_to(view_, m, e);
+    }
+
+    // Puts one event into `view`, which has no newer value of its key.
+    void apply_to(ClusterView& view, const KeyMeaning& m, const etcd::Event& e) const {
         const bool put = e.type == etcd::Event::Type::Put;
-        view_.unreadable.erase(e.kv.key);
+        view.unreadable.erase(e.kv.key);
         try {
             switch (m.kind) {
             case KeyMeaning::Kind::Site:
                 if (!put) {
-                    view_.sites.erase(m.site);
+                    view.sites.erase(m.site);
                     break;
                 }
-                view_.sites[m.site] = ClusterView::SiteEntry{
+                view.sites[m.site] = ClusterView::SiteEntry{
                     e.kv.mod_revision, e.kv.create_revision,
                     std::make_shared<const SiteRecord>(parse_desired_value(e.kv.value, m.site, e.kv.key))};
                 break;
             case KeyMeaning::Kind::Actual:
                 if (!put) {
-                    if (const auto it = view_.actuals.find(m.site); it != view_.actuals.end()) {
+                    if (const auto it = view.actuals.find(m.site); it != view.actuals.end()) {
                         it->second.erase(m.host);
-                        if (it->second.empty()) view_.actuals.erase(it);
+                        if (it->second.empty()) view.actuals.erase(it);
                     }
                     break;
                 }
-                view_.actuals[m.site][m.host] = ClusterView::ActualEntry{e.kv.mod_revision, parse_actual_value(e.kv.value, e.kv.key)};
+                view.actuals[m.site][m.host] = ClusterView::ActualEntry{e.kv.mod_revision, parse_actual_value(e.kv.value, e.kv.key)};
                 break;
             case KeyMeaning::Kind::Domain:
                 if (put)
-                    view_.claims[m.domain] = ClusterView::ClaimEntry{e.kv.mod_revision, e.kv.value};
+                    view.claims[m.domain] = ClusterView::ClaimEntry{e.kv.mod_revision, e.kv.value};
                 else
-                    view_.claims.erase(m.domain);
+                    view.claims.erase(m.domain);
                 break;
             case KeyMeaning::Kind::Host:
                 if (put)
-                    view_.hosts[m.host] = split_hosts(e.kv.value);  // labels, blank-separated as a hosts value is
+                    view.hosts[m.host] = split_hosts(e.kv.value);  // labels, blank-separated as a hosts value is
                 else
-                    view_.hosts.erase(m.host);
+                    view.hosts.erase(m.host);
                 break;
             case KeyMeaning::Kind::Alive:
                 if (put)
-                    view_.alive.insert(m.host);
+                    view.alive.insert(m.host);
                 else
-                    view_.alive.erase(m.host);
+                    view.alive.erase(m.host);
                 break;
             case KeyMeaning::Kind::Other:
                 break;
             }
         } catch (const StoreError& err) {
             // Left out rather than guessed at; describe() names it, and the next good value heals it.
-            if (m.kind == KeyMeaning::Kind::Site) view_.sites.erase(m.site);
-            view_.unreadable[e.kv.key] = err.what();
+            if (m.kind == KeyMeaning::Kind::Site) view.sites.erase(m.site);
+            view.unreadable[e.kv.key] = err.what();
             spdlog::error("etcd value left out: {}", err.what());
         }
     }
@@ -768,25 +778,27 @@ private:
     std::string relist() {
         // The old watch's late events must not land on the new list.
         watch_.reset();
+        // Each page goes into the new view as it arrives, so a big prefix is never held twice.
+        // `seen` stays empty: every event up to the list's revision is dropped as listed already.
         ClusterView fresh;
-        std::vector<etcd::Event> events;
         etcd::RangeRequest req{options_.prefix, etcd::prefix_end(options_.prefix)};
         req.limit = kListPage;
         for (;;) {
-            const auto result = client_->range(req);
+            auto result = client_->range(req);
             if (const Error* e = error_of(result)) return e->message;
-            const auto& r = std::get<etcd::RangeResponse>(result);
+            auto& r = std::get<etcd::RangeResponse>(result);
             if (req.revision == 0) req.revision = r.revision;
-            for (const auto& kv : r.kvs) events.push_back(etcd::Event{etcd::Event::Type::Put, kv});
-            if (!r.more || r.kvs.empty()) break;
-            req.key = r.kvs.back().key + '\0';
+            if (!r.more || r.kvs.empty()) req.key.clear();
+            else req.key = r.kvs.back().key + '\0';
+            for (auto& kv : r.kvs) {
+                const KeyMeaning m = meaning(options_.prefix, kv.key);
+                apply_to(fresh, m, etcd::Event{etcd::Event::Type::Put, std::move(kv)});
+            }
+            if (req.key.empty()) break;
         }
         {
             std::lock_guard lock(mu_);
             view_ = std::move(fresh);
-            std::set<std::string> touched;
-            bool everyone = false;
-            for (const auto& e : events) apply(e, touched, everyone);
             view_.revision = view_.listed = req.revision;
             connected_ = true;
         }
