@@ -3,9 +3,9 @@
 // shared_ptr<const SiteRecord> never sees half of an update.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +64,10 @@ constexpr bool is_desired_field(std::string_view name) {
     return false;
 }
 
+// A read-write field's place in kDesiredFields; throws std::invalid_argument for any other name
+// (a caller that passes one has a bug, not bad input).
+size_t desired_field_index(std::string_view name);
+
 // The name of a read-write field. A name written in the code is checked when it compiles, so
 // `site.field("domian")` is a build error, not a value that silently reads empty; a name that
 // comes at run time (from the schema's rows, a test's table) goes through known().
@@ -93,11 +97,23 @@ struct HostReport {
     ActualState actual;
 };
 
+// A site's read-write values, one slot per field in kDesiredFields' order; an unset field is
+// empty. An array rather than a map keyed by name: 10,000 records would spend a tree node and a
+// key string on every field (P6, docs/benchmarks.md).
+class DesiredFields {
+public:
+    const FieldValue& operator[](FieldName name) const { return values_[desired_field_index(name.str())]; }
+    FieldValue& operator[](std::string_view name) { return values_[desired_field_index(name)]; }
+
+private:
+    std::array<FieldValue, std::size(kDesiredFields)> values_{};
+};
+
 struct SiteRecord {
     std::string name;
     uint64_t generation = 0;  // bumped by every committed write of desired state
     Timestamp created{};
-    std::map<std::string, FieldValue, std::less<>> desired;  // keyed by schema field name
+    DesiredFields desired;
     ActualState actual;
     std::vector<HostReport> reports;  // the hosts the site is placed on, sorted by name; empty: one host (actual is all there is)
     // What a shared store has to say about this site on this host: a write whose outcome etcd
@@ -105,7 +121,7 @@ struct SiteRecord {
     // Empty in the file store.
     std::string store_note;
 
-    const FieldValue& field(FieldName name) const;  // an empty value when unset
+    const FieldValue& field(FieldName name) const { return desired[name]; }  // an empty value when unset
 };
 
 using SiteRef = std::shared_ptr<const SiteRecord>;

@@ -9,8 +9,6 @@ namespace sitesfs {
 
 namespace {
 
-const FieldValue kUnset{};
-
 std::string desired(const SiteRecord& s, FieldName name) { return s.field(name).value; }
 Timestamp desired_changed(const SiteRecord& s, FieldName name) {
     const auto t = s.field(name).changed;
@@ -174,17 +172,14 @@ const std::array kFields{
 
 }  // namespace
 
-FieldName FieldName::known(std::string_view name) {
-    // The list's own spelling, which outlives the caller's string.
-    for (const auto f : kDesiredFields)
-        if (f == name) return FieldName(f, Checked{});
+size_t desired_field_index(std::string_view name) {
+    for (size_t i = 0; i < std::size(kDesiredFields); ++i)
+        if (kDesiredFields[i] == name) return i;
     throw std::invalid_argument("'" + std::string(name) + "' is not a read-write field");
 }
 
-const FieldValue& SiteRecord::field(FieldName name) const {
-    auto it = desired.find(name.str());
-    return it == desired.end() ? kUnset : it->second;
-}
+// The list's own spelling, which outlives the caller's string.
+FieldName FieldName::known(std::string_view name) { return FieldName(kDesiredFields[desired_field_index(name)], Checked{}); }
 
 std::span<const FieldSpec> site_fields() { return kFields; }
 

@@ -116,8 +116,9 @@ TEST(Schema, AFieldIsUntouchedByTheChangesItsChangedBySkips) {
     // What a committed write may change: desired values and times, the generation, and the
     // actual state's write error and `updated` time.
     SiteRecord written = before;
-    for (auto& [name, value] : written.desired)
-        value = FieldValue{value.value + "x", before.created + std::chrono::seconds(70)};
+    for (const auto name : kDesiredFields)
+        if (FieldValue& value = written.desired[name]; !value.value.empty())
+            value = FieldValue{value.value + "x", before.created + std::chrono::seconds(70)};
     written.desired["branch"] = FieldValue{"dev", before.created + std::chrono::seconds(70)};
     written.generation = 9;
     written.actual.error.clear();
@@ -267,7 +268,7 @@ TEST(HostReports, TheSiteIsAsBadAsItsWorstHost) {
     EXPECT_EQ(site_state(placed_site({live, gone})), SiteState::gone);
     EXPECT_EQ(site_state(placed_site({gone})), SiteState::gone);
     auto incomplete = placed_site({live});
-    incomplete.desired.erase("domain");
+    incomplete.desired["domain"] = FieldValue{};
     EXPECT_EQ(site_state(incomplete), SiteState::incomplete);
     auto one_host = placed_site({});
     one_host.actual.state = SiteState::live;
