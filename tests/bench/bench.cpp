@@ -209,22 +209,24 @@ constexpr std::pair<const char*, const char*> kMisses[] = {
                   "repo's template files and FETCH_HEAD are never used)."},
     {"E1",
            "Not etcd's txn: a bare txn of the mount's shape (mod_revision guard, put, read on failure) from "
-           "the benchmark process takes 2.5 ms p50 against the bare put's 2.3 ms, so about 1.1 ms of the 1.3 "
-           "ms gap is the mount's path around one synchronous gRPC call made on the FUSE thread: the round "
-           "trips of open(O_TRUNC), write and close, validating and rendering the record, and applying the "
-           "change to the cache, plus the daemon's watch thread waking for the same revision right after. P3 "
-           "on the file store does all of that but the txn in about 0.6 ms on a quiet machine; during this "
-           "run two compilers shared the 2 CPUs (load average 6-8), which lengthens every wake-up, and an "
-           "earlier run the same hour gave 4.3 ms vs 2.3 ms (1.86). Not profiled yet: the next step is a "
-           "perf profile of the daemon during E1 on a quiet machine, to see which of these counts."},
+           "the benchmark process takes about 0.1 ms more than the bare put (1.7 vs 1.6 ms p50 on a quiet "
+           "machine), so the gap is the mount's path around one synchronous gRPC call made on the FUSE "
+           "thread. perf during E1 on a quiet machine: about 5 FUSE requests a write (open with O_TRUNC, "
+           "write, flush, release), and the daemon's CPU spread over the kernel's syscall and interrupt paths "
+           "(a quarter of its samples), gRPC, protobuf and malloc, with sitesfs's own code (validating, "
+           "rendering the record, applying it to the cache, composing what readers see) a small part. On a "
+           "quiet machine the ratio sits at the line: 1.46 and 1.50 in two runs a minute apart; with "
+           "compilers sharing the 2 CPUs it reaches 1.6-1.9. What would close it: fewer round trips a write "
+           "(the kernel's open and flush cannot be skipped on a read-write mount) or an asynchronous etcd "
+           "client that does not wake a completion-queue thread per call."},
     {"P6 memory etcd",
-           "The etcd store costs about half as much again as the file store's memory. With 10000 sites the "
-           "file store's daemon holds 55.7 MiB after every file was read once, the etcd store's 83.6 MiB "
-           "(115.3 MiB at 17:00, before the store kept each site's record once: the cache's desired part is "
-           "now the published record itself, and the value as etcd holds it is not kept). About 19 MiB is "
-           "glibc's per-thread malloc arenas (gRPC's threads): with MALLOC_ARENA_MAX=1 the 17:00 run ended "
-           "at 89.3 MiB instead of 107.9 MiB. The rest is not profiled yet; what would close it: capping "
-           "the arenas (MALLOC_ARENA_MAX=2 in the unit) and a heap profile of the daemon after the list."},
+           "The etcd store's daemon holds about 10 MiB more than the file store's with 10,000 sites: gRPC's "
+           "and protobuf's libraries and threads (with 10 sites: 23.8 against 19.5 MiB) and the view's index "
+           "of sites and domain claims (about 2.5 MiB, heaptrack). Both keep the same records and the same "
+           "inode table. History: 115.3 MiB with 80,001 files before the store kept each record once; 75.2 "
+           "MiB with 110,001 before the list was applied page by page and a record's fields became an array "
+           "indexed by the schema instead of a map keyed by name; 58.9 MiB after. What would close a miss: "
+           "the view's per-site index kept in the published records rather than in maps of its own."},
 };
 
 }  // namespace
