@@ -16,13 +16,12 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "common/fd.hpp"
 #include "hooks/sandbox.hpp"
+#include "tests/integration/mount_fixture.hpp"
 #include "tests/support/cannot_run.hpp"
 
 namespace sitesfs::hooks {
@@ -30,30 +29,14 @@ namespace {
 
 namespace stdfs = std::filesystem;
 using namespace std::chrono_literals;
+using it::slurp;
+using it::spit;
+using it::split_lines;
 
 constexpr uid_t kNobody = 65534;
 constexpr const char* kBwrap = "/usr/bin/bwrap";
 
-std::string slurp(const stdfs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-void write_file(const stdfs::path& p, const std::string& text) {
-    stdfs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << text;
-}
-
 std::vector<std::string> sh(const std::string& script) { return {"/bin/sh", "-c", script}; }
-
-std::vector<std::string> lines(const std::string& text) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) out.push_back(line);
-    return out;
-}
 
 class Sandbox : public ::testing::Test {
 protected:
@@ -211,8 +194,8 @@ TEST_F(Sandbox, ProcessLimitStopsForks) {
     const auto r = run_sandboxed(s);
     ASSERT_TRUE(r.ok()) << r.summary() << "\n" << r.output;
     EXPECT_NE(r.output.find("Resource temporarily unavailable"), std::string::npos) << r.output;
-    ASSERT_FALSE(lines(r.output).empty());
-    const std::string last = lines(r.output).back();
+    ASSERT_FALSE(split_lines(r.output).empty());
+    const std::string last = split_lines(r.output).back();
     ASSERT_TRUE(last.starts_with("forked ")) << r.output;
     EXPECT_LT(std::stoi(last.substr(7)), 12) << r.output;
 }
@@ -262,18 +245,19 @@ TEST_F(Sandbox, WritesOutsideWorkFail) {
     for (const auto& t : targets) script += "if touch '" + t + "' 2>/dev/null; then echo written; else echo refused; fi; ";
     const auto r = run_sandboxed(spec(sh(script)));
     ASSERT_TRUE(r.ok()) << r.summary();
-    EXPECT_EQ(lines(r.output), std::vector<std::string>(targets.size(), "refused")) << r.output;
+    EXPECT_EQ(split_lines(r.output), std::vector<std::string>(targets.size(), "refused")) << r.output;
     for (const auto& t : targets) EXPECT_FALSE(stdfs::exists(t)) << t;
 }
 
 TEST_F(Sandbox, TmpIsPrivate) {
     const std::string name = "sitesfs-sandbox-private-" + std::to_string(getpid());
-    write_file(tmp_ / "outside/secret", "host\n");
+    stdfs::create_directory(tmp_ / "outside");
+    spit(tmp_ / "outside/secret", "host\n");
     const auto r = run_sandboxed(spec(sh("echo build > /tmp/" + name + " && cat /tmp/" + name + " && ls /tmp; cat " +
                                          (tmp_ / "outside/secret").string() + " 2>/dev/null || echo unreadable")));
     ASSERT_TRUE(r.ok()) << r.summary();
     // The private /tmp holds the file and the path down to WORK, nothing of the host's /tmp.
-    auto got = lines(r.output);
+    auto got = split_lines(r.output);
     std::sort(got.begin(), got.end());
     std::vector<std::string> want = {"build", name, tmp_.filename().string(), "unreadable"};
     std::sort(want.begin(), want.end());
@@ -288,7 +272,7 @@ TEST_F(Sandbox, EnvironmentIsExactlyWhatWasGiven) {
     const auto r = run_sandboxed(s);
     unsetenv("SITESFS_SANDBOX_LEAK");
     ASSERT_TRUE(r.ok()) << r.summary();
-    auto got = lines(r.output);
+    auto got = split_lines(r.output);
     std::sort(got.begin(), got.end());
     // HOME is added when missing; bwrap sets PWD.
     EXPECT_EQ(got, (std::vector<std::string>{"HOME=" + work_.string(), "LANG=C.UTF-8", "PATH=/usr/bin:/bin",
@@ -347,10 +331,12 @@ TEST_F(Sandbox, RefusesAWorkDirTheBuildUserDoesNotOwn) {
 TEST_F(Sandbox, HugoBuildsASiteUnderTheDefaultLimits) {
     if (access("/usr/bin/hugo", X_OK) != 0) SITESFS_CANNOT_RUN() << "hugo not installed (scripts/install-deps)";
     const stdfs::path src = work_ / "src", out = work_ / "out";
-    write_file(src / "config.toml", "baseURL = 'https://blog.example.com/'\ntitle = 'Sandbox'\n"
+    stdfs::create_directories(src / "content");
+    stdfs::create_directories(src / "layouts");
+    spit(src / "config.toml", "baseURL = 'https://blog.example.com/'\ntitle = 'Sandbox'\n"
                                     "disableKinds = ['taxonomy', 'term', 'RSS', 'sitemap']\n");
-    write_file(src / "content/_index.md", "---\ntitle: Home\n---\nHello from the sandbox.\n");
-    write_file(src / "layouts/index.html", "<h1>{{ .Title }}</h1>{{ .Content }}\n");
+    spit(src / "content/_index.md", "---\ntitle: Home\n---\nHello from the sandbox.\n");
+    spit(src / "layouts/index.html", "<h1>{{ .Title }}</h1>{{ .Content }}\n");
     ASSERT_NO_FATAL_FAILURE(give_to_nobody(src));
     const auto r = run_sandboxed(spec({"hugo", "--source", src.string(), "--destination", out.string()}));
     ASSERT_TRUE(r.ok()) << r.summary() << "\n" << r.output;
