@@ -51,6 +51,13 @@ size_t utf8_sequence_length(std::string_view s) {
     return cp >= kMinimum[len] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff) ? len : 0;
 }
 
+std::string_view utf8_tail(std::string_view text, size_t max) {
+    if (text.size() <= max) return text;
+    size_t from = text.size() - max;
+    while (from < text.size() && (static_cast<unsigned char>(text[from]) & 0xc0) == 0x80) ++from;
+    return text.substr(from);
+}
+
 std::vector<std::string_view> split(std::string_view v, char sep) {
     std::vector<std::string_view> out;
     for (size_t start = 0;;) {

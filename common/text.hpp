@@ -32,6 +32,10 @@ std::string ascii_lower(std::string_view s);
 // (truncated, overlong, a UTF-16 surrogate or beyond U+10FFFF).
 size_t utf8_sequence_length(std::string_view s);
 
+// The last `max` bytes of `text` or fewer, starting on a UTF-8 character boundary: the end of a
+// command's output, cut where a person reads it.
+std::string_view utf8_tail(std::string_view text, size_t max);
+
 // The parts of `v` between the `sep`s, empty ones included: n separators give n + 1 parts.
 std::vector<std::string_view> split(std::string_view v, char sep);
 

@@ -1,9 +1,13 @@
 #include "hooks/command.hpp"
 
+#include "common/fd.hpp"
+#include "common/text.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +25,17 @@ namespace {
 constexpr size_t kMaxOutput = 64 * 1024;
 
 using SteadyClock = std::chrono::steady_clock;
+
+// Appends `data` as `kept` says. The tail is cut back only once it has grown to twice the limit, so
+// that a build printing megabytes is not copied again for every read.
+void keep_output(std::string& output, std::string_view data, KeptOutput kept) {
+    if (kept == KeptOutput::head) {
+        output.append(data.substr(0, kMaxOutput - std::min(kMaxOutput, output.size())));
+        return;
+    }
+    output.append(data);
+    if (output.size() >= 2 * kMaxOutput) output.erase(0, output.size() - utf8_tail(output, kMaxOutput).size());
+}
 
 }  // namespace
 
@@ -56,6 +71,8 @@ std::string CommandResult::summary() const {
     const std::string why = last_line(output);
     return why.empty() ? head : head + ": " + why;
 }
+
+int open_pidfd(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
 
 int spawn_in_own_group(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd, pid_t& pid) {
     if (argv.empty()) return EINVAL;
@@ -93,50 +110,65 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
         result.output = std::string("pipe: ") + strerror(errno);
         return result;
     }
+    const Fd out_r(out[0]);
     pid_t pid = -1;
     const int err = spawn_in_own_group(argv, out[1], out[1], pid);
     close(out[1]);
     if (err != 0) {
-        close(out[0]);
         result.output = argv[0] + ": " + strerror(err);
         return result;
     }
     result.started = true;
+    await_group(pid, out_r.get(), timeout, KeptOutput::head, result);
+    if (result.timed_out) result.output += "\n(timed out after " + duration_text(timeout) + ")";
+    return result;
+}
 
+void await_group(pid_t pid, int out, std::chrono::milliseconds timeout, KeptOutput kept, CommandResult& result) {
     const auto deadline = SteadyClock::now() + timeout;
+    // Readable once the leader has exited: a leader that closed its output but runs on is still
+    // waited for, and only until the deadline. Without pidfds (Linux < 5.3) the pipe's end stands
+    // for the leader's.
+    const Fd leader(open_pidfd(pid));
+    bool exited = !leader.valid();
+    bool eof = false;
     char buf[4096];
-    for (;;) {
-        pollfd p{out[0], POLLIN, 0};
-        const int ready = poll(&p, 1, remaining_ms(deadline));
+    while (!(eof && exited)) {
+        // poll() passes over negative fds: what has ended is no longer watched.
+        pollfd fds[2] = {{eof ? -1 : out, POLLIN, 0}, {exited ? -1 : leader.get(), POLLIN, 0}};
+        const int ready = poll(fds, 2, remaining_ms(deadline));
         if (ready < 0 && errno == EINTR) continue;
         // remaining_ms waits 2^30 ms (12 days) at most at a time; a longer timeout waits again.
         if (ready == 0 && remaining_ms(deadline) > 0) continue;
-        if (ready == 0) {
-            result.timed_out = true;
-            kill(-pid, SIGKILL);
+        if (ready <= 0) {
+            // A leader that exited while something outside its group held the pipe is not late.
+            result.timed_out = ready == 0 && !exited;
             break;
         }
-        const ssize_t n = read(out[0], buf, sizeof buf);
+        if (fds[1].revents != 0) {
+            exited = true;
+            // A grandchild holding the pipe would keep us reading until the deadline.
+            kill(-pid, SIGKILL);
+        }
+        if (fds[0].revents == 0) continue;
+        const ssize_t n = read(out, buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        if (result.output.size() < kMaxOutput)
-            result.output.append(buf, std::min(static_cast<size_t>(n), kMaxOutput - result.output.size()));
+        if (n <= 0) {
+            eof = true;
+            continue;
+        }
+        keep_output(result.output, {buf, static_cast<size_t>(n)}, kept);
     }
-    close(out[0]);
+    if (kept == KeptOutput::tail) result.output.erase(0, result.output.size() - utf8_tail(result.output, kMaxOutput).size());
+    // The leader is a zombie at most until the waitpid below, so the group id is still its own:
+    // whatever of the group is left (all of it at the deadline) goes.
+    kill(-pid, SIGKILL);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    if (result.timed_out) {
-        result.output += "\n(timed out after " + duration_text(timeout) + ")";
-    } else if (WIFEXITED(status)) {
-        result.exit_code = WEXITSTATUS(status);
-    } else if (WIFSIGNALED(status)) {
-        result.signal = WTERMSIG(status);
-    }
-    // A child that exited but left a grandchild holding the pipe would have kept us reading until
-    // the deadline; killing the group makes sure nothing it started outlives it.
-    kill(-pid, SIGKILL);
-    return result;
+    if (result.timed_out) return;
+    if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
 }
 
 }  // namespace sitesfs::hooks

@@ -26,6 +26,23 @@ struct CommandResult {
 // timeout kills everything it started. The environment is inherited (HOME, XDG_* for caddy).
 CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
 
+// How output beyond 64 KiB is cut.
+enum class KeptOutput {
+    head,  // the first 64 KiB: caddy and reload commands say what is wrong first
+    tail,  // the last 64 KiB: a build says why it failed at its end
+};
+
+// Waits at most `timeout` for `pid`, the leader of a process group of its own whose stdout and
+// stderr are the pipe `out` reads, collecting that output as it comes. At the deadline the group is
+// killed and `timed_out` set; once the leader has exited, whatever else of its group is left is
+// killed too, so nothing it started outlives it. Reaps the leader and fills timed_out, exit_code,
+// signal and output; `started` is the caller's.
+void await_group(pid_t pid, int out, std::chrono::milliseconds timeout, KeptOutput kept, CommandResult& result);
+
+// A pidfd of `pid`, which poll() sees readable once that process has exited; -1 on kernels before
+// 5.3. Through syscall(): Debian 12's <sys/pidfd.h> cannot be included from C++.
+int open_pidfd(pid_t pid);
+
 // Starts argv (PATH lookup, no shell) with stdin from /dev/null, stdout and stderr on the given fds,
 // in a process group of its own (so a timeout can kill whatever it starts) with default signal
 // dispositions and an empty mask, whatever the daemon's threads have blocked. Returns 0 with `pid`

@@ -2,6 +2,7 @@
 
 #include "hooks/command.hpp"
 #include "common/fd.hpp"
+#include "common/text.hpp"
 
 #include <fcntl.h>
 #include <libssh2.h>
@@ -348,14 +349,6 @@ SecretBuffer from_file(const KeyProviders& providers, const SecretRef& ref, std:
     if (key.used() == 0) fail(ref, file.string() + " is empty");
     if (ref.private_key && !looks_like_private_key(key.view())) fail(ref, file.string() + " does not look like a private key");
     return key.release();
-}
-
-// The last `max` bytes of `text` or fewer, starting on a UTF-8 character boundary.
-std::string_view utf8_tail(std::string_view text, size_t max) {
-    if (text.size() <= max) return text;
-    size_t from = text.size() - max;
-    while (from < text.size() && (static_cast<unsigned char>(text[from]) & 0xc0) == 0x80) ++from;
-    return text.substr(from);
 }
 
 // The command's stderr split into lines, without control characters (it goes into the log and a
