@@ -788,13 +788,13 @@ private:
             if (const Error* e = error_of(result)) return e->message;
             auto& r = std::get<etcd::RangeResponse>(result);
             if (req.revision == 0) req.revision = r.revision;
-            if (!r.more || r.kvs.empty()) req.key.clear();
-            else req.key = r.kvs.back().key + '\0';
+            const bool last = !r.more || r.kvs.empty();
+            if (!last) req.key = r.kvs.back().key + '\0';  // before the keys move into the view
             for (auto& kv : r.kvs) {
                 const KeyMeaning m = meaning(options_.prefix, kv.key);
                 apply_to(fresh, m, etcd::Event{etcd::Event::Type::Put, std::move(kv)});
             }
-            if (req.key.empty()) break;
+            if (last) break;
         }
         {
             std::lock_guard lock(mu_);
