@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "hooks/builders.hpp"
 #include "hooks/git_repo.hpp"
 #include "hooks/proxy_config.hpp"
 #include "hooks/proxy_publisher.hpp"
@@ -59,6 +60,7 @@ struct HooksConfig {
     std::filesystem::path known_hosts;  // STATE/known_hosts
     HostKeyPolicy host_key_policy = HostKeyPolicy::AcceptNew;
     std::map<std::string, std::string> host_key_pins;  // "host:port" -> "SHA256:..."
+    BuildConfig build;  // [build], [builders.NAME]; read, not yet run by deploys (docs/builds.md)
 };
 
 // How to reach a site's remote: the fetch URL, and for a site with a deploy key the key (resolved

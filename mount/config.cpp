@@ -128,6 +128,9 @@ struct Reader {
                 if (!found) fail(std::string(k.name), std::string("no such ") + (k.type == KeyType::user ? "user" : "group") +
                                                            " '" + printable(*name) + "'");
                 v.integer = *found;
+                // A name is held to the same bounds as its id: build.user = "root" is uid 0.
+                if (!within(static_cast<double>(v.integer)))
+                    refuse(k, "\"" + printable(*name) + "\" (" + std::to_string(v.integer) + ")");
                 break;
             }
             case KeyType::pins: {
@@ -143,10 +146,64 @@ struct Reader {
                 }
                 break;
             }
+            case KeyType::builders: {
+                const toml::table* t = n.as_table();
+                if (!t) refuse(k);
+                for (const auto& [name, table] : *t)
+                    v.builders.emplace(std::string(name.str()), builder(k, name.str(), table));
+                break;
+            }
         }
         if (k.check)
             if (const std::string why = k.check(v); !why.empty()) fail(std::string(k.name), why);
         return v;
+    }
+
+    // One [builders.NAME] table, through builder_fields().
+    hooks::Builder builder(const ConfigKey& k, std::string_view name, const toml::node& n) const {
+        const std::string table = std::string(k.name) + "." + printable(name);
+        if (!valid_builder_name(name))
+            fail(table, "a builder's name must match [a-z0-9][a-z0-9_-]{0,31} (a site's build field names it)");
+        const toml::table* t = n.as_table();
+        if (!t) fail(table, "must be a table: [" + table + "] with command = [...]");
+        std::string fields;
+        for (const BuilderField& f : builder_fields())
+            fields += (fields.empty() ? "" : ", ") + std::string(f.spec.name);
+        for (const auto& [key, v] : *t) {
+            bool known = false;
+            for (const BuilderField& f : builder_fields()) known = known || f.spec.name == key.str();
+            if (!known) fail(table + "." + printable(key.str()), "unknown setting; a builder has " + fields);
+        }
+        hooks::Builder b;
+        b.name = std::string(name);
+        for (const BuilderField& f : builder_fields()) {
+            // The field under its full name, for the messages.
+            const std::string full = table + "." + std::string(f.spec.name);
+            ConfigKey spec = f.spec;
+            spec.name = full;
+            if (const toml::node* value = t->get(f.spec.name)) f.set(b, read(spec, *value));
+            else if (f.spec.fallback.empty()) fail(full, "is required: " + spec.accepts());
+            else f.set(b, fallback(spec));
+        }
+        return b;
+    }
+
+    static bool valid_builder_name(std::string_view name) {
+        const auto ok = [](char c, bool first) {
+            return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (!first && (c == '_' || c == '-'));
+        };
+        if (name.empty() || name.size() > 32) return false;
+        for (size_t i = 0; i < name.size(); ++i)
+            if (!ok(name[i], i == 0)) return false;
+        return true;
+    }
+
+    // The defaults go through the same checks as the file: a default out of its own bounds stops
+    // start-up too (and the unit tests).
+    static KeyValue fallback(const ConfigKey& k) {
+        const std::string def = "the built-in default of " + std::string(k.name);
+        const toml::table t = toml::parse("v = " + std::string(k.fallback), def);
+        return Reader{def}.read(k, *t.get("v"));
     }
 
     static std::optional<uid_t> user_id(const char* name) {
@@ -192,6 +249,25 @@ void health_listener(const Reader& r, hooks::HooksConfig& h) {
     h.proxy.health_port = health->port;
 }
 
+// Builds run as [build] user and its primary group; there is no default user to fall back on.
+void build_user(const Reader& r, hooks::BuildConfig& b) {
+    if (!b.uid) {
+        if (!b.builders.empty())
+            r.fail("builders." + printable(b.builders.begin()->first),
+                   "builders need [build] user: an unprivileged user of their own to run as, e.g. `adduser --system "
+                   "--group sitesfs-build` and user = \"sitesfs-build\"");
+        return;
+    }
+    const passwd* p = getpwuid(*b.uid);
+    if (!p)
+        r.fail("build.user", "uid " + std::to_string(*b.uid) +
+                                 " has no entry in the user database, so no primary group to run builds as");
+    if (p->pw_gid == 0)
+        r.fail("build.user", std::string(printable(p->pw_name)) +
+                                 "'s primary group is root's (gid 0); give the build user a group of its own");
+    b.gid = p->pw_gid;
+}
+
 }  // namespace
 
 Config load_config_text(std::string_view text, const std::string& name) {
@@ -208,17 +284,14 @@ Config load_config_text(std::string_view text, const std::string& name) {
         if (const toml::node* n = find(root, k)) {
             k.apply(cfg, r.read(k, *n));
         } else if (!k.fallback.empty()) {
-            // The defaults go through the same checks as the file: a default out of its own
-            // bounds stops start-up too (and the unit tests).
-            const std::string def = "the built-in default of " + std::string(k.name);
-            const toml::table t = toml::parse("v = " + std::string(k.fallback), def);
-            k.apply(cfg, Reader{def}.read(k, *t.get("v")));
+            k.apply(cfg, Reader::fallback(k));
         }
     }
     auto& h = cfg.hooks;
     if (h.reload.mode == hooks::ReloadMode::command && h.reload.command.empty())
         r.fail("reload.command", "is needed with mode = \"command\"");
     health_listener(r, h);
+    build_user(r, h.build);
     return cfg;
 }
 

@@ -51,6 +51,41 @@ std::string key_prefix(const KeyValue& v) {
     return "";
 }
 
+// The only placeholders of a builder's command are {src} and {out}: a brace anywhere else is a
+// typo ("{source}", "{out"), which must not reach the build as a literal argument.
+std::string placeholders(const KeyValue& v) {
+    for (const std::string& arg : v.list) {
+        std::string rest = arg;
+        for (const std::string_view p : {"{src}", "{out}"})
+            for (size_t at; (at = rest.find(p)) != std::string::npos;) rest.erase(at, p.size());
+        if (rest.find_first_of("{}") != std::string::npos)
+            return "\"" + printable(arg) + "\": the only placeholders are {src} and {out}, and no other { or } may "
+                   "appear";
+    }
+    return "";
+}
+
+bool env_name(std::string_view n) {
+    const auto alpha = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
+    if (n.empty() || !alpha(n[0])) return false;
+    for (const char c : n)
+        if (!alpha(c) && !(c >= '0' && c <= '9')) return false;
+    return true;
+}
+
+std::string env_entries(const KeyValue& v) {
+    for (const std::string& e : v.list)
+        if (const size_t eq = e.find('='); eq == std::string::npos || !env_name(std::string_view(e).substr(0, eq)))
+            return "\"" + printable(e) + "\" is not NAME=VALUE with NAME matching [A-Za-z_][A-Za-z0-9_]*";
+    return "";
+}
+
+// Limits in the units people think in (seconds, MiB) become the sandbox's (ms, bytes).
+constexpr uint64_t kMiB = 1 << 20;
+// 128 TiB, all of x86-64's user address space: a larger RLIMIT_AS means nothing, and MiB of more
+// would overflow the byte count.
+constexpr double kMaxMemoryMiB = 134217728;
+
 hooks::ReloadMode reload_mode(const std::string& s) {
     if (s == "command") return hooks::ReloadMode::command;
     if (s == "none") return hooks::ReloadMode::none;
@@ -230,6 +265,23 @@ const std::vector<ConfigKey> kKeys = {
      .help = "etcd: seconds after this host stops answering that the others show it gone", .min = 2, .max = 3600,
      .apply = [](Config& c, const KeyValue& v) { c.store.lease_ttl = v.integer; }},
 
+    // [build]
+    {.name = "build.jobs", .type = K::integer, .fallback = "1",
+     .help = "builds run at once, apart from the reconcile workers: a build takes cores and memory, a deploy "
+             "mostly waits",
+     .min = 1, .max = 64,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.build.jobs = static_cast<unsigned>(v.integer); }},
+    // No default: a user name that does not exist on the host would fail every config.
+    {.name = "build.user", .type = K::user,
+     .help = "builds run as this uid and its primary group; an unprivileged user of its own, e.g. `adduser "
+             "--system --group sitesfs-build`; needed by any builder",
+     .min = 1, .max = kMaxId, .example = R"("sitesfs-build")",
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.build.uid = static_cast<uid_t>(v.integer); }},
+    {.name = "builders", .type = K::builders,
+     .help = "a builder, named by a site's `build` field; NAME matches [a-z0-9][a-z0-9_-]{0,31}",
+     .example = "hugo",
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.build.builders = v.builders; }},
+
     // [filesystem]
     {.name = "filesystem.owner", .type = K::user, .fallback = "0", .help = "user name or uid of every file",
      .min = 0, .max = kMaxId,
@@ -255,6 +307,38 @@ const std::vector<ConfigKey> kKeys = {
      .apply = [](Config& c, const KeyValue& v) { c.filesystem.wait_timeout = v.duration; }},
 };
 
+const std::vector<BuilderField> kBuilderFields = {
+    {{.name = "command", .type = K::argv,
+      .help = "argv, no shell, run in the sandbox as [build] user; {src} is the checked-out tree, {out} the "
+              "directory the release is taken from",
+      .example = R"(["hugo", "--minify", "--source", "{src}", "--destination", "{out}"])", .check = placeholders},
+     [](hooks::Builder& b, const KeyValue& v) { b.command = v.list; }},
+    {{.name = "network", .type = K::boolean, .fallback = "false",
+      .help = "false: only loopback, and not the host's; true for builds that download (npm ci, Hugo modules)"},
+     [](hooks::Builder& b, const KeyValue& v) { b.network = v.boolean; }},
+    {{.name = "timeout", .type = K::seconds, .fallback = "600", .help = "seconds, then the build is killed",
+      .min = 1, .max = 86400},
+     [](hooks::Builder& b, const KeyValue& v) { b.limits.time = v.duration; }},
+    {{.name = "memory", .type = K::integer, .fallback = "2048",
+      .help = "RLIMIT_AS: MiB of address space per process; Go builders such as Hugo need 1024 or more",
+      .min = 256, .max = kMaxMemoryMiB},
+     [](hooks::Builder& b, const KeyValue& v) { b.limits.memory_bytes = static_cast<uint64_t>(v.integer) * kMiB; }},
+    {{.name = "processes", .type = K::integer, .fallback = "256",
+      .help = "RLIMIT_NPROC: processes of the build user at once, counted across all its builds", .min = 16,
+      .max = 65536},
+     [](hooks::Builder& b, const KeyValue& v) { b.limits.max_processes = static_cast<uint64_t>(v.integer); }},
+    {{.name = "env", .type = K::strings, .fallback = "[]",
+      .help = "\"NAME=VALUE\": the build's whole environment besides PATH and HOME; nothing of the daemon's passes, "
+              "and every host user can read it (ps)",
+      .check = env_entries},
+     [](hooks::Builder& b, const KeyValue& v) {
+         for (const std::string& e : v.list) {
+             const size_t eq = e.find('=');
+             b.env.emplace_back(e.substr(0, eq), e.substr(eq + 1));
+         }
+     }},
+};
+
 const std::vector<ConfigSection> kSections = {
     {"proxy", ""},
     {"reload", ""},
@@ -265,6 +349,7 @@ const std::vector<ConfigSection> kSections = {
     {"ssh", ""},
     {"metrics", ""},
     {"store", "store.md, cluster.md"},
+    {"build", "builds.md; read, not yet run by deploys"},
     {"filesystem", ""},
 };
 
@@ -350,6 +435,7 @@ std::string ConfigKey::accepts() const {
         case K::user: return "a user name, or a uid from " + number(min) + " to " + number(max);
         case K::group: return "a group name, or a gid from " + number(min) + " to " + number(max);
         case K::pins: return "a table of \"HOST:PORT\" = \"SHA256:...\" (ssh-keygen -lf prints it)";
+        case K::builders: return "tables [builders.NAME], each with at least a command";
     }
     return "";
 }
@@ -367,6 +453,7 @@ std::string ConfigKey::range() const {
 
 const std::vector<ConfigKey>& config_keys() { return kKeys; }
 const std::vector<ConfigSection>& config_sections() { return kSections; }
+const std::vector<BuilderField>& builder_fields() { return kBuilderFields; }
 
 const ConfigKey& config_key(std::string_view name) {
     for (const ConfigKey& k : kKeys)
@@ -385,6 +472,21 @@ std::string config_doc_block() {
     out += "\n```toml\n";
     std::string_view section;
     for (const ConfigKey& k : kKeys) {
+        if (k.type == K::builders) {
+            // Commented out like an unset key: a builder copied as it is would need [build] user.
+            const std::string table = "[" + std::string(k.name) + "." + std::string(k.example) + "]";
+            out += "\n";
+            commented(out, "# " + table, std::string(k.help));
+            for (const BuilderField& f : kBuilderFields) {
+                std::string comment(f.spec.help);
+                if (const std::string r = f.spec.range(); !r.empty()) comment += " (" + r + ")";
+                const bool required = f.spec.fallback.empty();
+                commented(out, "# " + std::string(f.spec.name) + " = " +
+                                   std::string(required ? f.spec.example : f.spec.fallback),
+                          (required ? "required; " : "") + comment);
+            }
+            continue;
+        }
         if (k.section() != section) {
             section = k.section();
             std::string help;

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "hooks/builders.hpp"
+
 namespace sitesfs::mount {
 
 struct Config;
@@ -30,6 +32,7 @@ enum class KeyType {
     user,     // a user name, or a uid from min to max
     group,    // a group name, or a gid from min to max
     pins,     // a table of "HOST:PORT" = "SHA256:..." ([ssh.pins])
+    builders, // a table of tables, [builders.NAME], each read through builder_fields()
 };
 
 // A key's value, read from the file or from its default, already within the key's bounds.
@@ -40,6 +43,7 @@ struct KeyValue {
     std::string text;               // string, path
     std::vector<std::string> list;  // argv, strings
     std::map<std::string, std::string> pins;
+    std::map<std::string, hooks::Builder, std::less<>> builders;
 };
 
 inline constexpr double kNoLimit = std::numeric_limits<double>::infinity();
@@ -78,8 +82,18 @@ struct ConfigSection {
     std::string_view help;  // for the docs; may be empty
 };
 
-// In the order of the docs. Top-level keys come first.
+// A key of each [builders.NAME] table. `spec.name` is the key alone ("timeout"); messages name
+// it in full ("builders.hugo.timeout"). A field without a fallback is required. spec.apply is
+// unused: a field goes into its builder, not straight into the Config.
+struct BuilderField {
+    ConfigKey spec;
+    void (*set)(hooks::Builder&, const KeyValue&);
+};
+
+// In the order of the docs. Top-level keys come first; `builders`, top-level in TOML but a table
+// of tables, comes where its docs belong, after [build].
 const std::vector<ConfigKey>& config_keys();
+const std::vector<BuilderField>& builder_fields();
 const std::vector<ConfigSection>& config_sections();
 // The key of that name; throws std::logic_error for a name the table does not hold.
 const ConfigKey& config_key(std::string_view name);

@@ -4,6 +4,7 @@
 // says.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
 
 #include <cmath>
 #include <fstream>
@@ -137,10 +138,143 @@ TEST(ConfigKeys, EveryNumberOutOfBoundsIsRefusedNamingTheKeyAndTheRange) {
         }
         EXPECT_EQ(refusal(setting(k, number(k.min))), "");
         if (!std::isinf(k.max)) {
-            EXPECT_EQ(refusal(setting(k, number(k.max))), "");
+            // The largest uid is within bounds, but no one's: builds need its primary group.
+            const std::string why = refusal(setting(k, number(k.max)));
+            if (k.name == "build.user") EXPECT_THAT(why, HasSubstr("has no entry in the user database"));
+            else EXPECT_EQ(why, "");
         }
     }
     EXPECT_GE(checked, 20);
+}
+
+// A builder for the tests: [build] user, and [builders.b] with `fields` besides its command.
+std::string with_builder(const std::string& fields) {
+    return "[build]\nuser = \"nobody\"\n[builders.b]\ncommand = [\"true\"]\n" + fields;
+}
+
+TEST(Builders, EveryNumberOutOfBoundsIsRefusedNamingTheFieldAndTheRange) {
+    int checked = 0;
+    for (const BuilderField& f : builder_fields()) {
+        const ConfigKey& k = f.spec;
+        if (k.type != KeyType::integer && k.type != KeyType::seconds) continue;
+        SCOPED_TRACE(std::string(k.name));
+        const std::string key(k.name);
+        for (const double v : {k.min - 1, k.max + 1}) {
+            EXPECT_EQ(refusal(with_builder(key + " = " + number(v) + "\n")),
+                      "sitesfs.toml: builders.b." + key + ": must be " + k.accepts() + ", not " + number(v));
+            ++checked;
+        }
+        EXPECT_EQ(refusal(with_builder(key + " = " + number(k.min) + "\n")), "");
+        EXPECT_EQ(refusal(with_builder(key + " = " + number(k.max) + "\n")), "");
+    }
+    EXPECT_EQ(checked, 6);
+    EXPECT_EQ(refusal(with_builder("timeout = 0\n")),
+              "sitesfs.toml: builders.b.timeout: must be a number of seconds from 1 to 86400, not 0");
+    EXPECT_EQ(refusal(with_builder("memory = 255\n")),
+              "sitesfs.toml: builders.b.memory: must be a whole number from 256 to 134217728, not 255");
+    EXPECT_EQ(refusal(with_builder("processes = 65537\n")),
+              "sitesfs.toml: builders.b.processes: must be a whole number from 16 to 65536, not 65537");
+}
+
+TEST(Builders, AFullBuilderIsReadIntoTheSandboxsUnits) {
+    const Config c = load_config_text(R"([build]
+jobs = 4
+user = "nobody"
+
+[builders.hugo]
+command = ["hugo", "--minify", "--source", "{src}", "--destination", "{out}", "--baseURL=x/{out}/{src}"]
+network = true
+timeout = 90.5
+memory = 1024
+processes = 64
+env = ["HUGO_ENV=production", "TZ=Europe/Vienna", "EMPTY=", "A=b=c"]
+
+[builders.npm-site_2]
+command = ["npm", "run", "build"]
+)",
+                                      "t.toml");
+    const hooks::BuildConfig& b = c.hooks.build;
+    const passwd* nobody = getpwnam("nobody");
+    ASSERT_NE(nobody, nullptr);
+    EXPECT_EQ(b.jobs, 4u);
+    EXPECT_EQ(b.uid, nobody->pw_uid);
+    EXPECT_EQ(b.gid, nobody->pw_gid);
+    ASSERT_EQ(b.builders.size(), 2u);
+    const hooks::Builder& hugo = b.builders.at("hugo");
+    EXPECT_EQ(hugo.name, "hugo");
+    EXPECT_EQ(hugo.command, (std::vector<std::string>{"hugo", "--minify", "--source", "{src}", "--destination",
+                                                      "{out}", "--baseURL=x/{out}/{src}"}));
+    EXPECT_TRUE(hugo.network);
+    EXPECT_EQ(hugo.limits.time, std::chrono::milliseconds(90500));
+    EXPECT_EQ(hugo.limits.memory_bytes, 1024ull << 20);
+    EXPECT_EQ(hugo.limits.max_processes, 64u);
+    EXPECT_EQ(hugo.env, (std::vector<std::pair<std::string, std::string>>{
+                            {"HUGO_ENV", "production"}, {"TZ", "Europe/Vienna"}, {"EMPTY", ""}, {"A", "b=c"}}));
+    // The other limits are the sandbox's, which the config does not set.
+    EXPECT_EQ(hugo.limits.max_file_bytes, hooks::SandboxLimits{}.max_file_bytes);
+    EXPECT_EQ(hugo.limits.tmp_bytes, hooks::SandboxLimits{}.tmp_bytes);
+    EXPECT_EQ(b.builders.at("npm-site_2").command, (std::vector<std::string>{"npm", "run", "build"}));
+}
+
+// The table's defaults are the sandbox's own (hooks/sandbox.hpp) and BuildConfig's.
+TEST(Builders, DefaultsAreTheSandboxsAndNoBuilds) {
+    const Config none = load_config(std::nullopt);
+    EXPECT_EQ(none.hooks.build.jobs, hooks::BuildConfig{}.jobs);
+    EXPECT_EQ(none.hooks.build.uid, std::nullopt);
+    EXPECT_TRUE(none.hooks.build.builders.empty());
+    const hooks::Builder b = load_config_text(with_builder(""), "t").hooks.build.builders.at("b");
+    const hooks::Builder plain;
+    EXPECT_EQ(b.network, plain.network);
+    EXPECT_EQ(b.limits.time, plain.limits.time);
+    EXPECT_EQ(b.limits.memory_bytes, plain.limits.memory_bytes);
+    EXPECT_EQ(b.limits.max_processes, plain.limits.max_processes);
+    EXPECT_TRUE(b.env.empty());
+}
+
+TEST(Builders, RefusalsNameTheKeyAndWhatIsWrong) {
+    const std::string user = "[build]\nuser = \"nobody\"\n";
+    EXPECT_EQ(refusal(user + "[builders.Hugo]\ncommand = [\"hugo\"]\n"),
+              "sitesfs.toml: builders.Hugo: a builder's name must match [a-z0-9][a-z0-9_-]{0,31} (a site's build "
+              "field names it)");
+    EXPECT_THAT(refusal(user + "[builders.-x]\ncommand = [\"hugo\"]\n"), HasSubstr("builders.-x: a builder's name"));
+    EXPECT_THAT(refusal(user + "[builders." + std::string(33, 'a') + "]\ncommand = [\"hugo\"]\n"),
+                HasSubstr("a builder's name must match"));
+    EXPECT_EQ(refusal(user + "[builders]\nhugo = 1\n"),
+              "sitesfs.toml: builders.hugo: must be a table: [builders.hugo] with command = [...]");
+    EXPECT_EQ(refusal(with_builder("networks = true\n")),
+              "sitesfs.toml: builders.b.networks: unknown setting; a builder has command, network, timeout, memory, "
+              "processes, env");
+    EXPECT_EQ(refusal(user + "[builders.b]\nnetwork = true\n"),
+              "sitesfs.toml: builders.b.command: is required: a non-empty array of strings (argv, no shell)");
+    EXPECT_EQ(refusal(user + "[builders.b]\ncommand = []\n"),
+              "sitesfs.toml: builders.b.command: must be a non-empty array of strings (argv, no shell)");
+    EXPECT_EQ(refusal(user + "[builders.b]\ncommand = [\"hugo\", \"--source={source}\"]\n"),
+              "sitesfs.toml: builders.b.command: \"--source={source}\": the only placeholders are {src} and {out}, "
+              "and no other { or } may appear");
+    EXPECT_THAT(refusal(user + "[builders.b]\ncommand = [\"x\", \"{out\"]\n"), HasSubstr("\"{out\": the only"));
+    EXPECT_THAT(refusal(user + "[builders.b]\ncommand = [\"x\", \"{x}\"]\n"), HasSubstr("\"{x}\": the only"));
+    EXPECT_THAT(refusal(user + "[builders.b]\ncommand = [\"x\", \"}\"]\n"), HasSubstr("\"}\": the only"));
+    EXPECT_EQ(refusal(with_builder("env = [\"1X=y\"]\n")),
+              "sitesfs.toml: builders.b.env: \"1X=y\" is not NAME=VALUE with NAME matching [A-Za-z_][A-Za-z0-9_]*");
+    EXPECT_THAT(refusal(with_builder("env = [\"NOVALUE\"]\n")), HasSubstr("\"NOVALUE\" is not NAME=VALUE"));
+    EXPECT_THAT(refusal(with_builder("env = [\"=x\"]\n")), HasSubstr("\"=x\" is not NAME=VALUE"));
+    EXPECT_THAT(refusal(with_builder("env = [\"A-B=x\"]\n")), HasSubstr("\"A-B=x\" is not NAME=VALUE"));
+    EXPECT_EQ(refusal(with_builder("network = \"yes\"\n")), "sitesfs.toml: builders.b.network: must be true or false");
+}
+
+TEST(Builders, NeedABuildUserThatIsNotRoot) {
+    EXPECT_THAT(refusal("[builders.hugo]\ncommand = [\"hugo\"]\n"),
+                HasSubstr("sitesfs.toml: builders.hugo: builders need [build] user: "));
+    EXPECT_EQ(refusal("[build]\nuser = 0\n"),
+              "sitesfs.toml: build.user: must be a user name, or a uid from 1 to 4294967294, not 0");
+    EXPECT_EQ(refusal("[build]\nuser = \"root\"\n"),
+              "sitesfs.toml: build.user: must be a user name, or a uid from 1 to 4294967294, not \"root\" (0)");
+    EXPECT_EQ(refusal("[build]\nuser = \"no-such-user-here\"\n"),
+              "sitesfs.toml: build.user: no such user 'no-such-user-here'");
+    EXPECT_THAT(refusal("[build]\nuser = 4000000000\n"),
+                HasSubstr("build.user: uid 4000000000 has no entry in the user database"));
+    EXPECT_EQ(refusal("[build]\njobs = 0\n"), "sitesfs.toml: build.jobs: must be a whole number from 1 to 64, not 0");
+    EXPECT_EQ(refusal("[build]\nuser = \"nobody\"\n"), "");
 }
 
 TEST(ConfigKeys, TheWorkersCapIsAnErrorNotASilentClamp) {
@@ -316,7 +450,7 @@ ManConfig man_config(const std::string& man) {
         const std::string text = troff_text(line);
         if (want_tag) {
             want_tag = false;
-            static const std::regex tag(R"(^(\[?[a-z_.]+\]?)(?: (= .*|\((?:unset|derived)\)))?$)");
+            static const std::regex tag(R"(^(\[?[a-z_.]+\]?)(?: (= .*|\((?:unset|derived|required)\)))?$)");
             std::smatch m;
             if (std::regex_match(text, m, tag)) {
                 std::string key = m[1];
@@ -338,8 +472,16 @@ TEST(ManPage, DocumentsEveryConfigKeyWithTheDefaultAndTheBoundsOfTheCode) {
     ASSERT_FALSE(man.empty()) << "docs/sitesfs.8 is missing";
     const ManConfig doc = man_config(man);
     std::map<std::string, bool> in_table;
+    // The keys as the man page names them: the fields of [builders.NAME] under .SS [builders.NAME].
+    std::vector<std::pair<std::string, const ConfigKey*>> keys;
     for (const ConfigKey& k : config_keys()) {
-        const std::string name(k.name);
+        if (k.type != KeyType::builders) keys.emplace_back(k.name, &k);
+        else
+            for (const BuilderField& f : builder_fields())
+                keys.emplace_back(std::string(k.name) + ".NAME." + std::string(f.spec.name), &f.spec);
+    }
+    for (const auto& [name, key] : keys) {
+        const ConfigKey& k = *key;
         in_table[name] = true;
         const auto it = doc.keys.find(name);
         if (it == doc.keys.end()) {
@@ -347,8 +489,9 @@ TEST(ManPage, DocumentsEveryConfigKeyWithTheDefaultAndTheBoundsOfTheCode) {
             continue;
         }
         const ManEntry& e = it->second;
+        const bool field = name.starts_with("builders.");
         const std::string want = k.type == KeyType::pins ? ""
-                                 : k.fallback.empty()    ? (k.derived ? "(derived)" : "(unset)")
+                                 : k.fallback.empty()    ? (field ? "(required)" : k.derived ? "(derived)" : "(unset)")
                                                          : "= " + std::string(k.fallback);
         EXPECT_EQ(e.tag, want) << "docs/sitesfs.8: the default of " << name << " differs from mount/config_keys.cpp";
         // The bounds: durations within the general rule are covered by the section's introduction.
