@@ -51,6 +51,21 @@ size_t utf8_sequence_length(std::string_view s) {
     return cp >= kMinimum[len] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff) ? len : 0;
 }
 
+std::string valid_utf8(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+        if (const size_t len = utf8_sequence_length(s.substr(i))) {
+            out.append(s.substr(i, len));
+            i += len;
+        } else {
+            out += "\xEF\xBF\xBD";  // U+FFFD
+            ++i;
+        }
+    }
+    return out;
+}
+
 std::string_view utf8_tail(std::string_view text, size_t max) {
     if (text.size() <= max) return text;
     size_t from = text.size() - max;

@@ -32,6 +32,10 @@ std::string ascii_lower(std::string_view s);
 // (truncated, overlong, a UTF-16 surrogate or beyond U+10FFFF).
 size_t utf8_sequence_length(std::string_view s);
 
+// `s` with every byte that does not start a valid UTF-8 sequence replaced by U+FFFD: for text from
+// elsewhere (a build's output, a server's error) that must be stored as UTF-8, as TOML is.
+std::string valid_utf8(std::string_view s);
+
 // The last `max` bytes of `text` or fewer, starting on a UTF-8 character boundary: the end of a
 // command's output, cut where a person reads it.
 std::string_view utf8_tail(std::string_view text, size_t max);

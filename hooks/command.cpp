@@ -49,23 +49,43 @@ std::string duration_text(std::chrono::milliseconds d) {
     return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
 }
 
-std::string last_line(const std::string& text, size_t max) {
+namespace {
+
+// The non-empty lines of `text` from its end, at most `count`, each without surrounding whitespace.
+std::vector<std::string_view> lines_from_end(std::string_view text, size_t count) {
+    std::vector<std::string_view> lines;
     size_t end = text.size();
-    while (end > 0) {
-        while (end > 0 && std::isspace(static_cast<unsigned char>(text[end - 1]))) --end;
-        const size_t start = text.rfind('\n', end == 0 ? 0 : end - 1);
-        const size_t from = start == std::string::npos ? 0 : start + 1;
-        if (end > from) return text.substr(from, std::min(end - from, max));
-        if (start == std::string::npos) break;
+    while (lines.size() < count) {
+        while (end > 0 && ascii::is_blank(text[end - 1])) --end;
+        if (end == 0) break;
+        const size_t start = text.rfind('\n', end - 1);
+        const size_t from = start == std::string_view::npos ? 0 : start + 1;
+        lines.push_back(trim(text.substr(from, end - from)));
+        if (start == std::string_view::npos) break;
         end = start;
     }
-    return {};
+    return lines;
+}
+
+}  // namespace
+
+std::string last_line(const std::string& text, size_t max) {
+    const auto lines = lines_from_end(text, 1);
+    return lines.empty() ? std::string() : std::string(lines.front().substr(0, max));
+}
+
+std::string last_lines(const std::string& text, size_t count, size_t max) {
+    std::string joined;
+    const auto lines = lines_from_end(text, count);
+    for (auto it = lines.rbegin(); it != lines.rend(); ++it) joined.append(joined.empty() ? "" : " / ").append(*it);
+    return std::string(utf8_tail(joined, max));
 }
 
 std::string CommandResult::summary() const {
     if (!started) return "could not run: " + last_line(output);
     std::string head;
     if (timed_out) head = "timed out";
+    else if (cancelled) head = "cancelled";
     else if (signal != 0) head = std::string("killed by signal ") + strsignal(signal);
     else head = "exit " + std::to_string(exit_code);
     const std::string why = last_line(output);
@@ -124,8 +144,12 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
     return result;
 }
 
-void await_group(pid_t pid, int out, std::chrono::milliseconds timeout, KeptOutput kept, CommandResult& result) {
+void await_group(pid_t pid, int out, std::chrono::milliseconds timeout, KeptOutput kept, CommandResult& result,
+                 const std::function<bool()>& cancelled) {
     const auto deadline = SteadyClock::now() + timeout;
+    // How often `cancelled` is asked: a superseded build stops within this, and asking costs little.
+    constexpr std::chrono::milliseconds kCancelCheck{200};
+    auto next_check = SteadyClock::now() + kCancelCheck;
     // Readable once the leader has exited: a leader that closed its output but runs on is still
     // waited for, and only until the deadline. Without pidfds (Linux < 5.3) the pipe's end stands
     // for the leader's.
@@ -136,8 +160,16 @@ void await_group(pid_t pid, int out, std::chrono::milliseconds timeout, KeptOutp
     while (!(eof && exited)) {
         // poll() passes over negative fds: what has ended is no longer watched.
         pollfd fds[2] = {{eof ? -1 : out, POLLIN, 0}, {exited ? -1 : leader.get(), POLLIN, 0}};
-        const int ready = poll(fds, 2, remaining_ms(deadline));
+        const int wait = remaining_ms(deadline);
+        const int ready = poll(fds, 2, cancelled ? std::min(wait, remaining_ms(next_check)) : wait);
         if (ready < 0 && errno == EINTR) continue;
+        if (cancelled && !exited && SteadyClock::now() >= next_check) {
+            if (cancelled()) {
+                result.cancelled = true;
+                break;
+            }
+            next_check = SteadyClock::now() + kCancelCheck;
+        }
         // remaining_ms waits 2^30 ms (12 days) at most at a time; a longer timeout waits again.
         if (ready == 0 && remaining_ms(deadline) > 0) continue;
         if (ready <= 0) {
@@ -166,7 +198,7 @@ void await_group(pid_t pid, int out, std::chrono::milliseconds timeout, KeptOutp
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    if (result.timed_out) return;
+    if (result.timed_out || result.cancelled) return;
     if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
     else if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
 }

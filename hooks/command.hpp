@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@ namespace sitesfs::hooks {
 struct CommandResult {
     bool started = false;    // false: argv[0] could not be executed (output says why)
     bool timed_out = false;  // killed (with its process group) at the deadline
+    bool cancelled = false;  // killed (with its process group) because the caller asked
     int exit_code = -1;      // 0..255 when it exited; -1 otherwise
     int signal = 0;          // the signal that ended it, if any
     std::string output;      // stdout and stderr interleaved, cut at 64 KiB
@@ -34,10 +36,12 @@ enum class KeptOutput {
 
 // Waits at most `timeout` for `pid`, the leader of a process group of its own whose stdout and
 // stderr are the pipe `out` reads, collecting that output as it comes. At the deadline the group is
-// killed and `timed_out` set; once the leader has exited, whatever else of its group is left is
-// killed too, so nothing it started outlives it. Reaps the leader and fills timed_out, exit_code,
-// signal and output; `started` is the caller's.
-void await_group(pid_t pid, int out, std::chrono::milliseconds timeout, KeptOutput kept, CommandResult& result);
+// killed and `timed_out` set; when `cancelled` (asked a few times a second) says so, it is killed and
+// `cancelled` set; once the leader has exited, whatever else of its group is left is killed too, so
+// nothing it started outlives it. Reaps the leader and fills timed_out, cancelled, exit_code, signal
+// and output; `started` is the caller's.
+void await_group(pid_t pid, int out, std::chrono::milliseconds timeout, KeptOutput kept, CommandResult& result,
+                 const std::function<bool()>& cancelled = {});
 
 // A pidfd of `pid`, which poll() sees readable once that process has exited; -1 on kernels before
 // 5.3. Through syscall(): Debian 12's <sys/pidfd.h> cannot be included from C++.
@@ -60,5 +64,8 @@ std::string duration_text(std::chrono::milliseconds d);
 // The last non-empty line of `text` without the trailing whitespace, cut at `max` bytes: the line a
 // tool like caddy prints its reason on.
 std::string last_line(const std::string& text, size_t max = 300);
+// The last `count` non-empty lines of `text`, each trimmed, joined by " / ", their last `max` bytes:
+// a build's reason often takes more than its last line ("Error: ..." above "exit status 1").
+std::string last_lines(const std::string& text, size_t count, size_t max);
 
 }  // namespace sitesfs::hooks

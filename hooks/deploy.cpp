@@ -32,8 +32,8 @@ bool SitePaths::marked_for(const stdfs::path& state_dir) const {
     }
 }
 
-Deploy::Deploy(const HooksConfig& c, ProxyPublisher& p, KnownHosts& k, SiteRef s, std::function<bool()> stop)
-    : config(c), proxy(p), known_hosts(k), site(std::move(s)), paths(c.data_dir, site->name), superseded(std::move(stop)) {}
+Deploy::Deploy(const HooksConfig& c, ProxyPublisher& p, KnownHosts& k, BuildSlots& b, SiteRef s, std::function<bool()> stop)
+    : config(c), proxy(p), known_hosts(k), builds(b), site(std::move(s)), paths(c.data_dir, site->name), superseded(std::move(stop)) {}
 
 std::string url_for_deploy_key(const std::string& url) {
     const std::string github = "https://github.com/";
@@ -74,6 +74,8 @@ RunResult run_steps(Deploy& d, const std::vector<std::unique_ptr<Step>>& steps) 
         } catch (const std::exception& e) {
             result.step = step.name();
             result.error = e.what();
+            // Stopped by the newer change (a cancelled fetch or build), not failed.
+            result.superseded = d.superseded();
             // A step that failed half-way may have done part of its work; its undo knows what.
             ++applied;
             break;
@@ -162,9 +164,9 @@ void prune_releases(const SitePaths& paths, unsigned keep) {
     for (size_t i = others; i < releases.size(); ++i) discard_release(paths, releases[i].path.filename().string());
 }
 
-void discard_release(const SitePaths& paths, const std::string& commit) {
-    const stdfs::path release = paths.release(commit);
-    const stdfs::path aside = paths.releases / (".discard-" + commit);
+void discard_release(const SitePaths& paths, const std::string& name) {
+    const stdfs::path release = paths.release(name);
+    const stdfs::path aside = paths.releases / (".discard-" + name);
     std::error_code ec;
     stdfs::remove_all(aside, ec);
     if (::rename(release.c_str(), aside.c_str()) != 0) {

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "hooks/build.hpp"
 #include "hooks/builders.hpp"
 #include "hooks/git_repo.hpp"
 #include "hooks/proxy_config.hpp"
@@ -60,7 +61,7 @@ struct HooksConfig {
     std::filesystem::path known_hosts;  // STATE/known_hosts
     HostKeyPolicy host_key_policy = HostKeyPolicy::AcceptNew;
     std::map<std::string, std::string> host_key_pins;  // "host:port" -> "SHA256:..."
-    BuildConfig build;  // [build], [builders.NAME]; read, not yet run by deploys (docs/builds.md)
+    BuildConfig build;  // [build], [builders.NAME] (docs/builds.md)
 };
 
 // How to reach a site's remote: the fetch URL, and for a site with a deploy key the key (resolved
@@ -98,9 +99,12 @@ struct SitePaths {
     std::filesystem::path dir, repo, releases, current, marker;
     std::filesystem::path next_current;  // the link the switch renames over `current`
     std::filesystem::path tombstone;     // DATA/.NAME.removing: the site dir while it is deleted
-    std::filesystem::path release(const std::string& commit) const { return releases / commit; }
+    // A release by its name (release_name: the commit, with a suffix for what built it).
+    std::filesystem::path release(const std::string& name) const { return releases / name; }
     // Where a release is written before it appears under its name.
-    std::filesystem::path staging(const std::string& commit) const { return releases / (".stage-" + commit); }
+    std::filesystem::path staging(const std::string& name) const { return releases / (".stage-" + name); }
+    // Where a build of it runs (BuildDir).
+    std::filesystem::path build_dir(const std::string& name) const { return releases / (".build-" + name); }
     // Whether the marker says the site dir belongs to the sites of `state_dir`.
     bool marked_for(const std::filesystem::path& state_dir) const;
 };
@@ -109,6 +113,7 @@ struct Deploy {
     const HooksConfig& config;
     ProxyPublisher& proxy;
     KnownHosts& known_hosts;
+    BuildSlots& builds;
     SiteRef site;            // the desired state this run converges to
     SitePaths paths;
     std::function<bool()> superseded;  // a newer generation is waiting: stop at the next step
@@ -116,6 +121,9 @@ struct Deploy {
     // Filled in by the steps as they go.
     std::unique_ptr<GitRepo> repo;
     std::string commit;                      // fetch: the commit to serve (40 hex)
+    std::string release;                     // build: the release's name (release_name)
+    std::unique_ptr<BuildDir> build_dir;     // build: the build's output, until stage copied it
+    std::optional<std::string> build_log;    // build: what `buildlog` says now, when a build ran
     std::vector<std::string> notes;          // stage: entries left out of the release, etc.
     ServedTree tree;                         // stage: the served tree's rules and 404 page
     bool staged = false;                     // stage: this run wrote the release
@@ -126,7 +134,7 @@ struct Deploy {
     bool proxy_changed = false;              // proxy: the entry went live (and was reloaded)
     std::string reload_error;                // proxy: the batch's reload failed (the reload step reports it)
 
-    Deploy(const HooksConfig& c, ProxyPublisher& p, KnownHosts& k, SiteRef s, std::function<bool()> stop);
+    Deploy(const HooksConfig& c, ProxyPublisher& p, KnownHosts& k, BuildSlots& b, SiteRef s, std::function<bool()> stop);
     bool changed_anything() const { return switched || proxy_changed; }
 };
 
@@ -158,15 +166,15 @@ RunResult run_steps(Deploy& d, const std::vector<std::unique_ptr<Step>>& steps);
 void prune_releases(const SitePaths& paths, unsigned keep);
 
 // Deletes a release. It is renamed to a dot name first: a kill during the deletion must not leave
-// half a tree under the commit's name, which a later deploy of that commit would serve as it is.
-void discard_release(const SitePaths& paths, const std::string& commit);
+// half a tree under its name, which a later deploy of that commit would serve as it is.
+void discard_release(const SitePaths& paths, const std::string& name);
 
 // Deletes the site dir (it must hold the marker): renamed to its tombstone, then deleted, so a
 // kill leaves the whole dir or a tombstone that the next start removes. Returns an error text.
 std::string remove_site_dir(const SitePaths& paths);
 
 // Removes what a run killed half-way leaves in a site dir: the switch's `.current.tmp`, the
-// stage's and discard's `releases/.*`, and libgit2's lock and temp files in repo.git. Only while no run holds the site (at start-up, or by the run itself).
+// build's, stage's and discard's `releases/.*`, and libgit2's lock and temp files in repo.git. Only while no run holds the site (at start-up, or by the run itself).
 // Returns what it removed.
 std::vector<std::filesystem::path> remove_interrupted_work(const SitePaths& paths);
 

@@ -25,24 +25,6 @@ constexpr const char* kPinnedRef = "refs/sitesfs/pinned";
 // crafted tree nested thousands of levels would otherwise exhaust fds or the stack.
 constexpr int kMaxDepth = 128;
 
-// Entry names come from the repository and end up in one-line status, log and journal lines:
-// control bytes (a newline could forge a line) and '\\' are written as escapes.
-std::string shown_name(const std::string& name) {
-    std::string out;
-    for (unsigned char c : name) {
-        if (c == '\\') {
-            out += "\\\\";
-        } else if (c < 0x20 || c == 0x7f) {
-            char hex[5];
-            std::snprintf(hex, sizeof hex, "\\x%02x", c);
-            out += hex;
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out;
-}
-
 std::string libgit2_message() {
     const git_error* e = git_error_last();
     return e && e->message ? e->message : "unknown libgit2 error";

@@ -14,6 +14,7 @@
 #include "hooks/deploy_keys.hpp"
 #include "hooks/git_stream.hpp"
 #include "hooks/known_hosts.hpp"
+#include "hooks/release_writer.hpp"
 #include "schemas/validators.hpp"
 
 struct git_repository;
@@ -46,18 +47,6 @@ struct RemoteOptions {
     const SecretBuffer* key = nullptr;
     std::string key_ref;                    // for messages: "file:blog"
     KnownHosts* known_hosts = nullptr;
-};
-
-// Caps for a release tree; exceeding one fails the write cleanly (GitError naming the cap).
-struct TreeLimits {
-    uint64_t max_files = 100000;
-    uint64_t max_bytes = 1ull << 30;
-};
-
-struct TreeReport {
-    uint64_t files = 0;
-    uint64_t bytes = 0;
-    std::vector<std::string> skipped;  // "path: why" for every entry not written (link, .git, submodule)
 };
 
 class GitRepo {

@@ -65,6 +65,7 @@ Reconciler::Reconciler(Store& store, HooksConfig config)
       config_(std::move(config)),
       proxy_(make_caddy_config(config_.proxy), make_reloader(config_.reload)),
       known_hosts_(config_.known_hosts, config_.host_key_policy, config_.host_key_pins),
+      builds_(std::max(1u, config_.build.jobs)),
       log_(config_.deploy_log),
       certificates_(config_.health.tls_address, config_.health.timeout),
       steps_(deploy_steps()),
@@ -200,7 +201,7 @@ Reconciler::Run Reconciler::run_deploy(const SiteRef& site) {
     deploying.error.clear();
     deploying.retry_at = {};
     store_.report(name, generation, deploying);
-    Run run{Deploy(config_, proxy_, known_hosts_, site, [this, name, generation] {
+    Run run{Deploy(config_, proxy_, known_hosts_, builds_, site, [this, name, generation] {
                 if (queue_.stopped()) return true;
                 const SiteRef now = store_.site(name);
                 return !now || now->generation != generation;
@@ -217,6 +218,9 @@ Reconciler::Report Reconciler::report_of(const SiteRecord& site, const Run& run)
     const Deploy& d = run.deploy;
     Report r{site.actual, {Clock::now(), site.name, "", d.commit, site.actual.commit, run.dur_ms, ""}};
     r.next.retry_at = {};
+    // A deploy that reused a built release leaves the log of the build that made it.
+    if (d.build_log) r.next.build_log = *d.build_log;
+    else if (site.field("build").value.empty()) r.next.build_log.clear();
     if (!run.result.ok) {
         r.entry.action = "failed";
         r.next.state = SiteState::failed;

@@ -91,6 +91,7 @@ private:
     const HooksConfig config_;
     ProxyPublisher proxy_;
     KnownHosts known_hosts_;
+    BuildSlots builds_;  // [build] jobs, apart from the workers
     DeployLog log_;
     Certificates certificates_;
     const std::vector<std::unique_ptr<Step>> steps_;

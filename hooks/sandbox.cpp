@@ -72,6 +72,10 @@ std::string size_text(uint64_t bytes) {
     return bytes % kMiB == 0 ? std::to_string(bytes / kMiB) + " MiB" : std::to_string(bytes) + " bytes";
 }
 
+const std::filesystem::path& seen_inside(const SandboxSpec& spec) {
+    return spec.work_inside.empty() ? spec.work : spec.work_inside;
+}
+
 std::vector<std::string> bwrap_argv(const SandboxSpec& spec) {
     const std::string work = spec.work.string();
     const std::string tmp_size = std::to_string(spec.limits.tmp_bytes);
@@ -88,7 +92,8 @@ std::vector<std::string> bwrap_argv(const SandboxSpec& spec) {
     a.insert(a.end(), {"--dev", "/dev", "--size", tmp_size, "--tmpfs", "/dev/shm", "--remount-ro", "/dev"});
     a.insert(a.end(), {"--proc", "/proc", "--size", tmp_size, "--tmpfs", "/tmp"});
     // After /tmp, so that a WORK under /tmp is bound on top of the private one.
-    a.insert(a.end(), {"--bind", work, work, "--chdir", work});
+    const std::string inside = seen_inside(spec).string();
+    a.insert(a.end(), {"--bind", work, inside, "--chdir", spec.cwd.empty() ? inside : spec.cwd.string()});
     // Last: the root bwrap built is a tmpfs of its own, writable until now.
     a.insert(a.end(), {"--remount-ro", "/"});
     a.insert(a.end(), {"--info-fd", std::to_string(kInfoFd), "--block-fd", std::to_string(kBlockFd)});
@@ -101,7 +106,7 @@ std::vector<std::string> bwrap_argv(const SandboxSpec& spec) {
     }
     if (!has_path) a.insert(a.end(), {"--setenv", "PATH", kDefaultPath});
     // On disk with the rest of the build's files, and gone with them; /tmp is memory.
-    if (!has_home) a.insert(a.end(), {"--setenv", "HOME", work});
+    if (!has_home) a.insert(a.end(), {"--setenv", "HOME", inside});
     a.emplace_back("--");
     a.insert(a.end(), spec.argv.begin(), spec.argv.end());
     return a;
@@ -119,6 +124,14 @@ std::string refusal(const SandboxSpec& spec) {
     }
     const std::string work = spec.work.string();
     if (!spec.work.is_absolute()) return "the build dir '" + work + "' is not an absolute path";
+    if (!spec.work_inside.empty() && (!spec.work_inside.is_absolute() || spec.work_inside == "/"))
+        return "the build dir's path inside the sandbox '" + spec.work_inside.string() + "' is not an absolute path below /";
+    const auto below = [](const std::filesystem::path& p, const std::filesystem::path& dir) {
+        const std::string rel = p.lexically_relative(dir).string();
+        return p.is_absolute() && !rel.empty() && !rel.starts_with("..");
+    };
+    if (!spec.cwd.empty() && !below(spec.cwd, seen_inside(spec)))
+        return "the build's working dir '" + spec.cwd.string() + "' is not inside " + seen_inside(spec).string();
     struct stat st {};
     if (lstat(spec.work.c_str(), &st) != 0) return "the build dir " + work + ": " + strerror(errno);
     if (!S_ISDIR(st.st_mode)) return "the build dir " + work + " is not a directory";
@@ -239,9 +252,10 @@ bool says_out_of_memory(std::string_view output) {
 std::string SandboxResult::summary() const {
     if (!started) return CommandResult::summary();
     std::string text = timed_out     ? "timed out after " + duration_text(limits.time)
+                       : cancelled   ? "cancelled"
                        : signal != 0 ? "killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")"
                                      : "exit " + std::to_string(exit_code);
-    const std::string why = printable(last_line(output));
+    const std::string why = printable(last_lines(output, 3, 400));
     if (!why.empty()) text += ": " + why;
     if (out_of_memory) text += " (memory limit " + size_text(limits.memory_bytes) + ")";
     return text;
@@ -316,7 +330,7 @@ SandboxResult run_sandboxed(const SandboxSpec& spec) {
     block_r.reset();
     block_w.reset();
 
-    await_group(pid, out_r.get(), spec.limits.time, KeptOutput::tail, result);
+    await_group(pid, out_r.get(), spec.limits.time, KeptOutput::tail, result, spec.cancelled);
     // bwrap is gone, and with it (--die-with-parent) the init, whose death kills the rest of the
     // pid namespace. The init's pidfd turns readable only once that is done: then nothing the
     // build started runs on. SIGKILL cannot be refused, so this wait ends unless the kernel hangs.
@@ -330,7 +344,7 @@ SandboxResult run_sandboxed(const SandboxSpec& spec) {
         result.signal = result.exit_code - 128;
         result.exit_code = -1;
     }
-    result.out_of_memory = !result.timed_out && !result.ok() && says_out_of_memory(result.output);
+    result.out_of_memory = !result.timed_out && !result.cancelled && !result.ok() && says_out_of_memory(result.output);
     return result;
 }
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,8 +35,14 @@ struct SandboxSpec {
     std::vector<std::string> argv;
     // The scratch dir: an absolute path to a directory `uid` owns (the caller creates and chowns
     // it), every directory above it searchable by `uid`. The only place the build can write that
-    // outlives it; also its cwd and, unless `env` says otherwise, its HOME.
+    // outlives it; also, unless `env` says otherwise, its HOME.
     std::filesystem::path work;
+    // Where the build sees `work`: an absolute path, e.g. /build, so that what it prints names no
+    // path of the host; empty: at its own path.
+    std::filesystem::path work_inside;
+    // Where the build starts, as the build sees it: `work` (as seen inside) or a directory in it;
+    // empty: `work` itself.
+    std::filesystem::path cwd;
     bool network = false;  // false: a network namespace of its own, with only lo
     // The build's whole environment (the caller builds it from an allow-list). PATH and HOME are
     // added when missing; bwrap adds PWD.
@@ -45,6 +52,8 @@ struct SandboxSpec {
     gid_t gid = 0;
     SandboxLimits limits;
     std::filesystem::path bwrap = "/usr/bin/bwrap";  // NixOS has it elsewhere
+    // Asked a few times a second; true kills the build (a newer change superseded it).
+    std::function<bool()> cancelled;
 };
 
 struct SandboxResult : CommandResult {
@@ -53,8 +62,8 @@ struct SandboxResult : CommandResult {
     bool out_of_memory = false;
     SandboxLimits limits;  // what it ran with, for the summary
 
-    // One line for a status file, in place of CommandResult::summary: "exit 2: LAST LINE",
-    // "timed out after 10m: LAST LINE", "exit 1: MemoryError (memory limit 64 MiB)",
+    // One line for a status file, in place of CommandResult::summary: "exit 2: LAST LINES" (up to
+    // three, joined by " / "), "timed out after 10m: LAST LINES", "exit 1: MemoryError (memory limit 64 MiB)",
     // "killed by signal 11 (Segmentation fault): ...", "could not run: REASON". The build's line is
     // quoted with printable(): it comes from the repository.
     std::string summary() const;

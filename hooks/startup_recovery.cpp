@@ -46,8 +46,11 @@ bool StartupRecovery::converged_on_disk(const SiteRecord& s) const {
                s.actual.commit.empty();
     if (site_state(s) == SiteState::incomplete) return !proxy_.serves(s.name);
     if (s.actual.state != SiteState::live || s.actual.generation != s.generation || s.actual.commit.empty()) return false;
+    // A builder changed in the config since gives the release another name: it is built again.
+    const auto release = release_name(s.actual.commit, s, config_.build);
+    if (!release) return false;
     const auto target = stdfs::read_symlink(paths.current, ec);
-    return !ec && target == stdfs::path("releases") / s.actual.commit && stdfs::is_directory(paths.release(s.actual.commit), ec);
+    return !ec && target == stdfs::path("releases") / *release && stdfs::is_directory(paths.release(*release), ec);
 }
 
 void StartupRecovery::load_served() {

@@ -61,6 +61,12 @@ void point_current(const SitePaths& p, const std::string& target) {
     fsync_dir(p.dir);
 }
 
+void ensure_releases_dir(const SitePaths& p) {
+    std::error_code ec;
+    if (stdfs::create_directories(p.releases, ec) && ::chmod(p.releases.c_str(), 0755) != 0)
+        throw StepError("chmod 0755 " + p.releases.string() + ": " + strerror(errno));
+}
+
 std::optional<std::string> link_target(const stdfs::path& link) {
     std::error_code ec;
     auto target = stdfs::read_symlink(link, ec);
@@ -105,19 +111,59 @@ public:
     }
 };
 
+// Runs the site's builder on the commit's tree, sandboxed (docs/builds.md); the stage step makes
+// the release of its output. A release built before (kept for rollback) is not built again.
+class Build : public Step {
+public:
+    const char* name() const override { return "build"; }
+    void apply(Deploy& d) override {
+        const std::string& builder_name = d.site->field("build").value;
+        const auto release = release_name(d.commit, *d.site, d.config.build);
+        if (!release)
+            throw StepError("no builder '" + builder_name + "' in this host's config: add [builders." + builder_name +
+                            "] to it, or write another builder (or nothing) to `build`");
+        d.release = *release;
+        std::error_code ec;
+        if (builder_name.empty() || stdfs::is_directory(d.paths.release(d.release), ec)) return;
+        const Builder& builder = d.config.build.builders.find(builder_name)->second;
+        ensure_releases_dir(d.paths);
+        std::vector<std::string> tree_notes;
+        try {
+            d.build_dir = std::make_unique<BuildDir>(d.paths.build_dir(d.release), d.config.build.uid.value_or(0),
+                                                     d.config.build.gid);
+            tree_notes = d.repo->write_tree(d.commit, d.build_dir->src(), d.config.limits).skipped;
+            d.build_dir->hand_over();
+        } catch (const ReleaseError& e) {
+            throw StepError(e.what());
+        }
+        const auto slot = d.builds.acquire(d.superseded);
+        if (!slot) throw StepError("superseded while waiting for a free build slot ([build] jobs)");
+        const auto started = std::chrono::steady_clock::now();
+        const SandboxResult result = run_build(builder, d.config.build, *d.build_dir, d.superseded);
+        d.build_log = build_log_text(builder_name, d.commit, result,
+                                     std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started));
+        // A link in git reaches the build as a file holding its text: said, in case the build trips on it.
+        add_build_notes(*d.build_log, "in the tree the build got", tree_notes);
+        if (!result.ok()) throw StepError(result.summary());
+    }
+    void undo(Deploy& d) override { d.build_dir.reset(); }
+};
+
 class Stage : public Step {
 public:
     const char* name() const override { return "stage"; }
     void apply(Deploy& d) override {
-        const stdfs::path release = d.paths.release(d.commit);
+        const stdfs::path release = d.paths.release(d.release);
         std::error_code ec;
         if (!stdfs::is_directory(release, ec)) {
-            if (stdfs::create_directories(d.paths.releases, ec) && ::chmod(d.paths.releases.c_str(), 0755) != 0)
-                throw StepError("chmod 0755 " + d.paths.releases.string() + ": " + strerror(errno));
-            const stdfs::path staging = d.paths.staging(d.commit);
+            ensure_releases_dir(d.paths);
+            const stdfs::path staging = d.paths.staging(d.release);
             stdfs::remove_all(staging, ec);
             try {
-                const TreeReport report = d.repo->write_tree(d.commit, staging, d.config.limits);
+                const TreeReport report = d.build_dir ? copy_build_output(d.build_dir->out(), staging, d.config.limits)
+                                                      : d.repo->write_tree(d.commit, staging, d.config.limits);
+                d.build_dir.reset();
+                if (d.build_log) add_build_notes(*d.build_log, "left out of the release", report.skipped);
                 d.notes.insert(d.notes.end(), report.skipped.begin(), report.skipped.end());
                 // Readers only ever see a release whole: it appears under its name after its bytes are on disk.
                 const int fd = ::open(staging.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -151,7 +197,7 @@ public:
     void undo(Deploy& d) override {
         // A release this run made and never served is dropped; one that served before stays for rollback.
         if (!d.staged || d.switched) return;
-        discard_release(d.paths, d.commit);
+        discard_release(d.paths, d.release);
     }
 };
 
@@ -159,7 +205,7 @@ class Switch : public Step {
 public:
     const char* name() const override { return "switch"; }
     void apply(Deploy& d) override {
-        const std::string target = "releases/" + d.commit;
+        const std::string target = "releases/" + d.release;
         d.previous_link = link_target(d.paths.current);
         if (d.previous_link == target) return;
         point_current(d.paths, target);
@@ -280,6 +326,7 @@ private:
 std::vector<std::unique_ptr<Step>> deploy_steps() {
     std::vector<std::unique_ptr<Step>> steps;
     steps.push_back(std::make_unique<Fetch>());
+    steps.push_back(std::make_unique<Build>());
     steps.push_back(std::make_unique<Stage>());
     steps.push_back(std::make_unique<Switch>());
     steps.push_back(std::make_unique<Proxy>());

@@ -162,8 +162,8 @@ struct Reader {
     // One [builders.NAME] table, through builder_fields().
     hooks::Builder builder(const ConfigKey& k, std::string_view name, const toml::node& n) const {
         const std::string table = std::string(k.name) + "." + printable(name);
-        if (!valid_builder_name(name))
-            fail(table, "a builder's name must match [a-z0-9][a-z0-9_-]{0,31} (a site's build field names it)");
+        if (const std::string why = builder_name_problem(name); !why.empty())
+            fail(table, why + " (a site's build field names it)");
         const toml::table* t = n.as_table();
         if (!t) fail(table, "must be a table: [" + table + "] with command = [...]");
         std::string fields;
@@ -188,15 +188,6 @@ struct Reader {
         return b;
     }
 
-    static bool valid_builder_name(std::string_view name) {
-        const auto ok = [](char c, bool first) {
-            return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (!first && (c == '_' || c == '-'));
-        };
-        if (name.empty() || name.size() > 32) return false;
-        for (size_t i = 0; i < name.size(); ++i)
-            if (!ok(name[i], i == 0)) return false;
-        return true;
-    }
 
     // The defaults go through the same checks as the file: a default out of its own bounds stops
     // start-up too (and the unit tests).

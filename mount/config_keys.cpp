@@ -278,7 +278,7 @@ const std::vector<ConfigKey> kKeys = {
      .min = 1, .max = kMaxId, .example = R"("sitesfs-build")",
      .apply = [](Config& c, const KeyValue& v) { c.hooks.build.uid = static_cast<uid_t>(v.integer); }},
     {.name = "builders", .type = K::builders,
-     .help = "a builder, named by a site's `build` field; NAME matches [a-z0-9][a-z0-9_-]{0,31}",
+     .help = "a builder, named by a site's `build` field; NAME matches 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit",
      .example = "hugo",
      .apply = [](Config& c, const KeyValue& v) { c.hooks.build.builders = v.builders; }},
 
@@ -349,7 +349,7 @@ const std::vector<ConfigSection> kSections = {
     {"ssh", ""},
     {"metrics", ""},
     {"store", "store.md, cluster.md"},
-    {"build", "builds.md; read, not yet run by deploys"},
+    {"build", "builds a site whose `build` field names a builder; builds.md"},
     {"filesystem", ""},
 };
 

@@ -105,6 +105,14 @@ std::string site_metrics(const Store& store) {
     return out;
 }
 
+// What a write through this mount may say: local repos only when allowed, `build` only naming a
+// builder this host's config defines.
+ValidationPolicy write_policy(const Config& cfg) {
+    ValidationPolicy policy{.allow_local_repos = cfg.allow_local_repos, .builders = std::vector<std::string>{}};
+    for (const auto& [name, builder] : cfg.hooks.build.builders) policy.builders->push_back(name);
+    return policy;
+}
+
 EtcdStoreOptions etcd_options(const Config& cfg, bool read_only) {
     const StoreConfig& s = cfg.store;
     EtcdStoreOptions o;
@@ -120,7 +128,7 @@ EtcdStoreOptions etcd_options(const Config& cfg, bool read_only) {
     o.host = s.host;
     o.labels = s.labels;
     o.read_only = read_only;
-    o.policy = {cfg.allow_local_repos};
+    o.policy = write_policy(cfg);
     o.lease_ttl = std::chrono::seconds(s.lease_ttl);
     return o;
 }
@@ -130,7 +138,7 @@ std::unique_ptr<Store> open_store(const Config& cfg, bool read_only) {
     if (cfg.store.backend == StoreConfig::Backend::etcd) return open_etcd_store(etcd_options(cfg, read_only));
     return open_file_store({.state_dir = cfg.state_dir,
                             .read_only = read_only,
-                            .policy = {cfg.allow_local_repos},
+                            .policy = write_policy(cfg),
                             .host = cfg.store.host,
                             .labels = cfg.store.labels});
 }

@@ -51,12 +51,17 @@ struct ActualState {
     std::vector<std::string> tls;
     // The serving fields the proxy config was rendered with (they may lag newer desired values).
     std::string routing, aliases, auth_ref;
+    // The output of the last build this host ran for the site (`buildlog`), its end kept when
+    // longer than kBuildLogBytes, valid UTF-8; empty for a site without a builder.
+    std::string build_log;
 };
+
+inline constexpr size_t kBuildLogBytes = 16 * 1024;
 
 // The read-write fields, the desired state a site stores, in the schema's order. The schema
 // (site_schema.cpp) gives each its row; a unit test keeps the two lists in step.
 inline constexpr std::string_view kDesiredFields[] = {"repo", "domain", "branch", "path", "deploy_key_ref", "commit", "check", "hosts",
-                                                      "routing", "aliases", "auth_ref"};
+                                                      "routing", "aliases", "auth_ref", "build", "submodules"};
 
 constexpr bool is_desired_field(std::string_view name) {
     for (const auto f : kDesiredFields)

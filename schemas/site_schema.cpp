@@ -150,6 +150,13 @@ const std::array kFields{
     FieldSpec{"auth_ref", Access::ReadWrite, ChangedBy::Writes, check_auth_ref, SITESFS_DESIRED("auth_ref"),
               "PROVIDER:NAME (the deploy-key providers of [keys]) of `USER BCRYPT-HASH` lines: HTTP basic auth on the "
               "whole site; empty: anyone may read it. The hashes are read at each deploy and never stored by sitesfs"},
+    FieldSpec{"build", Access::ReadWrite, ChangedBy::Writes, check_build, SITESFS_DESIRED("build"),
+              "the builder ([builders.NAME] in the config) that turns the commit into the release, sandboxed "
+              "(docs/builds.md); a write naming a builder this host's config lacks is refused; empty: the tree is "
+              "served as committed"},
+    FieldSpec{"submodules", Access::ReadWrite, ChangedBy::Writes, check_submodules, SITESFS_DESIRED("submodules"),
+              "`recursive`: the release (and the build's tree) holds the commit's submodules, fetched with the site's "
+              "deploy key and host-key policy, each URL checked as `repo` is; `none` (empty means none) leaves them out"},
     FieldSpec{"status", Access::ReadOnly, ChangedBy::Both, nullptr, render_status, status_changed,
               "key: value lines: state, then with a store many hosts share one `host: NAME STATE COMMIT` line per "
               "host the site is placed on (state is then the worst of theirs: live only when every one is), commit "
@@ -160,6 +167,10 @@ const std::array kFields{
               "etcd is out of reach or a write's outcome is being settled (docs/cluster.md), error"},
     FieldSpec{"log", Access::ReadOnly, ChangedBy::Both, nullptr, render_log, status_changed,
               "the site's recent deploys, oldest first: time, action, commit, previous commit, duration, error"},
+    FieldSpec{"buildlog", Access::ReadOnly, ChangedBy::Both, nullptr,
+              [](const SiteRecord& s) { return s.actual.build_log; }, status_changed,
+              "the output of the last build this host ran for the site (stdout and stderr interleaved, the last "
+              "16 KiB), ending in a `sitesfs:` line with the builder, the commit and the outcome; empty without `build`"},
     FieldSpec{"wait", Access::ReadOnly, ChangedBy::Both, nullptr, render_wait, status_changed,
               "read-write mounts only: a read waits until the site settles "
               "for the generation it had at open (on every host it is placed on that is not gone), then gives "

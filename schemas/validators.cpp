@@ -533,6 +533,30 @@ Checked check_aliases(std::string_view v, const ValidationPolicy&) {
     return check_choice("aliases", v, {"serve", "redirect"});
 }
 
+Checked check_submodules(std::string_view v, const ValidationPolicy&) {
+    return check_choice("submodules", v, {"none", "recursive"});
+}
+
+std::string builder_name_problem(std::string_view name) {
+    const auto ok = [](char c, bool first) { return is_lower_alnum(c) || (!first && (c == '_' || c == '-')); };
+    bool fine = !name.empty() && name.size() <= 32;
+    for (size_t i = 0; fine && i < name.size(); ++i) fine = ok(name[i], i == 0);
+    return fine ? "" : "a builder's name is 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit";
+}
+
+Checked check_build(std::string_view v, const ValidationPolicy& policy) {
+    if (v.empty()) return Checked::accept({});
+    if (const std::string why = builder_name_problem(v); !why.empty()) return refuse("build", v, why);
+    if (policy.builders && std::find(policy.builders->begin(), policy.builders->end(), v) == policy.builders->end()) {
+        std::string known;
+        for (const auto& b : *policy.builders) known += (known.empty() ? "" : ", ") + b;
+        return refuse("build", v,
+                      known.empty() ? "this host's config defines no builders ([builders.NAME] in sitesfs.toml)"
+                                    : "this host's config defines no such builder; it has " + known);
+    }
+    return Checked::accept(std::string(v));
+}
+
 Checked check_commit(std::string_view v, const ValidationPolicy&) {
     if (v.empty()) return Checked::accept({});
     if (v.size() < 7 || v.size() > 40 || !all_of(v, is_hex))

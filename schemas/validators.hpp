@@ -4,6 +4,7 @@
 // escapes or repairs hostile input: anything outside the allowed alphabet is refused.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,10 @@ struct Checked {
 
 struct ValidationPolicy {
     bool allow_local_repos = false;  // file:// URLs and absolute local paths (--allow-local-repos)
+    // The builders this host's config defines ([builders.NAME]): a write naming another is refused.
+    // Unset when stored values are read back: a builder removed from the config since fails the
+    // site's deploy (saying so) rather than making its state unreadable.
+    std::optional<std::vector<std::string>> builders;
 };
 
 // Site directory names: 1-63 chars, [a-z0-9] first, then [a-z0-9.-].
@@ -43,6 +48,13 @@ Checked check_aliases(std::string_view v, const ValidationPolicy& policy);
 Checked check_auth_ref(std::string_view v, const ValidationPolicy& policy);
 // The health check: "PATH" or "PATH TEXT" (the body must contain TEXT), e.g. "/en/ Welcome".
 Checked check_health_check(std::string_view v, const ValidationPolicy& policy);
+
+// The builder that turns the commit into the release ([builders.NAME]); empty: the tree as committed.
+Checked check_build(std::string_view v, const ValidationPolicy& policy);
+// Whether a release holds the commit's submodules: none (the default) or recursive.
+Checked check_submodules(std::string_view v, const ValidationPolicy& policy);
+// A builder's name by the rule `build` and [builders.NAME] share: "" when fine, else why not.
+std::string builder_name_problem(std::string_view name);
 
 // Where the site is deployed: empty for every host, else host names and `label:NAME` items
 // separated by whitespace.

@@ -23,7 +23,7 @@ struct SeedKey {
     bool required;
 };
 
-// In the order an export writes them. `commit`, `check`, `hosts` and the serving fields are not in
+// In the order an export writes them. `commit`, `check`, `hosts`, the serving and the build fields are not in
 // the seed tool's format: without them a copy made with --import would follow the branch instead of
 // the pin, pass a deploy the original's check refuses, deploy on every host, and serve differently.
 constexpr SeedKey kSeedKeys[] = {
@@ -38,6 +38,8 @@ constexpr SeedKey kSeedKeys[] = {
     {"routing", "routing", false},
     {"aliases", "aliases", false},
     {"auth_ref", "auth_ref", false},
+    {"build", "build", false},
+    {"submodules", "submodules", false},
 };
 
 // "domain, repo, ... and hosts", for a refusal of a key the format does not have.

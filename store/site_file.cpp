@@ -23,24 +23,9 @@ Timestamp from_ns(int64_t ns) {
     return Timestamp(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
-// A TOML file must be UTF-8, but a refused value quoted in an error, or a reconciler's error
-// about a file name in a repo, may not be; one bad byte would make the store unopenable.
-std::string valid_utf8(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (size_t i = 0; i < s.size();) {
-        if (const size_t len = utf8_sequence_length(s.substr(i))) {
-            out.append(s.substr(i, len));
-            i += len;
-        } else {
-            out += "\xEF\xBF\xBD";  // U+FFFD
-            ++i;
-        }
-    }
-    return out;
-}
-
-// A TOML basic string; toml++ does the escaping.
+// A TOML basic string; toml++ does the escaping. A TOML file must be UTF-8, but a refused value
+// quoted in an error, or a reconciler's error about a file name in a repo, may not be; one bad
+// byte would make the store unopenable.
 std::string toml_string(std::string_view s) {
     std::ostringstream out;
     out << toml::toml_formatter{toml::value<std::string>(valid_utf8(s)), toml::format_flags::allow_unicode_strings};
@@ -82,7 +67,8 @@ std::string actual_section(const ActualState& a) {
            "updated = " + std::to_string(to_ns(a.updated)) + "\n"
            "generation = " + std::to_string(a.generation) + "  # the desired generation last reported on\n"
            "retry_at = " + std::to_string(to_ns(a.retry_at)) + "\n"
-           "tls = " + toml_strings(a.tls) + "\n";
+           "tls = " + toml_strings(a.tls) + "\n"
+           "build_log = " + toml_string(a.build_log) + "\n";
 }
 
 std::string site_header(const SiteRecord& s) {
@@ -173,7 +159,7 @@ private:
         ActualState a;
         only(actual, "actual.",
              {"state", "commit", "domain", "path", "routing", "aliases", "auth_ref", "log", "error", "error_from_write", "changed", "updated", "generation",
-              "retry_at", "tls"});
+              "retry_at", "tls", "build_log"});
         // What the reconciler reports: never incomplete or gone, which are derived from the desired
         // state and the host reports.
         const std::string state = str(actual, "state", "actual.");
@@ -201,6 +187,7 @@ private:
         // Both came with issue 14; a state file written before has neither.
         if (actual.contains("retry_at")) a.retry_at = from_ns(num(actual, "retry_at", "actual."));
         if (actual.contains("tls")) a.tls = strings(actual, "tls", "actual.");
+        if (actual.contains("build_log")) a.build_log = str(actual, "build_log", "actual.");  // since issue 18
         return a;
     }
 

@@ -1,5 +1,6 @@
-// run_sandboxed with the real bubblewrap, run as root for builds that run as nobody (65534). Each
-// test has its own scratch dir under /tmp and checks at its end that no process of its build is left.
+// run_sandboxed with the real bubblewrap, run as root for builds that run as uid 65533, a uid of no
+// user's. Each test has its own scratch dir under /tmp and checks at its end that no process of its
+// build is left.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -33,7 +34,9 @@ using it::slurp;
 using it::spit;
 using it::split_lines;
 
-constexpr uid_t kNobody = 65534;
+// Not nobody: RLIMIT_NPROC counts every process of the uid on the host, and the integration tests
+// build as nobody meanwhile.
+constexpr uid_t kBuildUid = 65533;
 constexpr const char* kBwrap = "/usr/bin/bwrap";
 
 std::vector<std::string> sh(const std::string& script) { return {"/bin/sh", "-c", script}; }
@@ -42,7 +45,7 @@ class Sandbox : public ::testing::Test {
 protected:
     void SetUp() override {
         if (access(kBwrap, X_OK) != 0) SITESFS_CANNOT_RUN() << "bubblewrap not installed (scripts/install-deps)";
-        if (geteuid() != 0) SITESFS_CANNOT_RUN() << "builds run as nobody (65534): the tests must run as root";
+        if (geteuid() != 0) SITESFS_CANNOT_RUN() << "builds run as uid 65533: the tests must run as root";
         char tmpl[] = "/tmp/sitesfs-sandbox-XXXXXX";
         ASSERT_NE(mkdtemp(tmpl), nullptr) << std::strerror(errno);
         tmp_ = tmpl;
@@ -50,7 +53,7 @@ protected:
         stdfs::permissions(tmp_, stdfs::perms::others_exec, stdfs::perm_options::add);
         work_ = tmp_ / "work";
         stdfs::create_directory(work_);
-        ASSERT_NO_FATAL_FAILURE(give_to_nobody(work_));
+        ASSERT_NO_FATAL_FAILURE(give_to_build_user(work_));
     }
 
     void TearDown() override {
@@ -62,11 +65,11 @@ protected:
     }
 
     // The caller of run_sandboxed chowns the scratch dir to the build's user; so do the tests.
-    static void give_to_nobody(const stdfs::path& p) {
-        ASSERT_EQ(lchown(p.c_str(), kNobody, kNobody), 0) << p << ": " << std::strerror(errno);
+    static void give_to_build_user(const stdfs::path& p) {
+        ASSERT_EQ(lchown(p.c_str(), kBuildUid, kBuildUid), 0) << p << ": " << std::strerror(errno);
         if (!stdfs::is_directory(p)) return;
         for (const auto& e : stdfs::recursive_directory_iterator(p))
-            ASSERT_EQ(lchown(e.path().c_str(), kNobody, kNobody), 0) << e.path() << ": " << std::strerror(errno);
+            ASSERT_EQ(lchown(e.path().c_str(), kBuildUid, kBuildUid), 0) << e.path() << ": " << std::strerror(errno);
     }
 
     // "PID CMDLINE" of each process whose cwd is under `dir`: a build's processes all start in WORK.
@@ -89,8 +92,8 @@ protected:
         SandboxSpec s;
         s.argv = std::move(argv);
         s.work = work_;
-        s.uid = kNobody;
-        s.gid = kNobody;
+        s.uid = kBuildUid;
+        s.gid = kBuildUid;
         return s;
     }
 
@@ -114,21 +117,23 @@ TEST_F(Sandbox, BuildWritesItsOutputAsTheBuildUser) {
     umask(old_umask);
     ASSERT_EQ(setgroups(groups.size(), groups.data()), 0) << std::strerror(errno);
     ASSERT_TRUE(r.ok()) << r.summary() << "\n" << r.output;
-    EXPECT_EQ(r.output, "65534\n65534\n" + work_.string() + "\n");
+    EXPECT_EQ(r.output, "65533\n65533\n" + work_.string() + "\n");
     EXPECT_EQ(slurp(work_ / "out/index.html"), "<h1>hi</h1>\n");
     struct stat st {};
     ASSERT_EQ(stat((work_ / "out/index.html").c_str(), &st), 0);
-    EXPECT_EQ(st.st_uid, kNobody);
-    EXPECT_EQ(st.st_gid, kNobody);
+    EXPECT_EQ(st.st_uid, kBuildUid);
+    EXPECT_EQ(st.st_gid, kBuildUid);
     EXPECT_EQ(st.st_mode & 07777, 0644u);
 }
 
-TEST_F(Sandbox, FailingBuildShowsItsLastLine) {
+TEST_F(Sandbox, FailingBuildShowsItsLastLines) {
     const auto r = run_sandboxed(spec(sh("echo building; echo 'Error: layout \"index\" not found' >&2; exit 3")));
     EXPECT_TRUE(r.started);
     EXPECT_FALSE(r.ok());
     EXPECT_EQ(r.exit_code, 3);
-    EXPECT_EQ(r.summary(), "exit 3: Error: layout \"index\" not found");
+    EXPECT_EQ(r.summary(), "exit 3: building / Error: layout \"index\" not found");
+    // Three lines at most: the end of a long log says why.
+    EXPECT_EQ(run_sandboxed(spec(sh("seq 1 100; exit 4"))).summary(), "exit 4: 98 / 99 / 100");
 }
 
 TEST_F(Sandbox, CommandMissingInsideIsNamed) {
@@ -152,6 +157,21 @@ TEST_F(Sandbox, PastItsTimeLimitEverythingItStartedIsKilled) {
     EXPECT_TRUE(lock_is_free(work_ / "held"));
 }
 
+// A build superseded by a newer change is stopped, with everything it started, long before its
+// time limit.
+TEST_F(Sandbox, CancelledItStopsAtOnceWithEverythingItStarted) {
+    auto s = spec(sh("exec 9>held && flock 9 && { sleep 1000 & } && echo holding; sleep 30"));
+    const auto start = std::chrono::steady_clock::now();
+    s.cancelled = [start] { return std::chrono::steady_clock::now() - start > 500ms; };
+    const auto r = run_sandboxed(s);
+    EXPECT_TRUE(r.cancelled);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_FALSE(r.ok());
+    EXPECT_EQ(r.summary(), "cancelled: holding");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+    EXPECT_TRUE(lock_is_free(work_ / "held"));
+}
+
 TEST_F(Sandbox, WhatTheBuildLeftRunningEndsWithIt) {
     const auto start = std::chrono::steady_clock::now();
     const auto r = run_sandboxed(spec(sh("exec 9>held && flock 9 && { sleep 1000 & } && echo holding")));
@@ -169,7 +189,8 @@ TEST_F(Sandbox, PastItsMemoryLimitItFailsAndSaysSo) {
     EXPECT_TRUE(r.started);
     EXPECT_EQ(r.exit_code, 1) << r.output;
     EXPECT_TRUE(r.out_of_memory) << r.output;
-    EXPECT_EQ(r.summary(), "exit 1: MemoryError (memory limit 64 MiB)");
+    EXPECT_TRUE(r.summary().starts_with("exit 1: ")) << r.summary();
+    EXPECT_TRUE(r.summary().ends_with(" / MemoryError (memory limit 64 MiB)")) << r.summary();
 
     // The same build within the default limit: it was the limit.
     const auto within = run_sandboxed(spec(allocate));
@@ -236,10 +257,10 @@ TEST_F(Sandbox, NetworkOnlyWhenAllowed) {
 }
 
 TEST_F(Sandbox, WritesOutsideWorkFail) {
-    // Writable by nobody on the host: only the sandbox keeps the build out of it.
+    // Writable by the build's uid on the host: only the sandbox keeps the build out of it.
     const stdfs::path outside = tmp_ / "outside";
     stdfs::create_directory(outside);
-    ASSERT_NO_FATAL_FAILURE(give_to_nobody(outside));
+    ASSERT_NO_FATAL_FAILURE(give_to_build_user(outside));
     const std::vector<std::string> targets = {"/usr/x", "/etc/x", "/x", "/dev/x", (outside / "x").string()};
     std::string script;
     for (const auto& t : targets) script += "if touch '" + t + "' 2>/dev/null; then echo written; else echo refused; fi; ";
@@ -298,7 +319,7 @@ TEST_F(Sandbox, OutputKeepsItsLast64KiB) {
     ASSERT_TRUE(r.ok()) << r.summary();
     EXPECT_EQ(r.output.size(), 64u * 1024);
     EXPECT_EQ(r.output, all.substr(all.size() - 64 * 1024));
-    EXPECT_EQ(r.summary(), "exit 0: 200000");
+    EXPECT_EQ(r.summary(), "exit 0: 199998 / 199999 / 200000");
 }
 
 TEST_F(Sandbox, MissingBubblewrapIsNamed) {
@@ -314,7 +335,7 @@ TEST_F(Sandbox, RefusesToRunAsRoot) {
     s.uid = 0;
     const auto r = run_sandboxed(s);
     EXPECT_FALSE(r.started);
-    EXPECT_EQ(r.summary(), "could not run: refusing to run a build as root (uid 0, gid 65534): configure an unprivileged user");
+    EXPECT_EQ(r.summary(), "could not run: refusing to run a build as root (uid 0, gid 65533): configure an unprivileged user");
 }
 
 // A WORK of the daemon's (or /, or /usr) would be bound writable: it must be the build user's.
@@ -323,7 +344,7 @@ TEST_F(Sandbox, RefusesAWorkDirTheBuildUserDoesNotOwn) {
     const auto r = run_sandboxed(spec({"hugo"}));
     EXPECT_FALSE(r.started);
     EXPECT_EQ(r.summary(), "could not run: the build dir " + work_.string() +
-                               " is owned by uid 0, not by the build's uid 65534 (the caller chowns it)");
+                               " is owned by uid 0, not by the build's uid 65533 (the caller chowns it)");
 }
 
 // A real builder under the default limits: Go reserves far more address space than it uses, and
@@ -337,7 +358,7 @@ TEST_F(Sandbox, HugoBuildsASiteUnderTheDefaultLimits) {
                                     "disableKinds = ['taxonomy', 'term', 'RSS', 'sitemap']\n");
     spit(src / "content/_index.md", "---\ntitle: Home\n---\nHello from the sandbox.\n");
     spit(src / "layouts/index.html", "<h1>{{ .Title }}</h1>{{ .Content }}\n");
-    ASSERT_NO_FATAL_FAILURE(give_to_nobody(src));
+    ASSERT_NO_FATAL_FAILURE(give_to_build_user(src));
     const auto r = run_sandboxed(spec({"hugo", "--source", src.string(), "--destination", out.string()}));
     ASSERT_TRUE(r.ok()) << r.summary() << "\n" << r.output;
     EXPECT_EQ(slurp(out / "index.html"), "<h1>Home</h1><p>Hello from the sandbox.</p>\n\n");

@@ -45,12 +45,13 @@ protected:
         site_ = s;
     }
     Deploy deploy(std::function<bool()> superseded = [] { return false; }) {
-        return Deploy(config_, proxy_, hosts_, site_, std::move(superseded));
+        return Deploy(config_, proxy_, hosts_, builds_, site_, std::move(superseded));
     }
 
     HooksConfig config_;
     ProxyPublisher proxy_{nullptr, nullptr};
     KnownHosts hosts_{"/nonexistent/known_hosts", HostKeyPolicy::AcceptNew};
+    BuildSlots builds_{1};
     SiteRef site_;
     std::vector<std::string> journal_;
 };

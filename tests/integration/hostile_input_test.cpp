@@ -22,7 +22,9 @@ const std::map<std::string, std::string> kGood{
     {"deploy_key_ref", "file:blog"},          {"commit", "abc1234"},
     {"check", "/en/ Welcome"},                {"hosts", "web-1 label:eu"},
     {"routing", "spa"},                       {"aliases", "redirect"},
-    {"auth_ref", "file:staff"},
+    {"auth_ref", "file:staff"},               {"submodules", "recursive"},
+    // This mount's config defines no builders, so no name would do.
+    {"build", ""},
 };
 
 std::string shown(const std::string& v) {

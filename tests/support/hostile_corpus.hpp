@@ -112,7 +112,8 @@ inline constexpr FieldFile kFieldFiles[] = {
     {"repo", "repo.txt"},         {"repo", "repo_needs_flag.txt"}, {"domain", "domain.txt"},
     {"branch", "branch.txt"},     {"path", "path.txt"},            {"deploy_key_ref", "deploy_key_ref.txt"},
     {"commit", "commit.txt"},     {"check", "check.txt"},          {"hosts", "hosts.txt"},
-    {"routing", "routing.txt"},   {"aliases", "aliases.txt"},
+    {"routing", "routing.txt"},   {"aliases", "aliases.txt"},   {"build", "build.txt"},
+    {"submodules", "submodules.txt"},
     // The same PROVIDER:NAME as a deploy key's, checked by the same rules.
     {"auth_ref", "deploy_key_ref.txt"},
 };

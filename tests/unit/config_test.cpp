@@ -234,11 +234,11 @@ TEST(Builders, DefaultsAreTheSandboxsAndNoBuilds) {
 TEST(Builders, RefusalsNameTheKeyAndWhatIsWrong) {
     const std::string user = "[build]\nuser = \"nobody\"\n";
     EXPECT_EQ(refusal(user + "[builders.Hugo]\ncommand = [\"hugo\"]\n"),
-              "sitesfs.toml: builders.Hugo: a builder's name must match [a-z0-9][a-z0-9_-]{0,31} (a site's build "
-              "field names it)");
+              "sitesfs.toml: builders.Hugo: a builder's name is 1-32 of a-z, 0-9, '_', '-', starting with a letter "
+              "or digit (a site's build field names it)");
     EXPECT_THAT(refusal(user + "[builders.-x]\ncommand = [\"hugo\"]\n"), HasSubstr("builders.-x: a builder's name"));
     EXPECT_THAT(refusal(user + "[builders." + std::string(33, 'a') + "]\ncommand = [\"hugo\"]\n"),
-                HasSubstr("a builder's name must match"));
+                HasSubstr("a builder's name is 1-32"));
     EXPECT_EQ(refusal(user + "[builders]\nhugo = 1\n"),
               "sitesfs.toml: builders.hugo: must be a table: [builders.hugo] with command = [...]");
     EXPECT_EQ(refusal(with_builder("networks = true\n")),

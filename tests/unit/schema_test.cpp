@@ -29,7 +29,8 @@ TEST(Schema, DeclaresTheSiteFilesInOrder) {
     std::vector<std::string> names;
     for (const auto& f : site_fields()) names.emplace_back(f.name);
     EXPECT_EQ(names, (std::vector<std::string>{"repo", "domain", "branch", "path", "deploy_key_ref", "commit", "check", "hosts",
-                                               "routing", "aliases", "auth_ref", "status", "log", "wait"}));
+                                               "routing", "aliases", "auth_ref", "build", "submodules", "status", "log",
+                                               "buildlog", "wait"}));
 }
 
 TEST(Schema, TheTypedFieldNamesAreTheReadWriteFieldsInOrder) {
@@ -105,7 +106,8 @@ TEST(Schema, WaitSettlesOnceTheGenerationAtOpenIsLiveOrFailed) {
 TEST(Schema, AFieldIsUntouchedByTheChangesItsChangedBySkips) {
     auto before = site_with({{"repo", "user/blog"}, {"domain", "blog.example.com"}, {"branch", "main"},
                              {"path", "docs"}, {"deploy_key_ref", "file:blog"}, {"commit", "abc1234"}, {"check", "/ Hi"},
-                             {"hosts", "web-1"}, {"routing", "spa"}, {"aliases", "serve"}, {"auth_ref", "file:staff"}});
+                             {"hosts", "web-1"}, {"routing", "spa"}, {"aliases", "serve"}, {"auth_ref", "file:staff"},
+                             {"build", "hugo"}, {"submodules", "recursive"}});
     before.actual = {SiteState::live, std::string(40, 'a'), "blog.example.com", "docs", {"line 1"}, "domain: refused", true,
                      before.created + std::chrono::seconds(5), before.created + std::chrono::seconds(6), 3};
 
@@ -113,6 +115,7 @@ TEST(Schema, AFieldIsUntouchedByTheChangesItsChangedBySkips) {
     SiteRecord reported = before;
     reported.actual = {SiteState::failed, std::string(40, 'b'), "www.example.com", "", {"line 1", "line 2"}, "fetch: timeout",
                        false, before.created + std::chrono::seconds(50), before.created + std::chrono::seconds(60), 4};
+    reported.actual.build_log = "Total in 40 ms\nsitesfs: hugo on bbbbbbbbbbbb: ok in 70ms";
     // What a committed write may change: desired values and times, the generation, and the
     // actual state's write error and `updated` time.
     SiteRecord written = before;

@@ -104,7 +104,7 @@ branch = "main"
     ASSERT_EQ(r.refused.size(), 7u) << ::testing::PrintToString(r.refused);
     EXPECT_THAT(r.refused[0], StartsWith("Bad_Name: site name 'Bad_Name': "));
     EXPECT_EQ(r.refused[1], "existing: site 'existing' already exists");
-    EXPECT_EQ(r.refused[2], "extra: unknown key 'colour'; a site has domain, repo, branch, commit, path, deploy_key, check, hosts, routing, aliases and auth_ref");
+    EXPECT_EQ(r.refused[2], "extra: unknown key 'colour'; a site has domain, repo, branch, commit, path, deploy_key, check, hosts, routing, aliases, auth_ref, build and submodules");
     EXPECT_THAT(r.refused[3], StartsWith("local: repo '/srv/git/local.git': local repositories need --allow-local-repos"));
     EXPECT_EQ(r.refused[4], "nobranch: branch must be a string, not 7");
     EXPECT_THAT(r.refused[5], StartsWith("shop: domain 'bad..com': "));
@@ -163,7 +163,7 @@ branch = [{a = 1}, {b = "\n"}]
     EXPECT_THAT(r.notes, ElementsAre("top\\nlevel not imported: the seed format has only [global] and [sites.NAME]",
                                      "[global] a\\x1b[31mb = \"x\\ny\\u00E9\" not imported: not part of the seed format"));
     EXPECT_THAT(r.refused, ElementsAre("bad\\nname: site name 'bad\\nname': '\\n' is not allowed; use only a-z, 0-9, '.' and '-'",
-                                       "x: unknown key 'k\\nimport /etc/passwd'; a site has domain, repo, branch, commit, path, deploy_key, check, hosts, routing, aliases and auth_ref",
+                                       "x: unknown key 'k\\nimport /etc/passwd'; a site has domain, repo, branch, commit, path, deploy_key, check, hosts, routing, aliases, auth_ref, build and submodules",
                                        "y: repo must be a string, not a table", "y: branch must be a string, not an array of tables"));
     EXPECT_EQ(store_->site_count(), 0u);
 }
@@ -252,7 +252,7 @@ TEST_F(SeedFormatTest, ExportThenImportKeepsTheDesiredFields) {
                           {"branch", "release/2"}, {"commit", "3f2a9c0d1e4b5a69788796a5b4c3d2e1f0a9b8c7"},
                           {"path", "site/public"}, {"deploy_key_ref", "file:blog"}, {"check", "/en/ Welcome, \"friend\""},
                           {"hosts", "web1 label:eu"}, {"routing", "spa"}, {"aliases", "redirect"},
-                          {"auth_ref", "file:staff"}});
+                          {"auth_ref", "file:staff"}, {"build", "hugo"}, {"submodules", "recursive"}});
     set(*store_, "shop", {{"domain", "shop.example.com"}, {"repo", "user/shop"}, {"branch", "main"}, {"commit", "ABCDEF0"},
                           {"path", "dist"}, {"deploy_key_ref", "cmd:shop-key"}});
     set(*store_, "docs.v2", {{"domain", "docs.example.com"}, {"repo", "user/docs"}});
@@ -270,7 +270,7 @@ TEST_F(SeedFormatTest, ExportThenImportKeepsTheDesiredFields) {
     auto fresh = open_file_store({dir_ / "fresh", false, {}});
     const ImportReport r = import_seed_toml(*fresh, file);
     EXPECT_TRUE(r.refused.empty()) << ::testing::PrintToString(r.refused);
-    EXPECT_THAT(r.taken, ElementsAre("blog: domain, repo, branch, commit, path, deploy_key, check, hosts, routing, aliases, auth_ref", "docs.v2: domain, repo, branch",
+    EXPECT_THAT(r.taken, ElementsAre("blog: domain, repo, branch, commit, path, deploy_key, check, hosts, routing, aliases, auth_ref, build, submodules", "docs.v2: domain, repo, branch",
                                      "empty: domain, repo, branch", "shop: domain, repo, branch, commit, path, deploy_key"));
     ASSERT_EQ(fresh->site_names(), store_->site_names());
     for (const auto& name : store_->site_names())

@@ -590,5 +590,28 @@ TEST(Text, APrefixIsQuotedPrintableAndCutToItsLength) {
     EXPECT_EQ(printable_prefix("", 0), "");
 }
 
+// A write names a builder of this host's config; a stored value is read back by its form alone, so
+// a builder removed from the config since fails the site's deploy instead of its state file.
+TEST(Build, AWriteNamesAConfiguredBuilderAndAStoredValueOnlyAName) {
+    const ValidationPolicy mount{.builders = std::vector<std::string>{"hugo", "npm-build"}};
+    EXPECT_EQ(check_build("hugo", mount).value, "hugo");
+    EXPECT_EQ(check_build("npm-build", mount).value, "npm-build");
+    EXPECT_TRUE(check_build("", mount).ok);
+    EXPECT_EQ(check_build("jekyll", mount).reason,
+              "build 'jekyll': this host's config defines no such builder; it has hugo, npm-build");
+    EXPECT_EQ(check_build("hugo", ValidationPolicy{.builders = std::vector<std::string>{}}).reason,
+              "build 'hugo': this host's config defines no builders ([builders.NAME] in sitesfs.toml)");
+    EXPECT_EQ(check_build("jekyll", ValidationPolicy{}).value, "jekyll");
+    EXPECT_EQ(check_build("Hugo", ValidationPolicy{}).reason,
+              "build 'Hugo': a builder's name is 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit");
+}
+
+TEST(Submodules, NoneOrRecursiveInAnyCase) {
+    EXPECT_EQ(check_submodules("Recursive", {}).value, "recursive");
+    EXPECT_EQ(check_submodules("none", {}).value, "none");
+    EXPECT_TRUE(check_submodules("", {}).ok);
+    EXPECT_EQ(check_submodules("yes", {}).reason, "submodules 'yes': write one of none, recursive, or nothing for the default");
+}
+
 }  // namespace
 }  // namespace sitesfs
