@@ -171,6 +171,12 @@ constexpr std::pair<const char*, const char*> kMethods[] = {
            "(and A's, polled alternately in the same loop) until the new body arrives; every commit exists "
            "in the repo beforehand, as in P5. The next round starts once `wait` on A says both hosts settled. "
            "Baseline: the same write served by A's own Caddy."},
+    {"B1", "A Hugo site committed to a local repository and fetched into a bare one as a deploy does; then "
+           "what the build and stage steps do for it, timed together: the tree written into a scratch dir "
+           "(GitRepo::write_tree), handed to nobody, `hugo --minify --destination {out}` run in bubblewrap "
+           "(run_build), and the output copied into a release (copy_build_output). Baseline, alternated with it: "
+           "the same `hugo` command run directly, as root, on a checkout of the same tree. `page`: a one-page "
+           "site, where the fixed costs show; `blog`: a site of --build-pages posts of five paragraphs each."},
 };
 
 // Why a target is missed, and what would close it: the mechanism behind the figure, found by

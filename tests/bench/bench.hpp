@@ -36,7 +36,8 @@ struct Options {
     int deploys = 50;        // P5: write -> live, per side
     int memory_sites = 10000;  // P6
     int cluster_deploys = 50;  // E2: write on one host -> served by the other
-    std::set<std::string> only;      // P1..P6, E1, E2; empty: all
+    int build_pages = 1000;    // B1: the larger Hugo site
+    std::set<std::string> only;      // P1..P6, E1, E2, B1; empty: all
     std::set<std::string> backends;  // P3, P6 on "file" and/or "etcd"; empty: both
     stdfs::path out;             // markdown report; empty: not written
     stdfs::path work;            // where temp dirs go (default /tmp)
@@ -160,5 +161,6 @@ std::string must_run(const std::vector<std::string>& argv, const std::vector<std
 // The sections. Each adds its rows; a section that cannot run (a missing tool) throws.
 void run_fs_benchmarks(const Options& options, Report& report);      // P1, P2, P3, P6, E1
 void run_deploy_benchmarks(const Options& options, Report& report);  // P4, P5, E2
+void run_build_benchmarks(const Options& options, Report& report);   // B1
 
 }  // namespace sitesfs::bench

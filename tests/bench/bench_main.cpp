@@ -17,12 +17,12 @@ using sitesfs::bench::Options;
 
 constexpr const char* kUsage = R"(Usage: sitesfs-bench [options]
 
-Runs the benchmarks P1..P6, E1, E2 (docs/benchmarks.md explains each), prints a table, and with
---out writes the markdown report. Needs root, /dev/fuse, caddy, git and etcd.
+Runs the benchmarks P1..P6, E1, E2, B1 (docs/benchmarks.md explains each), prints a table, and
+with --out writes the markdown report. Needs root, /dev/fuse, caddy, git, etcd, hugo and bwrap.
 
   --smoke            tiny sizes: proves every section runs (CI); the figures mean nothing
   --runs N           runs per side of every comparison (default 5)
-  --only P1,P4       run only these targets (P1..P6, E1, E2)
+  --only P1,P4       run only these targets (P1..P6, E1, E2, B1)
   --backends B       P3 and P6 on these stores: file, etcd or file,etcd (default both)
   --out FILE         write the markdown report to FILE
   --work DIR         where temporary trees go (default /tmp)
@@ -34,6 +34,7 @@ Runs the benchmarks P1..P6, E1, E2 (docs/benchmarks.md explains each), prints a 
   --deploys N        P5 deploys per side (default 50)
   --memory-sites N   P6 (default 10000)
   --cluster-deploys N  E2 deploys (default 50)
+  --build-pages N    B1's larger Hugo site (default 1000)
 )";
 
 int number(const char* text, const char* flag) {
@@ -86,6 +87,7 @@ Options parse(int argc, char** argv, std::string& command) {
         else if (a == "--deploys") o.deploys = number(v, "--deploys");
         else if (a == "--memory-sites") o.memory_sites = number(v, "--memory-sites");
         else if (a == "--cluster-deploys") o.cluster_deploys = number(v, "--cluster-deploys");
+        else if (a == "--build-pages") o.build_pages = number(v, "--build-pages");
         else if (a == "--out") o.out = v;
         else if (a == "--work") o.work = v;
         else if (a == "--write-sites") {
@@ -95,7 +97,7 @@ Options parse(int argc, char** argv, std::string& command) {
             o.write_small = number(s.substr(0, comma).c_str(), "--write-sites");
             o.write_large = number(s.substr(comma + 1).c_str(), "--write-sites");
         } else if (a == "--only") {
-            o.only = items(v, {"P1", "P2", "P3", "P4", "P5", "P6", "E1", "E2"}, "--only");
+            o.only = items(v, {"P1", "P2", "P3", "P4", "P5", "P6", "E1", "E2", "B1"}, "--only");
         } else if (a == "--backends") {
             o.backends = items(v, {"file", "etcd"}, "--backends");
         } else {
@@ -146,6 +148,7 @@ int main(int argc, char** argv) {
         section("filesystem (P1, P2, P3, P6, E1)", sitesfs::bench::run_fs_benchmarks);
     if (options.wants("P4") || options.wants("P5") || options.wants("E2"))
         section("deploy (P4, P5, E2)", sitesfs::bench::run_deploy_benchmarks);
+    if (options.wants("B1")) section("build (B1)", sitesfs::bench::run_build_benchmarks);
     std::printf("\n%s", report.table().c_str());
     if (!options.out.empty()) {
         std::ofstream out(options.out);
