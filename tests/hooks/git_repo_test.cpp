@@ -394,6 +394,27 @@ TEST_F(GitRepoTest, FetchCommitOnlyOnAnotherBranch) {
     EXPECT_NE(git_error([&] { repo.fetch_commit(src.url(), pinned.substr(0, 12), local_ok()); }), "<no error>");
 }
 
+// A running sshd (in tmp/ssh) that serves one bare repository, and the options that fetch from it
+// with a client key of its own. `failure` says why the server did not start; empty when it runs.
+struct SshRemote {
+    SshRemote(const stdfs::path& tmp, const stdfs::path& bare)
+        : sshd((stdfs::create_directories(tmp / "ssh"), tmp / "ssh")),
+          hosts(tmp / "known_hosts", hooks::HostKeyPolicy::AcceptNew) {
+        sshd.serve_repo(bare);
+        if (!sshd.start(&failure)) return;
+        key.emplace(sshd.add_client_key("client"));
+        options.key = &*key;
+        options.key_ref = "file:client";
+        options.known_hosts = &hosts;
+    }
+
+    SshServer sshd;
+    hooks::KnownHosts hosts;
+    std::string failure;
+    std::optional<hooks::SecretBuffer> key;
+    RemoteOptions options;
+};
+
 // How fetch_commit failed: its message, and whether it said the server has no such commit.
 struct FetchCommitError {
     std::string message;
@@ -433,25 +454,16 @@ TEST_F(GitRepoTest, FetchCommitTheSshServerDoesNotHaveSaysSo) {
     const std::string main1 = src.commit({{"index.html", "main"}});
     const Run allow = run({"git", "--git-dir=" + src.bare().string(), "config", "uploadpack.allowReachableSHA1InWant", "true"});
     ASSERT_EQ(allow.code, 0) << describe(allow);
-    stdfs::create_directories(tmp() / "ssh");
-    SshServer sshd(tmp() / "ssh");
-    sshd.serve_repo(src.bare());
-    std::string why;
-    ASSERT_TRUE(sshd.start(&why)) << why;
-    const hooks::SecretBuffer key(sshd.add_client_key("blog"));
-    hooks::KnownHosts hosts(tmp() / "known_hosts", hooks::HostKeyPolicy::AcceptNew);
-    RemoteOptions options;
-    options.key = &key;
-    options.key_ref = "file:blog";
-    options.known_hosts = &hosts;
+    SshRemote ssh(tmp(), src.bare());
+    ASSERT_EQ(ssh.failure, "");
+    const std::string url = ssh.sshd.url();
     GitRepo repo(local());
     const std::string absent(40, 'e');
-    const FetchCommitError error = fetch_commit_error(repo, sshd.url(), absent, options);
+    const FetchCommitError error = fetch_commit_error(repo, url, absent, ssh.options);
     EXPECT_TRUE(error.no_such_commit) << error.message;
-    EXPECT_EQ(error.message,
-              "commit " + absent + " is not in " + sshd.url() + ": asked the server for it by id; it has no such commit");
+    EXPECT_EQ(error.message, "commit " + absent + " is not in " + url + ": asked the server for it by id; it has no such commit");
     // The same server, the same way, for a commit it has: the connection was not what failed.
-    EXPECT_EQ(repo.fetch_commit(sshd.url(), main1, options), main1);
+    EXPECT_EQ(repo.fetch_commit(url, main1, ssh.options), main1);
 }
 
 // git-http-backend closes the connection on a want it does not have: libgit2 sees "early EOF", as
