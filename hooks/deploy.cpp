@@ -43,9 +43,14 @@ std::string url_for_deploy_key(const std::string& url) {
     return "ssh://git@github.com/" + path;
 }
 
+std::string site_fetch_url(const SiteRecord& site) {
+    const std::string url = repo_fetch_url(site.field("repo").value);
+    return site.field("deploy_key_ref").value.empty() ? url : url_for_deploy_key(url);
+}
+
 RemoteAccess::RemoteAccess(const HooksConfig& config, KnownHosts& hosts, const SiteRecord& site,
-                           std::function<bool()> cancelled)
-    : url_(repo_fetch_url(site.field("repo").value)) {
+                           std::function<bool()> cancelled, std::optional<std::string> url)
+    : url_(url ? std::move(*url) : site_fetch_url(site)) {
     const std::string ref = site.field("deploy_key_ref").value;
     options_.policy = config.policy;
     options_.cancelled = std::move(cancelled);

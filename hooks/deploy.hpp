@@ -64,12 +64,14 @@ struct HooksConfig {
     BuildConfig build;  // [build], [builders.NAME] (docs/builds.md)
 };
 
-// How to reach a site's remote: the fetch URL, and for a site with a deploy key the key (resolved
-// now, wiped when this goes) and the ssh:// form of a GitHub https URL. Built in place, used for
-// one git operation, then dropped; never copied or moved (options point into it).
+// How to reach a site's remote, or one of its submodules' (`url`; default: the site's repo): the
+// fetch URL, and for a site with a deploy key the key (resolved now, wiped when this goes) and the
+// ssh:// form of a GitHub https URL. Built in place, used for one git operation, then dropped;
+// never copied or moved (options point into it).
 class RemoteAccess {
 public:
-    RemoteAccess(const HooksConfig& config, KnownHosts& hosts, const SiteRecord& site, std::function<bool()> cancelled);
+    RemoteAccess(const HooksConfig& config, KnownHosts& hosts, const SiteRecord& site, std::function<bool()> cancelled,
+                 std::optional<std::string> url = std::nullopt);
     RemoteAccess(const RemoteAccess&) = delete;
     RemoteAccess& operator=(const RemoteAccess&) = delete;
     const std::string& url() const { return url_; }
@@ -84,6 +86,8 @@ private:
 // With a deploy key, https://github.com/o/r is fetched as ssh://git@github.com/o/r.git (a deploy
 // key is an SSH key); any other URL is returned unchanged.
 std::string url_for_deploy_key(const std::string& url);
+// The URL a site's repo is fetched from (what relative submodule URLs are resolved against).
+std::string site_fetch_url(const SiteRecord& site);
 
 // A step failed; what() is the reason a person reads in `status` after "STEP: ".
 struct StepError : std::runtime_error {

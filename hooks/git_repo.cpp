@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <set>
 
 #include "common/fd.hpp"
 
@@ -20,10 +21,8 @@ namespace {
 // The only refs a fetch writes: no remote-tracking branches, no tags.
 constexpr const char* kFollowedRef = "refs/sitesfs/followed";
 constexpr const char* kPinnedRef = "refs/sitesfs/pinned";
-
-// Every level holds a directory fd and a tree object open; a web root is never this deep, and a
-// crafted tree nested thousands of levels would otherwise exhaust fds or the stack.
-constexpr int kMaxDepth = 128;
+// Followed by a submodule commit's 40 hex digits: one ref per commit (fetch_module_commit).
+constexpr const char* kModulesRefs = "refs/sitesfs/modules/";
 
 std::string libgit2_message() {
     const git_error* e = git_error_last();
@@ -49,6 +48,8 @@ using CommitPtr = std::unique_ptr<git_commit, Freer<git_commit_free>>;
 using TreePtr = std::unique_ptr<git_tree, Freer<git_tree_free>>;
 using BlobPtr = std::unique_ptr<git_blob, Freer<git_blob_free>>;
 using OdbPtr = std::unique_ptr<git_odb, Freer<git_odb_free>>;
+using ReferencePtr = std::unique_ptr<git_reference, Freer<git_reference_free>>;
+using EntryPtr = std::unique_ptr<git_tree_entry, Freer<git_tree_entry_free>>;
 
 struct Buf {
     git_buf buf = GIT_BUF_INIT;
@@ -325,43 +326,127 @@ bool server_lacks_commit(git_repository* repo, const git_oid& oid) {
     return git_odb_exists(odb.get(), &oid) == 0;
 }
 
+// Whether the fetch by id that just failed was refused by libgit2 itself: it asks for an id only
+// when the server advertises allow-tip-sha1-in-want or allow-reachable-sha1-in-want, which git
+// upload-pack does not by default.
+bool server_takes_no_ids() {
+    const git_error* e = git_error_last();
+    return e != nullptr && e->klass == GIT_ERROR_INVALID && e->message != nullptr &&
+           std::string_view(e->message) == "cannot fetch a specific object from the remote repository";
+}
+
+// fetch_commit_into: the server does not let a client ask for a commit by id. A GitError to every
+// caller but fetch_module_commit, which then fetches the default branch.
+struct NoFetchByIdError : GitError {
+    using GitError::GitError;
+};
+
 std::string ref_target(git_repository* repo, const char* ref, const std::string& doing) {
     git_oid oid;
     check(git_reference_name_to_id(&oid, repo, ref), doing + ": reading " + ref);
     return hex(oid);
 }
 
-// ---- writing a tree ----
+// ---- reading and writing a tree ----
+
+// Why a tree entry of this name is never written (nor anything under it), or "" when it may be.
+std::string unwritten_name(const std::string& name) {
+    if (ReleaseWriter::is_unsafe_name(name)) return "not a safe file name";
+    if (ReleaseWriter::is_dot_git(name)) return ".git is never written";
+    return "";
+}
+
+CommitPtr lookup_commit(git_repository* repo, const git_oid& oid, const std::string& doing) {
+    git_commit* raw = nullptr;
+    check(git_commit_lookup(&raw, repo, &oid), doing);
+    return CommitPtr(raw);
+}
+
+TreePtr commit_tree(const git_commit* commit, const std::string& doing) {
+    git_tree* raw = nullptr;
+    check(git_commit_tree(&raw, commit), doing);
+    return TreePtr(raw);
+}
+
+TreePtr lookup_tree(git_repository* repo, const git_oid& oid, const std::string& doing) {
+    git_tree* raw = nullptr;
+    check(git_tree_lookup(&raw, repo, &oid), doing);
+    return TreePtr(raw);
+}
+
+// The tree of commit `sha` (40 hex), which must be in `repo`.
+TreePtr tree_of(git_repository* repo, const std::string& sha, const std::string& doing) {
+    const git_oid oid = full_oid(sha, doing);
+    return commit_tree(lookup_commit(repo, oid, "reading commit " + sha).get(), "reading the tree of commit " + sha);
+}
+
+// Collects the gitlinks under `tree`. Identical subtrees cost nothing in git, so a small crafted
+// repository can repeat one subtree exponentially often: a subtree found to hold no gitlink is
+// remembered and not walked again, and one that holds some adds at least one to `out` per walk,
+// which `max` bounds.
+class GitlinkCollector {
+public:
+    GitlinkCollector(git_repository* repo, size_t max) : repo_(repo), max_(max) {}
+
+    // Returns whether `tree` holds a gitlink.
+    bool walk(const git_tree* tree, const std::string& prefix, int depth) {
+        ReleaseWriter::check_depth(depth, shown_name(prefix));
+        bool found = false;
+        const size_t count = git_tree_entrycount(tree);
+        for (size_t i = 0; i < count && out.size() <= max_; ++i) {
+            const git_tree_entry* entry = git_tree_entry_byindex(tree, i);
+            const std::string name = git_tree_entry_name(entry);
+            if (!unwritten_name(name).empty()) continue;
+            const std::string path = prefix.empty() ? name : prefix + "/" + name;
+            const git_oid& id = *git_tree_entry_id(entry);
+            if (git_tree_entry_filemode(entry) == GIT_FILEMODE_COMMIT) {
+                out.push_back({path, hex(id)});
+                found = true;
+            } else if (git_tree_entry_filemode(entry) == GIT_FILEMODE_TREE) {
+                const std::string raw_id(reinterpret_cast<const char*>(id.id), GIT_OID_RAWSZ);
+                if (plain_.contains(raw_id)) continue;
+                const TreePtr sub = lookup_tree(repo_, id, "reading directory " + shown_name(path) + " from git");
+                if (walk(sub.get(), path, depth + 1)) found = true;
+                else plain_.insert(raw_id);
+            }
+        }
+        return found;
+    }
+
+    std::vector<Gitlink> out;
+
+private:
+    git_repository* repo_;
+    size_t max_;
+    std::set<std::string> plain_;  // raw ids of trees without gitlinks
+};
 
 class TreeWriter {
 public:
-    TreeWriter(git_repository* repo, const TreeLimits& limits, TreeReport& report)
-        : repo_(repo), limits_(limits), report_(report) {
+    TreeWriter(git_repository* repo, const TreeLimits& limits, Submodules submodules, TreeReport& report)
+        : repo_(repo), writer_(limits, report), submodules_(submodules), report_(report) {
         git_odb* odb = nullptr;
         check(git_repository_odb(&odb, repo), "opening the object database");
         odb_.reset(odb);
     }
 
-    void write_dir(const git_tree* tree, int dirfd, const std::string& prefix, int depth) {
-        if (depth > kMaxDepth)
-            throw GitError("the tree nests directories deeper than " + std::to_string(kMaxDepth) + " levels at " + prefix);
+    // `modules`: how many submodules deep `tree` is (0 in the commit being written).
+    void write_dir(const git_tree* tree, int dirfd, const std::string& prefix, int depth, int modules) {
+        writer_.check_depth(depth, prefix);
         const size_t count = git_tree_entrycount(tree);
         for (size_t i = 0; i < count; ++i) {
             const git_tree_entry* entry = git_tree_entry_byindex(tree, i);
             const std::string name = git_tree_entry_name(entry);
             const std::string path = prefix.empty() ? shown_name(name) : prefix + "/" + shown_name(name);
-            if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
-                report_.skipped.push_back(path + ": not a safe file name");
-                continue;
-            }
-            if (is_dot_git(name)) {
-                report_.skipped.push_back(path + ": .git is never written");
+            if (const std::string why = unwritten_name(name); !why.empty()) {
+                report_.skipped.push_back(path + ": " + why);
                 continue;
             }
             const git_filemode_t mode = git_tree_entry_filemode(entry);
             switch (mode) {
             case GIT_FILEMODE_TREE:
-                write_subdir(entry, dirfd, name, path, depth);
+                write_subdir(lookup_tree(repo_, *git_tree_entry_id(entry), "reading directory " + path + " from git"),
+                             dirfd, name, path, depth, modules);
                 break;
             case GIT_FILEMODE_BLOB:
             case GIT_FILEMODE_BLOB_EXECUTABLE:
@@ -372,6 +457,10 @@ public:
                 report_.skipped.push_back(path + ": symbolic link, written as a plain file holding the link text");
                 break;
             case GIT_FILEMODE_COMMIT:
+                if (submodules_ == Submodules::Recursive) {
+                    write_submodule(*git_tree_entry_id(entry), dirfd, name, path, depth, modules + 1);
+                    break;
+                }
                 report_.skipped.push_back(path + ": submodule (commit " + hex(*git_tree_entry_id(entry)).substr(0, 12) +
                                           ") is not fetched");
                 break;
@@ -385,75 +474,47 @@ public:
     }
 
 private:
-    // Any letter case: on a case-insensitive file system (or behind a server that folds case)
-    // .GIT would be the repository too.
-    static bool is_dot_git(const std::string& name) {
-        return name.size() == 4 && name[0] == '.' && std::tolower(static_cast<unsigned char>(name[1])) == 'g' &&
-               std::tolower(static_cast<unsigned char>(name[2])) == 'i' &&
-               std::tolower(static_cast<unsigned char>(name[3])) == 't';
+    // The submodule's commit was fetched into this repository (fetch_module_commit), so its tree
+    // is written like a directory of the superproject.
+    void write_submodule(const git_oid& commit, int dirfd, const std::string& name, const std::string& path, int depth,
+                         int modules) {
+        if (modules > kMaxSubmoduleDepth)
+            throw GitError("submodules nest deeper than " + std::to_string(kMaxSubmoduleDepth) + " levels at " + path);
+        git_object* raw = nullptr;
+        const int rc = git_object_lookup(&raw, repo_, &commit, GIT_OBJECT_COMMIT);
+        if (rc == GIT_ENOTFOUND)
+            throw GitError("submodule " + path + ": commit " + hex(commit) +
+                           " is not in the repository; its submodules were not fetched");
+        check(rc, "reading commit " + hex(commit) + " of submodule " + path);
+        const CommitPtr sub(reinterpret_cast<git_commit*>(raw));
+        write_subdir(commit_tree(sub.get(), "reading the tree of submodule " + path), dirfd, name, path, depth, modules);
     }
 
-    // Directories count against max_files too: identical subtrees cost nothing in git, so a small
-    // repository could otherwise expand into millions of directories.
-    void count_entry(const std::string& path) {
-        if (++entries_ > limits_.max_files)
-            throw GitError("the tree has more than " + std::to_string(limits_.max_files) +
-                           " files and directories (limit: [reconcile] max_files), at " + path);
-    }
-
-    void write_subdir(const git_tree_entry* entry, int dirfd, const std::string& name, const std::string& path,
-                      int depth) {
-        count_entry(path);
-        git_tree* sub = nullptr;
-        check(git_tree_lookup(&sub, repo_, git_tree_entry_id(entry)), "reading directory " + path + " from git");
-        const TreePtr subtree(sub);
-        if (::mkdirat(dirfd, name.c_str(), 0755) < 0) throw os_error("creating directory", path);
-        const Fd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (fd.get() < 0) throw os_error("opening directory", path);
-        // Modes are exact whatever the daemon's umask is.
-        if (::fchmod(fd.get(), 0755) < 0) throw os_error("setting the mode of", path);
-        write_dir(subtree.get(), fd.get(), path, depth + 1);
+    void write_subdir(const TreePtr& subtree, int dirfd, const std::string& name, const std::string& path, int depth,
+                      int modules) {
+        const Fd fd = writer_.make_dir(dirfd, name, path);
+        write_dir(subtree.get(), fd.get(), path, depth + 1, modules);
     }
 
     void write_file(const git_oid& id, int dirfd, const std::string& name, const std::string& path, mode_t mode) {
-        count_entry(path);
         // The size comes from the object header, so an oversized blob is refused before it is inflated.
         size_t size = 0;
         git_object_t type = GIT_OBJECT_INVALID;
         check(git_odb_read_header(&size, &type, odb_.get(), &id), "reading " + path + " from git");
-        if (size > limits_.max_bytes - report_.bytes)
-            throw GitError("the tree has more than " + std::to_string(limits_.max_bytes) +
-                           " bytes of files (limit: [reconcile] max_bytes), at " + path);
+        Fd fd = writer_.make_file(dirfd, name, path, mode, size);
         git_blob* raw = nullptr;
         check(git_blob_lookup(&raw, repo_, &id), "reading " + path + " from git");
         const BlobPtr blob(raw);
-
-        Fd fd(::openat(dirfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
-        if (fd.get() < 0) throw os_error("creating", path);
-        if (::fchmod(fd.get(), mode) < 0) throw os_error("setting the mode of", path);
-        const char* data = static_cast<const char*>(git_blob_rawcontent(blob.get()));
-        size_t left = static_cast<size_t>(git_blob_rawsize(blob.get()));
-        while (left > 0) {
-            const ssize_t n = ::write(fd.get(), data, left);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) throw os_error("writing", path);
-            data += n;
-            left -= static_cast<size_t>(n);
-        }
-        if (fd.close() < 0) throw os_error("writing", path);
-        ++report_.files;
-        report_.bytes += size;
-    }
-
-    static GitError os_error(const std::string& doing, const std::string& path) {
-        return GitError(doing + " " + path + ": " + std::strerror(errno));
+        ReleaseWriter::write_all(fd.get(), {static_cast<const char*>(git_blob_rawcontent(blob.get())),
+                                            static_cast<size_t>(git_blob_rawsize(blob.get()))}, path);
+        writer_.close_file(fd, size, path);
     }
 
     git_repository* repo_;
-    const TreeLimits& limits_;
+    ReleaseWriter writer_;
+    Submodules submodules_;
     TreeReport& report_;
     OdbPtr odb_;
-    uint64_t entries_ = 0;
 };
 
 }  // namespace
@@ -512,6 +573,11 @@ std::string GitRepo::remote_head(const std::string& url, const std::string& bran
 }
 
 std::string GitRepo::fetch_branch(const std::string& url, const std::string& branch, const RemoteOptions& options) {
+    return fetch_branch_into(url, branch, options, kFollowedRef);
+}
+
+std::string GitRepo::fetch_branch_into(const std::string& url, const std::string& branch, const RemoteOptions& options,
+                                       const std::string& ref_name) {
     const std::string doing = "fetch " + url;
     Operation op(options, url);  // outlives the remote, as in remote_head
     const RemotePtr remote = repo_remote(repo_, url, doing);
@@ -519,27 +585,59 @@ std::string GitRepo::fetch_branch(const std::string& url, const std::string& bra
     // branch is reported as such rather than as a refspec that matched nothing.
     connect(remote.get(), op, url, doing);
     const RemoteRef ref = find_branch(remote.get(), url, branch, doing);
-    if (!fetch(remote.get(), op, "+" + ref.name + ":" + kFollowedRef)) remote_failed(op, url, doing);
-    return ref_target(repo_, kFollowedRef, doing);
+    if (!fetch(remote.get(), op, "+" + ref.name + ":" + ref_name)) remote_failed(op, url, doing);
+    return ref_target(repo_, ref_name.c_str(), doing);
 }
 
 std::string GitRepo::fetch_commit(const std::string& url, const std::string& sha40, const RemoteOptions& options) {
+    return fetch_commit_into(url, sha40, options, kPinnedRef);
+}
+
+std::string GitRepo::fetch_commit_into(const std::string& url, const std::string& sha40, const RemoteOptions& options,
+                                       const std::string& ref_name) {
     const std::string doing = "fetch " + url;
     const git_oid oid = full_oid(sha40, doing);
     Operation op(options, url);  // outlives the remote, as in remote_head
     const RemotePtr remote = repo_remote(repo_, url, doing);
-    if (!fetch(remote.get(), op, "+" + hex(oid) + ":" + kPinnedRef)) {
+    if (!fetch(remote.get(), op, "+" + hex(oid) + ":" + ref_name)) {
         const std::string failed = doing + " commit " + hex(oid);
         throw_own_reason(op, url, failed);
         const std::string reason = libgit2_message();  // before looking into the object database
+        if (server_takes_no_ids()) throw NoFetchByIdError(failed + ": " + reason);
         if (server_lacks_commit(repo_, oid))
             throw NoSuchCommitError("commit " + hex(oid) + " is not in " + url +
                                     ": asked the server for it by id; it has no such commit");
         throw GitError(failed + ": " + reason);
     }
-    const std::string got = ref_target(repo_, kPinnedRef, doing);
+    const std::string got = ref_target(repo_, ref_name.c_str(), doing);
     if (find_commit(got).empty()) throw GitError(doing + ": " + got + " is not a commit");
     return got;
+}
+
+bool GitRepo::fetch_module_commit(const std::string& url, const std::string& sha40, const RemoteOptions& options) {
+    const git_oid oid = full_oid(sha40, "fetch " + url);
+    const std::string ref_name = kModulesRefs + hex(oid);
+    // git upload-pack gives out a commit by id only when one of its refs points at it, unless it is
+    // configured otherwise (uploadpack.allowReachableSHA1InWant): by default it takes no ids at
+    // all, with allowTipSHA1InWant it answers "not our ref". A submodule's commit is usually on
+    // the default branch, below its tip.
+    try {
+        fetch_commit_into(url, sha40, options, ref_name);
+        return true;
+    } catch (const NoSuchCommitError&) {
+    } catch (const NoFetchByIdError&) {
+    }
+    const std::string doing = "fetch " + url;
+    fetch_branch_into(url, "", options, ref_name);
+    if (find_commit(sha40).empty()) {
+        check(git_reference_remove(repo_, ref_name.c_str()), doing + ": removing " + ref_name);
+        return false;
+    }
+    // The ref keeps the commit, not the branch it came with.
+    git_reference* raw = nullptr;
+    check(git_reference_create(&raw, repo_, ref_name.c_str(), &oid, 1, nullptr), doing + ": setting " + ref_name);
+    const ReferencePtr ref(raw);
+    return true;
 }
 
 std::string GitRepo::find_commit(const std::string& hexdigits) const {
@@ -561,14 +659,43 @@ std::string GitRepo::find_commit(const std::string& hexdigits) const {
     return hex(*git_object_id(object.get()));
 }
 
-TreeReport GitRepo::write_tree(const std::string& sha, const std::filesystem::path& dir, const TreeLimits& limits) const {
-    const git_oid oid = full_oid(sha, "writing the tree of " + sha);
-    git_commit* rawc = nullptr;
-    check(git_commit_lookup(&rawc, repo_, &oid), "reading commit " + sha);
-    const CommitPtr commit(rawc);
-    git_tree* rawt = nullptr;
-    check(git_commit_tree(&rawt, commit.get()), "reading the tree of commit " + sha);
-    const TreePtr tree(rawt);
+std::optional<std::string> GitRepo::read_file(const std::string& sha, const std::string& path, uint64_t max_bytes) const {
+    const TreePtr tree = tree_of(repo_, sha, "reading " + shown_name(path) + " of commit " + sha);
+    const std::string where = shown_name(path) + " in commit " + sha;
+    git_tree_entry* raw = nullptr;
+    const int rc = git_tree_entry_bypath(&raw, tree.get(), path.c_str());
+    if (rc == GIT_ENOTFOUND) return std::nullopt;
+    check(rc, "looking up " + where);
+    const EntryPtr entry(raw);
+    const git_filemode_t mode = git_tree_entry_filemode(entry.get());
+    if (mode != GIT_FILEMODE_BLOB && mode != GIT_FILEMODE_BLOB_EXECUTABLE)
+        throw GitError(where + " is not a regular file" + (mode == GIT_FILEMODE_LINK ? " but a symbolic link" : ""));
+    git_odb* rawodb = nullptr;
+    check(git_repository_odb(&rawodb, repo_), "opening the object database");
+    const OdbPtr odb(rawodb);
+    size_t size = 0;
+    git_object_t type = GIT_OBJECT_INVALID;
+    check(git_odb_read_header(&size, &type, odb.get(), git_tree_entry_id(entry.get())), "reading " + where);
+    if (size > max_bytes)
+        throw GitError(where + " has " + std::to_string(size) + " bytes; at most " + std::to_string(max_bytes) +
+                       " are read");
+    git_blob* rawblob = nullptr;
+    check(git_blob_lookup(&rawblob, repo_, git_tree_entry_id(entry.get())), "reading " + where);
+    const BlobPtr blob(rawblob);
+    return std::string(static_cast<const char*>(git_blob_rawcontent(blob.get())),
+                       static_cast<size_t>(git_blob_rawsize(blob.get())));
+}
+
+std::vector<Gitlink> GitRepo::gitlinks(const std::string& sha, size_t max) const {
+    const TreePtr tree = tree_of(repo_, sha, "listing the submodules of " + sha);
+    GitlinkCollector collector(repo_, max);
+    collector.walk(tree.get(), "", 0);
+    return std::move(collector.out);
+}
+
+TreeReport GitRepo::write_tree(const std::string& sha, const std::filesystem::path& dir, const TreeLimits& limits,
+                               Submodules submodules) const {
+    const TreePtr tree = tree_of(repo_, sha, "writing the tree of " + sha);
 
     if (::mkdir(dir.c_str(), 0755) < 0)
         throw GitError("creating the release directory " + dir.string() + ": " + std::strerror(errno));
@@ -577,7 +704,7 @@ TreeReport GitRepo::write_tree(const std::string& sha, const std::filesystem::pa
         throw GitError("opening the release directory " + dir.string() + ": " + std::strerror(errno));
 
     TreeReport report;
-    TreeWriter(repo_, limits, report).write_dir(tree.get(), root.get(), "", 0);
+    TreeWriter(repo_, limits, submodules, report).write_dir(tree.get(), root.get(), "", 0, 0);
     return report;
 }
 

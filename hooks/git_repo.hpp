@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -49,6 +50,22 @@ struct RemoteOptions {
     KnownHosts* known_hosts = nullptr;
 };
 
+// What write_tree does with a submodule (a gitlink: a path in the tree that names a commit).
+enum class Submodules {
+    Skip,       // left out, with a note in TreeReport::skipped
+    Recursive,  // the tree of its commit is written at its path, and so on for that commit's submodules
+};
+
+// Submodules inside submodules: a theme holding a library is common, eight levels are not. Bounds
+// both what is fetched and what is written, so a crafted chain ends with a clear error.
+constexpr int kMaxSubmoduleDepth = 8;
+
+// A submodule as the tree records it: where it goes and the commit it pins.
+struct Gitlink {
+    std::string path;    // from the tree's root, '/'-separated, as committed (not escaped)
+    std::string commit;  // 40 hex
+};
+
 class GitRepo {
 public:
     // Opens the bare repository at `dir`, creating it (bare, core.symlinks=false) when it does not
@@ -74,19 +91,47 @@ public:
     // stays libgit2's "early EOF".
     std::string fetch_commit(const std::string& url, const std::string& sha40, const RemoteOptions& options);
 
+    // Fetches a submodule's commit into refs/sitesfs/modules/SHA40, a ref of its own: the
+    // superproject's refs stay as fetch_branch and fetch_commit left them, and each submodule
+    // commit stays reachable whichever repository it came from. Asks for the commit by id; when
+    // the server has no such commit or takes no ids (git upload-pack's default for an id that no
+    // ref of its points at), fetches the remote's default branch instead and keeps the commit if
+    // that brought it. Returns whether the commit is here now; throws GitError when a fetch failed
+    // for another reason.
+    bool fetch_module_commit(const std::string& url, const std::string& sha40, const RemoteOptions& options);
+
     // The full id of the commit named by 7-40 hex digits, when this repository has it; "" when it
     // does not. Throws GitError when the prefix is ambiguous or names something that is not a commit.
     std::string find_commit(const std::string& hex) const;
+
+    // The content of the regular file at `path` (from the root, '/'-separated) in the tree of
+    // commit `sha`; nullopt when there is nothing at that path. Throws GitError when it is larger
+    // than `max_bytes` (checked before it is read) or is not a regular file.
+    std::optional<std::string> read_file(const std::string& sha, const std::string& path, uint64_t max_bytes) const;
+
+    // The gitlinks in the tree of commit `sha`, at any depth, in tree order; those under entries
+    // write_tree skips (.git, unsafe names) are left out as write_tree leaves them out. Stops after
+    // max + 1, so the caller can tell that there are more than `max`.
+    std::vector<Gitlink> gitlinks(const std::string& sha, size_t max) const;
 
     // Writes the tree of commit `sha` into `dir`, which must not exist yet (its parent must).
     // Only directories (0755) and regular files (0644, or 0755 when executable in git) are made, with
     // O_EXCL|O_NOFOLLOW: a symlink in the repo becomes a plain file holding the link text (what
     // core.symlinks=false does), a `.git` entry at any depth and in any letter case is skipped, a
-    // submodule is skipped. No filters (no smudge, no CRLF conversion): bytes as committed.
-    // On failure `dir` may be partly written; the caller removes it.
-    TreeReport write_tree(const std::string& sha, const std::filesystem::path& dir, const TreeLimits& limits) const;
+    // submodule is skipped unless `submodules` says otherwise. No filters (no smudge, no CRLF
+    // conversion): bytes as committed. With Submodules::Recursive a submodule's commit must be in
+    // this repository (fetch_module_commit); its files follow the same rules and count against the
+    // same limits. Throws GitError, or ReleaseError for a cap, the depth or the file system. On
+    // failure `dir` may be partly written; the caller removes it.
+    TreeReport write_tree(const std::string& sha, const std::filesystem::path& dir, const TreeLimits& limits,
+                          Submodules submodules = Submodules::Skip) const;
 
 private:
+    std::string fetch_branch_into(const std::string& url, const std::string& branch, const RemoteOptions& options,
+                                  const std::string& ref);
+    std::string fetch_commit_into(const std::string& url, const std::string& sha40, const RemoteOptions& options,
+                                  const std::string& ref);
+
     git_repository* repo_ = nullptr;
     std::filesystem::path dir_;
 };

@@ -42,7 +42,7 @@ bool ReleaseWriter::is_unsafe_name(std::string_view name) {
     return name.empty() || name == "." || name == ".." || name.find('/') != std::string_view::npos;
 }
 
-void ReleaseWriter::check_depth(int depth, const std::string& path) const {
+void ReleaseWriter::check_depth(int depth, const std::string& path) {
     if (depth > kMaxDepth)
         throw ReleaseError("the tree nests directories deeper than " + std::to_string(kMaxDepth) + " levels at " + path);
 }

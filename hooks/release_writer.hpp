@@ -51,7 +51,7 @@ public:
     // Names that are not one entry of one directory (empty, ".", "..", with a '/').
     static bool is_unsafe_name(std::string_view name);
 
-    void check_depth(int depth, const std::string& path) const;
+    static void check_depth(int depth, const std::string& path);
     // Makes directory `name` under `dirfd` with mode 0755, counted as an entry; returns its fd.
     Fd make_dir(int dirfd, const std::string& name, const std::string& path);
     // Creates regular file `name` under `dirfd` with `mode` (0644 or 0755), counted as an entry,

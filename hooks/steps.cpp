@@ -12,6 +12,7 @@
 #include "common/files.hpp"
 #include "hooks/http_probe.hpp"
 #include "hooks/served_site.hpp"
+#include "hooks/submodules.hpp"
 #include "schemas/validators.hpp"
 
 namespace sitesfs::hooks {
@@ -74,12 +75,29 @@ std::optional<std::string> link_target(const stdfs::path& link) {
     return target.string();
 }
 
+Submodules submodules(const Deploy& d) {
+    return d.site->field("submodules").value == "recursive" ? Submodules::Recursive : Submodules::Skip;
+}
+
 class Fetch : public Step {
 public:
     const char* name() const override { return "fetch"; }
     void apply(Deploy& d) override {
         ensure_site_dir(d.paths, d.config.state_dir);
         d.repo = std::make_unique<GitRepo>(d.paths.repo);
+        fetch_commit(d);
+        // Each submodule URL is checked as `repo` is and reached with the site's key and host-key
+        // policy; commits already here need no network (a rollback).
+        if (submodules(d) == Submodules::Recursive)
+            fetch_submodules(*d.repo, d.commit, site_fetch_url(*d.site),
+                             d.config.policy, [&](const std::string& url, const std::function<void(const RemoteOptions&)>& fetch) {
+                                 const RemoteAccess module(d.config, d.known_hosts, *d.site, d.superseded, url);
+                                 fetch(module.options());
+                             });
+    }
+
+private:
+    static void fetch_commit(Deploy& d) {
         const std::string branch = d.site->field("branch").value;
         const std::string pin = d.site->field("commit").value;
         // A pin that is already here (a rollback to a kept release) needs no network and no key.
@@ -131,7 +149,7 @@ public:
         try {
             d.build_dir = std::make_unique<BuildDir>(d.paths.build_dir(d.release), d.config.build.uid.value_or(0),
                                                      d.config.build.gid);
-            tree_notes = d.repo->write_tree(d.commit, d.build_dir->src(), d.config.limits).skipped;
+            tree_notes = d.repo->write_tree(d.commit, d.build_dir->src(), d.config.limits, submodules(d)).skipped;
             d.build_dir->hand_over();
         } catch (const ReleaseError& e) {
             throw StepError(e.what());
@@ -161,7 +179,7 @@ public:
             stdfs::remove_all(staging, ec);
             try {
                 const TreeReport report = d.build_dir ? copy_build_output(d.build_dir->out(), staging, d.config.limits)
-                                                      : d.repo->write_tree(d.commit, staging, d.config.limits);
+                                                      : d.repo->write_tree(d.commit, staging, d.config.limits, submodules(d));
                 d.build_dir.reset();
                 if (d.build_log) add_build_notes(*d.build_log, "left out of the release", report.skipped);
                 d.notes.insert(d.notes.end(), report.skipped.begin(), report.skipped.end());

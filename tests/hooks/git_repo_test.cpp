@@ -2,6 +2,7 @@
 // local HTTPS server running git-http-backend where only the smart protocol shows the behaviour
 // (libgit2's file:// transport sends every object the remote has, whatever was asked for).
 #include "hooks/git_repo.hpp"
+#include "hooks/submodules.hpp"
 
 #include <git2.h>
 #include <gtest/gtest.h>
@@ -37,12 +38,14 @@ RemoteOptions local_ok() {
     return o;
 }
 
-// The GitError message of `f`, or "<no error>" when it did not throw.
+// The message of the GitError (or, writing a tree, ReleaseError) `f` threw, or "<no error>".
 template <typename F>
 std::string git_error(F&& f) {
     try {
         f();
     } catch (const GitError& e) {
+        return e.what();
+    } catch (const hooks::ReleaseError& e) {
         return e.what();
     }
     return "<no error>";
@@ -394,6 +397,27 @@ TEST_F(GitRepoTest, FetchCommitOnlyOnAnotherBranch) {
     EXPECT_NE(git_error([&] { repo.fetch_commit(src.url(), pinned.substr(0, 12), local_ok()); }), "<no error>");
 }
 
+// A running sshd (in tmp/ssh) that serves one bare repository, and the options that fetch from it
+// with a client key of its own. `failure` says why the server did not start; empty when it runs.
+struct SshRemote {
+    SshRemote(const stdfs::path& tmp, const stdfs::path& bare)
+        : sshd((stdfs::create_directories(tmp / "ssh"), tmp / "ssh")),
+          hosts(tmp / "known_hosts", hooks::HostKeyPolicy::AcceptNew) {
+        sshd.serve_repo(bare);
+        if (!sshd.start(&failure)) return;
+        key.emplace(sshd.add_client_key("client"));
+        options.key = &*key;
+        options.key_ref = "file:client";
+        options.known_hosts = &hosts;
+    }
+
+    SshServer sshd;
+    hooks::KnownHosts hosts;
+    std::string failure;
+    std::optional<hooks::SecretBuffer> key;
+    RemoteOptions options;
+};
+
 // How fetch_commit failed: its message, and whether it said the server has no such commit.
 struct FetchCommitError {
     std::string message;
@@ -433,25 +457,16 @@ TEST_F(GitRepoTest, FetchCommitTheSshServerDoesNotHaveSaysSo) {
     const std::string main1 = src.commit({{"index.html", "main"}});
     const Run allow = run({"git", "--git-dir=" + src.bare().string(), "config", "uploadpack.allowReachableSHA1InWant", "true"});
     ASSERT_EQ(allow.code, 0) << describe(allow);
-    stdfs::create_directories(tmp() / "ssh");
-    SshServer sshd(tmp() / "ssh");
-    sshd.serve_repo(src.bare());
-    std::string why;
-    ASSERT_TRUE(sshd.start(&why)) << why;
-    const hooks::SecretBuffer key(sshd.add_client_key("blog"));
-    hooks::KnownHosts hosts(tmp() / "known_hosts", hooks::HostKeyPolicy::AcceptNew);
-    RemoteOptions options;
-    options.key = &key;
-    options.key_ref = "file:blog";
-    options.known_hosts = &hosts;
+    SshRemote ssh(tmp(), src.bare());
+    ASSERT_EQ(ssh.failure, "");
+    const std::string url = ssh.sshd.url();
     GitRepo repo(local());
     const std::string absent(40, 'e');
-    const FetchCommitError error = fetch_commit_error(repo, sshd.url(), absent, options);
+    const FetchCommitError error = fetch_commit_error(repo, url, absent, ssh.options);
     EXPECT_TRUE(error.no_such_commit) << error.message;
-    EXPECT_EQ(error.message,
-              "commit " + absent + " is not in " + sshd.url() + ": asked the server for it by id; it has no such commit");
+    EXPECT_EQ(error.message, "commit " + absent + " is not in " + url + ": asked the server for it by id; it has no such commit");
     // The same server, the same way, for a commit it has: the connection was not what failed.
-    EXPECT_EQ(repo.fetch_commit(sshd.url(), main1, options), main1);
+    EXPECT_EQ(repo.fetch_commit(url, main1, ssh.options), main1);
 }
 
 // git-http-backend closes the connection on a want it does not have: libgit2 sees "early EOF", as
@@ -880,6 +895,420 @@ TEST_F(GitRepoTest, CancellationEndsAStalledSshConnection) {
     GitRepo repo(local());
     EXPECT_EQ(error_without_hanging([&] { repo.remote_head(url, "main", cancelled_after(300ms)); }),
               "ls-remote " + url + ": cancelled");
+}
+
+// ---- submodules ----
+
+// Stages gitlinks (path -> commit) on top of what `repo` last committed, commits and pushes them;
+// the new commit. (TestRepo::commit adds the work tree, which has no directory for a gitlink.)
+std::string commit_gitlinks(TestRepo& repo, const std::map<std::string, std::string>& links) {
+    for (const auto& [path, commit] : links)
+        repo.git({"update-index", "--add", "--cacheinfo", "160000," + commit + "," + path});
+    repo.git({"commit", "-q", "-m", "submodules"});
+    repo.git({"push", "-q", "origin", "HEAD"});
+    return repo.git({"rev-parse", "HEAD"}).substr(0, 40);
+}
+
+std::string gitmodules_section(const std::string& name, const std::string& path, const std::string& url) {
+    return "[submodule \"" + name + "\"]\n\tpath = " + path + "\n\turl = " + url + "\n";
+}
+
+// A SubmoduleRemote that fetches with `options` and records the URLs it was asked for.
+struct RecordingRemote {
+    RemoteOptions options = local_ok();
+    std::vector<std::string> urls;
+    hooks::SubmoduleRemote fn() {
+        return [this](const std::string& url, const std::function<void(const RemoteOptions&)>& fetch) {
+            urls.push_back(url);
+            fetch(options);
+        };
+    }
+};
+
+// tmp()/src (the site) pins tmp()/theme at themes/t, and the theme pins tmp()/lib at vendor/lib.
+struct ThemedSite {
+    std::string site, theme, lib;  // commits
+    std::string site_url, theme_url, lib_url;
+};
+
+ThemedSite themed_site(const stdfs::path& tmp, const std::string& theme_url_in_gitmodules,
+                       const std::string& extra_gitmodules = "") {
+    ThemedSite s;
+    TestRepo lib(tmp / "lib");
+    s.lib = lib.commit({{"lib.css", "lib"}});
+    s.lib_url = lib.url();
+    TestRepo theme(tmp / "theme");
+    // Relative to the theme's own URL, not the site's.
+    theme.commit({{"layouts/index.html", "theme"},
+                  {"static/link", "symlink:/etc/passwd"},
+                  {"bin/run.sh", "#!/bin/sh\n"},
+                  {".gitmodules", gitmodules_section("lib", "vendor/lib", "../../lib/origin.git")}});
+    theme.git({"update-index", "--chmod=+x", "bin/run.sh"});
+    s.theme = commit_gitlinks(theme, {{"vendor/lib", s.lib}});
+    s.theme_url = theme.url();
+    TestRepo src(tmp / "src");
+    src.commit({{"index.html", "site"},
+                {".gitmodules", gitmodules_section("theme", "themes/t", theme_url_in_gitmodules) + extra_gitmodules}});
+    s.site = commit_gitlinks(src, {{"themes/t", s.theme}});
+    s.site_url = src.url();
+    return s;
+}
+
+TEST_F(GitRepoTest, SubmodulesAreFetchedAndWritten) {
+    const stdfs::path marker = tmp() / "update-ran";
+    const ThemedSite s = themed_site(tmp(), "../../theme/origin.git",
+                                     "[submodule \"theme\"]\n\tupdate = !touch " + marker.string() + "\n");
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(s.site_url, "main", local_ok()), s.site);
+    EXPECT_EQ(repo.find_commit(s.theme), "");
+
+    RecordingRemote remote;
+    hooks::fetch_submodules(repo, s.site, s.site_url, local_ok().policy, remote.fn());
+    EXPECT_EQ(remote.urls, (std::vector<std::string>{s.theme_url, s.lib_url}));
+    EXPECT_EQ(repo.find_commit(s.theme), s.theme);
+    EXPECT_EQ(repo.find_commit(s.lib), s.lib);
+    // A ref per submodule commit; the site's own ref is where fetch_branch left it.
+    const std::string& first = std::min(s.lib, s.theme);
+    const std::string& second = std::max(s.lib, s.theme);
+    EXPECT_EQ(inspect({"for-each-ref", "--format=%(refname) %(objectname)"}),
+              "refs/sitesfs/followed " + s.site + "\nrefs/sitesfs/modules/" + first + " " + first +
+                  "\nrefs/sitesfs/modules/" + second + " " + second + "\n");
+    EXPECT_FALSE(stdfs::exists(marker)) << "an update = !command in .gitmodules ran";
+
+    // Everything is here now: nothing more is fetched.
+    hooks::fetch_submodules(repo, s.site, s.site_url, local_ok().policy, remote.fn());
+    EXPECT_EQ(remote.urls.size(), 2u);
+
+    const TreeReport report = repo.write_tree(s.site, release(), {}, hooks::Submodules::Recursive);
+    EXPECT_EQ(slurp(release() / "index.html"), "site");
+    EXPECT_EQ(slurp(release() / "themes/t/layouts/index.html"), "theme");
+    EXPECT_EQ(slurp(release() / "themes/t/vendor/lib/lib.css"), "lib");
+    EXPECT_EQ(slurp(release() / "themes/t/static/link"), "/etc/passwd");
+    EXPECT_TRUE(stdfs::is_regular_file(stdfs::symlink_status(release() / "themes/t/static/link")));
+    EXPECT_TRUE(has_prefix(report.skipped, "themes/t/static/link: symbolic link")) << ::testing::PrintToString(report.skipped);
+    EXPECT_EQ(mode_of(release() / "themes/t"), 0755u);
+    EXPECT_EQ(mode_of(release() / "themes/t/vendor/lib/lib.css"), 0644u);
+    EXPECT_EQ(mode_of(release() / "themes/t/bin/run.sh"), 0755u);
+    EXPECT_FALSE(stdfs::exists(release() / "themes/t/.git"));
+    // index.html, both .gitmodules, layouts/index.html, static/link, bin/run.sh, lib.css
+    EXPECT_EQ(report.files, 7u);
+
+    // Without the option a submodule is left out as before, even when its commit is here.
+    const TreeReport plain = repo.write_tree(s.site, release("plain"), {});
+    EXPECT_FALSE(stdfs::exists(release("plain") / "themes/t"));
+    EXPECT_EQ(plain.files, 2u);
+    EXPECT_TRUE(has_prefix(plain.skipped, "themes/t: submodule (commit " + s.theme.substr(0, 12) + ") is not fetched"))
+        << ::testing::PrintToString(plain.skipped);
+}
+
+TEST_F(GitRepoTest, SubmoduleWithAbsoluteUrl) {
+    const std::string theme_url = "file://" + (tmp() / "theme" / "origin.git").string();
+    const ThemedSite s = themed_site(tmp(), theme_url);
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(s.site_url, "main", local_ok()), s.site);
+    RecordingRemote remote;
+    hooks::fetch_submodules(repo, s.site, s.site_url, local_ok().policy, remote.fn());
+    EXPECT_EQ(remote.urls, (std::vector<std::string>{theme_url, s.lib_url}));
+    repo.write_tree(s.site, release(), {}, hooks::Submodules::Recursive);
+    EXPECT_EQ(slurp(release() / "themes/t/vendor/lib/lib.css"), "lib");
+}
+
+TEST_F(GitRepoTest, WriteTreeNamesASubmoduleThatWasNotFetched) {
+    const ThemedSite s = themed_site(tmp(), "../../theme/origin.git");
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(s.site_url, "main", local_ok()), s.site);
+    const std::string error =
+        git_error([&] { repo.write_tree(s.site, release(), {}, hooks::Submodules::Recursive); });
+    EXPECT_EQ(error, "submodule themes/t: commit " + s.theme + " is not in the repository; its submodules were not fetched");
+}
+
+TEST_F(GitRepoTest, SubmoduleWithoutGitmodulesEntry) {
+    TestRepo src(tmp() / "src");
+    const std::string first = src.commit({{"index.html", "x"}});
+    const std::string bare = commit_gitlinks(src, {{"themes/t", first}});
+    src.commit({{".gitmodules", gitmodules_section("other", "themes/other", src.url())}});
+    const std::string other = commit_gitlinks(src, {{"themes/t", first}});
+    src.commit({{".gitmodules", "# no url\n[submodule \"t\"]\n\tpath = themes/t\n"}});
+    const std::string no_url = commit_gitlinks(src, {{"themes/t", first}});
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(src.url(), "main", local_ok()), no_url);
+    RecordingRemote remote;
+    EXPECT_EQ(git_error([&] { hooks::fetch_submodules(repo, bare, src.url(), local_ok().policy, remote.fn()); }),
+              "submodule themes/t: commit " + bare.substr(0, 12) +
+                  " has no .gitmodules to say where it comes from; add a [submodule] section with its path and url");
+    EXPECT_EQ(git_error([&] { hooks::fetch_submodules(repo, other, src.url(), local_ok().policy, remote.fn()); }),
+              "submodule themes/t (commit " + first.substr(0, 12) + ") has no entry in .gitmodules of commit " +
+                  other.substr(0, 12) + "; add [submodule \"NAME\"] with path = themes/t and its url");
+    EXPECT_EQ(git_error([&] { hooks::fetch_submodules(repo, no_url, src.url(), local_ok().policy, remote.fn()); }),
+              ".gitmodules of commit " + no_url.substr(0, 12) +
+                  ", line 2: [submodule \"t\"] (submodule themes/t) has no url; add url = URL");
+    EXPECT_TRUE(remote.urls.empty());
+}
+
+TEST_F(GitRepoTest, GitmodulesThatIsALinkOrTooLargeIsRefused) {
+    TestRepo src(tmp() / "src");
+    const std::string first = src.commit({{"index.html", "x"}});
+    // git add refuses a .gitmodules that is a link.
+    const std::string link = push_tree(
+        src, "120000 blob " + blob(src, "/etc/passwd") + "\\t.gitmodules\\n160000 commit " + first + "\\tm\\n", "link");
+    src.commit({{".gitmodules", gitmodules_section("m", "m", src.url()) + std::string(hooks::kMaxGitmodulesBytes, '#')}});
+    const std::string large = commit_gitlinks(src, {{"m", first}});
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(src.url(), "link", local_ok()), link);
+    ASSERT_EQ(repo.fetch_branch(src.url(), "main", local_ok()), large);
+    RecordingRemote remote;
+    EXPECT_EQ(git_error([&] { hooks::fetch_submodules(repo, link, src.url(), local_ok().policy, remote.fn()); }),
+              ".gitmodules in commit " + link + " is not a regular file but a symbolic link");
+    const size_t size = gitmodules_section("m", "m", src.url()).size() + hooks::kMaxGitmodulesBytes;
+    EXPECT_EQ(git_error([&] { hooks::fetch_submodules(repo, large, src.url(), local_ok().policy, remote.fn()); }),
+              ".gitmodules in commit " + large + " has " + std::to_string(size) + " bytes; at most 65536 are read");
+    EXPECT_TRUE(remote.urls.empty());
+}
+
+TEST_F(GitRepoTest, SubmoduleUrlRefusedByPolicy) {
+    const ThemedSite s = themed_site(tmp(), "../../theme/origin.git");
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(s.site_url, "main", local_ok()), s.site);
+    RecordingRemote remote;
+    const std::string error = git_error([&] { hooks::fetch_submodules(repo, s.site, s.site_url, {}, remote.fn()); });
+    EXPECT_EQ(error, "submodule themes/t (.gitmodules of commit " + s.site.substr(0, 12) + ", line 1): repo '" +
+                         s.theme_url + "': local repositories need --allow-local-repos (url = ../../theme/origin.git resolved against " +
+                         s.site_url + ")");
+    EXPECT_TRUE(remote.urls.empty());
+    EXPECT_EQ(repo.find_commit(s.theme), "");
+}
+
+TEST_F(GitRepoTest, SubmoduleTransportOutsideTheAllowListIsRefused) {
+    TestRepo src(tmp() / "src");
+    const std::string first = src.commit({{"index.html", "x"}});
+    src.commit({{".gitmodules", gitmodules_section("evil", "m", "ext::sh -c touch% /tmp/pwned")}});
+    const std::string sha = commit_gitlinks(src, {{"m", first}});
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(src.url(), "main", local_ok()), sha);
+    RecordingRemote remote;
+    const std::string error = git_error([&] { hooks::fetch_submodules(repo, sha, src.url(), local_ok().policy, remote.fn()); });
+    EXPECT_TRUE(error.starts_with("submodule m (.gitmodules of commit " + sha.substr(0, 12) + ", line 1): repo 'ext::sh -c"))
+        << error;
+    EXPECT_TRUE(remote.urls.empty());
+}
+
+TEST_F(GitRepoTest, SubmoduleCommitItsRepositoryLacks) {
+    TestRepo theme(tmp() / "theme");
+    theme.commit({{"a", "1"}});
+    TestRepo src(tmp() / "src");
+    src.commit({{".gitmodules", gitmodules_section("theme", "t", theme.url())}});
+    const std::string absent(40, 'e');
+    const std::string sha = commit_gitlinks(src, {{"t", absent}});
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(src.url(), "main", local_ok()), sha);
+    RecordingRemote remote;
+    EXPECT_EQ(git_error([&] { hooks::fetch_submodules(repo, sha, src.url(), local_ok().policy, remote.fn()); }),
+              "submodule t: commit " + absent + " is not in " + theme.url() +
+                  ": asked for it by id and fetched the default branch; push the commit there, or point the submodule "
+                  "at a commit that is");
+    EXPECT_EQ(remote.urls, std::vector<std::string>{theme.url()});
+    // The default branch fetched on the way is not kept under the commit's name.
+    EXPECT_EQ(inspect({"for-each-ref", "--format=%(refname)"}), "refs/sitesfs/followed\n");
+}
+
+// git upload-pack gives out a commit by id only when one of its refs points at it: by default it
+// takes no ids at all (libgit2 then does not ask), with allowTipSHA1InWant it answers "not our
+// ref". Either way a submodule pinned below its branch's tip comes with the default branch.
+TEST_F(GitRepoTest, SubmoduleCommitBelowTheTipComesWithTheDefaultBranch) {
+    TestRepo theme(tmp() / "theme");
+    const std::string pinned = theme.commit({{"a", "pinned"}});
+    const std::string tip = theme.commit({{"a", "tip"}});
+    SshRemote ssh(tmp(), theme.bare());
+    ASSERT_EQ(ssh.failure, "");
+    const std::string url = ssh.sshd.url();
+    TestRepo src(tmp() / "src");
+    src.commit({{".gitmodules", gitmodules_section("theme", "t", url)}});
+    const std::string sha = commit_gitlinks(src, {{"t", pinned}});
+
+    for (const std::string tip_ids : {"false", "true"}) {
+        SCOPED_TRACE("uploadpack.allowTipSHA1InWant=" + tip_ids);
+        const Run set = run({"git", "--git-dir=" + theme.bare().string(), "config", "uploadpack.allowTipSHA1InWant", tip_ids});
+        ASSERT_EQ(set.code, 0) << describe(set);
+        const stdfs::path dir = tmp() / ("local-" + tip_ids + ".git");
+        GitRepo repo(dir);
+        ASSERT_EQ(repo.fetch_branch(src.url(), "main", local_ok()), sha);
+        RecordingRemote remote{ssh.options};
+        hooks::fetch_submodules(repo, sha, src.url(), local_ok().policy, remote.fn());
+        EXPECT_EQ(remote.urls, std::vector<std::string>{url});
+        EXPECT_EQ(repo.find_commit(tip), tip) << "the default branch was not fetched";
+        const Run ref = run({"git", "--git-dir=" + dir.string(), "rev-parse", "refs/sitesfs/modules/" + pinned});
+        EXPECT_EQ(ref.out, pinned + "\n") << describe(ref);
+        repo.write_tree(sha, release(tip_ids), {}, hooks::Submodules::Recursive);
+        EXPECT_EQ(slurp(release(tip_ids) / "t" / "a"), "pinned");
+    }
+}
+
+TEST_F(GitRepoTest, SubmoduleFilesCountAgainstTheLimits) {
+    const ThemedSite s = themed_site(tmp(), "../../theme/origin.git");
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(s.site_url, "main", local_ok()), s.site);
+    RecordingRemote remote;
+    hooks::fetch_submodules(repo, s.site, s.site_url, local_ok().policy, remote.fn());
+    const TreeReport all = repo.write_tree(s.site, release("all"), {}, hooks::Submodules::Recursive);
+    uint64_t entries = 0;
+    for (auto it = stdfs::recursive_directory_iterator(release("all")); it != stdfs::recursive_directory_iterator(); ++it)
+        ++entries;
+
+    TreeLimits exact;
+    exact.max_files = entries;
+    exact.max_bytes = all.bytes;
+    EXPECT_EQ(repo.write_tree(s.site, release("exact"), exact, hooks::Submodules::Recursive).files, all.files);
+
+    // "themes" sorts last: the entry over the limit is in the submodule, while the site's own fit.
+    TreeLimits files;
+    files.max_files = entries - 1;
+    const std::string too_many = git_error([&] { repo.write_tree(s.site, release("files"), files, hooks::Submodules::Recursive); });
+    EXPECT_NE(too_many.find("more than " + std::to_string(entries - 1) + " files and directories"), std::string::npos) << too_many;
+    EXPECT_NE(too_many.find(", at themes/t/"), std::string::npos) << too_many;
+
+    TreeLimits bytes;
+    bytes.max_bytes = all.bytes - 1;
+    const std::string too_big = git_error([&] { repo.write_tree(s.site, release("bytes"), bytes, hooks::Submodules::Recursive); });
+    EXPECT_NE(too_big.find("more than " + std::to_string(all.bytes - 1) + " bytes"), std::string::npos) << too_big;
+    EXPECT_NE(too_big.find(", at themes/t/"), std::string::npos) << too_big;
+}
+
+// Each commit of one repository pins the one before it at x: commit k is k submodules deep.
+TEST_F(GitRepoTest, SubmodulesNestedTooDeepAreRefused) {
+    TestRepo src(tmp() / "src");
+    std::vector<std::string> chain{src.commit({{"index.html", "0"}, {".gitmodules", gitmodules_section("x", "x", src.url())}})};
+    for (int k = 1; k <= hooks::kMaxSubmoduleDepth + 1; ++k) chain.push_back(commit_gitlinks(src, {{"x", chain.back()}}));
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(src.url(), "main", local_ok()), chain.back());
+    RecordingRemote remote;
+
+    const std::string deepest = chain[hooks::kMaxSubmoduleDepth];
+    hooks::fetch_submodules(repo, deepest, src.url(), local_ok().policy, remote.fn());
+    repo.write_tree(deepest, release("ok"), {}, hooks::Submodules::Recursive);
+    EXPECT_EQ(slurp(release("ok") / "x/x/x/x/x/x/x/x/index.html"), "0");
+    EXPECT_TRUE(remote.urls.empty());
+
+    const std::string expected = "submodules nest deeper than 8 levels at x/x/x/x/x/x/x/x/x";
+    EXPECT_EQ(git_error([&] { hooks::fetch_submodules(repo, chain.back(), src.url(), local_ok().policy, remote.fn()); }),
+              expected);
+    EXPECT_EQ(git_error([&] { repo.write_tree(chain.back(), release("deep"), {}, hooks::Submodules::Recursive); }),
+              expected);
+}
+
+// Two names for one subtree at each of 60 levels: 2^60 paths, which the walk must not visit one by one.
+TEST_F(GitRepoTest, GitlinksOfRepeatedSubtreesAreListedQuickly) {
+    TestRepo src(tmp() / "src");
+    const std::string first = src.commit({{"index.html", "x"}});
+    const std::string doubled = "for i in $(seq 60); do t=$(printf \"040000 tree $t\\ta\\n040000 tree $t\\tb\\n\" | git mktree) || exit 1; done && echo $t";
+    const std::string plain = push_script_tree(src, "t=$(printf '100644 blob " + blob(src, "leaf") + "\\tf\\n' | git mktree) && " + doubled, "plain");
+    const std::string linked = push_script_tree(src, "t=$(printf '160000 commit " + first + "\\tm\\n' | git mktree) && " + doubled, "linked");
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(src.url(), "plain", local_ok()), plain);
+    ASSERT_EQ(repo.fetch_branch(src.url(), "linked", local_ok()), linked);
+    EXPECT_TRUE(repo.gitlinks(plain, hooks::kMaxSubmodules).empty());
+    const std::vector<hooks::Gitlink> links = repo.gitlinks(linked, hooks::kMaxSubmodules);
+    EXPECT_EQ(links.size(), hooks::kMaxSubmodules + 1);
+    std::string first_path;
+    for (int level = 0; level < 60; ++level) first_path += "a/";
+    EXPECT_EQ(links.front().path, first_path + "m");
+    EXPECT_EQ(links.front().commit, first);
+}
+
+TEST_F(GitRepoTest, MoreSubmodulesThanTheLimitAreRefused) {
+    TestRepo src(tmp() / "src");
+    const std::string first = src.commit({{"index.html", "x"}});
+    std::string lines;
+    for (size_t i = 0; i <= hooks::kMaxSubmodules; ++i)
+        lines += "160000 commit " + first + "\\tm" + std::to_string(100 + i) + "\\n";
+    const std::string over = push_tree(src, lines, "over");
+    const std::string at = push_tree(src, lines.substr(lines.find("\\n") + 2), "at");
+    GitRepo repo(local());
+    ASSERT_EQ(repo.fetch_branch(src.url(), "over", local_ok()), over);
+    ASSERT_EQ(repo.fetch_branch(src.url(), "at", local_ok()), at);
+    RecordingRemote remote;
+    EXPECT_EQ(git_error([&] { hooks::fetch_submodules(repo, over, src.url(), local_ok().policy, remote.fn()); }),
+              "more than 64 submodules, nested ones included (at m164); a release holds at most that many");
+    // At the limit the count is fine, and the next thing wrong is what is said.
+    const std::string error = git_error([&] { hooks::fetch_submodules(repo, at, src.url(), local_ok().policy, remote.fn()); });
+    EXPECT_TRUE(error.starts_with("submodule m101: commit " + at.substr(0, 12) + " has no .gitmodules")) << error;
+}
+
+TEST(Gitmodules, ReadAsGitReadsThem) {
+    const std::string text =
+        "\xef\xbb\xbf# comment\r\n"
+        "[submodule \"theme\"]\r\n"
+        "\tpath = themes/ananke ; a comment\n"
+        "\tURL = \"https://example.com/first.git\"\n"
+        "\tupdate = !rm -rf /\n"
+        "\tbranch = main\n"
+        "\tshallow\n"
+        "[core]\n"
+        "\tbare = true\n"
+        "[submodule \"a \\\"b\\\"\"] path = p\\\n"
+        "q\\tr  s # a comment\n"
+        "  url = \"../x;y.git\"  # a comment\n"
+        "[SubModule \"theme\"]\n"
+        "\turl = ../theme.git\n";
+    const std::vector<hooks::SubmoduleEntry> entries = hooks::parse_gitmodules(text, ".gitmodules");
+    ASSERT_EQ(entries.size(), 2u);
+    EXPECT_EQ(entries[0].name, "theme");
+    EXPECT_EQ(entries[0].path, "themes/ananke");
+    EXPECT_EQ(entries[0].url, "../theme.git");
+    EXPECT_EQ(entries[0].line, 2);
+    EXPECT_EQ(entries[1].name, "a \"b\"");
+    EXPECT_EQ(entries[1].path, "pq\tr  s");
+    EXPECT_EQ(entries[1].url, "../x;y.git");
+    EXPECT_EQ(entries[1].line, 10);
+}
+
+TEST(Gitmodules, ErrorsNameTheFileAndLine) {
+    const auto error = [](const std::string& text) {
+        return git_error([&] { hooks::parse_gitmodules(text, ".gitmodules of commit abc"); });
+    };
+    EXPECT_EQ(error("[submodule \"a\"]\n\tpath = x\n[submodule \"b\"\n"),
+              ".gitmodules of commit abc, line 3: \"NAME\" is followed by ']'; write [submodule \"NAME\"]");
+    EXPECT_EQ(error("[submodule \"a\"]\n\turl = a\\qb\n"),
+              ".gitmodules of commit abc, line 2: unknown escape '\\q'; write \\\\ for a backslash");
+    EXPECT_EQ(error("[submodule \"a\"]\n\turl = \"abc\n"), ".gitmodules of commit abc, line 2: a value has no closing '\"'");
+    EXPECT_EQ(error("\n[submodule.theme]\n"),
+              ".gitmodules of commit abc, line 2: [submodule.theme] is the old form of a section name; write [submodule \"NAME\"]");
+    EXPECT_EQ(error("[submodule \"a\"]\n\tpath\n"), ".gitmodules of commit abc, line 2: path has no value; write path = VALUE");
+    EXPECT_EQ(error("[submodule \"a\"]\n\t= x\n"),
+              ".gitmodules of commit abc, line 2: '=' cannot start a line; write [submodule \"NAME\"], KEY = VALUE or a # comment");
+    EXPECT_EQ(error("[submodule \"a\"\n"), ".gitmodules of commit abc, line 1: \"NAME\" is followed by ']'; write [submodule \"NAME\"]");
+    EXPECT_EQ(error("[submodule]\n"), ".gitmodules of commit abc, line 1: [submodule] needs a name; write [submodule \"NAME\"]");
+    EXPECT_EQ(error(std::string("[submodule \"a\"]\n\tpath = a") + '\0' + "b\n"),
+              ".gitmodules of commit abc, line 2: a NUL byte; .gitmodules is a text file");
+}
+
+TEST(SubmoduleUrl, RelativeToTheSuperproject) {
+    using hooks::resolve_submodule_url;
+    const std::string site = "https://example.com/owner/site.git";
+    EXPECT_EQ(resolve_submodule_url("../theme.git", site), "https://example.com/owner/theme.git");
+    EXPECT_EQ(resolve_submodule_url("../../other/theme.git", site), "https://example.com/other/theme.git");
+    EXPECT_EQ(resolve_submodule_url("./../theme.git/", site + "/"), "https://example.com/owner/theme.git");
+    EXPECT_EQ(resolve_submodule_url("./modules/theme", site), "https://example.com/owner/site.git/modules/theme");
+    EXPECT_EQ(resolve_submodule_url("../theme.git", "ssh://git@example.com:2222/owner/site.git"),
+              "ssh://git@example.com:2222/owner/theme.git");
+    EXPECT_EQ(resolve_submodule_url("../theme.git", "git@example.com:owner/site.git"), "git@example.com:owner/theme.git");
+    EXPECT_EQ(resolve_submodule_url("../../theme.git", "git@example.com:owner/site.git"), "git@example.com:theme.git");
+    EXPECT_EQ(resolve_submodule_url("../theme.git", "/srv/git/site.git"), "/srv/git/theme.git");
+    EXPECT_EQ(resolve_submodule_url("../../../theme.git", "/srv/git/site.git"), "/theme.git");
+    EXPECT_EQ(resolve_submodule_url("../theme.git", "file:///srv/git/site.git"), "file:///srv/git/theme.git");
+    EXPECT_EQ(resolve_submodule_url("../theme", "owner/site"), "https://github.com/owner/theme");
+    // Anything else is a URL of its own.
+    EXPECT_EQ(resolve_submodule_url("https://other.example/theme.git", site), "https://other.example/theme.git");
+    EXPECT_EQ(resolve_submodule_url("gohugoio/theme", site), "gohugoio/theme");
+    EXPECT_EQ(resolve_submodule_url("..theme", site), "..theme");
+
+    for (const auto& [url, super] : std::vector<std::pair<std::string, std::string>>{
+             {"../../../x.git", site},
+             {"../../../x.git", "git@example.com:owner/site.git"},
+             {"../../../../x.git", "/srv/git/site.git"},
+             {"../../../../x.git", "file:///srv/git/site.git"}}) {
+        EXPECT_EQ(git_error([&] { resolve_submodule_url(url, super); }),
+                  "'" + url + "' climbs above the top of " + super + " (each ../ takes off one part of its path)");
+    }
 }
 
 }  // namespace

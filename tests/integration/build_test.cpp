@@ -102,6 +102,33 @@ TEST_F(Builds, HugoBuildsTheReleaseVisitorsGet) {
     EXPECT_EQ(read("blog/buildlog"), "\n");
 }
 
+// Hugo themes are usually submodules: without them the build has no theme. Here the theme's URL is
+// relative to the site's, as `git submodule add ../theme` writes it.
+TEST_F(Builds, AHugoSiteWithASubmoduleThemeIsBuiltWithItsSubmodules) {
+    TestRepo theme(tmp() / "theme");
+    theme.commit({{"layouts/index.html", "<main class=\"paper\"><h1>{{ .Title }}</h1>{{ .Content }}</main>\n"},
+                  {"theme.toml", "name = 'paper'\n"}});
+    repo_->git({"-c", "protocol.file.allow=always", "submodule", "add", "../../theme/origin.git", "themes/paper"});
+    auto files = kHugoSite;
+    files.erase("layouts/index.html");
+    files["config.toml"] += "theme = 'paper'\n";
+    files["index.html"] = "unbuilt\n";
+    const std::string sha = repo_->commit(files);
+
+    const std::string without = create_built_site("blog", "hugo", "blog.test");
+    EXPECT_TRUE(without.starts_with("failed build: exit 255: ")) << without;
+    EXPECT_NE(status_line("blog", "error").find("paper"), std::string::npos) << status_of("blog");
+
+    ASSERT_TRUE(shell("echo recursive > blog/submodules"));
+    EXPECT_EQ(wait("blog"), "live " + sha + "\n") << read("blog/buildlog") << daemon_log();
+    EXPECT_EQ(body("blog.test"), "<main class=paper><h1>Home</h1><p>Hello from hugo.</p></main>");
+
+    // Served as committed, the release holds the submodule's files too.
+    ASSERT_TRUE(shell("echo > blog/build"));
+    EXPECT_EQ(wait("blog"), "live " + sha + "\n") << daemon_log();
+    EXPECT_EQ(body("blog.test", "/themes/paper/theme.toml"), "name = 'paper'\n");
+}
+
 TEST_F(Builds, AFailingBuildKeepsThePreviousReleaseServing) {
     const std::string good = repo_->commit(kHugoSite);
     ASSERT_EQ(create_built_site("blog", "hugo", "blog.test"), "live " + good + "\n") << daemon_log();
