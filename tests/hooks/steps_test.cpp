@@ -212,5 +212,123 @@ TEST(DeployLog, SiteLineNamesWhatTheReleaseLeftOut) {
     EXPECT_EQ(to_json_line(e).find("notes"), std::string::npos) << "the JSON line keeps the seed tool's keys";
 }
 
+// A step that fails because the newer change stopped it (a cancelled fetch or build) is not a
+// failure to report: the newer generation runs and reports.
+TEST_F(Steps, AStepStoppedByANewerChangeIsSupersededNotFailed) {
+    bool newer = false;
+    class Cancelled : public Step {
+    public:
+        explicit Cancelled(bool& newer) : newer_(newer) {}
+        const char* name() const override { return "build"; }
+        void apply(Deploy&) override {
+            newer_ = true;
+            throw StepError("cancelled");
+        }
+
+    private:
+        bool& newer_;
+    };
+    std::vector<std::unique_ptr<Step>> steps;
+    steps.push_back(std::make_unique<Probe>("fetch", journal_));
+    steps.push_back(std::make_unique<Cancelled>(newer));
+    Deploy d = deploy([&] { return newer; });
+    const RunResult r = run_steps(d, steps);
+    EXPECT_FALSE(r.ok);
+    EXPECT_TRUE(r.superseded);
+    EXPECT_EQ(journal_, (std::vector<std::string>{"apply fetch", "undo fetch"}));
+}
+
+TEST(ReleaseName, TheCommitAloneOrWithAHashOfWhatBuiltIt) {
+    const std::string commit(40, 'a');
+    SiteRecord site;
+    BuildConfig build;
+    build.builders["hugo"] = Builder{"hugo", {"hugo", "--minify", "--destination", "{out}"}, false, {}, {}};
+    EXPECT_EQ(release_name(commit, site, build), commit);
+
+    site.desired["build"] = FieldValue{"hugo", {}};
+    const auto built = release_name(commit, site, build);
+    ASSERT_TRUE(built);
+    EXPECT_TRUE(built->starts_with(commit + "-")) << *built;
+    EXPECT_EQ(built->size(), 40u + 1 + 12);
+    // Limits change how a build may run, not what it makes.
+    build.builders["hugo"].limits.time = std::chrono::minutes(1);
+    EXPECT_EQ(release_name(commit, site, build), built);
+    // What it runs, with what, and the tree it gets do.
+    for (const auto& change : std::vector<std::function<void(Builder&)>>{
+             [](Builder& b) { b.command.pop_back(); },
+             [](Builder& b) { b.network = true; },
+             [](Builder& b) { b.env.emplace_back("HUGO_ENV", "production"); }}) {
+        BuildConfig other = build;
+        change(other.builders["hugo"]);
+        EXPECT_NE(release_name(commit, site, other), built);
+    }
+    site.desired["submodules"] = FieldValue{"recursive", {}};
+    EXPECT_NE(release_name(commit, site, build), built);
+    site.desired["build"] = FieldValue{};
+    EXPECT_NE(release_name(commit, site, build), commit) << "submodules make another tree";
+
+    site.desired["build"] = FieldValue{"jekyll", {}};
+    EXPECT_EQ(release_name(commit, site, build), std::nullopt);
+}
+
+TEST(BuildSlots, AtMostJobsAtOnceAndAWaitEndsWhenCancelled) {
+    BuildSlots slots(1);
+    auto held = slots.acquire([] { return false; });
+    ASSERT_TRUE(held);
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_FALSE(slots.acquire([&] { return std::chrono::steady_clock::now() - start > std::chrono::milliseconds(300); }));
+    held.reset();
+    EXPECT_TRUE(slots.acquire([] { return true; })) << "a free slot is taken even when asked to stop";
+}
+
+// The build's output is the untrusted code's: only directories and regular files are copied, as
+// new files of the daemon, and the output dir itself must not be a link.
+TEST_F(Releases, ABuildsOutputIsCopiedWithoutLinksOrDotGit) {
+    const stdfs::path out = dir / "out", release = dir / "release";
+    stdfs::create_directories(out / "docs");
+    std::ofstream(out / "index.html") << "hi\n";
+    std::ofstream(out / "docs" / "run.sh") << "#!/bin/sh\n";
+    ASSERT_EQ(::chmod((out / "docs" / "run.sh").c_str(), 0700), 0);
+    stdfs::create_symlink("/etc/passwd", out / "passwd");
+    stdfs::create_directory_symlink("/etc", out / "docs" / "etc");
+    stdfs::create_directories(out / ".Git");
+    ASSERT_EQ(::mkfifo((out / "pipe").c_str(), 0644), 0);
+
+    const TreeReport report = copy_build_output(out, release, {});
+    EXPECT_EQ(report.files, 2u);
+    EXPECT_EQ(report.bytes, 13u);
+    std::set<std::string> skipped(report.skipped.begin(), report.skipped.end());
+    EXPECT_EQ(skipped, (std::set<std::string>{".Git: .git is never written",
+                                              "docs/etc: symbolic link left out (a release holds no links)",
+                                              "passwd: symbolic link left out (a release holds no links)",
+                                              "pipe: not a regular file or directory, left out"}));
+    struct stat st{};
+    ASSERT_EQ(::stat((release / "docs" / "run.sh").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0755u);
+    ASSERT_EQ(::stat((release / "index.html").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0644u);
+    EXPECT_FALSE(stdfs::exists(release / "passwd"));
+
+    // A build that swapped its output dir for a link to the host's files gets nothing copied.
+    const stdfs::path swapped = dir / "swapped";
+    stdfs::create_directory_symlink("/etc", swapped);
+    try {
+        copy_build_output(swapped, dir / "release2", {});
+        ADD_FAILURE() << "a linked output dir was copied";
+    } catch (const ReleaseError& e) {
+        EXPECT_STREQ(e.what(), "the build replaced its output dir with something else");
+    }
+    EXPECT_FALSE(stdfs::exists(dir / "release2"));
+
+    TreeLimits small;
+    small.max_bytes = 5;
+    try {
+        copy_build_output(out, dir / "release3", small);
+        ADD_FAILURE() << "the byte cap was not applied";
+    } catch (const ReleaseError& e) {
+        EXPECT_NE(std::string(e.what()).find("more than 5 bytes"), std::string::npos) << e.what();
+    }
+}
+
 }  // namespace
 }  // namespace sitesfs::hooks
