@@ -19,10 +19,6 @@ namespace stdfs = std::filesystem;
 
 namespace {
 
-ReleaseError os_error(const std::string& doing, const std::string& path) {
-    return ReleaseError(doing + " " + path + ": " + std::strerror(errno));
-}
-
 // Length-prefixed, so that no two different configs give the same text.
 void add(std::string& text, std::string_view item) { text.append(std::to_string(item.size())).append(":").append(item); }
 
@@ -43,9 +39,9 @@ std::string replace_all(std::string s, std::string_view from, const std::string&
 }
 
 void make_owned_dir(const stdfs::path& dir, uid_t uid, gid_t gid) {
-    if (::mkdir(dir.c_str(), 0700) != 0) throw os_error("creating", dir.string());
+    if (::mkdir(dir.c_str(), 0700) != 0) throw release_os_error("creating", dir.string());
     // chown before chmod: the mode is exact whatever the umask, and nobody else ever reads it.
-    if (::chown(dir.c_str(), uid, gid) != 0 || ::chmod(dir.c_str(), 0700) != 0) throw os_error("handing over", dir.string());
+    if (::chown(dir.c_str(), uid, gid) != 0 || ::chmod(dir.c_str(), 0700) != 0) throw release_os_error("handing over", dir.string());
 }
 
 class OutputCopier {
@@ -56,11 +52,11 @@ public:
         writer_.check_depth(depth, prefix);
         // fdopendir takes the fd it is given; the caller's stays open for the openat calls below.
         const int listing = ::dup(from);
-        if (listing < 0) throw os_error("reading", prefix.empty() ? "the output" : prefix);
+        if (listing < 0) throw release_os_error("reading", prefix.empty() ? "the output" : prefix);
         const std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(listing), ::closedir);
         if (!dir) {
             ::close(listing);
-            throw os_error("reading", prefix.empty() ? "the output" : prefix);
+            throw release_os_error("reading", prefix.empty() ? "the output" : prefix);
         }
         while (const dirent* entry = ::readdir(dir.get())) {
             const std::string name = entry->d_name;
@@ -76,10 +72,10 @@ private:
             return;
         }
         struct stat st{};
-        if (::fstatat(from, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) throw os_error("reading", path);
+        if (::fstatat(from, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) throw release_os_error("reading", path);
         if (S_ISDIR(st.st_mode)) {
             const Fd source(::openat(from, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-            if (!source.valid()) throw os_error("opening directory", path);
+            if (!source.valid()) throw release_os_error("opening directory", path);
             const Fd target = writer_.make_dir(to, name, path);
             copy_dir(source.get(), target.get(), path, depth + 1);
         } else if (S_ISREG(st.st_mode)) {
@@ -94,7 +90,7 @@ private:
         // O_NONBLOCK: were it swapped for a FIFO since the fstatat, the open must not hang.
         const Fd source(::openat(from, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
         struct stat st{};
-        if (!source.valid() || ::fstat(source.get(), &st) != 0) throw os_error("reading", path);
+        if (!source.valid() || ::fstat(source.get(), &st) != 0) throw release_os_error("reading", path);
         if (!S_ISREG(st.st_mode) || st.st_ino != listed.st_ino || st.st_dev != listed.st_dev)
             throw ReleaseError(path + " changed while it was copied");
         Fd target = writer_.make_file(to, name, path, (st.st_mode & 0111) ? 0755 : 0644, static_cast<uint64_t>(st.st_size));
@@ -103,7 +99,7 @@ private:
         for (;;) {
             const ssize_t n = ::read(source.get(), buf, sizeof buf);
             if (n < 0 && errno == EINTR) continue;
-            if (n < 0) throw os_error("reading", path);
+            if (n < 0) throw release_os_error("reading", path);
             if (n == 0) break;
             // Only what fstat counted against the cap is copied: a file may not grow past it.
             const uint64_t take = std::min<uint64_t>(static_cast<uint64_t>(n), static_cast<uint64_t>(st.st_size) - copied);
@@ -136,6 +132,18 @@ std::optional<std::string> release_name(const std::string& commit, const SiteRec
         for (const auto& [name, value] : b.env) add(made_by, name + "=" + value);
     }
     return commit + "-" + sha256_hex(made_by).substr(0, 12);
+}
+
+void ensure_build_root(const stdfs::path& dir) {
+    const bool made = ::mkdir(dir.c_str(), 0755) == 0;
+    if (!made && errno != EEXIST) throw release_os_error("creating [build] dir", dir.string());
+    struct stat st{};
+    if (::lstat(dir.c_str(), &st) != 0) throw release_os_error("reading [build] dir", dir.string());
+    if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 022) != 0)
+        throw ReleaseError("[build] dir " + dir.string() + " is not a directory of uid " + std::to_string(::geteuid()) +
+                           " that no one else may write to; remove it or name another");
+    // The build user walks through it to its scratch dir, whatever the daemon's umask made it.
+    if ((st.st_mode & 0755) != 0755 && ::chmod(dir.c_str(), 0755) != 0) throw release_os_error("chmod 0755", dir.string());
 }
 
 std::optional<BuildSlots::Slot> BuildSlots::acquire(const std::function<bool()>& cancelled) {
@@ -172,7 +180,7 @@ void BuildDir::hand_over() const {
     // The daemon wrote src() a moment ago and the build has not started: nothing in it is a link
     // yet, and nobody else can change it meanwhile.
     const auto give = [&](const stdfs::path& p) {
-        if (::lchown(p.c_str(), uid_, gid_) != 0) throw os_error("handing over", p.string());
+        if (::lchown(p.c_str(), uid_, gid_) != 0) throw release_os_error("handing over", p.string());
     };
     give(src());
     std::error_code ec;
@@ -221,9 +229,9 @@ TreeReport copy_build_output(const stdfs::path& from, const stdfs::path& to, con
     if (!source.valid())
         throw ReleaseError(errno == ENOTDIR || errno == ELOOP ? "the build replaced its output dir with something else"
                                                               : "opening the build's output: " + std::string(std::strerror(errno)));
-    if (::mkdir(to.c_str(), 0755) != 0 || ::chmod(to.c_str(), 0755) != 0) throw os_error("creating", to.string());
+    if (::mkdir(to.c_str(), 0755) != 0 || ::chmod(to.c_str(), 0755) != 0) throw release_os_error("creating", to.string());
     const Fd target(::open(to.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!target.valid()) throw os_error("opening", to.string());
+    if (!target.valid()) throw release_os_error("opening", to.string());
     OutputCopier(limits, report).copy_dir(source.get(), target.get(), "", 0);
     return report;
 }

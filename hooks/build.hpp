@@ -29,6 +29,11 @@ namespace sitesfs::hooks {
 // when the site names a builder the config lacks.
 std::optional<std::string> release_name(const std::string& commit, const SiteRecord& site, const BuildConfig& build);
 
+// Makes [build] dir (root's, 0755) when missing, and refuses one that is not a directory of the
+// daemon's own user writable by nobody else: a tmpfs like /dev/shm lets any user make names, and
+// a dir another user made could be swapped for a link. Throws ReleaseError.
+void ensure_build_root(const std::filesystem::path& dir);
+
 // At most [build] jobs builds at once: each takes cores and memory, unlike a deploy that waits.
 class BuildSlots {
 public:

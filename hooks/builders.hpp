@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <optional>
@@ -32,6 +33,9 @@ struct BuildConfig {
     // Unset: no builds (a builder then fails the config). Never root.
     std::optional<uid_t> uid;
     gid_t gid = 0;  // uid's primary group
+    // Where builds run: DIR/SITE for each site; empty: the site's releases/.build-RELEASE. Made by
+    // the daemon (root's, 0755) and emptied at each start: nothing else may keep files there.
+    std::filesystem::path dir;
     std::map<std::string, Builder, std::less<>> builders;
 };
 

@@ -126,7 +126,9 @@ struct Deploy {
     std::unique_ptr<GitRepo> repo;
     std::string commit;                      // fetch: the commit to serve (40 hex)
     std::string release;                     // build: the release's name (release_name)
-    std::unique_ptr<BuildDir> build_dir;     // build: the build's output, until stage copied it
+    // build: the build's scratch dir, removed with this run, after its outcome is recorded: the
+    // site goes live without waiting for thousands of files to be deleted.
+    std::unique_ptr<BuildDir> build_dir;
     std::optional<std::string> build_log;    // build: what `buildlog` says now, when a build ran
     std::vector<std::string> notes;          // stage: entries left out of the release, etc.
     ServedTree tree;                         // stage: the served tree's rules and 404 page

@@ -12,13 +12,9 @@
 
 namespace sitesfs::hooks {
 
-namespace {
-
-ReleaseError os_error(const std::string& doing, const std::string& path) {
+ReleaseError release_os_error(const std::string& doing, const std::string& path) {
     return ReleaseError(doing + " " + path + ": " + std::strerror(errno));
 }
-
-}  // namespace
 
 std::string shown_name(std::string_view name) {
     std::string out;
@@ -55,11 +51,11 @@ void ReleaseWriter::count_entry(const std::string& path) {
 
 Fd ReleaseWriter::make_dir(int dirfd, const std::string& name, const std::string& path) {
     count_entry(path);
-    if (::mkdirat(dirfd, name.c_str(), 0755) < 0) throw os_error("creating directory", path);
+    if (::mkdirat(dirfd, name.c_str(), 0755) < 0) throw release_os_error("creating directory", path);
     Fd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd.valid()) throw os_error("opening directory", path);
+    if (!fd.valid()) throw release_os_error("opening directory", path);
     // Modes are exact whatever the daemon's umask is.
-    if (::fchmod(fd.get(), 0755) < 0) throw os_error("setting the mode of", path);
+    if (::fchmod(fd.get(), 0755) < 0) throw release_os_error("setting the mode of", path);
     return fd;
 }
 
@@ -69,8 +65,8 @@ Fd ReleaseWriter::make_file(int dirfd, const std::string& name, const std::strin
         throw ReleaseError("the tree has more than " + std::to_string(limits_.max_bytes) +
                            " bytes of files (limit: [reconcile] max_bytes), at " + path);
     Fd fd(::openat(dirfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
-    if (!fd.valid()) throw os_error("creating", path);
-    if (::fchmod(fd.get(), mode) < 0) throw os_error("setting the mode of", path);
+    if (!fd.valid()) throw release_os_error("creating", path);
+    if (::fchmod(fd.get(), mode) < 0) throw release_os_error("setting the mode of", path);
     return fd;
 }
 
@@ -78,13 +74,13 @@ void ReleaseWriter::write_all(int fd, std::string_view data, const std::string& 
     while (!data.empty()) {
         const ssize_t n = ::write(fd, data.data(), data.size());
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw os_error("writing", path);
+        if (n < 0) throw release_os_error("writing", path);
         data.remove_prefix(static_cast<size_t>(n));
     }
 }
 
 void ReleaseWriter::close_file(Fd& fd, uint64_t size, const std::string& path) {
-    if (fd.close() < 0) throw os_error("writing", path);
+    if (fd.close() < 0) throw release_os_error("writing", path);
     ++report_.files;
     report_.bytes += size;
 }

@@ -33,6 +33,9 @@ struct ReleaseError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// "DOING PATH: strerror(errno)", for the system call that just failed.
+ReleaseError release_os_error(const std::string& doing, const std::string& path);
+
 // Entry names come from a repository or a build and end up in one-line status, log and journal
 // lines: control bytes (a newline could forge a line) and '\\' are written as escapes.
 std::string shown_name(std::string_view name);

@@ -124,6 +124,20 @@ void StartupRecovery::remove_crash_leftovers() const {
         const auto work = remove_interrupted_work(paths);
         removed.insert(removed.end(), work.begin(), work.end());
     }
+    // Builds a kill cut short; the dir is sitesfs's alone (docs/builds.md), once it is checked to be
+    // a directory no one else could have swapped for a link.
+    if (!config_.build.dir.empty()) {
+        try {
+            ensure_build_root(config_.build.dir);
+            for (const auto& entry : stdfs::directory_iterator(config_.build.dir, ec)) {
+                std::error_code rm;
+                stdfs::remove_all(entry.path(), rm);
+                if (!rm) removed.push_back(entry.path());
+            }
+        } catch (const ReleaseError& e) {
+            spdlog::error("{}; builds fail until it is fixed", e.what());
+        }
+    }
     for (const auto& p : removed) spdlog::info("removed {}, left by an interrupted run", p.string());
 }
 

@@ -147,8 +147,11 @@ public:
         ensure_releases_dir(d.paths);
         std::vector<std::string> tree_notes;
         try {
-            d.build_dir = std::make_unique<BuildDir>(d.paths.build_dir(d.release), d.config.build.uid.value_or(0),
-                                                     d.config.build.gid);
+            // Runs of one site never overlap, so DIR/SITE is this run's alone.
+            const BuildConfig& build = d.config.build;
+            if (!build.dir.empty()) ensure_build_root(build.dir);
+            d.build_dir = std::make_unique<BuildDir>(build.dir.empty() ? d.paths.build_dir(d.release) : build.dir / d.site->name,
+                                                     build.uid.value_or(0), build.gid);
             tree_notes = d.repo->write_tree(d.commit, d.build_dir->src(), d.config.limits, submodules(d)).skipped;
             d.build_dir->hand_over();
         } catch (const ReleaseError& e) {
@@ -164,7 +167,6 @@ public:
         add_build_notes(*d.build_log, "in the tree the build got", tree_notes);
         if (!result.ok()) throw StepError(result.summary());
     }
-    void undo(Deploy& d) override { d.build_dir.reset(); }
 };
 
 class Stage : public Step {
@@ -180,7 +182,6 @@ public:
             try {
                 const TreeReport report = d.build_dir ? copy_build_output(d.build_dir->out(), staging, d.config.limits)
                                                       : d.repo->write_tree(d.commit, staging, d.config.limits, submodules(d));
-                d.build_dir.reset();
                 if (d.build_log) add_build_notes(*d.build_log, "left out of the release", report.skipped);
                 d.notes.insert(d.notes.end(), report.skipped.begin(), report.skipped.end());
                 // Readers only ever see a release whole: it appears under its name after its bytes are on disk.

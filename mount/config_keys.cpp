@@ -277,6 +277,12 @@ const std::vector<ConfigKey> kKeys = {
              "--system --group sitesfs-build`; needed by any builder",
      .min = 1, .max = kMaxId, .example = R"("sitesfs-build")",
      .apply = [](Config& c, const KeyValue& v) { c.hooks.build.uid = static_cast<uid_t>(v.integer); }},
+    {.name = "build.dir", .type = K::path,
+     .help = "where builds run, one scratch dir a site, all of it sitesfs's (emptied at start); a tmpfs of its own "
+             "(`size=` bounds what a build may write) spares the disk two copies of every file; unset: under each "
+             "site's releases/ in data_dir",
+     .example = R"("/run/sitesfs-builds")",
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.build.dir = v.text; }},
     {.name = "builders", .type = K::builders,
      .help = "a builder, named by a site's `build` field; NAME matches 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit",
      .example = "hugo",

@@ -29,13 +29,15 @@ protected:
         ASSERT_EQ(::chmod(tmp().c_str(), 0755), 0);
     }
 
+    std::string build_table_;  // more lines for [build]
+
     // Every builder's environment holds this, so that the test finds its own builds among the
     // processes of `nobody` (another test may be building meanwhile).
     std::string marker() const { return "SITESFS_TEST=" + tmp().string(); }
 
     std::string extra_config() const override {
         const std::string env = "env = [\"" + marker() + "\"]\n";
-        return "[build]\nuser = \"nobody\"\njobs = 2\n"
+        return "[build]\nuser = \"nobody\"\njobs = 2\n" + build_table_ +
                "[builders.hugo]\ncommand = [\"hugo\", \"--minify\", \"--destination\", \"{out}\"]\n" + env +
                // The repository's own script, as `npm run build` runs package.json's: what a hostile
                // repository would do with any builder.
@@ -289,6 +291,31 @@ TEST_F(Builds, ARestartRebuildsOnlyWhenTheBuilderChanged) {
         << daemon_log();
     EXPECT_EQ(body("blog.test"), "<h1>Home</h1><p>Hello from hugo.</p>\n\n");
     EXPECT_NE(read("blog/buildlog"), log);
+}
+
+// [build] dir: the builds run in a dir of their own (a tmpfs, in production), one scratch dir a
+// site, emptied of what a killed daemon left when sitesfs starts.
+class BuildsInADirOfTheirOwn : public Builds {
+protected:
+    void before_start() override {
+        Builds::before_start();
+        build_table_ = "dir = \"" + builds().string() + "\"\n";
+        stdfs::create_directories(builds() / "stale" / "src");
+        spit(builds() / "stale" / "src" / "index.html", "left by a killed daemon\n");
+    }
+    stdfs::path builds() const { return tmp() / "builds"; }
+};
+
+TEST_F(BuildsInADirOfTheirOwn, TheBuildRunsThereAndLeavesNothing) {
+    EXPECT_FALSE(stdfs::exists(builds() / "stale")) << "a start empties [build] dir";
+    const std::string sha = repo_->commit({{"build.sh", "ls -d /build/src && sleep 1 && echo built > \"$1/index.html\"\n"}});
+    ASSERT_TRUE(shell("mkdir blog && echo slow > blog/build && echo " + repo_->url() +
+                      " > blog/repo && echo blog.test > blog/domain"));
+    ASSERT_TRUE(eventually([&] { return stdfs::exists(builds() / "blog" / "src" / "build.sh"); }, 10s, 20ms)) << daemon_log();
+    EXPECT_EQ(wait("blog"), "live " + sha + "\n") << read("blog/buildlog") << daemon_log();
+    EXPECT_EQ(body("blog.test"), "built\n");
+    EXPECT_TRUE(eventually([&] { return stdfs::is_empty(builds()); }, 5s, 20ms)) << "the scratch dir outlived its run";
+    EXPECT_TRUE(leftovers("blog").empty());
 }
 
 }  // namespace
