@@ -50,7 +50,7 @@ std::string site_fetch_url(const SiteRecord& site) {
 
 RemoteAccess::RemoteAccess(const HooksConfig& config, KnownHosts& hosts, const SiteRecord& site,
                            std::function<bool()> cancelled, std::optional<std::string> url)
-    : url_(url ? std::move(*url) : site_fetch_url(site)) {
+    : url_(url ? std::move(*url) : repo_fetch_url(site.field("repo").value)) {
     const std::string ref = site.field("deploy_key_ref").value;
     options_.policy = config.policy;
     options_.cancelled = std::move(cancelled);
