@@ -71,7 +71,7 @@ Reconciler::Reconciler(Store& store, HooksConfig config)
       steps_(deploy_steps()),
       metrics_(step_names(steps_)),
       backoffs_(config_.poll_interval),
-      queue_([this](const std::string& site, bool poll) { reconcile(site, poll); },
+      queue_([this](const std::string& site, RunKind kind) { reconcile(site, kind); },
              [this](double seconds) { metrics_.tick_done(seconds); }) {}
 
 Reconciler::~Reconciler() { stop(); }
@@ -97,7 +97,7 @@ void Reconciler::stop() {
     if (poller_.joinable()) poller_.join();
 }
 
-// Every write queues its site; the reconciler's own reports (actual state, times) do not.
+// Every write and refresh queues its site; the reconciler's own reports (actual state, times) do not.
 void Reconciler::subscribe() {
     {
         std::lock_guard lock(inbox_->mu);
@@ -106,8 +106,16 @@ void Reconciler::subscribe() {
     store_.subscribe([inbox = inbox_](const Change& c) {
         if (c.kind == Change::Kind::Actual || c.kind == Change::Kind::Times) return;
         std::lock_guard lock(inbox->mu);
-        if (inbox->target) inbox->target->queue_.push(c.site);
+        if (!inbox->target) return;
+        if (c.kind == Change::Kind::Refresh) inbox->target->refresh(c.site);
+        else inbox->target->queue_.push(c.site);
     });
+}
+
+void Reconciler::refresh(const std::string& site) {
+    spdlog::info("site {}: refresh requested", site);
+    metrics_.refresh_requested();
+    queue_.push(site, RunKind::refresh);
 }
 
 void Reconciler::poll_loop() {
@@ -120,11 +128,14 @@ std::string Reconciler::metrics() const {
 
 // One run of a site: bring what it serves to its newest generation, or take it down (removed,
 // placed on other hosts, or incomplete).
-void Reconciler::reconcile(const std::string& name, bool poll) {
+void Reconciler::reconcile(const std::string& name, RunKind kind) {
     const SiteRef site = store_.site(name);
     if (site && !placed_on(*site, store_.host(), store_.labels())) return move_away(name, *site);
     if (!site || site_state(*site) == SiteState::incomplete) return take_down(name, site);
-    if (poll && !poll_due(*site)) return refresh_certificates(name);
+    if (kind != RunKind::change && !poll_due(*site, kind)) {
+        if (kind == RunKind::refresh) spdlog::info("site {}: refreshed: nothing new to deploy", name);
+        return refresh_certificates(name);
+    }
     const Run run = run_deploy(site);
     if (run.result.superseded) {
         spdlog::info("site {}: generation {} superseded before {}; the newer one runs next", name, run.generation,
@@ -160,12 +171,14 @@ void Reconciler::move_away(const std::string& name, const SiteRecord& site) {
     store_.report(name, site.generation, cleared(site.actual));
 }
 
-// Whether a poll tick deploys `s` now (see backoff.hpp). Nothing is asked of the remote while a
-// backoff runs: a broken site costs one try per backoff period, not one per tick.
-bool Reconciler::poll_due(const SiteRecord& s) {
+// Whether a poll tick or a refresh deploys `s` now (see backoff.hpp). Nothing is asked of the
+// remote while a backoff runs: a broken site costs one try per backoff period, not one per tick.
+// A refresh was asked for by someone, now: it waits for no backoff.
+bool Reconciler::poll_due(const SiteRecord& s, RunKind kind) {
     if (s.actual.generation != s.generation || !settled(s.actual.state)) return true;
     const auto now = SteadyClock::now();
-    const auto decision = backoffs_.on_poll(s.name, s.actual.state == SiteState::failed, now);
+    const bool failed = s.actual.state == SiteState::failed;
+    const auto decision = kind == RunKind::refresh ? backoffs_.on_refresh(s.name, failed) : backoffs_.on_poll(s.name, failed, now);
     if (!decision.retried_step.empty()) metrics_.retried(decision.retried_step);
     if (decision.verdict != SiteBackoffs::PollDecision::ask) return decision.verdict == SiteBackoffs::PollDecision::run;
     if (!s.field("commit").value.empty()) return false;  // a pin follows nothing; its own failure waits for a write

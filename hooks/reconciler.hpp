@@ -1,7 +1,7 @@
 // The reconciler: level-triggered convergence of every site's served state to its desired state.
 //
-// Triggers: every committed write (the store's change feed), a poll of each followed branch, and
-// startup. Work is keyed by site, so ten quick writes to one site while it deploys collapse into
+// Triggers: every committed write (the store's change feed, `ctl` redeploy included), a refresh
+// (`ctl`, a webhook), a poll of each followed branch, and startup. Work is keyed by site, so ten quick writes to one site while it deploys collapse into
 // one more run of the newest generation. One run per site at a time; different sites run in
 // parallel on a bounded pool of workers. A run that a newer generation supersedes stops at its next
 // step and undoes what it did; the store fences its reports, so an older run never overwrites a
@@ -45,6 +45,11 @@ public:
     // Stops taking work, makes running runs stop at their next step (undoing), and joins.
     void stop();
 
+    // `refresh` written to `ctl`, or a verified webhook's push: ask `site`'s remote now, whatever
+    // the poll's backoff, and deploy when its branch moved. Queued at once, never waiting for the
+    // run; a site the store lacks comes to nothing. (`redeploy` is a new generation, as a write is.)
+    void refresh(const std::string& site);
+
     // Prometheus text: runs by outcome, failures by step, run durations, retries, the proxy's
     // reloads, certificates, poll ticks.
     std::string metrics() const;
@@ -65,10 +70,10 @@ private:
 
     void subscribe();
     void poll_loop();
-    void reconcile(const std::string& site, bool poll);
+    void reconcile(const std::string& site, RunKind kind);
     void take_down(const std::string& name, const SiteRef& site);
     void move_away(const std::string& name, const SiteRecord& site);
-    bool poll_due(const SiteRecord& site);
+    bool poll_due(const SiteRecord& site, RunKind kind);
     bool remote_moved(const SiteRecord& site, const std::string& last_commit, SteadyTime now);
     Run run_deploy(const SiteRef& site);
     Report report_of(const SiteRecord& site, const Run& run);
