@@ -1,12 +1,13 @@
-// The notification queue on its own, with real commands: what the command's environment holds, that
-// a slow command is killed at its timeout with what it started, that the queue drops its oldest
-// entry when full, that failures are counted, and that stop() neither waits for a command nor
-// leaves one running.
+// The notification queue with real commands: what the command's environment holds, that a slow
+// command is killed at its timeout with what it started, that the queue drops its oldest entry
+// when full, that failures are counted, and that stop() neither waits for a command nor leaves one
+// running. Then the reconciler's side: a command starts only once the store holds the outcome.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -16,7 +17,10 @@
 #include <thread>
 #include <vector>
 
+#include "hooks/git_repo.hpp"
 #include "hooks/notifications.hpp"
+#include "hooks/reconciler.hpp"
+#include "store/file_store.hpp"
 
 namespace sitesfs::hooks {
 namespace {
@@ -154,6 +158,87 @@ TEST_F(NotificationsTest, WithoutACommandNothingRuns) {
     n.send(notice("blog"));
     EXPECT_TRUE(has(n.metrics(), "{result=\"sent\"} 0"));
     EXPECT_TRUE(has(n.metrics(), "{result=\"dropped\"} 0"));
+}
+
+// A file store whose reports of a finished run (live or failed) take 300 ms: a command started
+// before the report returned would show here.
+class SlowReports : public Store {
+public:
+    SlowReports(std::unique_ptr<Store> inner, stdfs::path told) : inner_(std::move(inner)), told_(std::move(told)) {}
+    bool read_only() const override { return inner_->read_only(); }
+    const std::string& host() const override { return inner_->host(); }
+    const std::vector<std::string>& labels() const override { return inner_->labels(); }
+    std::string describe() const override { return inner_->describe(); }
+    std::vector<std::string> site_names() const override { return inner_->site_names(); }
+    SiteRef site(std::string_view name) const override { return inner_->site(name); }
+    size_t site_count() const override { return inner_->site_count(); }
+    Outcome create_site(std::string_view name) override { return inner_->create_site(name); }
+    Outcome remove_site(std::string_view name) override { return inner_->remove_site(name); }
+    std::vector<Outcome> create_sites(const std::vector<NewSite>& sites) override { return inner_->create_sites(sites); }
+    Outcome write_field(std::string_view site, std::string_view field, std::string_view raw) override {
+        return inner_->write_field(site, field, raw);
+    }
+    Outcome restore_field(std::string_view site, std::string_view field, std::string_view value,
+                          std::string_view expected) override {
+        return inner_->restore_field(site, field, value, expected);
+    }
+    Outcome set_field_time(std::string_view site, std::string_view field, Timestamp when) override {
+        return inner_->set_field_time(site, field, when);
+    }
+    Outcome report(std::string_view site, uint64_t generation, const ActualState& actual) override {
+        if (actual.state == SiteState::live || actual.state == SiteState::failed) {
+            std::this_thread::sleep_for(300ms);
+            if (stdfs::exists(told_)) told_before_recorded = true;
+        }
+        return inner_->report(site, generation, actual);
+    }
+    void subscribe(std::function<void(const Change&)> listener) override { inner_->subscribe(std::move(listener)); }
+
+    std::atomic<bool> told_before_recorded = false;
+
+private:
+    std::unique_ptr<Store> inner_;
+    stdfs::path told_;
+};
+
+// The reconciler tells an outcome only once the store holds it (git-sync #481: a hook that raced
+// the outcome it reported). A fetch from a repository that does not exist fails without a server.
+TEST_F(NotificationsTest, TheReconcilerTellsAnOutcomeOnlyOnceTheStoreHoldsIt) {
+    const stdfs::path told = dir_ / "told";
+    SlowReports store(open_file_store({.state_dir = dir_ / "state", .policy = {.allow_local_repos = true}, .host = "web1"}),
+                      told);
+    HooksConfig config;
+    config.data_dir = dir_ / "data";
+    config.state_dir = dir_ / "state";
+    config.policy.allow_local_repos = true;
+    config.poll_interval = 0ms;
+    config.proxy.file = dir_ / "sites.conf";
+    config.reload.mode = ReloadMode::none;
+    config.known_hosts = dir_ / "known_hosts";
+    init_git();  // what main does before any thread starts
+    config.notify.command = sh("env | sort > \"$0/told.tmp\" && mv \"$0/told.tmp\" \"$0/told\"");
+    stdfs::create_directories(config.data_dir);
+    Reconciler reconciler(store, config);
+    reconciler.start();
+    ASSERT_TRUE(store.create_site("blog").ok());
+    ASSERT_TRUE(store.write_field("blog", "repo", "file://" + (dir_ / "no-such-repo.git").string()).ok());
+    ASSERT_TRUE(store.write_field("blog", "domain", "blog.test").ok());
+    ASSERT_TRUE(eventually([&] { return stdfs::exists(told); })) << "no notification";
+    // What the command could have read once it ran: the outcome it was told about.
+    const SiteRef site = store.site("blog");
+    ASSERT_TRUE(site);
+    EXPECT_EQ(site->actual.state, SiteState::failed);
+    // And a report held up by the store's own writes did not let it run early.
+    EXPECT_TRUE(eventually([&] { return store.site("blog")->actual.state == SiteState::failed; }));
+    EXPECT_FALSE(store.told_before_recorded) << "the command ran before the store held the outcome";
+    const std::string env = slurp(told);
+    EXPECT_TRUE(has(env, "\nSITE=blog\nSTATE=failed\n")) << env;
+    EXPECT_TRUE(has(env, "\nERROR=" + site->actual.error + "\n")) << env;
+    EXPECT_TRUE(has(env, "HOST=web1\n")) << env;
+    EXPECT_TRUE(has(env, "COMMIT=\n")) << env;
+    EXPECT_TRUE(has(env, "PREVIOUS=\n")) << env;
+    reconciler.stop();
+    EXPECT_TRUE(has(reconciler.metrics(), "sitesfs_notifications_total{result=\"sent\"} 1")) << reconciler.metrics();
 }
 
 }  // namespace
