@@ -72,7 +72,8 @@ Reconciler::Reconciler(Store& store, HooksConfig config)
       metrics_(step_names(steps_)),
       backoffs_(config_.poll_interval),
       queue_([this](const std::string& site, RunKind kind) { reconcile(site, kind); },
-             [this](double seconds) { metrics_.tick_done(seconds); }) {}
+             [this](double seconds) { metrics_.tick_done(seconds); }),
+      notifications_(config_.notify) {}
 
 Reconciler::~Reconciler() { stop(); }
 
@@ -95,6 +96,7 @@ void Reconciler::stop() {
     }
     queue_.stop();
     if (poller_.joinable()) poller_.join();
+    notifications_.stop();
 }
 
 // Every write and refresh queues its site; the reconciler's own reports (actual state, times) do not.
@@ -123,7 +125,8 @@ void Reconciler::poll_loop() {
 }
 
 std::string Reconciler::metrics() const {
-    return metrics_.runs_text() + proxy_.metrics() + certificates_.metrics() + metrics_.ticks_text();
+    return metrics_.runs_text() + proxy_.metrics() + certificates_.metrics() + metrics_.ticks_text() +
+           notifications_.metrics();
 }
 
 // One run of a site: bring what it serves to its newest generation, or take it down (removed,
@@ -266,10 +269,13 @@ void Reconciler::schedule_retry(const std::string& site, const Run& run, ActualS
     if (wait) next.retry_at = Clock::now() + *wait;
 }
 
-// Counts the run, records its outcome in the store and the deploy log, and prunes old releases.
+// Counts the run, records its outcome in the store and the deploy log, notifies, and prunes old
+// releases.
 void Reconciler::finish(const SiteRecord& site, const Run& run, const Report& report) {
     metrics_.run_done(report.entry.action, run.result.ok ? "" : run.result.step, run.dur_ms);
-    record(site, run.generation, report.next, report.entry);
+    // Only once the store holds the outcome: a notified command that reads SITE/status must see
+    // what it is told about, not the run before (git-sync #481).
+    if (record(site, run.generation, report.next, report.entry)) notify(site, report);
     if (!run.result.ok) {
         spdlog::warn("site {}: deploy of generation {} failed: {}", site.name, run.generation, report.next.error);
         return;
@@ -278,13 +284,24 @@ void Reconciler::finish(const SiteRecord& site, const Run& run, const Report& re
     if (run.deploy.switched) prune_releases(run.deploy.paths, config_.keep_releases);
 }
 
-void Reconciler::record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry) {
+bool Reconciler::record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry) {
     log_.append(entry);
     next.log = before.actual.log;
     next.log.push_back(to_site_line(entry));
     if (next.log.size() > kSiteLogLines) next.log.erase(next.log.begin(), next.log.end() - kSiteLogLines);
-    if (const Outcome o = store_.report(before.name, generation, next); !o.ok())
-        spdlog::warn("site {}: could not record the outcome: {}", before.name, o.reason);
+    const Outcome o = store_.report(before.name, generation, next);
+    if (!o.ok()) spdlog::warn("site {}: could not record the outcome: {}", before.name, o.reason);
+    return o.ok();
+}
+
+// Every failure, every deploy of another commit, and a return to live; a run that leaves a live
+// site live on its commit (a write that changed nothing served) tells an operator nothing.
+void Reconciler::notify(const SiteRecord& before, const Report& report) {
+    const ActualState& was = before.actual;
+    const ActualState& now = report.next;
+    if (now.state == SiteState::live && was.state == SiteState::live && was.commit == now.commit) return;
+    notifications_.send({before.name, std::string(to_string(now.state)), report.entry.commit, report.entry.prev,
+                         now.error, store_.host()});
 }
 
 // A live site whose branch cannot be checked still serves, but `status` says why it is not

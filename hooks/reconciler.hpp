@@ -25,6 +25,7 @@
 #include "hooks/deploy.hpp"
 #include "hooks/deploy_log.hpp"
 #include "hooks/deploy_metrics.hpp"
+#include "hooks/notifications.hpp"
 #include "hooks/work_queue.hpp"
 #include "store/store.hpp"
 
@@ -51,7 +52,7 @@ public:
     void refresh(const std::string& site);
 
     // Prometheus text: runs by outcome, failures by step, run durations, retries, the proxy's
-    // reloads, certificates, poll ticks.
+    // reloads, certificates, poll ticks, notifications.
     std::string metrics() const;
 
 private:
@@ -79,10 +80,12 @@ private:
     Report report_of(const SiteRecord& site, const Run& run);
     void schedule_retry(const std::string& site, const Run& run, ActualState& next);
     void finish(const SiteRecord& site, const Run& run, const Report& report);
+    void notify(const SiteRecord& before, const Report& report);
     void show_poll_error(const SiteRecord& site, const std::string& what, Timestamp retry_at);
     void refresh_certificates(const std::string& site);
     void unpublish(const std::string& site, bool remove_data);
-    void record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry);
+    // Whether the store took the outcome (a newer generation's fences it out).
+    bool record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry);
 
     // The store outlives us and cannot unsubscribe; its listener reaches us through this, which
     // stop() empties. Its lock is held while the listener queues a site (Inbox::mu → the queue's).
@@ -104,6 +107,7 @@ private:
     SiteBackoffs backoffs_;  // failed deploys and unreachable remotes (backoff.hpp)
     WorkQueue queue_;
     std::thread poller_;
+    Notifications notifications_;  // [notify] command, after each outcome
 };
 
 }  // namespace sitesfs::hooks
