@@ -97,6 +97,26 @@ TEST_F(EtcdStoreTest, AWriteOnOneHostIsSeenByTheOther) {
     EXPECT_EQ(value_of(a, "blog", "domain"), "blog.example.com");
 }
 
+TEST_F(EtcdStoreTest, ARedeployIsANewGenerationOnEveryHostAndARefreshStaysOnTheHostThatTookIt) {
+    Store& a = open("a");
+    Store& b = open("b");
+    std::atomic<int> refreshes_a = 0, refreshes_b = 0;
+    a.subscribe([&](const Change& c) { refreshes_a += c.kind == Change::Kind::Refresh; });
+    b.subscribe([&](const Change& c) { refreshes_b += c.kind == Change::Kind::Refresh; });
+    ASSERT_TRUE(a.create_site("blog").ok());
+    ASSERT_TRUE(a.write_field("blog", "domain", "blog.example.com").ok());
+    const uint64_t generation = a.site("blog")->generation;
+    ASSERT_TRUE(a.write_field("blog", "ctl", "refresh").ok());
+    EXPECT_EQ(refreshes_a, 1);
+    EXPECT_EQ(a.site("blog")->generation, generation) << "a refresh stores nothing";
+
+    ASSERT_TRUE(a.write_field("blog", "ctl", "redeploy").ok());
+    EXPECT_EQ(a.site("blog")->generation, generation + 1);
+    EXPECT_TRUE(eventually([&] { return b.site("blog") && b.site("blog")->generation == generation + 1; }));
+    EXPECT_EQ(value_of(b, "blog", "domain"), "blog.example.com") << "the same settings";
+    EXPECT_EQ(refreshes_b, 0);
+}
+
 TEST_F(EtcdStoreTest, ADomainIsClaimedOnceAcrossTheCluster) {
     Store& a = open("a");
     Store& b = open("b");
