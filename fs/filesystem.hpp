@@ -4,9 +4,10 @@
 // init.cpp, lookup.cpp (lookup, forget), attr.cpp (getattr, setattr, statfs), dir.cpp (opendir,
 // readdir, readdirplus), mkdir.cpp, unlink.cpp (unlink, rmdir), create.cpp (create, mknod),
 // link.cpp (symlink, link), open.cpp, read.cpp, write.cpp, release.cpp (flush, fsync, release),
-// rename.cpp, poll.cpp. Each handler ends in exactly one fuse_reply_*. filesystem.cpp holds the core they
-// share: the handles kept, node resolution, content, commits and store-change invalidation. The
-// filesystem knows the site schema and the Store interface, nothing of git or proxies.
+// rename.cpp, poll.cpp. Each handler ends in exactly one fuse_reply_*. filesystem.cpp holds the
+// core they share: the handles kept, node resolution, content, commits and store-change
+// invalidation. The filesystem knows the site schema and the Store interface, nothing of git or
+// proxies.
 //
 // Lock order (a thread may only take a lock to the right of one it holds):
 //   Handle::mu  ->  Filesystem::mu_  ->  Store's internal locks  ->  Invalidator::mu_

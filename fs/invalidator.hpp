@@ -1,4 +1,5 @@
-// Tells the kernel which cached entries and inodes went stale, from a thread of its own.
+// Tells the kernel which cached entries and inodes went stale, and wakes the pollers of those
+// inodes, from a thread of its own.
 // libfuse's notify calls must not run inside a handler or while holding a lock a handler needs
 // (the kernel may wait for that handler before it can drop its cache), so handlers and store
 // listeners only queue work here.
