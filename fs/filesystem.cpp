@@ -45,7 +45,8 @@ Filesystem::Filesystem(Store& store, FsOptions options)
           options_.wait_timeout) {
     static_assert(kSlotsPerSite > 1);
     if (site_fields().size() + 1 > kSlotsPerSite) throw std::logic_error("site schema has too many fields");
-    invalidator_ = std::make_shared<Invalidator>([this](const Change& c) { return on_change(c); });
+    invalidator_ = std::make_shared<Invalidator>([this](const Change& c) { return on_change(c); },
+                                                 [this](fuse_ino_t ino) { polls_.wake(ino); });
     // The store outlives us; a weak reference keeps its listener harmless after we are gone.
     store_.subscribe([weak = std::weak_ptr<Invalidator>(invalidator_)](const Change& c) {
         if (c.kind == Change::Kind::Refresh) return;  // asks the reconciler to act; shows nothing
@@ -108,6 +109,7 @@ const fuse_lowlevel_ops& Filesystem::operations() {
         o.read = ops::read;
         o.write = ops::write;
         o.rename = ops::rename;
+        o.poll = ops::poll;
         o.unlink = ops::unlink;
         o.symlink = ops::symlink;
         o.link = ops::link;

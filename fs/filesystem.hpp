@@ -4,14 +4,17 @@
 // init.cpp, lookup.cpp (lookup, forget), attr.cpp (getattr, setattr, statfs), dir.cpp (opendir,
 // readdir, readdirplus), mkdir.cpp, unlink.cpp (unlink, rmdir), create.cpp (create, mknod),
 // link.cpp (symlink, link), open.cpp, read.cpp, write.cpp, release.cpp (flush, fsync, release),
-// rename.cpp. Each handler ends in exactly one fuse_reply_*. filesystem.cpp holds the core they
-// share: the handles kept, node resolution, content, commits and store-change invalidation. The
-// filesystem knows the site schema and the Store interface, nothing of git or proxies.
+// rename.cpp, poll.cpp. Each handler ends in exactly one fuse_reply_*. filesystem.cpp holds the
+// core they share: the handles kept, node resolution, content, commits and store-change
+// invalidation. The filesystem knows the site schema and the Store interface, nothing of git or
+// proxies.
 //
 // Lock order (a thread may only take a lock to the right of one it holds):
 //   Handle::mu  ->  Filesystem::mu_  ->  Store's internal locks  ->  Invalidator::mu_
 //   ParkedReads::mu_  ->  Store's internal locks;  a parked read is answered (Handle::mu) with no
 //   ParkedReads::mu_ held
+//   PollWaits::mu_  ->  Filesystem::mu_  ->  Store's internal locks (a poll checks the content
+//   under it); pollers are notified with no lock held, from the Invalidator's thread
 // Store mutations (which fsync) are never called with mu_ held, so lookups and reads never wait
 // behind a disk flush. Kernel cache invalidations run on the Invalidator's own thread, which
 // holds no lock while it calls into the kernel (a handler that did could deadlock).
@@ -30,6 +33,7 @@
 #include "fs/inode_table.hpp"
 #include "fs/invalidator.hpp"
 #include "fs/parked_reads.hpp"
+#include "fs/poll_waits.hpp"
 #include "store/seed_format.hpp"
 #include "store/store.hpp"
 
@@ -83,6 +87,7 @@ public:
     void forget(Handle* h);
     const FsOptions& options() const { return options_; }
     ParkedReads& parked() { return parked_; }
+    PollWaits& polls() { return polls_; }
 
     // A copy of the node behind `ino`, or nothing when the kernel's inode is gone or stale
     // (its site was removed).
@@ -185,6 +190,7 @@ private:
     Timestamp root_changed_;
 
     ParkedReads parked_;
+    PollWaits polls_;  // before invalidator_, whose thread wakes them: destroyed after it stopped
     std::shared_ptr<Invalidator> invalidator_;
     std::atomic<bool> opendir_in_kernel_{false};
     std::atomic<bool> open_in_kernel_{false};

@@ -3,8 +3,15 @@
 #include <fcntl.h>
 
 #include <cerrno>
+#include <functional>
 
 namespace sitesfs::fs {
+
+bool signals_changes(const Handle& h) {
+    return h.node.kind == NodeKind::Field && (h.kind == HandleKind::Reader || h.kind == HandleKind::FieldReader);
+}
+
+size_t fingerprint(std::string_view content) { return std::hash<std::string_view>{}(content); }
 
 bool opens_for_write(int flags) { return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC); }
 
@@ -31,6 +38,12 @@ int start_handle(Filesystem& fs, Handle& h, bool empty) {
             t.mtime = Clock::now();
         });
     }
+    if (signals_changes(h)) {
+        // The open counts as a read: a change from here on is news to this file's poller. A site
+        // removed meanwhile is left to the reads, which answer ENOENT.
+        if (auto content = fs.content(h.node)) h.seen = fingerprint(*content);
+        return 0;
+    }
     if (h.kind != HandleKind::FieldWriter && h.kind != HandleKind::Waiter) return 0;
     auto site = fs.store().site(h.node.site);
     if (!site) return ENOENT;
@@ -51,14 +64,18 @@ int start_handle(Filesystem& fs, Handle& h, bool empty) {
 }
 
 void set_caching(const Handle& h, fuse_file_info* fi) {
-    if (h.kind != HandleKind::Reader || Filesystem::uncached(h.node)) {
+    if (h.kind == HandleKind::Reader && signals_changes(h)) fi->noflush = 1;  // as below: nothing to commit
+    if (h.kind != HandleKind::Reader || Filesystem::uncached(h.node) || signals_changes(h)) {
         // Writers must get their write() verdicts, and the page cache must only ever hold what
         // sitesfs rendered, never the raw bytes a writer sent (values are normalized). Readers of
         // a field that writers open share its inode with them, and the kernel moves that inode's
         // size for every writer: an O_TRUNC open sets it to 0, a direct write extends it. A cached
         // read is cut at that size, so a reader would get an empty, cut or NUL-padded value
         // (Concurrency.ReadersDuringWritesOnlyEverSeeWholeValues); direct reads are not cut.
-        // Every read of a waiting file must reach the daemon.
+        // Every read of a waiting file must reach the daemon. A poller's re-read of a report must
+        // too, to count as read: after a change another reader may refill the page cache before
+        // the poller re-reads, and a poller whose reads never reach sitesfs would be told of the
+        // same change forever (docs/filesystem.md, "Waiting for a change").
         fi->direct_io = 1;
     } else {
         // Readers share the page cache across opens, so repeated reads never reach the daemon;

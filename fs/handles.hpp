@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "fs/filesystem.hpp"
 
@@ -34,7 +35,8 @@ enum class HandleKind {
     // later reads continue. Direct I/O.
     Waiter,
     // A file only sitesfs writes (reports, .sites.toml, .metrics): every read serves the current
-    // content. The page cache keeps it across opens, except for uncached files (.metrics).
+    // content. The page cache keeps it across opens, except for uncached files (.metrics) and a
+    // site's reports, whose poller's reads must reach sitesfs (signals_changes).
     Reader,
     // An editor's temporary file, read or written: its bytes live in its TempFile, shared by
     // every open of it (Filesystem::with_temp). Direct I/O.
@@ -65,9 +67,20 @@ struct Handle {
     // whether a read parks). It turns once in a Waiter's life, so it is state, not a kind.
     uint64_t generation = 0;
     std::atomic<bool> answered{false};
+
+    // Handles whose changes poll signals (signals_changes): the fingerprint of the content this
+    // open last read from its start, at open and at every read at offset 0 (poll.cpp).
+    std::atomic<size_t> seen{0};
 };
 
 inline Handle* handle_of(const fuse_file_info* fi) { return reinterpret_cast<Handle*>(fi->fh); }
+
+// Whether poll tells `h`'s poller when the content changed since it last read it: readers of a
+// site's fields, whose every change comes as a store change that wakes them (poll.cpp). Their
+// reads reach sitesfs (direct I/O), or a re-read served from the page cache would never count.
+bool signals_changes(const Handle& h);
+// What `seen` holds for `content`.
+size_t fingerprint(std::string_view content);
 
 // Whether an open with `flags` may change the file (O_TRUNC alone does).
 bool opens_for_write(int flags);

@@ -8,7 +8,7 @@
 
 namespace sitesfs::fs {
 
-Invalidator::Invalidator(Resolver resolver) : resolver_(std::move(resolver)) {}
+Invalidator::Invalidator(Resolver resolver, Woken woken) : resolver_(std::move(resolver)), woken_(std::move(woken)) {}
 
 Invalidator::~Invalidator() { stop(); }
 
@@ -77,6 +77,7 @@ void Invalidator::notify(const InvalTarget& t) {
     // ENOENT: the kernel had already dropped it, which is what we wanted.
     if (rc != 0 && rc != -ENOENT)
         spdlog::debug("cache invalidation of inode {} '{}' failed: {}", t.ino, t.name, std::strerror(-rc));
+    if (t.name.empty()) woken_(t.ino);
 }
 
 }  // namespace sitesfs::fs

@@ -1,4 +1,5 @@
-// Tells the kernel which cached entries and inodes went stale, from a thread of its own.
+// Tells the kernel which cached entries and inodes went stale, and wakes the pollers of those
+// inodes, from a thread of its own.
 // libfuse's notify calls must not run inside a handler or while holding a lock a handler needs
 // (the kernel may wait for that handler before it can drop its cache), so handlers and store
 // listeners only queue work here.
@@ -31,7 +32,12 @@ public:
     // Turns a store change into targets; runs on the invalidator thread.
     using Resolver = std::function<std::vector<InvalTarget>(const Change&)>;
 
-    explicit Invalidator(Resolver resolver);
+    // Runs on the invalidator thread after the kernel was told an inode changed.
+    using Woken = std::function<void(fuse_ino_t)>;
+
+    // `woken` wakes the pollers of an inode once its cached pages are gone, so that their re-read
+    // reaches sitesfs.
+    Invalidator(Resolver resolver, Woken woken);
     ~Invalidator();
 
     void start(fuse_session* session);
@@ -45,6 +51,7 @@ private:
     void notify(const InvalTarget& t);
 
     Resolver resolver_;
+    Woken woken_;
     fuse_session* session_ = nullptr;
     std::mutex mu_;
     std::condition_variable cv_;

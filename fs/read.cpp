@@ -17,12 +17,14 @@ std::string slice_of(const std::string& data, size_t size, off_t off) {
 }
 
 // The current value, as a regular file gives after someone rewrote it. Serving what was there at
-// open would put an old value into the page cache that later readers share. Returns an errno.
-int read_current(Filesystem& fs, const std::optional<Node>& node, size_t size, off_t off, std::string& slice) {
+// open would put an old value into the page cache that later readers share. A read from the start
+// is what a poller's handle last saw (poll.cpp). Returns an errno.
+int read_current(Filesystem& fs, Handle* h, const std::optional<Node>& node, size_t size, off_t off, std::string& slice) {
     // Reached on a read-only mount, where the kernel opens files itself and root passes any mode.
     if (node && node->kind == NodeKind::Field && !is_readable(*node->field)) return EACCES;
     auto content = node ? fs.content(*node) : std::nullopt;
     if (!content) return ENOENT;
+    if (h && off == 0) h->seen = fingerprint(*content);
     slice = slice_of(*content, size, off);
     return 0;
 }
@@ -35,6 +37,7 @@ int read_continued(Filesystem& fs, Handle& h, size_t size, off_t off, std::strin
         auto content = fs.content(h.node);
         if (!content) return ENOENT;
         h.content = std::move(*content);
+        h.seen = fingerprint(h.content);
     }
     slice = slice_of(h.content, size, off);
     return 0;
@@ -59,7 +62,7 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
                     fs.parked().read(req, *h, size);  // answers now, or later from another thread
                     return;
                 }
-                err = read_current(fs, h->node, size, off, slice);
+                err = read_current(fs, h, h->node, size, off, slice);
                 break;
             }
             [[fallthrough]];
@@ -72,7 +75,7 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
             err = read_continued(fs, *h, size, off, slice);
             break;
         case HandleKind::Reader:
-            err = read_current(fs, h ? std::optional<Node>(h->node) : fs.node(ino), size, off, slice);
+            err = read_current(fs, h, h ? std::optional<Node>(h->node) : fs.node(ino), size, off, slice);
             break;
     }
     if (err) {

@@ -47,6 +47,7 @@ void release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
     auto& fs = fs_of(req);
     std::unique_ptr<Handle> h(handle_of(fi));
     fs.forget(h.get());
+    fs.polls().drop(*h, h->node.ino);
     if (h->kind == HandleKind::FieldWriter) {
         std::lock_guard lock(h->mu);
         // Nobody hears a release's error; a refusal still lands in status and the log.

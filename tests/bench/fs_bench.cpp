@@ -120,6 +120,19 @@ std::vector<std::string> listed_files(const stdfs::path& root) {
     return files;
 }
 
+// Two reports of every site that `listed` holds files of, relative to the root: not listed,
+// opened by name. A poller's re-read has to reach sitesfs, so on the read-write mount they are
+// read with direct I/O (docs/filesystem.md, "Waiting for a change").
+std::vector<std::string> report_files(const std::vector<std::string>& listed) {
+    std::set<std::string> sites;
+    for (const auto& f : listed)
+        if (auto site = stdfs::path(f).parent_path(); !site.empty()) sites.insert(site.string());
+    std::vector<std::string> out;
+    for (const auto& site : sites)
+        for (const char* report : {"status", "log"}) out.push_back(site + "/" + report);
+    return out;
+}
+
 std::vector<std::string> below(const stdfs::path& root, const std::vector<std::string>& files) {
     std::vector<std::string> out;
     out.reserve(files.size());
@@ -186,10 +199,14 @@ size_t stat_walk(const stdfs::path& root) {
     return stat_walk(fd, root.string());
 }
 
-// A tmpfs on `dir` holding a copy of the tree below `from`.
-void tmpfs_copy(const stdfs::path& from, const stdfs::path& dir) {
+void mount_tmpfs(const stdfs::path& dir) {
     stdfs::create_directories(dir);
     must_run({"mount", "-t", "tmpfs", "-o", "mode=0755", "sitesfs-bench", dir.string()});
+}
+
+// A tmpfs on `dir` holding a copy of the tree below `from`.
+void tmpfs_copy(const stdfs::path& from, const stdfs::path& dir) {
+    mount_tmpfs(dir);
     must_run({"cp", "-r", (from / ".").string(), dir.string()});
 }
 
@@ -215,17 +232,24 @@ struct ReadMode {
 void read_benchmarks(const Options& o, Report& report, Backend& backend) {
     TempDir tmp(o, "read");
     const stdfs::path state = tmp.path() / "state", mnt = tmp.path() / "mnt", tree = tmp.path() / "tmpfs",
-                      cold_tree = tmp.path() / "tmpfs-cold";
+                      cold_tree = tmp.path() / "tmpfs-cold", reports_tree = tmp.path() / "tmpfs-reports";
     backend.provide(o.read_sites, state);
     // Declared after `tmp`: a daemon stops before its mountpoint is removed.
     std::optional<Daemon> daemon;
 
     daemon.emplace(state, mnt, std::vector<std::string>{"--no-reconcile"});
-    const std::vector<std::string> files = listed_files(mnt);
+    const std::vector<std::string> files = listed_files(mnt), reports = report_files(files);
     tmpfs_copy(mnt, tree);
+    // A tmpfs of their own: the copy of the listed tree is what P2 walks.
+    mount_tmpfs(reports_tree);
+    for (const auto& f : reports) {
+        stdfs::create_directories((reports_tree / f).parent_path());
+        stdfs::copy_file(mnt / f, reports_tree / f);
+    }
     daemon.reset();
     const std::vector<std::string> on_mount = below(mnt, files), on_tmpfs = below(tree, files),
-                                   on_cold_tmpfs = below(cold_tree, files);
+                                   on_cold_tmpfs = below(cold_tree, files), reports_on_mount = below(mnt, reports),
+                                   reports_on_tmpfs = below(reports_tree, reports);
     const double n = static_cast<double>(files.size());
 
     for (const ReadMode& mode : {ReadMode{"", {"--no-reconcile"}}, ReadMode{" ro", {"--no-reconcile", "-o", "ro"}}}) {
@@ -248,6 +272,17 @@ void read_benchmarks(const Options& o, Report& report, Backend& backend) {
                                  printf_text("%d sites, %zu files, %llu bytes a pass; %s vs %s a file.", o.read_sites,
                                              files.size(), static_cast<unsigned long long>(bytes),
                                              per_file(mounted).c_str(), per_file(base).c_str())));
+
+            read_all(reports_on_mount);
+            const auto [ours, floor] = alternate(
+                o.runs, [&] { return time_it([&] { read_all(reports_on_mount); }); },
+                [&] { return time_it([&] { read_all(reports_on_tmpfs); }); });
+            const double r = static_cast<double>(reports.size());
+            report.add({"P1 reports" + mode.suffix, "read every site's status and log, warm (open, read to EOF, close)",
+                        format_seconds(ours.median()), format_seconds(floor.median()), ours.median() / floor.median(),
+                        "(reported)", true,
+                        printf_text("%zu files; %s vs %s a file.", reports.size(), format_seconds(ours.median() / r).c_str(),
+                                    format_seconds(floor.median() / r).c_str())});
 
             // A fresh daemon (and with it a fresh kernel inode and page cache) per run. tmpfs has
             // no cold state to return to: its first pass after a fresh mount and copy is the floor.
