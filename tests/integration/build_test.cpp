@@ -59,11 +59,20 @@ protected:
     }
 
     // What the build and stage steps left under releases/ besides releases: nothing.
+    // The scratch dirs left in the site's releases/ once the run is over. A run removes its scratch
+    // dir after it has recorded its outcome (so a site goes live without waiting for thousands of
+    // files to go), so this waits a little for that removal.
     std::vector<std::string> leftovers(const std::string& site) const {
         std::vector<std::string> found;
-        std::error_code ec;
-        for (const auto& e : stdfs::directory_iterator(data() / site / "releases", ec))
-            if (e.path().filename().string().starts_with(".")) found.push_back(e.path().filename().string());
+        eventually(
+            [&] {
+                found.clear();
+                std::error_code ec;
+                for (const auto& e : stdfs::directory_iterator(data() / site / "releases", ec))
+                    if (e.path().filename().string().starts_with(".")) found.push_back(e.path().filename().string());
+                return found.empty();
+            },
+            10s, 20ms);
         return found;
     }
 
