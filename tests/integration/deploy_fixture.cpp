@@ -64,7 +64,7 @@ std::string DeployTest::config_text() const {
            caddy_->main_config().string() + "\"\n" + proxy +
            "[reload]\n" + reload +
            "[health]\n" + health + "timeout = 5\n"
-           "[reconcile]\npoll_interval = 1\n" + reconcile_config_ +
+           "[reconcile]\npoll_interval = " + poll_interval_ + "\n" + reconcile_config_ +
            "[metrics]\ntextfile = \"" + (tmp() / "sitesfs.prom").string() + "\"\n"
            "[filesystem]\nwait_timeout = 8\n";
 }
