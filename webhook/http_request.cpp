@@ -133,6 +133,10 @@ HttpParse parse_request(std::string_view received, const HttpLimits& limits) {
         const auto [ptr, ec] = std::from_chars(content_length.data(), content_length.data() + content_length.size(), length);
         if (content_length.empty() || ec != std::errc() || ptr != content_length.data() + content_length.size())
             return refuse(ec == std::errc::result_out_of_range ? 413 : 400, "Content-Length is not a whole number of bytes");
+        // Decimal by the RFC, but a leading zero reads as octal to some parsers: refused rather than
+        // risk that a proxy in front and this listener disagree where the body ends.
+        if (content_length.size() > 1 && content_length.front() == '0')
+            return refuse(400, "Content-Length has a leading zero");
     }
     if (length > limits.max_body)
         return refuse(413, "the body is " + std::to_string(length) + " bytes; at most " + std::to_string(limits.max_body) +

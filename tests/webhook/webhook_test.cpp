@@ -65,6 +65,7 @@ TEST(HttpRequest, RefusesWhatItDoesNotSpeak) {
     EXPECT_EQ(status("POST /hook HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx"), 400);
     EXPECT_EQ(status("POST /hook HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), 400);
     EXPECT_EQ(status("POST /hook HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n"), 400);
+    EXPECT_EQ(status("POST /hook HTTP/1.1\r\nContent-Length: 010\r\n\r\n0123456789"), 400) << "a leading zero";
     EXPECT_EQ(status("POST /hook HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"), 413);
     EXPECT_EQ(status("POST /hook HTTP/1.1\nContent-Length: 0\n\n"), 400) << "bare LF";
     EXPECT_EQ(status("POST /hook HTTP/1.1\r\nA: b\r\n c\r\nContent-Length: 0\r\n\r\n"), 400) << "folding";
@@ -239,7 +240,9 @@ protected:
         for (const auto& [name, branch] : {std::pair{"blog", ""}, {"docs", "main"}, {"preview", "dev"}}) {
             ASSERT_TRUE(store_->create_site(name).ok());
             ASSERT_TRUE(store_->write_field(name, "repo", "owner/site").ok());
-            if (*branch) ASSERT_TRUE(store_->write_field(name, "branch", branch).ok());
+            if (*branch) {
+                ASSERT_TRUE(store_->write_field(name, "branch", branch).ok());
+            }
         }
         ASSERT_TRUE(store_->create_site("other").ok());
         ASSERT_TRUE(store_->write_field("other", "repo", "owner/other").ok());
