@@ -56,7 +56,9 @@ bool Filesystem::attr(const Node& node, struct stat& st) {
         case NodeKind::Field: {
             auto site = store_.site(node.site);
             if (!site) return false;
-            st.st_mode = S_IFREG | (is_writable(*node.field) ? options_.file_mode : options_.file_mode & ~0222);
+            st.st_mode = S_IFREG | (is_writable(*node.field)  ? options_.file_mode
+                                    : is_request(*node.field) ? options_.file_mode & 0222
+                                                              : options_.file_mode & ~0222);
             st.st_size = static_cast<off_t>(node.field->render(*site).size() + 1);
             const Timestamp changed = node.field->changed(*site);
             set_times(st, changed, changed);

@@ -23,6 +23,7 @@ Filesystem::Created Filesystem::create(const Node& dir, std::string_view name, m
     std::lock_guard lock(mu_);
     if (stale_locked(dir)) return {ENOENT, {}};
     if (const FieldSpec* f = find_field(name)) {
+        if (is_request(*f)) return {exclusive ? EEXIST : 0, inodes_.remember(field_node(dir, f)), false};
         if (!is_writable(*f)) return {EACCES, {}};
         const bool fresh = absent_locked(dir.site, f);
         if (exclusive && !fresh) return {EEXIST, {}};

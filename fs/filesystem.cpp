@@ -48,6 +48,7 @@ Filesystem::Filesystem(Store& store, FsOptions options)
     invalidator_ = std::make_shared<Invalidator>([this](const Change& c) { return on_change(c); });
     // The store outlives us; a weak reference keeps its listener harmless after we are gone.
     store_.subscribe([weak = std::weak_ptr<Invalidator>(invalidator_)](const Change& c) {
+        if (c.kind == Change::Kind::Refresh) return;  // asks the reconciler to act; shows nothing
         if (auto inv = weak.lock()) inv->push(c);
     });
 }

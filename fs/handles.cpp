@@ -38,7 +38,8 @@ int start_handle(Filesystem& fs, Handle& h, bool empty) {
         h.generation = site->generation;
         return 0;
     }
-    h.original = site->field(FieldName::known(h.node.field->name)).value;
+    // A request has no stored value to restore.
+    if (is_writable(*h.node.field)) h.original = site->field(FieldName::known(h.node.field->name)).value;
     if (empty) {
         h.pending = true;
         return 0;

@@ -14,9 +14,12 @@ namespace {
 
 int check_open(Filesystem& fs, const Node& node, int flags) {
     if (node.kind == NodeKind::Root || node.kind == NodeKind::SiteDir) return EISDIR;
+    const bool field = node.kind == NodeKind::Field;
+    // Root reads a file its mode denies, so a request's mode alone would not keep readers out.
+    if (field && !is_readable(*node.field) && (flags & O_ACCMODE) != O_WRONLY) return EACCES;
     if (!opens_for_write(flags)) return 0;
     if (fs.options().read_only) return EROFS;
-    if (node.kind == NodeKind::Export || (node.kind == NodeKind::Field && !is_writable(*node.field))) return EACCES;
+    if (node.kind == NodeKind::Export || (field && !is_writable(*node.field) && !is_request(*node.field))) return EACCES;
     return 0;
 }
 

@@ -19,6 +19,8 @@ std::string slice_of(const std::string& data, size_t size, off_t off) {
 // The current value, as a regular file gives after someone rewrote it. Serving what was there at
 // open would put an old value into the page cache that later readers share. Returns an errno.
 int read_current(Filesystem& fs, const std::optional<Node>& node, size_t size, off_t off, std::string& slice) {
+    // Reached on a read-only mount, where the kernel opens files itself and root passes any mode.
+    if (node && node->kind == NodeKind::Field && !is_readable(*node->field)) return EACCES;
     auto content = node ? fs.content(*node) : std::nullopt;
     if (!content) return ENOENT;
     slice = slice_of(*content, size, off);

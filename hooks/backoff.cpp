@@ -27,15 +27,23 @@ void Backoff::fail_until_changed() {
 }
 
 SiteBackoffs::PollDecision SiteBackoffs::on_poll(const std::string& site, bool shows_failed, SteadyTime now) {
+    return decide(site, shows_failed, now);
+}
+
+SiteBackoffs::PollDecision SiteBackoffs::on_refresh(const std::string& site, bool shows_failed) {
+    return decide(site, shows_failed, std::nullopt);
+}
+
+SiteBackoffs::PollDecision SiteBackoffs::decide(const std::string& site, bool shows_failed, std::optional<SteadyTime> now) {
     std::lock_guard lock(mu_);
     const auto failed = failed_.find(site);
     const FailedDeploy* failure = failed == failed_.end() ? nullptr : &failed->second;
     if (shows_failed && !failure) return {PollDecision::run, "", std::nullopt};  // failed before this start
     if (failure && host_failure(failure->step)) {
-        if (!failure->backoff.due(now)) return {PollDecision::wait, "", std::nullopt};
+        if (now && !failure->backoff.due(*now)) return {PollDecision::wait, "", std::nullopt};
         return {PollDecision::run, failure->step, std::nullopt};
     }
-    if (const auto it = unreachable_.find(site); it != unreachable_.end() && !it->second.due(now))
+    if (const auto it = unreachable_.find(site); now && it != unreachable_.end() && !it->second.due(*now))
         return {PollDecision::wait, "", std::nullopt};
     return {PollDecision::ask, "", failure ? std::optional(failure->commit) : std::nullopt};
 }

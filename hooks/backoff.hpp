@@ -70,6 +70,9 @@ public:
         std::optional<std::string> failed_commit;  // ask: the commit that last failed (moved = not that one)
     };
     PollDecision on_poll(const std::string& site, bool shows_failed, SteadyTime now);
+    // The same for a refresh (`ctl`, a webhook), which someone asked for now: no backoff makes it
+    // wait, so it is never `wait`.
+    PollDecision on_refresh(const std::string& site, bool shows_failed);
 
     // The run of `generation` failed at `step` on `commit` (empty when the fetch failed before one
     // was known). The same failure again counts one more attempt; any other (a new generation, a
@@ -87,6 +90,9 @@ public:
     void forget(const std::string& site);
 
 private:
+    // on_poll, and with no `now` on_refresh.
+    PollDecision decide(const std::string& site, bool shows_failed, std::optional<SteadyTime> now);
+
     struct FailedDeploy {
         std::string commit;
         std::string step;

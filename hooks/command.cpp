@@ -94,7 +94,8 @@ std::string CommandResult::summary() const {
 
 int open_pidfd(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
 
-int spawn_in_own_group(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd, pid_t& pid) {
+int spawn_in_own_group(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd, pid_t& pid,
+                       const std::vector<std::string>* env) {
     if (argv.empty()) return EINVAL;
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -113,13 +114,19 @@ int spawn_in_own_group(const std::vector<std::string>& argv, int stdout_fd, int 
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    const int err = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), environ);
+    std::vector<char*> envp;
+    if (env) {
+        for (const auto& e : *env) envp.push_back(const_cast<char*>(e.c_str()));
+        envp.push_back(nullptr);
+    }
+    const int err = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), env ? envp.data() : environ);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     return err;
 }
 
-CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                          const std::vector<std::string>* env, const std::function<bool()>& cancelled) {
     CommandResult result;
     if (argv.empty()) {
         result.output = "no command configured";
@@ -132,14 +139,14 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
     }
     const Fd out_r(out[0]);
     pid_t pid = -1;
-    const int err = spawn_in_own_group(argv, out[1], out[1], pid);
+    const int err = spawn_in_own_group(argv, out[1], out[1], pid, env);
     close(out[1]);
     if (err != 0) {
         result.output = argv[0] + ": " + strerror(err);
         return result;
     }
     result.started = true;
-    await_group(pid, out_r.get(), timeout, KeptOutput::head, result);
+    await_group(pid, out_r.get(), timeout, KeptOutput::head, result, cancelled);
     if (result.timed_out) result.output += "\n(timed out after " + duration_text(timeout) + ")";
     return result;
 }

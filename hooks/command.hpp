@@ -25,8 +25,11 @@ struct CommandResult {
 };
 
 // stdin is /dev/null; argv[0] is looked up in PATH; the child gets a process group of its own so a
-// timeout kills everything it started. The environment is inherited (HOME, XDG_* for caddy).
-CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
+// timeout kills everything it started. The environment is inherited (HOME, XDG_* for caddy) unless
+// `env` ("NAME=VALUE" entries) is given: then it is the child's whole environment. `cancelled`, asked
+// a few times a second, kills the group when it says so.
+CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                          const std::vector<std::string>* env = nullptr, const std::function<bool()>& cancelled = {});
 
 // How output beyond 64 KiB is cut.
 enum class KeptOutput {
@@ -49,9 +52,11 @@ int open_pidfd(pid_t pid);
 
 // Starts argv (PATH lookup, no shell) with stdin from /dev/null, stdout and stderr on the given fds,
 // in a process group of its own (so a timeout can kill whatever it starts) with default signal
-// dispositions and an empty mask, whatever the daemon's threads have blocked. Returns 0 with `pid`
-// set, or the errno of the failed start.
-int spawn_in_own_group(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd, pid_t& pid);
+// dispositions and an empty mask, whatever the daemon's threads have blocked. The environment is the
+// daemon's, or `env` ("NAME=VALUE" entries) when given; PATH lookup uses the daemon's PATH either
+// way. Returns 0 with `pid` set, or the errno of the failed start.
+int spawn_in_own_group(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd, pid_t& pid,
+                       const std::vector<std::string>* env = nullptr);
 
 // The milliseconds left until `deadline` for poll(), never negative, and at most 2^30 (12 days;
 // durations in the config go up to a year): a poll that returns 0 before the deadline must wait

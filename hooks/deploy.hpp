@@ -21,6 +21,7 @@
 #include "hooks/build.hpp"
 #include "hooks/builders.hpp"
 #include "hooks/git_repo.hpp"
+#include "hooks/notifications.hpp"
 #include "hooks/proxy_config.hpp"
 #include "hooks/proxy_publisher.hpp"
 #include "hooks/reload.hpp"
@@ -62,6 +63,7 @@ struct HooksConfig {
     HostKeyPolicy host_key_policy = HostKeyPolicy::AcceptNew;
     std::map<std::string, std::string> host_key_pins;  // "host:port" -> "SHA256:..."
     BuildConfig build;  // [build], [builders.NAME] (docs/builds.md)
+    NotifyConfig notify;  // [notify]
 };
 
 // How to reach a site's remote, or one of its submodules' (`url`; default: the site's repo): the

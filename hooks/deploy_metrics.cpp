@@ -40,6 +40,11 @@ void DeployMetrics::retried(const std::string& step) {
     ++retries_[step];
 }
 
+void DeployMetrics::refresh_requested() {
+    std::lock_guard lock(mu_);
+    ++refreshes_;
+}
+
 void DeployMetrics::tick_done(double seconds) {
     std::lock_guard lock(mu_);
     last_tick_seconds_ = seconds;
@@ -73,6 +78,9 @@ std::string DeployMetrics::ticks_text() const {
     out += "# HELP sitesfs_poll_tick_seconds How long the last finished poll tick took, from its start until its last run ended.\n"
            "# TYPE sitesfs_poll_tick_seconds gauge\n";
     line(out, "sitesfs_poll_tick_seconds", "", std::to_string(last_tick_seconds_));
+    out += "# HELP sitesfs_refreshes_total Refreshes asked for through ctl or a webhook.\n"
+           "# TYPE sitesfs_refreshes_total counter\n";
+    line(out, "sitesfs_refreshes_total", "", std::to_string(refreshes_));
     return out;
 }
 

@@ -1,5 +1,5 @@
 // The reconciler's counters for /.metrics and the textfile: runs by outcome, failed deploys by
-// step, run durations, retries after a backoff, and poll ticks. Its lock is held only inside these
+// step, run durations, retries after a backoff, poll ticks and refreshes. Its lock is held only inside these
 // calls, which call nothing else.
 #pragma once
 
@@ -22,13 +22,15 @@ public:
     void run_done(const std::string& action, const std::string& failed_step, int64_t dur_ms);
     // A failure the host caused is run again now that its backoff has passed.
     void retried(const std::string& step);
+    // Someone asked for a refresh (`ctl`, a webhook).
+    void refresh_requested();
     // A poll tick's every run has finished, `seconds` after the tick began.
     void tick_done(double seconds);
 
     // Prometheus text: sitesfs_reconciles_total, sitesfs_deploy_failures_total,
     // sitesfs_reconcile_duration_seconds and sitesfs_deploy_retries_total.
     std::string runs_text() const;
-    // sitesfs_poll_ticks_total and sitesfs_poll_tick_seconds.
+    // sitesfs_poll_ticks_total, sitesfs_poll_tick_seconds and sitesfs_refreshes_total.
     std::string ticks_text() const;
 
 private:
@@ -40,6 +42,7 @@ private:
     uint64_t duration_count_ = 0;
     std::map<std::string, uint64_t> retries_;  // runs a backoff started, by failed step
     uint64_t ticks_done_ = 0;
+    uint64_t refreshes_ = 0;
     double last_tick_seconds_ = 0;
 };
 

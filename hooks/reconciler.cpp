@@ -71,8 +71,9 @@ Reconciler::Reconciler(Store& store, HooksConfig config)
       steps_(deploy_steps()),
       metrics_(step_names(steps_)),
       backoffs_(config_.poll_interval),
-      queue_([this](const std::string& site, bool poll) { reconcile(site, poll); },
-             [this](double seconds) { metrics_.tick_done(seconds); }) {}
+      queue_([this](const std::string& site, RunKind kind) { reconcile(site, kind); },
+             [this](double seconds) { metrics_.tick_done(seconds); }),
+      notifications_(config_.notify) {}
 
 Reconciler::~Reconciler() { stop(); }
 
@@ -95,9 +96,10 @@ void Reconciler::stop() {
     }
     queue_.stop();
     if (poller_.joinable()) poller_.join();
+    notifications_.stop();
 }
 
-// Every write queues its site; the reconciler's own reports (actual state, times) do not.
+// Every write and refresh queues its site; the reconciler's own reports (actual state, times) do not.
 void Reconciler::subscribe() {
     {
         std::lock_guard lock(inbox_->mu);
@@ -106,8 +108,16 @@ void Reconciler::subscribe() {
     store_.subscribe([inbox = inbox_](const Change& c) {
         if (c.kind == Change::Kind::Actual || c.kind == Change::Kind::Times) return;
         std::lock_guard lock(inbox->mu);
-        if (inbox->target) inbox->target->queue_.push(c.site);
+        if (!inbox->target) return;
+        if (c.kind == Change::Kind::Refresh) inbox->target->refresh(c.site);
+        else inbox->target->queue_.push(c.site);
     });
+}
+
+void Reconciler::refresh(const std::string& site) {
+    spdlog::info("site {}: refresh requested", site);
+    metrics_.refresh_requested();
+    queue_.push(site, RunKind::refresh);
 }
 
 void Reconciler::poll_loop() {
@@ -115,16 +125,20 @@ void Reconciler::poll_loop() {
 }
 
 std::string Reconciler::metrics() const {
-    return metrics_.runs_text() + proxy_.metrics() + certificates_.metrics() + metrics_.ticks_text();
+    return metrics_.runs_text() + proxy_.metrics() + certificates_.metrics() + metrics_.ticks_text() +
+           notifications_.metrics();
 }
 
 // One run of a site: bring what it serves to its newest generation, or take it down (removed,
 // placed on other hosts, or incomplete).
-void Reconciler::reconcile(const std::string& name, bool poll) {
+void Reconciler::reconcile(const std::string& name, RunKind kind) {
     const SiteRef site = store_.site(name);
     if (site && !placed_on(*site, store_.host(), store_.labels())) return move_away(name, *site);
     if (!site || site_state(*site) == SiteState::incomplete) return take_down(name, site);
-    if (poll && !poll_due(*site)) return refresh_certificates(name);
+    if (kind != RunKind::change && !poll_due(*site, kind)) {
+        if (kind == RunKind::refresh) spdlog::info("site {}: refreshed: nothing new to deploy", name);
+        return refresh_certificates(name);
+    }
     const Run run = run_deploy(site);
     if (run.result.superseded) {
         spdlog::info("site {}: generation {} superseded before {}; the newer one runs next", name, run.generation,
@@ -160,12 +174,14 @@ void Reconciler::move_away(const std::string& name, const SiteRecord& site) {
     store_.report(name, site.generation, cleared(site.actual));
 }
 
-// Whether a poll tick deploys `s` now (see backoff.hpp). Nothing is asked of the remote while a
-// backoff runs: a broken site costs one try per backoff period, not one per tick.
-bool Reconciler::poll_due(const SiteRecord& s) {
+// Whether a poll tick or a refresh deploys `s` now (see backoff.hpp). Nothing is asked of the
+// remote while a backoff runs: a broken site costs one try per backoff period, not one per tick.
+// A refresh was asked for by someone, now: it waits for no backoff.
+bool Reconciler::poll_due(const SiteRecord& s, RunKind kind) {
     if (s.actual.generation != s.generation || !settled(s.actual.state)) return true;
     const auto now = SteadyClock::now();
-    const auto decision = backoffs_.on_poll(s.name, s.actual.state == SiteState::failed, now);
+    const bool failed = s.actual.state == SiteState::failed;
+    const auto decision = kind == RunKind::refresh ? backoffs_.on_refresh(s.name, failed) : backoffs_.on_poll(s.name, failed, now);
     if (!decision.retried_step.empty()) metrics_.retried(decision.retried_step);
     if (decision.verdict != SiteBackoffs::PollDecision::ask) return decision.verdict == SiteBackoffs::PollDecision::run;
     if (!s.field("commit").value.empty()) return false;  // a pin follows nothing; its own failure waits for a write
@@ -253,10 +269,13 @@ void Reconciler::schedule_retry(const std::string& site, const Run& run, ActualS
     if (wait) next.retry_at = Clock::now() + *wait;
 }
 
-// Counts the run, records its outcome in the store and the deploy log, and prunes old releases.
+// Counts the run, records its outcome in the store and the deploy log, notifies, and prunes old
+// releases.
 void Reconciler::finish(const SiteRecord& site, const Run& run, const Report& report) {
     metrics_.run_done(report.entry.action, run.result.ok ? "" : run.result.step, run.dur_ms);
-    record(site, run.generation, report.next, report.entry);
+    // Only once the store holds the outcome: a notified command that reads SITE/status must see
+    // what it is told about, not the run before (git-sync #481).
+    if (record(site, run.generation, report.next, report.entry)) notify(site, report);
     if (!run.result.ok) {
         spdlog::warn("site {}: deploy of generation {} failed: {}", site.name, run.generation, report.next.error);
         return;
@@ -265,13 +284,24 @@ void Reconciler::finish(const SiteRecord& site, const Run& run, const Report& re
     if (run.deploy.switched) prune_releases(run.deploy.paths, config_.keep_releases);
 }
 
-void Reconciler::record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry) {
+bool Reconciler::record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry) {
     log_.append(entry);
     next.log = before.actual.log;
     next.log.push_back(to_site_line(entry));
     if (next.log.size() > kSiteLogLines) next.log.erase(next.log.begin(), next.log.end() - kSiteLogLines);
-    if (const Outcome o = store_.report(before.name, generation, next); !o.ok())
-        spdlog::warn("site {}: could not record the outcome: {}", before.name, o.reason);
+    const Outcome o = store_.report(before.name, generation, next);
+    if (!o.ok()) spdlog::warn("site {}: could not record the outcome: {}", before.name, o.reason);
+    return o.ok();
+}
+
+// Every failure, every deploy of another commit, and a return to live; a run that leaves a live
+// site live on its commit (a write that changed nothing served) tells an operator nothing.
+void Reconciler::notify(const SiteRecord& before, const Report& report) {
+    const ActualState& was = before.actual;
+    const ActualState& now = report.next;
+    if (now.state == SiteState::live && was.state == SiteState::live && was.commit == now.commit) return;
+    notifications_.send({before.name, std::string(to_string(now.state)), report.entry.commit, report.entry.prev,
+                         now.error, store_.host()});
 }
 
 // A live site whose branch cannot be checked still serves, but `status` says why it is not

@@ -1,7 +1,7 @@
 // The reconciler: level-triggered convergence of every site's served state to its desired state.
 //
-// Triggers: every committed write (the store's change feed), a poll of each followed branch, and
-// startup. Work is keyed by site, so ten quick writes to one site while it deploys collapse into
+// Triggers: every committed write (the store's change feed, `ctl` redeploy included), a refresh
+// (`ctl`, a webhook), a poll of each followed branch, and startup. Work is keyed by site, so ten quick writes to one site while it deploys collapse into
 // one more run of the newest generation. One run per site at a time; different sites run in
 // parallel on a bounded pool of workers. A run that a newer generation supersedes stops at its next
 // step and undoes what it did; the store fences its reports, so an older run never overwrites a
@@ -25,6 +25,7 @@
 #include "hooks/deploy.hpp"
 #include "hooks/deploy_log.hpp"
 #include "hooks/deploy_metrics.hpp"
+#include "hooks/notifications.hpp"
 #include "hooks/work_queue.hpp"
 #include "store/store.hpp"
 
@@ -45,8 +46,13 @@ public:
     // Stops taking work, makes running runs stop at their next step (undoing), and joins.
     void stop();
 
+    // `refresh` written to `ctl`, or a verified webhook's push: ask `site`'s remote now, whatever
+    // the poll's backoff, and deploy when its branch moved. Queued at once, never waiting for the
+    // run; a site the store lacks comes to nothing. (`redeploy` is a new generation, as a write is.)
+    void refresh(const std::string& site);
+
     // Prometheus text: runs by outcome, failures by step, run durations, retries, the proxy's
-    // reloads, certificates, poll ticks.
+    // reloads, certificates, poll ticks, notifications.
     std::string metrics() const;
 
 private:
@@ -65,19 +71,21 @@ private:
 
     void subscribe();
     void poll_loop();
-    void reconcile(const std::string& site, bool poll);
+    void reconcile(const std::string& site, RunKind kind);
     void take_down(const std::string& name, const SiteRef& site);
     void move_away(const std::string& name, const SiteRecord& site);
-    bool poll_due(const SiteRecord& site);
+    bool poll_due(const SiteRecord& site, RunKind kind);
     bool remote_moved(const SiteRecord& site, const std::string& last_commit, SteadyTime now);
     Run run_deploy(const SiteRef& site);
     Report report_of(const SiteRecord& site, const Run& run);
     void schedule_retry(const std::string& site, const Run& run, ActualState& next);
     void finish(const SiteRecord& site, const Run& run, const Report& report);
+    void notify(const SiteRecord& before, const Report& report);
     void show_poll_error(const SiteRecord& site, const std::string& what, Timestamp retry_at);
     void refresh_certificates(const std::string& site);
     void unpublish(const std::string& site, bool remove_data);
-    void record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry);
+    // Whether the store took the outcome (a newer generation's fences it out).
+    bool record(const SiteRecord& before, uint64_t generation, ActualState next, DeployLogEntry entry);
 
     // The store outlives us and cannot unsubscribe; its listener reaches us through this, which
     // stop() empties. Its lock is held while the listener queues a site (Inbox::mu → the queue's).
@@ -99,6 +107,7 @@ private:
     SiteBackoffs backoffs_;  // failed deploys and unreachable remotes (backoff.hpp)
     WorkQueue queue_;
     std::thread poller_;
+    Notifications notifications_;  // [notify] command, after each outcome
 };
 
 }  // namespace sitesfs::hooks

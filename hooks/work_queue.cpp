@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <exception>
 #include <utility>
 
@@ -29,10 +30,10 @@ bool WorkQueue::stopped() const {
     return stopped_;
 }
 
-void WorkQueue::push(const std::string& site) {
+void WorkQueue::push(const std::string& site, RunKind kind) {
     {
         std::lock_guard lock(mu_);
-        if (stopped_ || !enqueue_locked(site, false)) return;
+        if (stopped_ || !enqueue_locked(site, kind)) return;
     }
     cv_.notify_one();
 }
@@ -46,7 +47,7 @@ void WorkQueue::push_tick(const std::vector<std::string>& sites) {
         tick_started_ = SteadyClock::now();
         tick_outstanding_ = 0;
         for (const auto& site : sites) {
-            if (!enqueue_locked(site, true)) continue;
+            if (!enqueue_locked(site, RunKind::poll)) continue;
             slots_[site].tick = tick_;
             ++tick_outstanding_;
         }
@@ -62,18 +63,19 @@ bool WorkQueue::sleep(std::chrono::milliseconds interval) {
 }
 
 // Queues a run of `site` unless one is queued or running; returns whether it queued one.
-bool WorkQueue::enqueue_locked(const std::string& site, bool poll) {
+bool WorkQueue::enqueue_locked(const std::string& site, RunKind kind) {
     Slot& s = slots_[site];
     if (s.running) {
-        if (!poll) s.again = true;  // a poll tick during a run has nothing to add
+        // A poll tick during a run has nothing to add.
+        if (kind != RunKind::poll) s.again = std::max(s.again.value_or(kind), kind);
         return false;
     }
     if (s.queued) {
-        if (!poll) s.poll = false;
+        s.kind = std::max(s.kind, kind);
         return false;
     }
     s.queued = true;
-    s.poll = poll;
+    s.kind = kind;
     queue_.push_back(site);
     return true;
 }
@@ -88,11 +90,11 @@ void WorkQueue::work() {
         Slot& slot = slots_[site];
         slot.queued = false;
         slot.running = true;
-        const bool poll = slot.poll;
+        const RunKind kind = slot.kind;
         const uint64_t tick = std::exchange(slot.tick, 0);
         lock.unlock();
         try {
-            run_(site, poll);
+            run_(site, kind);
         } catch (const std::exception& e) {
             spdlog::error("site {}: reconcile failed unexpectedly: {}", site, e.what());
         }
@@ -112,9 +114,8 @@ void WorkQueue::requeue_or_drop_locked(const std::string& site) {
     Slot& after = slots_[site];
     after.running = false;
     if (after.again && !stopped_) {
-        after.again = false;
+        after.kind = *std::exchange(after.again, std::nullopt);
         after.queued = true;
-        after.poll = false;
         queue_.push_back(site);
         cv_.notify_one();
     } else if (!after.queued) {

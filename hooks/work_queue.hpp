@@ -2,7 +2,8 @@
 //
 // Level-triggered and coalescing: a change to a site that is queued adds nothing; a change while it
 // runs marks it to run once more afterwards (with the newest generation, read when that run
-// starts). One run per site at a time; different sites run in parallel. A poll tick queues every
+// starts). Runs are queued for a reason (RunKind); a site queued for two reasons runs once, for the
+// stronger. One run per site at a time; different sites run in parallel. A poll tick queues every
 // site that is neither queued nor running as a poll run, and ends when all of those have finished
 // (a tick that a newer one overtakes is not counted).
 //
@@ -24,10 +25,14 @@
 
 namespace sitesfs::hooks {
 
+// Why a site runs, weakest first. A poll tick asks the remote only when no backoff holds it back; a
+// refresh (`ctl`, a webhook) asks it now; a change (a write, a redeploy) deploys whatever the remote says.
+enum class RunKind { poll, refresh, change };
+
 class WorkQueue {
 public:
-    // One run of `site`; `poll`: a poll tick queued it (and no change since).
-    using Run = std::function<void(const std::string& site, bool poll)>;
+    // One run of `site`, for the strongest reason it was queued for since its last run began.
+    using Run = std::function<void(const std::string& site, RunKind kind)>;
     // A poll tick ended, `seconds` after it began.
     using TickDone = std::function<void(double seconds)>;
 
@@ -44,8 +49,8 @@ public:
     bool stopped() const;
     size_t workers() const { return workers_.size(); }
 
-    // A change to `site`: queue a run, or one more after the one in progress.
-    void push(const std::string& site);
+    // A change to `site` (or another reason): queue a run, or one more after the one in progress.
+    void push(const std::string& site, RunKind kind = RunKind::change);
     // A poll tick over `sites`.
     void push_tick(const std::vector<std::string>& sites);
     // Waits `interval`, or less when stopped; returns whether the queue still runs.
@@ -55,13 +60,13 @@ private:
     struct Slot {
         bool queued = false;
         bool running = false;
-        bool again = false;  // a change arrived while running: run once more afterwards
-        bool poll = false;   // the queued run is a poll tick (checks the remote before any work)
+        std::optional<RunKind> again;  // asked while running: run once more afterwards, for this
+        RunKind kind = RunKind::poll;  // what the queued run is for
         uint64_t tick = 0;   // the poll tick that queued it (0: none), for the tick's duration
     };
 
     void work();
-    bool enqueue_locked(const std::string& site, bool poll);
+    bool enqueue_locked(const std::string& site, RunKind kind);
     void requeue_or_drop_locked(const std::string& site);
     // These return the seconds of a tick that ended, for tick_done once the lock is released.
     std::optional<double> tick_run_done_locked(uint64_t tick);

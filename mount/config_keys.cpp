@@ -300,6 +300,20 @@ const std::vector<ConfigKey> kKeys = {
      .example = "hugo",
      .apply = [](Config& c, const KeyValue& v) { c.hooks.build.builders = v.builders; }},
 
+    // [notify]
+    {.name = "notify.command", .type = K::argv,
+     .help = "run when a deploy fails or goes live on another commit, once `status` shows it: argv, no shell, looked "
+             "up in PATH; SITE, STATE, COMMIT, PREVIOUS, ERROR, HOST and PATH are its whole environment",
+     .example = R"(["/usr/local/bin/sitesfs-notify"])",
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.notify.command = v.list; }},
+    {.name = "notify.timeout", .type = K::seconds, .fallback = "30",
+     .help = "seconds one notification may take, then it is killed with its process group", .min = kMinSeconds,
+     .max = 3600, .apply = [](Config& c, const KeyValue& v) { c.hooks.notify.timeout = v.duration; }},
+    {.name = "notify.jobs", .type = K::integer, .fallback = "4",
+     .help = "notifications run at once; up to 64 more wait, beyond that the oldest waiting one is dropped",
+     .min = 1, .max = 16,
+     .apply = [](Config& c, const KeyValue& v) { c.hooks.notify.jobs = static_cast<unsigned>(v.integer); }},
+
     // [webhook]
     {.name = "webhook.listen", .type = K::string,
      .help = "where the push webhook listener takes requests, for Caddy to proxy to: a loopback IP:PORT or "
@@ -389,6 +403,7 @@ const std::vector<ConfigSection> kSections = {
     {"metrics", ""},
     {"store", "store.md, cluster.md"},
     {"build", "builds a site whose `build` field names a builder; builds.md"},
+    {"notify", "a command told when a deploy fails or goes live; operations.md, Notifications"},
     {"webhook", "push webhooks from GitHub, Gitea, Forgejo and GitLab; webhooks.md"},
     {"filesystem", ""},
 };

@@ -218,9 +218,8 @@ std::unique_ptr<webhook::Listener> make_webhook(const Config& cfg, Store& store,
     o.rate = w.rate;
     o.burst = w.burst;
     o.policy = write_policy(cfg);
-    // PLACEHOLDER until Reconciler::request(site, hooks::Request::refresh) lands on main: the
-    // push is verified, matched and answered, but nothing is refreshed yet.
-    auto refresh = [](const std::string& site) { spdlog::warn("webhook: refresh of {} not wired yet", site); };
+    // Queues only, as the listener's thread needs: the reconciler asks the remote itself.
+    auto refresh = [reconciler](const std::string& site) { reconciler->refresh(site); };
     return std::make_unique<webhook::Listener>(store, std::move(o), std::move(secret), std::move(refresh));
 }
 

@@ -25,6 +25,13 @@ std::string_view to_string(SiteState state);
 // The reverse, for a state file or a test; nullopt for anything else.
 std::optional<SiteState> parse_site_state(std::string_view text);
 
+// What a write to `ctl` asks of a site now (docs/filesystem.md, "ctl"): refresh asks the remote
+// and deploys when the branch moved; redeploy runs the whole deploy again, a failed one included.
+// redeploy does all that refresh does, so when both are asked the stronger one is kept.
+enum class SiteRequest { refresh, redeploy };
+std::string_view to_string(SiteRequest request);
+std::optional<SiteRequest> parse_site_request(std::string_view text);
+
 using Clock = std::chrono::system_clock;
 using Timestamp = Clock::time_point;
 

@@ -157,6 +157,15 @@ const std::array kFields{
     FieldSpec{"submodules", Access::ReadWrite, ChangedBy::Writes, check_submodules, SITESFS_DESIRED("submodules"),
               "`recursive`: the release (and the build's tree) holds the commit's submodules, fetched with the site's "
               "deploy key and host-key policy, each URL checked as `repo` is; `none` (empty means none) leaves them out"},
+    // Write-only: a request is an act, not a value; no value of it is stored, so there is nothing
+    // to read back, and an archive of the site never carries one.
+    FieldSpec{"ctl", Access::WriteOnly, ChangedBy::Writes, check_ctl, [](const SiteRecord&) { return std::string(); },
+              [](const SiteRecord& s) { return s.created; },
+              "write-only, one request a line: `refresh` asks the remote now, whatever the poll's backoff, and "
+              "deploys when the branch moved (on the host whose mount takes it); `redeploy` runs the whole deploy "
+              "again now for what the settings name, a failed one included: a new generation of the same settings, "
+              "so every host runs it and `wait` waits for it. Any other word is refused with EINVAL and the reason "
+              "in `status`"},
     FieldSpec{"status", Access::ReadOnly, ChangedBy::Both, nullptr, render_status, status_changed,
               "key: value lines: state, then with a store many hosts share one `host: NAME STATE COMMIT` line per "
               "host the site is placed on (state is then the worst of theirs: live only when every one is), commit "
@@ -193,6 +202,15 @@ size_t desired_field_index(std::string_view name) {
 FieldName FieldName::known(std::string_view name) { return FieldName(kDesiredFields[desired_field_index(name)], Checked{}); }
 
 std::span<const FieldSpec> site_fields() { return kFields; }
+
+std::string_view to_string(Access access) {
+    switch (access) {
+        case Access::ReadWrite: return "read-write";
+        case Access::ReadOnly: return "read-only";
+        case Access::WriteOnly: return "write-only";
+    }
+    return "";
+}
 
 const FieldSpec* find_field(std::string_view name) {
     for (const auto& f : kFields)
@@ -273,6 +291,16 @@ std::optional<SiteState> parse_site_state(std::string_view text) {
     return std::nullopt;
 }
 
+std::string_view to_string(SiteRequest request) {
+    return request == SiteRequest::redeploy ? "redeploy" : "refresh";
+}
+
+std::optional<SiteRequest> parse_site_request(std::string_view text) {
+    for (const SiteRequest r : {SiteRequest::refresh, SiteRequest::redeploy})
+        if (to_string(r) == text) return r;
+    return std::nullopt;
+}
+
 std::string rfc3339(Timestamp t) {
     if (t == Timestamp{}) return {};
     const std::time_t secs = Clock::to_time_t(t);
@@ -293,7 +321,7 @@ std::string fields_markdown() {
         "| file | access | what it holds |\n"
         "| --- | --- | --- |\n";
     for (const auto& f : kFields) {
-        out += "| `" + std::string(f.name) + "` | " + (is_writable(f) ? "read-write" : "read-only") +
+        out += "| `" + std::string(f.name) + "` | " + std::string(to_string(f.access)) +
                " | " + std::string(f.help) + " |\n";
     }
     return out;

@@ -13,7 +13,10 @@
 
 namespace sitesfs {
 
-enum class Access { ReadWrite, ReadOnly };
+// ReadWrite: a setting, stored and listed. ReadOnly: a report. WriteOnly: a request (`ctl`),
+// acted on and not stored.
+enum class Access { ReadWrite, ReadOnly, WriteOnly };
+std::string_view to_string(Access access);
 
 // Which changes can alter a file's content or mtime: committed writes (the store's
 // Change::Desired: desired values, the generation, and the actual state's `updated` time and write
@@ -40,7 +43,10 @@ struct FieldSpec {
 
 std::span<const FieldSpec> site_fields();
 const FieldSpec* find_field(std::string_view name);  // nullptr when no such field
+// A setting: a value the store keeps (and the only files a write may rename, truncate or time).
 inline bool is_writable(const FieldSpec& f) { return f.access == Access::ReadWrite; }
+inline bool is_request(const FieldSpec& f) { return f.access == Access::WriteOnly; }
+inline bool is_readable(const FieldSpec& f) { return f.access != Access::WriteOnly; }
 // A site directory lists what can be set: its read-write fields. The reports (status, log, wait)
 // are reachable by name but not listed, so a copy or an archive of a site (cp -r, tar, rsync)
 // holds exactly its settings and writes back nothing sitesfs computes, and grep -r, tar, find

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "schemas/site_record.hpp"
+
 namespace sitesfs {
 
 namespace {
@@ -562,6 +564,24 @@ Checked check_aliases(std::string_view v, const ValidationPolicy&) {
 
 Checked check_submodules(std::string_view v, const ValidationPolicy&) {
     return check_choice("submodules", v, {"none", "recursive"});
+}
+
+Checked check_ctl(std::string_view v, const ValidationPolicy&) {
+    std::optional<SiteRequest> strongest;
+    size_t start = 0;
+    while (start <= v.size()) {
+        const size_t end = std::min(v.find('\n', start), v.size());
+        const std::string_view verb = trim(v.substr(start, end - start));
+        start = end + 1;
+        if (verb.empty()) continue;
+        const auto request = parse_site_request(verb);
+        if (!request)
+            return refuse("ctl", verb,
+                          "no such request; write `refresh` (ask the remote now, deploy if the branch moved) or "
+                          "`redeploy` (run the deploy again now)");
+        strongest = std::max(strongest.value_or(*request), *request);
+    }
+    return Checked::accept(strongest ? std::string(to_string(*strongest)) : std::string());
 }
 
 std::string builder_name_problem(std::string_view name) {

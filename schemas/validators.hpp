@@ -53,6 +53,9 @@ Checked check_health_check(std::string_view v, const ValidationPolicy& policy);
 Checked check_build(std::string_view v, const ValidationPolicy& policy);
 // Whether a release holds the commit's submodules: none (the default) or recursive.
 Checked check_submodules(std::string_view v, const ValidationPolicy& policy);
+// A write to `ctl`: one verb a line (refresh, redeploy), blank lines ignored; the value is the
+// strongest verb written, empty when there was none.
+Checked check_ctl(std::string_view v, const ValidationPolicy& policy);
 // A builder's name by the rule `build` and [builders.NAME] share: "" when fine, else why not.
 std::string builder_name_problem(std::string_view name);
 

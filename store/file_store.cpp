@@ -212,7 +212,8 @@ private:
             if (!edit.show_refusal) return edit.outcome;
             return refuse(std::move(guard), cur, field, edit.outcome.err, std::move(edit.outcome.reason));
         case FieldEdit::Kind::Unchanged:
-            return Outcome::success();
+            guard.unlock();
+            return announce_refresh(edit, *cur);
         case FieldEdit::Kind::ClearsRefusal:
         case FieldEdit::Kind::Changed:
             break;
@@ -241,6 +242,11 @@ private:
         guard.unlock();
         const auto kind = edit.kind == FieldEdit::Kind::Changed ? Change::Kind::Desired : Change::Kind::Actual;
         sites_.emit({kind, next->name, next->generation});
+        return announce_refresh(edit, *next);
+    }
+
+    Outcome announce_refresh(const FieldEdit& edit, const SiteRecord& site) {
+        if (edit.refresh) sites_.emit({Change::Kind::Refresh, site.name, site.generation});
         return Outcome::success();
     }
 

@@ -32,6 +32,22 @@ FieldEdit refused(int err, std::string reason, bool show) {
     return e;
 }
 
+// A request stores no value, so a restore has nothing to put back. `redeploy` is a new generation
+// of the same settings; `refresh` changes nothing but a refusal still shown, which any good write
+// clears.
+FieldEdit request_edit(const SiteRecord& cur, const std::string& verb, bool restore, Timestamp now) {
+    FieldEdit edit;
+    const auto request = parse_site_request(verb);
+    if (restore || !request) return edit;
+    edit.refresh = *request == SiteRequest::refresh;
+    if (edit.refresh && !cur.actual.error_from_write) return edit;
+    edit.kind = edit.refresh ? FieldEdit::Kind::ClearsRefusal : FieldEdit::Kind::Changed;
+    edit.next = std::make_shared<SiteRecord>(cur);
+    if (!edit.refresh) ++edit.next->generation;
+    clear_write_error(*edit.next, now);
+    return edit;
+}
+
 }  // namespace
 
 std::set<std::string> domains_of(const SiteRecord& s) {
@@ -72,11 +88,12 @@ FieldEdit edit_field(const SiteRecord& cur, std::string_view field, std::string_
                      const std::string_view* expected, const ValidationPolicy& policy, Timestamp now) {
     const FieldSpec* spec = find_field(field);
     if (!spec) return refused(EINVAL, "a site has no file '" + std::string(field) + "'", false);
-    if (!is_writable(*spec)) return refused(EACCES, std::string(field) + " is read-only", false);
+    if (!is_writable(*spec) && !is_request(*spec)) return refused(EACCES, std::string(field) + " is read-only", false);
     // A restore records nothing in the status: the refusal that called for it shows there.
     const bool show = expected == nullptr;
     const Checked c = spec->check(trim(raw), policy);
     if (!c.ok) return refused(EINVAL, c.reason, show);
+    if (is_request(*spec)) return request_edit(cur, c.value, expected != nullptr, now);
     const FieldName name = FieldName::known(field);
     if (expected) {
         const Checked e = spec->check(trim(*expected), policy);

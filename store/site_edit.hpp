@@ -41,6 +41,8 @@ struct FieldEdit {
     bool show_refusal = false;
     std::shared_ptr<SiteRecord> next;
     bool domains_changed = false;  // Changed: the domain field (the claims must follow)
+    // A write of `refresh` to `ctl`: nothing to store (Unchanged, or ClearsRefusal), this to announce.
+    bool refresh = false;
 };
 FieldEdit edit_field(const SiteRecord& cur, std::string_view field, std::string_view raw,
                      const std::string_view* expected, const ValidationPolicy& policy, Timestamp now);

@@ -472,17 +472,18 @@ private:
                 if (edit.show_refusal) show_refusal(name, field, edit.outcome.reason);
                 return edit.outcome;
             case FieldEdit::Kind::Unchanged:
-                return Outcome::success();
+                return announce_refresh(edit, *shown);
             case FieldEdit::Kind::ClearsRefusal:
                 clear_refusal(name);
-                return Outcome::success();
+                return announce_refresh(edit, *shown);
             case FieldEdit::Kind::Changed:
                 break;
             }
             // What the shared record holds: this host's view (its actual state, its refusals) stays out.
             SiteRecord next = *base->desired;
             next.generation = base->desired->generation + 1;
-            next.desired[std::string(field)] = edit.next->desired[std::string(field)];
+            // A redeploy is the generation alone.
+            if (is_desired_field(field)) next.desired[std::string(field)] = edit.next->desired[std::string(field)];
             std::set<std::string> dropped;
             if (edit.domains_changed) {
                 dropped = domains_of(*base->desired);
@@ -588,6 +589,12 @@ private:
             refusals_[std::string(name)] = with_refusal(*cur, field, reason, Clock::now())->actual.error;
         }
         republish({std::string(name)});
+    }
+
+    // A refresh is this host's: it is not written to etcd (docs/cluster.md).
+    Outcome announce_refresh(const FieldEdit& edit, const SiteRecord& site) {
+        if (edit.refresh) sites_.emit({Change::Kind::Refresh, site.name, site.generation});
+        return Outcome::success();
     }
 
     void clear_refusal(std::string_view name) {

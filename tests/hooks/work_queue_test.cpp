@@ -25,9 +25,9 @@ protected:
         queue_.stop();
     }
 
-    void run(const std::string& site, bool poll) {
+    void run(const std::string& site, RunKind kind) {
         std::unique_lock lock(mu_);
-        runs_.push_back(site + (poll ? " poll" : ""));
+        runs_.push_back(site + (kind == RunKind::poll ? " poll" : kind == RunKind::refresh ? " refresh" : ""));
         ++running_[site];
         max_running_ = std::max(max_running_, running_[site]);
         cv_.notify_all();
@@ -78,7 +78,7 @@ protected:
     std::map<std::string, int> running_;
     int max_running_ = 0;
     std::vector<double> ticks_;
-    WorkQueue queue_{[this](const std::string& site, bool poll) { run(site, poll); },
+    WorkQueue queue_{[this](const std::string& site, RunKind kind) { run(site, kind); },
                      [this](double seconds) {
                          std::lock_guard lock(mu_);
                          ticks_.push_back(seconds);
@@ -117,6 +117,31 @@ TEST_F(Queue, APollTickQueuesPollRunsAndAChangeMakesOneAChange) {
     queue_.push("shop");
     queue_.start(1);
     EXPECT_EQ(settled_runs(), (std::vector<std::string>{"blog poll", "shop"}));
+}
+
+TEST_F(Queue, ARefreshOutranksAPollAndAChangeOutranksARefresh) {
+    queue_.push_tick({"blog", "shop"});
+    queue_.push("blog", RunKind::refresh);
+    queue_.push("shop", RunKind::refresh);
+    queue_.push("shop");
+    queue_.push("shop", RunKind::refresh);
+    queue_.start(1);
+    EXPECT_EQ(settled_runs(), (std::vector<std::string>{"blog refresh", "shop"}));
+}
+
+TEST_F(Queue, ARefreshDuringARunRunsOnceMoreAsARefreshUnlessAChangeCameToo) {
+    ASSERT_NO_FATAL_FAILURE(hold_a_run_of("blog", 1));
+    queue_.push("blog", RunKind::refresh);
+    queue_.push_tick({"blog"});
+    open_gate();
+    EXPECT_EQ(settled_runs(), (std::vector<std::string>{"blog", "blog refresh"}));
+    shut_gate();
+    queue_.push("blog");
+    ASSERT_EQ(runs_after(3).size(), 3u);
+    queue_.push("blog", RunKind::refresh);
+    queue_.push("blog");
+    open_gate();
+    EXPECT_EQ(settled_runs(), (std::vector<std::string>{"blog", "blog refresh", "blog", "blog"}));
 }
 
 TEST_F(Queue, APollTickDuringARunAddsNothing) {

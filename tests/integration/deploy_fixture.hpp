@@ -20,7 +20,7 @@ protected:
     // Lines added to the config's [reconcile] table (a TOML table cannot be opened twice, so
     // extra_config() cannot carry them), e.g. "max_files = 5000\n".
     std::string reconcile_config_;
-    // [reconcile] poll_interval, in seconds: long where only something else may explain a deploy.
+    // [reconcile] poll_interval in seconds: 1 makes a push live within a second or two.
     std::string poll_interval_ = "1";
     // The HTTPS modes: Caddy's automatic HTTPS, sitesfs with [proxy] scheme = "" and the health
     // listener on a port of its own (health_port_).

@@ -83,10 +83,7 @@ protected:
     int port_ = 0;
 };
 
-// DISABLED_ while mount/main.cpp wires the listener's refresh to a placeholder: until
-// Reconciler::request(site, hooks::Request::refresh) is on main, a verified push is answered
-// "refreshed" but nothing asks the remote, and this test fails at the wait for the new commit.
-TEST_F(Webhook, DISABLED_ASignedPushOfEachSenderIsLiveWellBeforeThePoll) {
+TEST_F(Webhook, ASignedPushOfEachSenderIsLiveWellBeforeThePoll) {
     repo_->commit({{"index.html", "v1\n"}});
     ASSERT_EQ(create_site("blog", "blog.test").substr(0, 4), "live") << daemon_log();
     int version = 1;

@@ -108,6 +108,9 @@ TEST(ConfigKeys, TheStructsOwnInitializersAgreeWithTheTable) {
     EXPECT_EQ(h.keys.command_timeout, c.hooks.keys.command_timeout);
     EXPECT_EQ(h.host_key_policy, c.hooks.host_key_policy);
     EXPECT_EQ(h.host_key_pins, c.hooks.host_key_pins);
+    EXPECT_EQ(h.notify.command, c.hooks.notify.command);
+    EXPECT_EQ(h.notify.timeout, c.hooks.notify.timeout);
+    EXPECT_EQ(h.notify.jobs, c.hooks.notify.jobs);
     const fs::FsOptions f;
     EXPECT_EQ(f.uid, c.filesystem.uid);
     EXPECT_EQ(f.gid, c.filesystem.gid);
@@ -361,6 +364,20 @@ TEST(ConfigKeys, ModesIdsPathsAndCommandsAreChecked) {
     EXPECT_EQ(refusal("[proxy]\ncaddy = \"\"\n"), "sitesfs.toml: proxy.caddy: must not be empty");
     EXPECT_EQ(refusal("[ssh.pins]\n\"github.com:22\" = \"MD5:x\"\n"),
               "sitesfs.toml: ssh.pins.github.com:22: write \"HOST:PORT\" = \"SHA256:...\" (ssh-keygen -lf prints it)");
+}
+
+TEST(ConfigKeys, NotifyTakesACommandWithItsTimeoutAndJobs) {
+    EXPECT_TRUE(load_config(std::nullopt).hooks.notify.command.empty()) << "no notifications unless configured";
+    const Config c = load_config_text(
+        "[notify]\ncommand = [\"/usr/local/bin/tell\", \"--channel\", \"ops\"]\ntimeout = 2.5\njobs = 2\n", "t");
+    EXPECT_EQ(c.hooks.notify.command, (std::vector<std::string>{"/usr/local/bin/tell", "--channel", "ops"}));
+    EXPECT_EQ(c.hooks.notify.timeout, std::chrono::milliseconds(2500));
+    EXPECT_EQ(c.hooks.notify.jobs, 2u);
+    EXPECT_EQ(refusal("[notify]\ncommand = []\n"),
+              "sitesfs.toml: notify.command: must be a non-empty array of strings (argv, no shell)");
+    EXPECT_EQ(refusal("[notify]\ncommand = \"/usr/local/bin/tell ops\"\n"),
+              "sitesfs.toml: notify.command: must be a non-empty array of strings (argv, no shell)");
+    EXPECT_EQ(refusal("[notify]\nevents = [\"failed\"]\n"), "sitesfs.toml: notify.events: unknown setting");
 }
 
 TEST(ConfigKeys, UnknownKeysAndSectionsAreRefused) {

@@ -84,7 +84,7 @@ public:
 
 private:
     static std::string text(const Change& c) {
-        static const char* const kinds[] = {"Created", "Removed", "Desired", "Actual", "Times"};
+        static const char* const kinds[] = {"Created", "Removed", "Desired", "Actual", "Times", "Refresh"};
         return std::string(kinds[static_cast<int>(c.kind)]) + " " + c.site + " " + std::to_string(c.generation);
     }
     std::mutex mu_;
@@ -545,6 +545,39 @@ TEST_F(StoreTest, AFieldsTimeIsSetKeptAndAnnouncedWithoutANewGeneration) {
     auto s = open();
     EXPECT_EQ(s->site("blog")->field("branch").changed, when);
     EXPECT_EQ(s->site("blog")->field("branch").value, "main");
+}
+
+TEST_F(StoreTest, ARefreshIsAnnouncedAndARedeployIsANewGenerationOfTheSameSettings) {
+    Events events;
+    auto s = open();
+    events.listen(*s);
+    ASSERT_TRUE(s->create_site("blog").ok());
+    ASSERT_TRUE(s->write_field("blog", "domain", "blog.example.com").ok());
+    events.take();
+    const std::string file_before = slurp(file("blog"));
+    ASSERT_TRUE(s->write_field("blog", "ctl", "refresh").ok());
+    EXPECT_EQ(events.take(), std::vector<std::string>{"Refresh blog 2"});
+    EXPECT_EQ(s->site("blog")->generation, 2u) << "a refresh stores nothing";
+    EXPECT_EQ(slurp(file("blog")), file_before);
+    ASSERT_TRUE(s->write_field("blog", "ctl", "\n").ok());
+    EXPECT_EQ(events.take(), std::vector<std::string>{}) << "a blank write asks nothing";
+    EXPECT_TRUE(s->restore_field("blog", "ctl", "redeploy", "").ok());
+    EXPECT_TRUE(events.take().empty()) << "a restore has nothing to put back and asks nothing";
+
+    ASSERT_TRUE(s->write_field("blog", "ctl", "refresh\nredeploy\n").ok());
+    EXPECT_EQ(events.take(), std::vector<std::string>{"Desired blog 3"}) << "redeploy does all refresh does";
+    EXPECT_EQ(s->site("blog")->field("domain").value, "blog.example.com");
+
+    const Outcome bad = s->write_field("blog", "ctl", "deploy");
+    EXPECT_EQ(bad.err, EINVAL);
+    EXPECT_EQ(s->site("blog")->actual.error, bad.reason);
+    EXPECT_EQ(events.take(), std::vector<std::string>{"Actual blog 3"});
+    ASSERT_TRUE(s->write_field("blog", "ctl", "refresh").ok());
+    EXPECT_EQ(s->site("blog")->actual.error, "") << "a good request clears the refusal, as any good write does";
+    EXPECT_EQ(events.take(), (std::vector<std::string>{"Actual blog 3", "Refresh blog 3"}));
+    EXPECT_EQ(s->write_field("nope", "ctl", "refresh").err, ENOENT);
+    s.reset();
+    EXPECT_EQ(open()->site("blog")->generation, 3u) << "a redeploy's generation is durable";
 }
 
 TEST_F(StoreTest, ARefusalIsShownUntilTheNextGoodWrite) {

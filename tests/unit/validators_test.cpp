@@ -606,6 +606,21 @@ TEST(Build, AWriteNamesAConfiguredBuilderAndAStoredValueOnlyAName) {
               "build 'Hugo': a builder's name is 1-32 of a-z, 0-9, '_', '-', starting with a letter or digit");
 }
 
+TEST(Ctl, OneVerbALineAndTheStrongestIsKept) {
+    EXPECT_EQ(check_ctl("refresh", {}).value, "refresh");
+    EXPECT_EQ(check_ctl("redeploy", {}).value, "redeploy");
+    EXPECT_EQ(check_ctl("refresh\n\n  redeploy \nrefresh", {}).value, "redeploy") << "redeploy does all refresh does";
+    const Checked blank = check_ctl("\n \n", {});
+    EXPECT_TRUE(blank.ok);
+    EXPECT_EQ(blank.value, "") << "blank lines ask nothing";
+    for (const char* bad : {"Refresh", "refresh now", "deploy", "refresh\nrm -rf /", "--refresh", "refresh\x01"}) {
+        const Checked c = check_ctl(bad, {});
+        EXPECT_FALSE(c.ok) << bad;
+        EXPECT_TRUE(c.reason.starts_with("ctl '")) << c.reason;
+        EXPECT_NE(c.reason.find("write `refresh`"), std::string::npos) << c.reason;
+    }
+}
+
 TEST(Submodules, NoneOrRecursiveInAnyCase) {
     EXPECT_EQ(check_submodules("Recursive", {}).value, "recursive");
     EXPECT_EQ(check_submodules("none", {}).value, "none");
