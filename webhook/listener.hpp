@@ -71,11 +71,10 @@ public:
     // Prometheus text: requests by outcome (every outcome, zeros included) and sites refreshed.
     std::string metrics() const;
 
-    // The answer to a complete request (signature, event, matching); refreshes what it lists.
-    Answer handle(const HttpRequest& request);
-
 private:
     struct Connection;
+    // The answer to a complete request (signature, event, matching); refreshes what it lists.
+    Answer handle(const HttpRequest& request);
     void bind_socket();
     void loop();
     void count(const std::string& outcome);
