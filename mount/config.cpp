@@ -283,6 +283,9 @@ Config load_config_text(std::string_view text, const std::string& name) {
         r.fail("reload.command", "is needed with mode = \"command\"");
     health_listener(r, h);
     build_user(r, h.build);
+    if (!cfg.webhook.listen.empty() && cfg.webhook.secret_ref.empty())
+        r.fail("webhook.secret_ref", "is needed with listen: a webhook is trusted only when it is signed with the "
+                                     "secret, e.g. secret_ref = \"file:webhook\" and [keys] dir");
     return cfg;
 }
 

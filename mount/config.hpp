@@ -36,6 +36,15 @@ struct StoreConfig {
     int64_t lease_ttl = 0;  // seconds
 };
 
+// [webhook]: the push webhook listener (docs/webhooks.md); off while listen is empty.
+struct WebhookConfig {
+    std::string listen;      // "127.0.0.1:9418", "[::1]:9418" or "unix:/PATH"
+    std::string secret_ref;  // PROVIDER:NAME through [keys]
+    size_t max_body = 0;
+    unsigned rate = 0;
+    unsigned burst = 0;
+};
+
 // Filled by load_config, every field from config_keys(): a default-constructed Config holds no
 // defaults of its own.
 struct Config {
@@ -49,6 +58,7 @@ struct Config {
     hooks::HooksConfig hooks;
     std::filesystem::path metrics_textfile;  // [metrics] textfile; empty: not written
     StoreConfig store;
+    WebhookConfig webhook;
 };
 
 // Throws ConfigError naming the file, and the line and column or the key that is wrong. Without a

@@ -7,6 +7,7 @@
 #include "common/text.hpp"
 #include "mount/config.hpp"
 #include "schemas/validators.hpp"
+#include "webhook/listener.hpp"
 
 namespace sitesfs::mount {
 
@@ -18,6 +19,17 @@ using K = KeyType;
 constexpr double kMaxId = 4294967294.0;
 
 std::string not_empty(const KeyValue& v) { return v.text.empty() ? "must not be empty" : ""; }
+
+std::string webhook_listen(const KeyValue& v) {
+    const std::string why = webhook::listen_address_problem(v.text);
+    return why.empty() ? "" : "\"" + printable(v.text) + "\": " + why;
+}
+
+// PROVIDER:NAME by the rule a site's deploy_key_ref follows.
+std::string secret_ref(const KeyValue& v) {
+    const Checked c = check_deploy_key_ref(v.text, {});
+    return v.text.empty() ? "must not be empty" : c.ok ? "" : c.reason;
+}
 
 std::string url_path(const KeyValue& v) {
     if (!v.text.starts_with("/") || v.text.find_first_of(" \t\r\n") != std::string::npos)
@@ -302,6 +314,27 @@ const std::vector<ConfigKey> kKeys = {
      .min = 1, .max = 16,
      .apply = [](Config& c, const KeyValue& v) { c.hooks.notify.jobs = static_cast<unsigned>(v.integer); }},
 
+    // [webhook]
+    {.name = "webhook.listen", .type = K::string,
+     .help = "where the push webhook listener takes requests, for Caddy to proxy to: a loopback IP:PORT or "
+             "unix:/PATH (a socket of mode 0660); unset: no listener",
+     .example = R"("127.0.0.1:9418")", .check = webhook_listen,
+     .apply = [](Config& c, const KeyValue& v) { c.webhook.listen = v.text; }},
+    {.name = "webhook.secret_ref", .type = K::string,
+     .help = "PROVIDER:NAME of the secret the senders sign with (GitLab: the token), resolved by [keys]; needed "
+             "with listen; at least 16 bytes",
+     .example = R"("file:webhook")", .check = secret_ref,
+     .apply = [](Config& c, const KeyValue& v) { c.webhook.secret_ref = v.text; }},
+    {.name = "webhook.max_body", .type = K::integer, .fallback = "1048576",
+     .help = "the largest payload in bytes; a larger one is answered 413 unread", .min = 1024, .max = 26214400,
+     .apply = [](Config& c, const KeyValue& v) { c.webhook.max_body = static_cast<size_t>(v.integer); }},
+    {.name = "webhook.rate", .type = K::integer, .fallback = "10",
+     .help = "requests answered per second, on average; more are answered 429", .min = 1, .max = 10000,
+     .apply = [](Config& c, const KeyValue& v) { c.webhook.rate = static_cast<unsigned>(v.integer); }},
+    {.name = "webhook.burst", .type = K::integer, .fallback = "20",
+     .help = "requests answered at once after a quiet spell", .min = 1, .max = 10000,
+     .apply = [](Config& c, const KeyValue& v) { c.webhook.burst = static_cast<unsigned>(v.integer); }},
+
     // [filesystem]
     {.name = "filesystem.owner", .type = K::user, .fallback = "0", .help = "user name or uid of every file",
      .min = 0, .max = kMaxId,
@@ -371,6 +404,7 @@ const std::vector<ConfigSection> kSections = {
     {"store", "store.md, cluster.md"},
     {"build", "builds a site whose `build` field names a builder; builds.md"},
     {"notify", "a command told when a deploy fails or goes live; operations.md, Notifications"},
+    {"webhook", "push webhooks from GitHub, Gitea, Forgejo and GitLab; webhooks.md"},
     {"filesystem", ""},
 };
 

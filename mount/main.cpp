@@ -27,6 +27,7 @@
 #include "store/etcd/migrate.hpp"
 #include "store/file_store.hpp"
 #include "store/seed_format.hpp"
+#include "webhook/listener.hpp"
 
 namespace sitesfs::mount {
 namespace {
@@ -195,6 +196,33 @@ int run_forget_host(const Config& cfg, const std::string& host) {
     }
 }
 
+// A secret shorter than this is refused: HMAC keys and GitLab tokens are guessed offline from one
+// captured delivery when they are short.
+constexpr size_t kMinWebhookSecret = 16;
+
+// [webhook] listen: the push listener, on the read-write instance that deploys. Null when off.
+std::unique_ptr<webhook::Listener> make_webhook(const Config& cfg, Store& store, hooks::Reconciler* reconciler) {
+    const WebhookConfig& w = cfg.webhook;
+    if (w.listen.empty()) return nullptr;
+    if (!reconciler) {
+        spdlog::info("webhook: not listening: this instance does not deploy (read-only or --no-reconcile)");
+        return nullptr;
+    }
+    hooks::SecretBuffer secret = hooks::resolve_secret(cfg.hooks.keys, w.secret_ref, "webhook secret");
+    if (secret.size() < kMinWebhookSecret)
+        throw webhook::ListenerError("webhook secret " + w.secret_ref + ": shorter than " +
+                                     std::to_string(kMinWebhookSecret) + " bytes; make one with `openssl rand -hex 32`");
+    webhook::ListenerOptions o;
+    o.listen = w.listen;
+    o.limits.max_body = w.max_body;
+    o.rate = w.rate;
+    o.burst = w.burst;
+    o.policy = write_policy(cfg);
+    // Queues only, as the listener's thread needs: the reconciler asks the remote itself.
+    auto refresh = [reconciler](const std::string& site) { reconciler->refresh(site); };
+    return std::make_unique<webhook::Listener>(store, std::move(o), std::move(secret), std::move(refresh));
+}
+
 int serve(const CommandLine& cl, const Config& cfg, const std::string& mountpoint, Startup& startup) {
     // First: a wedged mount's killed daemon still holds the state dir's lock until the mount is
     // aborted.
@@ -216,7 +244,16 @@ int serve(const CommandLine& cl, const Config& cfg, const std::string& mountpoin
             return startup.fail(kRuntimeFailure, e.what());
         }
     }
-    const auto metrics = [&] { return site_metrics(*store) + (reconciler ? reconciler->metrics() : std::string()); };
+    std::unique_ptr<webhook::Listener> listener;
+    try {
+        listener = make_webhook(cfg, *store, reconciler.get());
+    } catch (const std::runtime_error& e) {
+        return startup.fail(kRuntimeFailure, e.what());
+    }
+    const auto metrics = [&] {
+        return site_metrics(*store) + (reconciler ? reconciler->metrics() : std::string()) +
+               (listener ? listener->metrics() : std::string());
+    };
 
     fs::FsOptions options = cfg.filesystem;
     options.read_only = cl.read_only;
@@ -244,6 +281,7 @@ int serve(const CommandLine& cl, const Config& cfg, const std::string& mountpoin
     if (!session.error().empty()) return startup.fail(kRuntimeFailure, session.error());
     filesystem.start(session.get());
     if (reconciler) reconciler->start();
+    if (listener) listener->start();
     spdlog::info("serving {} sites at {} ({}, state in {})", store->site_count(), mountpoint,
                  cl.read_only ? "read-only" : "read-write", cfg.state_dir.string());
     notifier.start();
@@ -251,6 +289,7 @@ int serve(const CommandLine& cl, const Config& cfg, const std::string& mountpoin
     const int rc = session.serve();
     notifier.stopping();
     spdlog::info("unmounting {}", mountpoint);
+    if (listener) listener->stop();  // before the reconciler it queues refreshes on
     if (reconciler) reconciler->stop();
     filesystem.stop();
     return rc == 0 ? 0 : kRuntimeFailure;

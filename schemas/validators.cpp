@@ -470,6 +470,33 @@ std::string repo_fetch_url(std::string_view stored) {
     return url.ends_with(".git") ? url : url + ".git";
 }
 
+std::string repo_identity(std::string_view stored) {
+    const std::string url = repo_fetch_url(stored);
+    std::string_view v = url;
+    std::string id;
+    if (const size_t sep = v.find("://"); sep != std::string_view::npos) {
+        const std::string_view scheme = v.substr(0, sep), rest = v.substr(sep + 3);
+        if (scheme == "file") {
+            id = rest;
+        } else {
+            const size_t slash = rest.find('/');
+            std::string_view authority = rest.substr(0, slash);
+            if (const size_t at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
+            const std::string_view default_port = scheme == "ssh" ? ":22" : ":443";
+            if (authority.ends_with(default_port)) authority.remove_suffix(default_port.size());
+            id = std::string(authority) + std::string(rest.substr(slash));
+        }
+    } else if (const size_t at = v.find('@'); !v.starts_with("/") && at != std::string_view::npos) {
+        const size_t colon = v.find(':', at);
+        id = std::string(v.substr(at + 1, colon - at - 1)) + "/" + std::string(v.substr(colon + 1));
+    } else {
+        id = v;
+    }
+    if (id.ends_with(".git")) id.resize(id.size() - 4);
+    if (id.ends_with("/")) id.pop_back();
+    return ascii_lower(id);
+}
+
 Checked check_domain(std::string_view v, const ValidationPolicy&) {
     return check_list("domain", v, kMaxDomainList, kMaxDomainNames, "names", check_one_domain);
 }

@@ -86,4 +86,11 @@ std::string host_label_problem(std::string_view label);
 // https://github.com/owner/name.git, everything else is returned unchanged.
 std::string repo_fetch_url(std::string_view stored_repo);
 
+// The repository a stored repo value names, to tell whether two values name the same one (the
+// push webhook's matching, docs/webhooks.md): host, port unless the scheme's default, and path,
+// lower-cased, without scheme, user or a trailing ".git"; owner/name stands for its GitHub URL.
+// "github.com/owner/name" for https://github.com/Owner/Name.git, git@github.com:owner/name and
+// owner/name alike; "/srv/git/blog" for file:///srv/git/blog.git.
+std::string repo_identity(std::string_view stored_repo);
+
 }  // namespace sitesfs

@@ -15,6 +15,7 @@
 #include "mount/config.hpp"
 #include "mount/config_keys.hpp"
 #include "mount/options.hpp"
+#include "webhook/listener.hpp"
 
 namespace sitesfs::mount {
 namespace {
@@ -119,6 +120,10 @@ TEST(ConfigKeys, TheStructsOwnInitializersAgreeWithTheTable) {
     EXPECT_EQ(f.max_temp_bytes, c.filesystem.max_temp_bytes);
     EXPECT_EQ(f.max_temps_per_site, c.filesystem.max_temps_per_site);
     EXPECT_EQ(f.wait_timeout, c.filesystem.wait_timeout);
+    const webhook::ListenerOptions w;
+    EXPECT_EQ(w.limits.max_body, c.webhook.max_body);
+    EXPECT_EQ(w.rate, c.webhook.rate);
+    EXPECT_EQ(w.burst, c.webhook.burst);
 }
 
 // Nothing is clamped: a number just outside a key's bounds stops start-up, and the message names
@@ -324,6 +329,22 @@ TEST(ConfigKeys, TheStoresNamesAndAddressesAreChecked) {
     EXPECT_EQ(c.store.labels, std::vector<std::string>{"eu"});
     EXPECT_EQ(c.store.endpoints, std::vector<std::string>{"http://127.0.0.1:2379"});
     EXPECT_EQ(c.store.prefix, "/sitesfs/");
+}
+
+TEST(ConfigKeys, TheWebhookListensOnLoopbackOnlyAndNeedsASecret) {
+    EXPECT_TRUE(load_config(std::nullopt).webhook.listen.empty()) << "off by default";
+    const Config c = load_config_text("[webhook]\nlisten = \"[::1]:9418\"\nsecret_ref = \"file:webhook\"\n", "t.toml");
+    EXPECT_EQ(c.webhook.listen, "[::1]:9418");
+    EXPECT_EQ(c.webhook.secret_ref, "file:webhook");
+    EXPECT_EQ(load_config_text("[webhook]\nlisten = \"unix:/run/sitesfs/hook.sock\"\nsecret_ref = \"cmd:hook\"\n", "t.toml")
+                  .webhook.listen,
+              "unix:/run/sitesfs/hook.sock");
+    EXPECT_THAT(refusal("[webhook]\nlisten = \"0.0.0.0:9418\"\nsecret_ref = \"file:webhook\"\n"),
+                HasSubstr("webhook.listen: \"0.0.0.0:9418\": must be a loopback address"));
+    EXPECT_THAT(refusal("[webhook]\nlisten = \"localhost:9418\"\nsecret_ref = \"file:webhook\"\n"),
+                HasSubstr("names are not resolved"));
+    EXPECT_THAT(refusal("[webhook]\nlisten = \"127.0.0.1:9418\"\n"), HasSubstr("webhook.secret_ref: is needed with listen"));
+    EXPECT_THAT(refusal("[webhook]\nsecret_ref = \"webhook\"\n"), HasSubstr("webhook.secret_ref"));
 }
 
 TEST(ConfigKeys, ModesIdsPathsAndCommandsAreChecked) {
