@@ -16,6 +16,7 @@
   systemd,
   grpc,
   protobuf,
+  nlohmann_json,
 }:
 
 stdenv.mkDerivation {
@@ -39,6 +40,7 @@ stdenv.mkDerivation {
       ../schemas
       ../store
       ../tests
+      ../webhook
     ];
   };
 
@@ -64,6 +66,7 @@ stdenv.mkDerivation {
     systemd
     grpc
     protobuf
+    nlohmann_json
   ];
 
   # Only the daemon: the test programs are of no use in the package (see doCheck).

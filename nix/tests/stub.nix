@@ -163,6 +163,7 @@ let
       "systemd"
       "grpc"
       "protobuf"
+      "nlohmann_json"
     ]
   );
 
