@@ -32,6 +32,8 @@ roots=(/etc /usr /var/lib /var/cache /var/log /opt /srv)
 list_sitesfs_paths() { find "${roots[@]}" -xdev \( -iname '*sitesfs*' -o -path /var/lib/sites -o -path /etc/caddy/sites.conf \) -print 2>/dev/null | sort; }
 before=$(list_sitesfs_paths)
 had_sites_conf=no; [ -e /etc/caddy/sites.conf ] && had_sites_conf=yes
+# The postinst makes the unit's mountpoint /sites when missing, and the purge removes it if empty.
+had_mountpoint=no; [ -e /sites ] && had_mountpoint=yes
 
 tmp=$(mktemp -d)
 mnt=$tmp/sites
@@ -42,6 +44,7 @@ cleanup() {
     apt-get purge -y -q sitesfs >/dev/null 2>&1 || true
   fi
   [ "$had_sites_conf" = yes ] || rm -f /etc/caddy/sites.conf
+  [ "$had_mountpoint" = no ] || mkdir -p /sites
   rm -rf "$tmp"
   exit $status
 }
@@ -60,6 +63,7 @@ grep -qx 'import /etc/caddy/sites.conf' /etc/caddy/Caddyfile.d/sitesfs.caddyfile
 [ -f /etc/caddy/sites.conf ] || fail "/etc/caddy/sites.conf is missing: Caddy cannot start on the snippet's import"
 [ -f /usr/share/man/man8/sitesfs.8.gz ] || fail "the man page is not installed"
 [ "$(stat -c '%a %U' /var/lib/sitesfs)" = "700 root" ] || fail "/var/lib/sitesfs is $(stat -c '%a %U' /var/lib/sitesfs), not 700 root"
+[ -d /sites ] || fail "the unit's mountpoint /sites was not made"
 [ "$(stat -c '%a %U' /var/lib/sites)" = "755 root" ] || fail "/var/lib/sites is $(stat -c '%a %U' /var/lib/sites), not 755 root"
 getent passwd sitesfs | grep -q ':/usr/sbin/nologin$' || fail "no system user sitesfs with nologin: $(getent passwd sitesfs)"
 [ "$(id -u sitesfs)" -lt 1000 ] || fail "sitesfs is not a system user (uid $(id -u sitesfs))"
@@ -106,6 +110,7 @@ getent passwd sitesfs >/dev/null && fail "the user sitesfs is left after purge"
 getent group sitesfs >/dev/null && fail "the group sitesfs is left after purge"
 # docs/packaging.md: a purge keeps /etc/caddy/sites.conf (Caddy may still import it) and
 # /var/lib/sites when it holds anything; here it is empty, so it goes.
+[ ! -e /sites ] || [ -n "$(ls -A /sites)" ] || fail "the empty mountpoint /sites is left after purge"
 expected=$( (echo "$before"; echo /etc/caddy/sites.conf) | sed '/^$/d' | sort -u)
 after=$(list_sitesfs_paths)
 [ "$after" = "$expected" ] || fail "after purge, expected only:
