@@ -69,6 +69,10 @@ getent passwd sitesfs | grep -q ':/usr/sbin/nologin$' || fail "no system user si
 [ "$(id -u sitesfs)" -lt 1000 ] || fail "sitesfs is not a system user (uid $(id -u sitesfs))"
 unit=$(dpkg -L sitesfs | grep '/systemd/system/sitesfs.service$') || fail "the package has no sitesfs.service"
 [ -f "$unit" ] || fail "$unit is not installed"
+# dh_installsystemd took the unit in: prerm stops it, postinst restarts it on upgrade (where it
+# is enabled). It silently skips a unit outside the dirs it knows.
+grep -q "deb-systemd-invoke stop 'sitesfs.service'" /var/lib/dpkg/info/sitesfs.prerm 2>/dev/null \
+  || fail "the prerm does not stop sitesfs.service: dh_installsystemd did not find the unit"
 # Not started before it is configured: installed disabled.
 [ ! -e /etc/systemd/system/multi-user.target.wants/sitesfs.service ] || fail "the unit was enabled on install"
 
