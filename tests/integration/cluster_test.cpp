@@ -344,7 +344,8 @@ TEST_F(Cluster, QuorumLostWritesFailInTimeReadsAndVisitorsCarryOnAndNothingIsRed
     EXPECT_EQ(read("blog/branch"), "\n");
     EXPECT_TRUE(eventually([&] { return sh("echo x > blog/branch").code == 0; }, 10s));
     EXPECT_EQ(read("blog/branch"), "x\n");
-    EXPECT_EQ(status_line("blog", "store"), "<missing>") << read("blog/status");
+    // A lease keep-alive that a loaded machine delays past its deadline shows for a moment too.
+    EXPECT_TRUE(eventually([&] { return status_line("blog", "store") == "<missing>"; }, 15s)) << read("blog/status");
     EXPECT_EQ(wait("blog"), "live " + sha_x + "\n") << daemon_log();
     EXPECT_EQ(body("blog.test"), "x\n");
     std::this_thread::sleep_for(2500ms);  // more than two reconcile polls
