@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <mutex>
 #include <thread>
@@ -100,21 +101,23 @@ TEST_F(EtcdStoreTest, AWriteOnOneHostIsSeenByTheOther) {
 TEST_F(EtcdStoreTest, ARedeployIsANewGenerationOnEveryHostAndARefreshStaysOnTheHostThatTookIt) {
     Store& a = open("a");
     Store& b = open("b");
-    std::atomic<int> refreshes_a = 0, refreshes_b = 0;
-    a.subscribe([&](const Change& c) { refreshes_a += c.kind == Change::Kind::Refresh; });
-    b.subscribe([&](const Change& c) { refreshes_b += c.kind == Change::Kind::Refresh; });
+    // The stores outlive this body (the fixture closes them), and their watch threads call these.
+    const auto refreshes_a = std::make_shared<std::atomic<int>>(0);
+    const auto refreshes_b = std::make_shared<std::atomic<int>>(0);
+    a.subscribe([refreshes_a](const Change& c) { *refreshes_a += c.kind == Change::Kind::Refresh; });
+    b.subscribe([refreshes_b](const Change& c) { *refreshes_b += c.kind == Change::Kind::Refresh; });
     ASSERT_TRUE(a.create_site("blog").ok());
     ASSERT_TRUE(a.write_field("blog", "domain", "blog.example.com").ok());
     const uint64_t generation = a.site("blog")->generation;
     ASSERT_TRUE(a.write_field("blog", "ctl", "refresh").ok());
-    EXPECT_EQ(refreshes_a, 1);
+    EXPECT_EQ(*refreshes_a, 1);
     EXPECT_EQ(a.site("blog")->generation, generation) << "a refresh stores nothing";
 
     ASSERT_TRUE(a.write_field("blog", "ctl", "redeploy").ok());
     EXPECT_EQ(a.site("blog")->generation, generation + 1);
     EXPECT_TRUE(eventually([&] { return b.site("blog") && b.site("blog")->generation == generation + 1; }));
     EXPECT_EQ(value_of(b, "blog", "domain"), "blog.example.com") << "the same settings";
-    EXPECT_EQ(refreshes_b, 0);
+    EXPECT_EQ(*refreshes_b, 0);
 }
 
 TEST_F(EtcdStoreTest, ADomainIsClaimedOnceAcrossTheCluster) {
