@@ -20,6 +20,9 @@ echo "package.build: built in $(( $(date +%s) - start )) s"
 debs=("$out"/sitesfs_*.deb)
 [ -e "${debs[0]}" ] || { echo "package.build: no sitesfs_*.deb in $out" >&2; exit 1; }
 ls "$out"/sitesfs-dbgsym_*.deb >/dev/null || { echo "package.build: no dbgsym package in $out" >&2; exit 1; }
-# Pedantic and info tags are shown, not failed on: they are advice.
-lintian --fail-on error,warning --display-info "$out"/*.changes
+# Pedantic and info tags are shown, not failed on: they are advice. lintian leaves its caches
+# (mldbm-elf-*) in TMPDIR, so it gets one of its own, removed afterwards.
+lintian_tmp=$(mktemp -d)
+trap 'rm -rf "$lintian_tmp"' EXIT
+TMPDIR=$lintian_tmp lintian --fail-on error,warning --display-info "$out"/*.changes
 echo "package.build: lintian passed"
