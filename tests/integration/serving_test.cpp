@@ -118,7 +118,8 @@ TEST_F(ServingOptions, AHugoBuildBehavesAsOnNetlify) {
     }
     const stdfs::path out = tmp() / "hugo-public";
     const auto built = run({"hugo", "--source", src.string(), "--destination", out.string(), "--quiet"},
-                           {.timeout = 60s, .env = {"HOME=" + (tmp() / "home").string()}});
+                           // Hugo's cache goes to TMPDIR/hugo_cache: the test's own, not /tmp's.
+                           {.timeout = 60s, .env = {"HOME=" + (tmp() / "home").string(), "TMPDIR=" + (tmp() / "home").string()}});
     ASSERT_EQ(built.code, 0) << describe(built);
     std::map<std::string, std::string> files;
     for (const auto& e : stdfs::recursive_directory_iterator(out))
