@@ -11,6 +11,7 @@
 #include <memory>
 #include <system_error>
 
+#include "common/hex.hpp"
 #include "common/text.hpp"
 
 namespace sitesfs::hooks {
@@ -27,10 +28,7 @@ std::string sha256_hex(const std::string& text) {
     unsigned int size = 0;
     if (EVP_Digest(text.data(), text.size(), digest, &size, EVP_sha256(), nullptr) != 1)
         throw std::runtime_error("SHA-256 failed");
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < size; ++i) out.append({kHex[digest[i] >> 4], kHex[digest[i] & 15]});
-    return out;
+    return hex_lower(digest, size);
 }
 
 std::string replace_all(std::string s, std::string_view from, const std::string& to) {

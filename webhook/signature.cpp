@@ -8,6 +8,7 @@
 #include <array>
 #include <stdexcept>
 
+#include "common/hex.hpp"
 #include "common/text.hpp"
 
 namespace sitesfs::webhook {
@@ -33,15 +34,7 @@ Digest sha256(std::string_view data) {
     return out;
 }
 
-std::string hex(const Digest& d) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out;
-    for (const unsigned char b : d) {
-        out += kDigits[b >> 4];
-        out += kDigits[b & 15];
-    }
-    return out;
-}
+std::string hex(const Digest& d) { return hex_lower(d.data(), d.size()); }
 
 // `given` against the expected hex, in constant time once the length (public: 64) matches. Hex
 // case carries no secret, so it is folded first.
