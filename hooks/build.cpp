@@ -206,12 +206,13 @@ SandboxResult run_build(const Builder& builder, const BuildConfig& build, const 
     return run_sandboxed(spec);
 }
 
-std::string build_log_text(const std::string& builder, const std::string& commit, const SandboxResult& result,
+std::string build_log_text(const std::string& builder, const std::string& release, const SandboxResult& result,
                            std::chrono::milliseconds took) {
     std::string log = valid_utf8(utf8_tail(result.output, kBuildLogBytes));
     if (!log.empty() && log.back() != '\n') log += '\n';
     const std::string outcome = result.ok() ? "ok" : result.summary();
-    return log + "sitesfs: " + builder + " on " + commit.substr(0, 12) + ": " + outcome + " in " + duration_text(took);
+    // The release, not just the commit: it names the builder too, so a rebuild after the builder changed reads apart.
+    return log + "sitesfs: " + builder + " for release " + release + ": " + outcome + " in " + duration_text(took);
 }
 
 void add_build_notes(std::string& log, std::string_view what, const std::vector<std::string>& notes) {

@@ -92,8 +92,8 @@ SandboxResult run_build(const Builder& builder, const BuildConfig& build, const 
                         std::function<bool()> cancelled);
 
 // What `buildlog` shows: the end of the output (kBuildLogBytes at most, valid UTF-8), then a line
-// "sitesfs: BUILDER on COMMIT: SUMMARY in DURATION".
-std::string build_log_text(const std::string& builder, const std::string& commit, const SandboxResult& result,
+// "sitesfs: BUILDER for release RELEASE: SUMMARY in DURATION".
+std::string build_log_text(const std::string& builder, const std::string& release, const SandboxResult& result,
                            std::chrono::milliseconds took);
 
 // Appends "sitesfs: WHAT: NOTE" lines to a build log: the first 20 notes, then how many more (a

@@ -161,7 +161,7 @@ public:
         if (!slot) throw StepError("superseded while waiting for a free build slot ([build] jobs)");
         const auto started = std::chrono::steady_clock::now();
         const SandboxResult result = run_build(builder, d.config.build, *d.build_dir, d.superseded);
-        d.build_log = build_log_text(builder_name, d.commit, result,
+        d.build_log = build_log_text(builder_name, d.release, result,
                                      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started));
         // A link in git reaches the build as a file holding its text: said, in case the build trips on it.
         add_build_notes(*d.build_log, "in the tree the build got", tree_notes);

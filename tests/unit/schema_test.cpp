@@ -115,7 +115,7 @@ TEST(Schema, AFieldIsUntouchedByTheChangesItsChangedBySkips) {
     SiteRecord reported = before;
     reported.actual = {SiteState::failed, std::string(40, 'b'), "www.example.com", "", {"line 1", "line 2"}, "fetch: timeout",
                        false, before.created + std::chrono::seconds(50), before.created + std::chrono::seconds(60), 4};
-    reported.actual.build_log = "Total in 40 ms\nsitesfs: hugo on bbbbbbbbbbbb: ok in 70ms";
+    reported.actual.build_log = "Total in 40 ms\nsitesfs: hugo for release bbbbbbbbbbbb-cccccccccccc: ok in 70ms";
     // What a committed write may change: desired values and times, the generation, and the
     // actual state's write error and `updated` time.
     SiteRecord written = before;
