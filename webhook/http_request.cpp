@@ -58,6 +58,7 @@ std::string request_line_problem(std::string_view line, HttpRequest& r, int& sta
     }
     r.method = method;
     r.target = target;
+    r.version = version;
     return {};
 }
 
@@ -141,8 +142,16 @@ HttpParse parse_request(std::string_view received, const HttpLimits& limits) {
     if (length > limits.max_body)
         return refuse(413, "the body is " + std::to_string(length) + " bytes; at most " + std::to_string(limits.max_body) +
                                " are accepted ([webhook] max_body)");
+    // RFC 9110 10.1.1: 100-continue is the one expectation defined, and an HTTP/1.0 client is never
+    // sent a 1xx. curl asks for it before any body over 1 KiB and waits a second for it otherwise.
+    const std::string* expect = r.header("expect");
+    if (expect && ascii_lower(*expect) != "100-continue")
+        return refuse(417, "Expect: " + printable_prefix(*expect, kShown) + " is not an expectation this listener meets");
     const std::string_view rest = received.substr(end + 4);
-    if (rest.size() < length) return {};
+    if (rest.size() < length) {
+        p.wants_continue = expect && rest.empty() && r.version == "HTTP/1.1";
+        return p;
+    }
     if (rest.size() > length) return refuse(400, "more bytes than Content-Length: one request per connection");
     r.body = rest;
     p.state = HttpParse::State::complete;

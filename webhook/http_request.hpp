@@ -21,6 +21,7 @@ struct HttpLimits {
 struct HttpRequest {
     std::string method;  // "POST"
     std::string target;  // "/hook"
+    std::string version;  // "HTTP/1.1" or "HTTP/1.0"
     // Names lower-cased, values without surrounding blanks, in the order sent.
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
@@ -32,8 +33,10 @@ struct HttpRequest {
 struct HttpParse {
     enum class State { incomplete, complete, refused };
     State state = State::incomplete;
+    // incomplete: the head is whole and valid, and asks for "100 Continue" before the body is sent.
+    bool wants_continue = false;
     HttpRequest request;  // complete
-    int status = 0;       // refused: the status to answer (400, 411, 413, 431, 505)
+    int status = 0;       // refused: the status to answer (400, 411, 413, 417, 431, 505)
     std::string reason;   // refused: why, printable ASCII, for the answer's body
 };
 

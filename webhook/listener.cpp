@@ -51,6 +51,7 @@ std::string status_text(int status) {
         case 408: return "Request Timeout";
         case 411: return "Length Required";
         case 413: return "Content Too Large";
+        case 417: return "Expectation Failed";
         case 429: return "Too Many Requests";
         case 431: return "Request Header Fields Too Large";
         case 500: return "Internal Server Error";
@@ -117,6 +118,7 @@ struct Listener::Connection {
     std::string received;
     Clock::time_point deadline;
     bool draining = false;  // answered; reading what is left until the client closes
+    bool continued = false;  // "100 Continue" sent
 };
 
 Listener::Listener(Store& store, ListenerOptions options, hooks::SecretBuffer secret, Refresh refresh)
@@ -335,6 +337,13 @@ void Listener::loop() {
             const HttpParse p = parse_request(c.received, options_.limits);
             if (p.state == HttpParse::State::refused) {
                 refused(c, p.status, p.reason);
+            } else if (p.state == HttpParse::State::incomplete && p.wants_continue && !c.continued) {
+                // What the head alone can refuse (a body over max_body, a malformed head) was
+                // refused above, before the client sends the body; the signature needs the body.
+                static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+                c.continued = true;
+                if (send(c.fd, kContinue.data(), kContinue.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(kContinue.size()))
+                    close_fd(c.fd);
             } else if (p.state == HttpParse::State::complete) {
                 // The bucket is taken before the signature is checked, so a flood costs no HMAC.
                 if (!take_token()) {

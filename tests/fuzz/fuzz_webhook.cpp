@@ -56,11 +56,13 @@ void check_push(std::string_view input, std::string_view body) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string_view input(reinterpret_cast<const char*>(data), size);
     const HttpParse p = parse_request(input, kLimits);
+    if (p.wants_continue && (p.state != HttpParse::State::incomplete || p.request.version != "HTTP/1.1"))
+        fuzz::violation("100 Continue asked for a request that is not a whole HTTP/1.1 head waiting for its body", input);
     switch (p.state) {
         case HttpParse::State::incomplete: break;
         case HttpParse::State::refused: {
             const int s = p.status;
-            if (s != 400 && s != 411 && s != 413 && s != 431 && s != 505)
+            if (s != 400 && s != 411 && s != 413 && s != 417 && s != 431 && s != 505)
                 fuzz::violation("refused with status " + std::to_string(s), input);
             if (auto why = fuzz::message_problem(p.reason); !why.empty()) fuzz::violation("refusal: " + why, input);
             break;

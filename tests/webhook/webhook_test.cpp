@@ -265,14 +265,16 @@ protected:
         listener_->start();
     }
 
-    // Sends `raw` on a new connection and returns all the listener answers.
-    std::string exchange(const std::string& raw) const {
+    // Sends `parts` on a new connection, reading an interim answer between them, and returns all
+    // the listener answers.
+    std::string exchange(const std::vector<std::string>& parts) const {
         sockaddr_un addr{};
         addr.sun_family = AF_UNIX;
         std::strncpy(addr.sun_path, socket_path().c_str(), sizeof addr.sun_path - 1);
         return it::exchange(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), reinterpret_cast<sockaddr*>(&addr), sizeof addr,
-                            raw);
+                            parts);
     }
+    std::string exchange(const std::string& raw) const { return exchange(std::vector<std::string>{raw}); }
 
     static std::string signed_github(const std::string& body) {
         return post("X-GitHub-Event: push\r\nX-Hub-Signature-256: sha256=" + hmac_sha256_hex(kSecret, body) + "\r\n", body);
@@ -348,6 +350,33 @@ TEST_F(ListenerTest, OversizedBodiesSlowClientsAndFloods) {
     for (int i = 0; i < 5; ++i) limited += exchange(signed_github(github_push("refs/heads/x"))).starts_with("HTTP/1.1 429 ");
     EXPECT_GE(limited, 3) << "a burst of 3, one more a second";
     EXPECT_NE(listener_->metrics().find("outcome=\"rate_limited\"} " + std::to_string(limited)), std::string::npos);
+}
+
+// curl sends "Expect: 100-continue" before any body over 1 KiB and holds the body back until it
+// hears "100 Continue" (or a second passes): a push is answered without that wait, and a body the
+// head already shows too large is refused before it is sent.
+TEST_F(ListenerTest, ExpectContinueIsAnsweredBeforeTheBody) {
+    ListenerOptions o;
+    o.limits.max_body = 4096;
+    start(o);
+    const std::string body = github_push("refs/heads/main");
+    const std::string whole = signed_github(body);
+    const std::string head = whole.substr(0, whole.size() - body.size());
+    const std::string expect = "Expect: 100-continue\r\n";
+    const std::string asking = head.substr(0, head.size() - 2) + expect + "\r\n";
+    const std::string answer = exchange({asking, body});
+    EXPECT_TRUE(answer.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ")) << answer;
+    EXPECT_EQ(refreshed(), (std::vector<std::string>{"blog", "docs"}));
+
+    const std::string too_large = exchange(
+        {"POST /hook HTTP/1.1\r\nX-GitHub-Event: push\r\n" + expect + "Content-Length: 5000\r\n\r\n", std::string(5000, ' ')});
+    EXPECT_TRUE(too_large.starts_with("HTTP/1.1 413 ")) << "no 100 for a body refused from the head: " << too_large;
+
+    EXPECT_EQ(parse_request("POST /hook HTTP/1.0\r\n" + expect + "Content-Length: 2\r\n\r\n", {}).wants_continue, false)
+        << "never a 1xx to an HTTP/1.0 client";
+    const HttpParse other = parse_request("POST /hook HTTP/1.1\r\nExpect: something-else\r\nContent-Length: 2\r\n\r\n", {});
+    EXPECT_EQ(other.state, State::refused);
+    EXPECT_EQ(other.status, 417);
 }
 
 TEST_F(ListenerTest, TheSocketIsTheDaemonsAndGoesAtStop) {
