@@ -252,6 +252,18 @@ TEST_F(Builds, TheNetworkIsThereOnlyWhenTheBuilderAllowsIt) {
     EXPECT_EQ(body("blog.test"), "fetched\n");
 }
 
+// An npm project's build runs node, whose JIT needs memory that is written and then executed: the
+// build sandbox, and the unit sitesfs ships (service.TheShippedUnit...), must allow it.
+TEST_F(Builds, ANodeBuildRunsItsJit) {
+    if (::access("/usr/bin/node", X_OK) != 0) SITESFS_CANNOT_RUN() << "node not installed (scripts/install-deps)";
+    const std::string sha = repo_->commit(
+        {{"build.sh", "node build.js \"$1\"\n"},
+         {"build.js", "let s = 0;\nfor (let i = 0; i < 1e7; i++) s += i % 7;\n"
+                      "require('fs').writeFileSync(process.argv[2] + '/index.html', 'node says ' + s + '\\n');\n"}});
+    ASSERT_EQ(create_built_site("blog", "slow", "blog.test"), "live " + sha + "\n") << read("blog/buildlog");
+    EXPECT_EQ(body("blog.test"), "node says 29999994\n");
+}
+
 // A newer change stops the build it makes pointless, and everything that build started, at once
 // rather than at its time limit.
 TEST_F(Builds, ABuildSupersededByANewerChangeIsCancelled) {
