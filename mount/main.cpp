@@ -201,10 +201,10 @@ int run_forget_host(const Config& cfg, const std::string& host) {
 constexpr size_t kMinWebhookSecret = 16;
 
 // [webhook] listen: the push listener, on the read-write instance that deploys. Null when off.
-std::unique_ptr<webhook::Listener> make_webhook(const Config& cfg, Store& store, hooks::Reconciler* reconciler) {
+std::unique_ptr<webhook::Listener> make_webhook(const Config& cfg, Store& store, bool deploys) {
     const WebhookConfig& w = cfg.webhook;
     if (w.listen.empty()) return nullptr;
-    if (!reconciler) {
+    if (!deploys) {
         spdlog::info("webhook: not listening: this instance does not deploy (read-only or --no-reconcile)");
         return nullptr;
     }
@@ -218,9 +218,7 @@ std::unique_ptr<webhook::Listener> make_webhook(const Config& cfg, Store& store,
     o.rate = w.rate;
     o.burst = w.burst;
     o.policy = write_policy(cfg);
-    // Queues only, as the listener's thread needs: the reconciler asks the remote itself.
-    auto refresh = [reconciler](const std::string& site) { reconciler->refresh(site); };
-    return std::make_unique<webhook::Listener>(store, std::move(o), std::move(secret), std::move(refresh));
+    return std::make_unique<webhook::Listener>(store, std::move(o), std::move(secret));
 }
 
 int serve(const CommandLine& cl, const Config& cfg, const std::string& mountpoint, Startup& startup) {
@@ -246,7 +244,7 @@ int serve(const CommandLine& cl, const Config& cfg, const std::string& mountpoin
     }
     std::unique_ptr<webhook::Listener> listener;
     try {
-        listener = make_webhook(cfg, *store, reconciler.get());
+        listener = make_webhook(cfg, *store, reconciler != nullptr);
     } catch (const std::runtime_error& e) {
         return startup.fail(kRuntimeFailure, e.what());
     }
@@ -289,7 +287,7 @@ int serve(const CommandLine& cl, const Config& cfg, const std::string& mountpoin
     const int rc = session.serve();
     notifier.stopping();
     spdlog::info("unmounting {}", mountpoint);
-    if (listener) listener->stop();  // before the reconciler it queues refreshes on
+    if (listener) listener->stop();  // before the reconciler, which its refreshes reach through the store
     if (reconciler) reconciler->stop();
     filesystem.stop();
     return rc == 0 ? 0 : kRuntimeFailure;

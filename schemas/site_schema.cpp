@@ -162,7 +162,7 @@ const std::array kFields{
     FieldSpec{"ctl", Access::WriteOnly, ChangedBy::Writes, check_ctl, [](const SiteRecord&) { return std::string(); },
               [](const SiteRecord& s) { return s.created; },
               "write-only, one request a line: `refresh` asks the remote now, whatever the poll's backoff, and "
-              "deploys when the branch moved (on the host whose mount takes it); `redeploy` runs the whole deploy "
+              "deploys when the branch moved, on every host the site is placed on; `redeploy` runs the whole deploy "
               "again now for what the settings name, a failed one included: a new generation of the same settings, "
               "so every host runs it and `wait` waits for it. Any other word is refused with EINVAL and the reason "
               "in `status`"},
@@ -179,7 +179,8 @@ const std::array kFields{
     FieldSpec{"buildlog", Access::ReadOnly, ChangedBy::Both, nullptr,
               [](const SiteRecord& s) { return s.actual.build_log; }, status_changed,
               "the output of the last build this host ran for the site (stdout and stderr interleaved, the last "
-              "16 KiB), ending in a `sitesfs:` line with the builder, the commit and the outcome; empty without `build`"},
+              "16 KiB), ending in a `sitesfs:` line with the builder, the release it built (the commit and a hash of "
+              "the builder) and the outcome; empty without `build`"},
     FieldSpec{"wait", Access::ReadOnly, ChangedBy::Both, nullptr, render_wait, status_changed,
               "read-write mounts only: a read waits until the site settles "
               "for the generation it had at open (on every host it is placed on that is not gone), then gives "

@@ -48,7 +48,8 @@ struct NewSite {
 // care about the newest state of a site re-read it from the store (level-triggered).
 struct Change {
     // Times: a field's mtime was set (utimensat) and nothing else changed; nothing to deploy.
-    // Refresh: `refresh` was written to `ctl`; nothing changed, and only this host hears of it.
+    // Refresh: `refresh` was written to `ctl`, here or (a store many hosts share) on another host;
+    // nothing changed.
     enum class Kind { Created, Removed, Desired, Actual, Times, Refresh };
     Kind kind;
     std::string site;
@@ -92,8 +93,8 @@ public:
     // Trims, validates and normalizes `raw` through the schema, checks domain uniqueness, bumps the
     // site's generation and persists. A refused value is also recorded in the site's status error.
     // A request (`ctl`): `redeploy` bumps the generation and nothing else, as a write would, so
-    // every host runs the deploy again and `wait` waits for it; `refresh` stores nothing and
-    // reaches this host's listeners as Change::Refresh.
+    // every host runs the deploy again and `wait` waits for it; `refresh` stores nothing of the
+    // site and reaches the listeners of every host sharing the store as Change::Refresh.
     virtual Outcome write_field(std::string_view site, std::string_view field, std::string_view raw) = 0;
     // Puts back `value` (as write_field would) only while the field still holds `expected`
     // (compared normalized); ESTALE when another writer changed it meanwhile. The refusal in the

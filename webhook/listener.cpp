@@ -16,7 +16,6 @@
 
 #include "common/text.hpp"
 #include "hooks/net.hpp"
-#include "schemas/site_schema.hpp"
 #include "webhook/push_event.hpp"
 #include "webhook/signature.hpp"
 
@@ -39,7 +38,7 @@ constexpr size_t kShown = 80;
 constexpr std::string_view kOutcomes[] = {"refreshed",    "no_site",     "ping",        "ignored",
                                           "bad_signature", "missing_signature", "unknown_sender",
                                           "bad_payload",  "bad_request", "too_large",   "rate_limited",
-                                          "timeout"};
+                                          "timeout",      "unavailable"};
 
 std::string status_text(int status) {
     switch (status) {
@@ -55,6 +54,7 @@ std::string status_text(int status) {
         case 429: return "Too Many Requests";
         case 431: return "Request Header Fields Too Large";
         case 500: return "Internal Server Error";
+        case 503: return "Service Unavailable";
         case 505: return "HTTP Version Not Supported";
         default: return "Error";
     }
@@ -121,11 +121,10 @@ struct Listener::Connection {
     bool continued = false;  // "100 Continue" sent
 };
 
-Listener::Listener(Store& store, ListenerOptions options, hooks::SecretBuffer secret, Refresh refresh)
+Listener::Listener(Store& store, ListenerOptions options, hooks::SecretBuffer secret)
     : store_(store),
       options_(std::move(options)),
       secret_(std::move(secret)),
-      refresh_(std::move(refresh)),
       tokens_(options_.burst),
       refilled_(Clock::now()) {
     for (const std::string_view o : kOutcomes) requests_.emplace(o, 0);
@@ -256,22 +255,38 @@ Answer Listener::handle(const HttpRequest& r) {
     const std::string repo = e.repositories.front();
     if (e.branch().empty())
         return {200, printable_prefix(e.ref, kShown) + " is not a branch; no site follows it\n", "no_site"};
+    // Placed here or not: the store asks the hosts it is placed on.
     std::vector<std::string> sites;
     for (const std::string& name : store_.site_names()) {
         const SiteRef site = store_.site(name);
-        if (site && placed_on(*site, store_.host(), store_.labels()) && follows(*site, e)) sites.push_back(name);
+        if (site && follows(*site, e)) sites.push_back(name);
     }
     if (sites.empty())
         return {200, "no site follows " + printable_prefix(repo, kShown) + " branch " + printable_prefix(e.branch(), kShown) + "\n",
                 "no_site"};
-    for (const std::string& site : sites) refresh_(site);
+    std::vector<std::string> asked, failed;
+    for (const std::string& site : sites) {
+        const Outcome o = store_.write_field(site, "ctl", "refresh\n");
+        if (o.ok()) {
+            asked.push_back(site);
+        } else if (o.err != ENOENT) {  // removed meanwhile: nothing to ask
+            spdlog::warn("webhook: site {}: the refresh was not asked: {}", site, o.reason);
+            failed.push_back(site);
+        }
+    }
     {
         const std::lock_guard lock(metrics_mu_);
-        refreshes_ += sites.size();
+        refreshes_ += asked.size();
     }
     spdlog::info("webhook: {} push to {} branch {}: refreshing {}", to_string(*provider), printable_prefix(repo, kShown),
-                 printable_prefix(e.branch(), kShown), joined(sites));
-    return {200, "refreshed: " + joined(sites) + "\n", "refreshed"};
+                 printable_prefix(e.branch(), kShown), asked.empty() ? "nothing" : joined(asked));
+    // The sender's delivery log then shows the push was not acted on, and it can be redelivered.
+    if (!failed.empty())
+        return {503, "the store did not take the refresh of " + joined(failed) + "; the daemon's log says why" +
+                         (asked.empty() ? "" : "; refreshed: " + joined(asked)) + "\n",
+                "unavailable"};
+    if (asked.empty()) return {200, "the sites that followed it were removed meanwhile\n", "no_site"};
+    return {200, "refreshed: " + joined(asked) + "\n", "refreshed"};
 }
 
 void Listener::loop() {

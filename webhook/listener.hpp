@@ -6,7 +6,6 @@
 #pragma once
 
 #include <chrono>
-#include <functional>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -52,13 +51,12 @@ struct Answer {
 
 class Listener {
 public:
-    // Called on the listener's thread for each site to refresh; must only queue the work.
-    using Refresh = std::function<void(const std::string& site)>;
-
     // Binds, so that an address in use stops the daemon before it mounts; connections wait in the
     // backlog until start(). Throws ListenerError naming the address and what failed. `secret` must
     // not be empty (the daemon refuses short ones).
-    Listener(Store& store, ListenerOptions options, hooks::SecretBuffer secret, Refresh refresh);
+    // A verified push is written to the store as `refresh` to each following site's `ctl`, as a
+    // person would: the store tells every host the site is placed on (docs/cluster.md).
+    Listener(Store& store, ListenerOptions options, hooks::SecretBuffer secret);
     ~Listener();
     Listener(const Listener&) = delete;
     Listener& operator=(const Listener&) = delete;
@@ -83,7 +81,6 @@ private:
     Store& store_;
     const ListenerOptions options_;
     const hooks::SecretBuffer secret_;
-    const Refresh refresh_;
     int listen_fd_ = -1;
     int wake_[2] = {-1, -1};
     std::string unix_path_;  // the socket file to remove at stop; empty for TCP

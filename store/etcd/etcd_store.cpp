@@ -72,11 +72,12 @@ struct Keys {
     std::string actuals(std::string_view site) const { return prefix + "actual/" + std::string(site) + "/"; }
     std::string host(std::string_view h) const { return prefix + "hosts/" + std::string(h); }
     std::string alive(std::string_view h) const { return prefix + "alive/" + std::string(h); }
+    std::string refresh(std::string_view site) const { return prefix + "refresh/" + std::string(site); }
 };
 
 // What one key of the prefix is about.
 struct KeyMeaning {
-    enum class Kind { Site, Domain, Actual, Host, Alive, Other } kind = Kind::Other;
+    enum class Kind { Site, Domain, Actual, Host, Alive, Refresh, Other } kind = Kind::Other;
     std::string site, host, domain;
 };
 
@@ -108,6 +109,9 @@ KeyMeaning meaning(const std::string& prefix, const std::string& key) {
     } else if (after("alive/", tail)) {
         m.kind = KeyMeaning::Kind::Alive;
         m.host = tail;
+    } else if (after("refresh/", tail)) {
+        m.kind = KeyMeaning::Kind::Refresh;
+        m.site = tail;
     }
     return m;
 }
@@ -224,6 +228,7 @@ public:
             txn.success.push_back(del(keys_.site(name)));
             for (const auto& d : held_domains(*base->desired)) txn.success.push_back(del(keys_.domain(d)));
             txn.success.push_back(Op{Op::Kind::DeleteRange, keys_.actuals(name), {}, etcd::prefix_end(keys_.actuals(name))});
+            txn.success.push_back(del(keys_.refresh(name)));
             txn.failure.push_back(get(keys_.site(name)));
             const auto result = client_->txn(txn);
             if (const Error* e = error_of(result)) return unsettled(name, keys_.site(name), std::nullopt, *e, "removing the site");
@@ -591,9 +596,21 @@ private:
         republish({std::string(name)});
     }
 
-    // A refresh is this host's: it is not written to etcd (docs/cluster.md).
+    // A refresh asks every host (docs/cluster.md): the put of refresh/NAME, naming this host, is
+    // the request, and each other host's watch hears it. This one asks at once rather than waiting
+    // for its own event, which it then passes over.
     Outcome announce_refresh(const FieldEdit& edit, const SiteRecord& site) {
-        if (edit.refresh) sites_.emit({Change::Kind::Refresh, site.name, site.generation});
+        if (!edit.refresh) return Outcome::success();
+        etcd::TxnRequest txn;
+        txn.compare.push_back(Compare{keys_.site(site.name), Compare::Target::Version, Compare::Result::Greater, 0, {}});
+        txn.success.push_back(put(keys_.refresh(site.name), host_));
+        const auto result = client_->txn(txn);
+        if (const Error* e = error_of(result))
+            return Outcome::fail(e->kind == Error::Kind::Auth ? EACCES : kStoreUnreachableErrno,
+                                 "the refresh was not asked of the cluster (etcd: " + e->message +
+                                     "), nor here; the other hosts may have heard it. Write it again once etcd answers");
+        if (!std::get<etcd::TxnResponse>(result).succeeded) return no_site(site.name);
+        sites_.emit({Change::Kind::Refresh, site.name, site.generation});
         return Outcome::success();
     }
 
@@ -703,13 +720,36 @@ private:
     // republishes the sites they touch. `revision`: everything up to it is known (0: unknown).
     void apply_and_publish(const std::vector<etcd::Event>& events, int64_t revision) {
         std::set<std::string> touched;
+        std::vector<Change> refreshes;
         bool everyone = false;
         {
             std::lock_guard lock(mu_);
-            for (const auto& e : events) apply(e, touched, everyone);
+            for (const auto& e : events) {
+                if (const auto r = refresh_asked(e)) {
+                    refreshes.push_back(*r);
+                    continue;
+                }
+                apply(e, touched, everyone);
+            }
             view_.revision = std::max(view_.revision, revision);
         }
         republish(touched, everyone);
+        for (const Change& c : refreshes) sites_.emit(c);
+    }
+
+    // Another host's refresh of a site this view has, heard once: a list does not replay old
+    // requests (they are events, not state), and this host's own was answered when it was made.
+    // Call with mu_.
+    std::optional<Change> refresh_asked(const etcd::Event& e) {
+        const KeyMeaning m = meaning(options_.prefix, e.kv.key);
+        if (m.kind != KeyMeaning::Kind::Refresh) return std::nullopt;
+        if (e.type != etcd::Event::Type::Put || e.kv.value == host_ || e.kv.mod_revision <= view_.listed) return std::nullopt;
+        int64_t& seen = view_.seen[e.kv.key];
+        if (e.kv.mod_revision <= seen) return std::nullopt;
+        seen = e.kv.mod_revision;
+        const auto it = view_.sites.find(m.site);
+        if (it == view_.sites.end() || !it->second.desired) return std::nullopt;
+        return Change{Change::Kind::Refresh, m.site, it->second.desired->generation};
     }
 
     // Call with mu_.
@@ -769,6 +809,7 @@ private:
                 else
                     view.alive.erase(m.host);
                 break;
+            case KeyMeaning::Kind::Refresh:  // a request, not state: refresh_asked
             case KeyMeaning::Kind::Other:
                 break;
             }

@@ -98,26 +98,44 @@ TEST_F(EtcdStoreTest, AWriteOnOneHostIsSeenByTheOther) {
     EXPECT_EQ(value_of(a, "blog", "domain"), "blog.example.com");
 }
 
-TEST_F(EtcdStoreTest, ARedeployIsANewGenerationOnEveryHostAndARefreshStaysOnTheHostThatTookIt) {
+// Both requests reach every host: a redeploy as a new generation of the same settings, a refresh
+// as an event each host hears once (and the asking host at once), storing nothing of the site.
+TEST_F(EtcdStoreTest, ARedeployAndARefreshReachEveryHost) {
     Store& a = open("a");
     Store& b = open("b");
     // The stores outlive this body (the fixture closes them), and their watch threads call these.
     const auto refreshes_a = std::make_shared<std::atomic<int>>(0);
     const auto refreshes_b = std::make_shared<std::atomic<int>>(0);
-    a.subscribe([refreshes_a](const Change& c) { *refreshes_a += c.kind == Change::Kind::Refresh; });
-    b.subscribe([refreshes_b](const Change& c) { *refreshes_b += c.kind == Change::Kind::Refresh; });
+    a.subscribe([refreshes_a](const Change& c) { *refreshes_a += c.kind == Change::Kind::Refresh && c.site == "blog"; });
+    b.subscribe([refreshes_b](const Change& c) { *refreshes_b += c.kind == Change::Kind::Refresh && c.site == "blog"; });
     ASSERT_TRUE(a.create_site("blog").ok());
     ASSERT_TRUE(a.write_field("blog", "domain", "blog.example.com").ok());
     const uint64_t generation = a.site("blog")->generation;
+    ASSERT_TRUE(eventually([&] { return b.site("blog") && b.site("blog")->generation == generation; }));
     ASSERT_TRUE(a.write_field("blog", "ctl", "refresh").ok());
-    EXPECT_EQ(*refreshes_a, 1);
-    EXPECT_EQ(a.site("blog")->generation, generation) << "a refresh stores nothing";
+    EXPECT_EQ(*refreshes_a, 1) << "the asking host, when write() returns";
+    EXPECT_TRUE(eventually([&] { return *refreshes_b == 1; })) << *refreshes_b;
+    EXPECT_EQ(a.site("blog")->generation, generation) << "a refresh stores nothing of the site";
+    EXPECT_EQ(b.site("blog")->generation, generation);
+    ASSERT_TRUE(b.write_field("blog", "ctl", "refresh").ok());
+    EXPECT_TRUE(eventually([&] { return *refreshes_a == 2 && *refreshes_b == 2; })) << *refreshes_a << " " << *refreshes_b;
 
     ASSERT_TRUE(a.write_field("blog", "ctl", "redeploy").ok());
     EXPECT_EQ(a.site("blog")->generation, generation + 1);
     EXPECT_TRUE(eventually([&] { return b.site("blog") && b.site("blog")->generation == generation + 1; }));
     EXPECT_EQ(value_of(b, "blog", "domain"), "blog.example.com") << "the same settings";
-    EXPECT_EQ(*refreshes_b, 0);
+
+    // A host that starts later does not hear old requests again, and a removed site leaves none.
+    Store& c = open("c");
+    const auto refreshes_c = std::make_shared<std::atomic<int>>(0);
+    c.subscribe([refreshes_c](const Change& ch) { *refreshes_c += ch.kind == Change::Kind::Refresh; });
+    ASSERT_TRUE(a.remove_site("blog").ok());
+    EXPECT_TRUE(eventually([&] { return c.site("blog") == nullptr; }));
+    EXPECT_EQ(*refreshes_c, 0);
+    EXPECT_EQ(*refreshes_a, 2);
+    EXPECT_TRUE(eventually([&] { return b.site("blog") == nullptr; }));
+    EXPECT_EQ(b.write_field("blog", "ctl", "refresh").err, ENOENT);
+    EXPECT_EQ(cluster_->etcdctl({"get", "--prefix", "--keys-only", "/sitesfs/refresh/"}), "");
 }
 
 TEST_F(EtcdStoreTest, ADomainIsClaimedOnceAcrossTheCluster) {

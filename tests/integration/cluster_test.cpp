@@ -175,6 +175,26 @@ std::map<std::string, std::string> site_values(const stdfs::path& root, const st
 }
 
 // A host that ran on the file store moves to etcd (docs/cluster.md, "From one host to three").
+// The poll waits an hour: only the request can bring the push to either host.
+class ClusterRefresh : public Cluster {
+protected:
+    ClusterRefresh() { poll_interval_ = "3600"; }
+};
+
+TEST_F(ClusterRefresh, ARefreshOnOneHostDeploysThePushOnEveryHost) {
+    ASSERT_NO_FATAL_FAILURE(start_b());
+    const std::string first = repo_->commit({{"index.html", "v1\n"}});
+    ASSERT_EQ(create_site("blog", "blog.test"), "live " + first + "\n") << daemon_log() << slurp(b_->log);
+    ASSERT_EQ(body_b("blog.test"), "v1\n") << slurp(b_->log);
+    const std::string second = repo_->commit({{"index.html", "v2\n"}});
+    ASSERT_TRUE(shell("echo refresh > blog/ctl"));
+    EXPECT_TRUE(eventually([&] { return body("blog.test") == "v2\n" && body_b("blog.test") == "v2\n"; }, 20s))
+        << daemon_log() << slurp(b_->log);
+    EXPECT_TRUE(eventually([&] { return on_b("blog/status").find("host: b live " + second + "\n") != std::string::npos; }, 10s, 50ms))
+        << on_b("blog/status");
+    EXPECT_NE(slurp(b_->log).find("site blog: refresh requested"), std::string::npos) << "b heard a's request";
+}
+
 class ClusterMigration : public Cluster {
 protected:
     std::string extra_config() const override { return {}; }  // the file store, until the copy

@@ -246,6 +246,12 @@ protected:
         }
         ASSERT_TRUE(store_->create_site("other").ok());
         ASSERT_TRUE(store_->write_field("other", "repo", "owner/other").ok());
+        // What the reconciler hears: the listener writes `refresh` to ctl, as a person would.
+        store_->subscribe([this](const Change& c) {
+            if (c.kind != Change::Kind::Refresh) return;
+            const std::lock_guard lock(mu_);
+            refreshed_.push_back(c.site);
+        });
     }
     void TearDown() override {
         listener_.reset();
@@ -257,11 +263,7 @@ protected:
 
     void start(ListenerOptions o = {}) {
         o.listen = "unix:" + socket_path();
-        listener_ = std::make_unique<Listener>(*store_, o, hooks::SecretBuffer(std::string(kSecret)),
-                                               [this](const std::string& site) {
-                                                   const std::lock_guard lock(mu_);
-                                                   refreshed_.push_back(site);
-                                               });
+        listener_ = std::make_unique<Listener>(*store_, o, hooks::SecretBuffer(std::string(kSecret)));
         listener_->start();
     }
 
@@ -333,6 +335,17 @@ TEST_F(ListenerTest, PingAndOtherEvents) {
     EXPECT_TRUE(exchange(signed_event("issues")).starts_with("HTTP/1.1 202 "));
     EXPECT_TRUE(exchange(signed_event("push")).starts_with("HTTP/1.1 400 ")) << "a push without a ref";
     EXPECT_TRUE(exchange("GET / HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 405 "));
+}
+
+// A push the store could not take is not answered as done: the sender's delivery log shows it.
+TEST_F(ListenerTest, ARefreshTheStoreRefusesIs503) {
+    store_.reset();
+    store_ = open_file_store({dir_ / "state", true, {}});  // read-only: every write is EROFS
+    start();
+    const std::string answer = exchange(signed_github(github_push("refs/heads/main")));
+    EXPECT_TRUE(answer.starts_with("HTTP/1.1 503 ")) << answer;
+    EXPECT_NE(answer.find("the store did not take the refresh of blog docs"), std::string::npos) << answer;
+    EXPECT_NE(listener_->metrics().find("outcome=\"unavailable\"} 1"), std::string::npos) << listener_->metrics();
 }
 
 TEST_F(ListenerTest, OversizedBodiesSlowClientsAndFloods) {
