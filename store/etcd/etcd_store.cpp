@@ -607,8 +607,9 @@ private:
         const auto result = client_->txn(txn);
         if (const Error* e = error_of(result))
             return Outcome::fail(e->kind == Error::Kind::Auth ? EACCES : kStoreUnreachableErrno,
-                                 "the refresh was not asked of the cluster (etcd: " + e->message +
-                                     "), nor here; the other hosts may have heard it. Write it again once etcd answers");
+                                 "etcd did not take the refresh (" + e->message +
+                                     "), so this host did not ask either (had etcd's answer been lost, the other hosts "
+                                     "may have heard it); write it again once etcd answers");
         if (!std::get<etcd::TxnResponse>(result).succeeded) return no_site(site.name);
         sites_.emit({Change::Kind::Refresh, site.name, site.generation});
         return Outcome::success();

@@ -248,6 +248,13 @@ TEST_F(EtcdStoreTest, QuorumLostWritesFailInBoundedTimeAndReadsCarryOn) {
     ASSERT_FALSE(out.ok());
     EXPECT_TRUE(out.err == kUnknownOutcomeErrno || out.err == kStoreUnreachableErrno) << out.err << " " << out.reason;
     EXPECT_LT(took, 2s + 3s);
+    // A refresh etcd cannot take is not asked here either: the writer hears the one answer.
+    const auto refreshes = std::make_shared<std::atomic<int>>(0);
+    a.subscribe([refreshes](const Change& c) { *refreshes += c.kind == Change::Kind::Refresh; });
+    const Outcome refresh = a.write_field("blog", "ctl", "refresh");
+    EXPECT_EQ(refresh.err, kStoreUnreachableErrno) << refresh.reason;
+    EXPECT_NE(refresh.reason.find("etcd did not take the refresh"), std::string::npos) << refresh.reason;
+    EXPECT_EQ(*refreshes, 0);
     // Reads never wait on etcd.
     EXPECT_EQ(value_of(a, "blog", "domain"), "");
     EXPECT_FALSE(a.site("blog")->store_note.empty());
