@@ -83,17 +83,29 @@ void Notifications::stop() {
     for (auto& t : threads_) t.join();
 }
 
+std::deque<Notice>::iterator Notifications::next_ready() {
+    return std::find_if(waiting_.begin(), waiting_.end(), [&](const Notice& n) { return !telling_.contains(n.site); });
+}
+
 void Notifications::job() {
     while (true) {
         Notice n;
         {
             std::unique_lock lock(mu_);
-            wake_.wait(lock, [&] { return stopping_ || !waiting_.empty(); });
+            wake_.wait(lock, [&] { return stopping_ || next_ready() != waiting_.end(); });
             if (stopping_) return;
-            n = std::move(waiting_.front());
-            waiting_.pop_front();
+            const auto it = next_ready();
+            n = std::move(*it);
+            waiting_.erase(it);
+            telling_.insert(n.site);
         }
         run(n);
+        {
+            std::lock_guard lock(mu_);
+            telling_.erase(n.site);
+        }
+        // The site's next outcome may have waited for this one.
+        wake_.notify_all();
     }
 }
 

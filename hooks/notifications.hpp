@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,11 +64,15 @@ public:
 private:
     void job();
     void run(const Notice& n);
+    // Call with mu_: the oldest waiting notice of a site none of whose notices runs, so that one
+    // site's outcomes are told in the order they happened while other sites' are told meanwhile.
+    std::deque<Notice>::iterator next_ready();
 
     const NotifyConfig config_;
     mutable std::mutex mu_;
     std::condition_variable wake_;
     std::deque<Notice> waiting_;
+    std::set<std::string> telling_;  // sites whose command runs now
     bool stopping_ = false;
     uint64_t sent_ = 0, failed_ = 0, dropped_ = 0;
     std::vector<std::thread> threads_;

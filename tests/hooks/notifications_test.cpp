@@ -123,6 +123,28 @@ TEST_F(NotificationsTest, AFullQueueDropsItsOldestEntry) {
     EXPECT_EQ(slurp(dir_ / "sites"), "a\nd\ne\n");
 }
 
+// With two jobs, a site's second outcome waits for its first to be told, and another site's is
+// told meanwhile: a chat never shows "live" before the "failed" it followed.
+TEST_F(NotificationsTest, OneSitesOutcomesAreToldInOrderAndOtherSitesMeanwhile) {
+    Notifications n({.command = sh("echo \"$SITE $COMMIT\" >> \"$0/started\"; "
+                                   "while [ ! -e \"$0/go-$SITE-$COMMIT\" ]; do sleep 0.02; done"),
+                     .jobs = 2});
+    const auto outcome = [](const std::string& site, const std::string& commit) {
+        return Notice{site, "live", commit, "", "", "web1"};
+    };
+    n.send(outcome("a", "1"));
+    ASSERT_TRUE(eventually([&] { return slurp(dir_ / "started") == "a 1\n"; }));
+    n.send(outcome("a", "2"));
+    n.send(outcome("b", "1"));
+    EXPECT_TRUE(eventually([&] { return slurp(dir_ / "started") == "a 1\nb 1\n"; }))
+        << "b is told beside a's first, and a's second waits: " << slurp(dir_ / "started");
+    std::ofstream(dir_ / "go-a-1").put('\n');
+    EXPECT_TRUE(eventually([&] { return slurp(dir_ / "started") == "a 1\nb 1\na 2\n"; })) << slurp(dir_ / "started");
+    std::ofstream(dir_ / "go-a-2").put('\n');
+    std::ofstream(dir_ / "go-b-1").put('\n');
+    EXPECT_TRUE(eventually([&] { return has(n.metrics(), "{result=\"sent\"} 3"); })) << n.metrics();
+}
+
 TEST_F(NotificationsTest, FailuresAreCountedAndTheNextOnesStillRun) {
     Notifications n({.command = sh("[ \"$SITE\" = ok ] || { echo \"no way to $SITE\"; exit 3; }")});
     n.send(notice("bad"));
