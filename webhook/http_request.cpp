@@ -143,7 +143,8 @@ HttpParse parse_request(std::string_view received, const HttpLimits& limits) {
         return refuse(413, "the body is " + std::to_string(length) + " bytes; at most " + std::to_string(limits.max_body) +
                                " are accepted ([webhook] max_body)");
     // RFC 9110 10.1.1: 100-continue is the one expectation defined, and an HTTP/1.0 client is never
-    // sent a 1xx. curl asks for it before any body over 1 KiB and waits a second for it otherwise.
+    // sent a 1xx. libcurl asks for it before a body over 1 MiB (over 1 KiB before 7.69), other
+    // clients when told to, and each waits about a second for it otherwise.
     const std::string* expect = r.header("expect");
     if (expect && ascii_lower(*expect) != "100-continue")
         return refuse(417, "Expect: " + printable_prefix(*expect, kShown) + " is not an expectation this listener meets");

@@ -365,9 +365,9 @@ TEST_F(ListenerTest, OversizedBodiesSlowClientsAndFloods) {
     EXPECT_NE(listener_->metrics().find("outcome=\"rate_limited\"} " + std::to_string(limited)), std::string::npos);
 }
 
-// curl sends "Expect: 100-continue" before any body over 1 KiB and holds the body back until it
-// hears "100 Continue" (or a second passes): a push is answered without that wait, and a body the
-// head already shows too large is refused before it is sent.
+// A client that sends "Expect: 100-continue" (libcurl before a body over 1 MiB) holds the body back
+// until it hears "100 Continue" (or a second passes): a push is answered without that wait, and a
+// body the head already shows too large is refused before it is sent.
 TEST_F(ListenerTest, ExpectContinueIsAnsweredBeforeTheBody) {
     ListenerOptions o;
     o.limits.max_body = 4096;
