@@ -3,7 +3,9 @@
 // visitors of either get.
 #include <sys/stat.h>
 
+#include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <thread>
 
 #include "tests/integration/deploy_fixture.hpp"
@@ -187,9 +189,12 @@ TEST_F(ClusterRefresh, ARefreshOnOneHostDeploysThePushOnEveryHost) {
     ASSERT_EQ(create_site("blog", "blog.test"), "live " + first + "\n") << daemon_log() << slurp(b_->log);
     ASSERT_EQ(body_b("blog.test"), "v1\n") << slurp(b_->log);
     const std::string second = repo_->commit({{"index.html", "v2\n"}});
+    const auto asked = std::chrono::steady_clock::now();
     ASSERT_TRUE(shell("echo refresh > blog/ctl"));
-    EXPECT_TRUE(eventually([&] { return body("blog.test") == "v2\n" && body_b("blog.test") == "v2\n"; }, 20s))
+    ASSERT_TRUE(eventually([&] { return body("blog.test") == "v2\n" && body_b("blog.test") == "v2\n"; }, 20s, 20ms))
         << daemon_log() << slurp(b_->log);
+    std::printf("refresh on a -> served by a and b: %.0f ms\n",
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - asked).count());
     EXPECT_TRUE(eventually([&] { return on_b("blog/status").find("host: b live " + second + "\n") != std::string::npos; }, 10s, 50ms))
         << on_b("blog/status");
     EXPECT_NE(slurp(b_->log).find("site blog: refresh requested"), std::string::npos) << "b heard a's request";
