@@ -49,7 +49,10 @@ bool yes(const std::string& key, const std::string& value) {
     die(key + "=" + value + ": not a boolean");
 }
 
-// The [Service] section's settings.
+const std::set<std::string> kApplied = {"CapabilityBoundingSet", "NoNewPrivileges", "RestrictNamespaces",
+                                         "RestrictAddressFamilies", "MemoryDenyWriteExecute"};
+
+// The [Service] section's settings (of a key set twice, the first).
 std::map<std::string, std::string> service_settings(const std::string& path) {
     std::ifstream in(path);
     if (!in) die("cannot read " + path + ": " + std::strerror(errno));
@@ -63,8 +66,10 @@ std::map<std::string, std::string> service_settings(const std::string& path) {
         }
         const size_t eq = line.find('=');
         if (section != "[Service]" || eq == std::string::npos) continue;
-        // systemd merges some repeated settings and resets on an empty one: not emulated.
-        if (!out.emplace(line.substr(0, eq), line.substr(eq + 1)).second) die(line.substr(0, eq) + "= is set twice");
+        // systemd merges some repeated settings and resets on an empty one: not emulated for the
+        // ones applied here.
+        const std::string key = line.substr(0, eq);
+        if (!out.emplace(key, line.substr(eq + 1)).second && kApplied.contains(key)) die(key + "= is set twice");
     }
     return out;
 }
