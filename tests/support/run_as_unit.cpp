@@ -5,10 +5,12 @@
 // a namespace flag on clone/unshare/setns is EPERM and clone3 ENOSYS, so that libc falls back to
 // clone; a family off the list is EAFNOSUPPORT; a writable and executable mapping, or making one
 // executable, is EPERM). There is no systemd as PID 1 on CI machines, so this is how a test learns
-// that a build, a notification or a webhook works under the unit sitesfs ships (tests/service/).
+// that a build, a notification or a webhook works under the unit sitesfs ships (the ctest
+// service.TheShippedUnitRunsBuildsNotificationsAndWebhooks, tests/CMakeLists.txt).
 //
-// Each [Service] setting is applied, or named as not emulated on stderr, or refused when its value
-// is one this tool does not know: the unit cannot gain a setting that the test silently ignores.
+// Each [Service] setting is applied, named as not emulated on stderr, or known to confine nothing
+// (ExecStart=, Restart=, ...); any other setting, or a value this tool does not know, is refused:
+// the unit cannot gain a setting that the test silently ignores.
 #include <linux/capability.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -52,6 +54,11 @@ bool yes(const std::string& key, const std::string& value) {
 const std::set<std::string> kApplied = {"CapabilityBoundingSet", "NoNewPrivileges", "RestrictNamespaces",
                                          "RestrictAddressFamilies", "MemoryDenyWriteExecute"};
 
+// How the service is started, stopped and told of: nothing of what its processes may do.
+const std::set<std::string> kConfineNothing = {
+    "Type", "ExecStart", "ExecStartPre", "ExecReload", "KillSignal", "TimeoutStopSec", "Restart",
+    "RestartSec", "Environment", "StateDirectory", "StateDirectoryMode", "WatchdogSec"};
+
 // The [Service] section's settings (of a key set twice, the first).
 std::map<std::string, std::string> service_settings(const std::string& path) {
     std::ifstream in(path);
@@ -75,12 +82,10 @@ std::map<std::string, std::string> service_settings(const std::string& path) {
 }
 
 const std::map<std::string, int> kCapabilities = {
-    {"CAP_CHOWN", CAP_CHOWN},         {"CAP_DAC_OVERRIDE", CAP_DAC_OVERRIDE},
-    {"CAP_DAC_READ_SEARCH", CAP_DAC_READ_SEARCH}, {"CAP_FOWNER", CAP_FOWNER},
-    {"CAP_KILL", CAP_KILL},           {"CAP_SETGID", CAP_SETGID},
-    {"CAP_SETUID", CAP_SETUID},       {"CAP_SETPCAP", CAP_SETPCAP},
-    {"CAP_NET_ADMIN", CAP_NET_ADMIN}, {"CAP_SYS_CHROOT", CAP_SYS_CHROOT},
-    {"CAP_SYS_ADMIN", CAP_SYS_ADMIN}, {"CAP_SYS_RESOURCE", CAP_SYS_RESOURCE},
+    {"CAP_CHOWN", CAP_CHOWN},         {"CAP_DAC_OVERRIDE", CAP_DAC_OVERRIDE}, {"CAP_DAC_READ_SEARCH", CAP_DAC_READ_SEARCH},
+    {"CAP_FOWNER", CAP_FOWNER},       {"CAP_KILL", CAP_KILL},                 {"CAP_SETGID", CAP_SETGID},
+    {"CAP_SETUID", CAP_SETUID},       {"CAP_SETPCAP", CAP_SETPCAP},           {"CAP_NET_ADMIN", CAP_NET_ADMIN},
+    {"CAP_SYS_CHROOT", CAP_SYS_CHROOT}, {"CAP_SYS_ADMIN", CAP_SYS_ADMIN},     {"CAP_SYS_RESOURCE", CAP_SYS_RESOURCE},
 };
 
 void bound_capabilities(const std::string& value) {
@@ -102,7 +107,7 @@ void add(scmp_filter_ctx ctx, uint32_t action, const char* syscall, std::vector<
         die(std::string("seccomp rule for ") + syscall + ": " + std::strerror(-rc));
 }
 
-// RestrictNamespaces=yes: no namespace of any kind (the unit's list form is refused above).
+// RestrictNamespaces=yes: no namespace of any kind (main refuses the list form).
 void restrict_namespaces(scmp_filter_ctx ctx) {
     constexpr uint64_t kFlags[] = {CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS,
                                    CLONE_NEWPID,    CLONE_NEWUSER, CLONE_NEWUTS};
@@ -166,6 +171,8 @@ int main(int argc, char** argv) {
             // syscalls, devices but the standard pseudo devices and /dev/fuse) is nothing sitesfs
             // or a build needs.
             std::cerr << "run_as_unit: " << key << "= is not emulated\n";
+        } else if (!kConfineNothing.contains(key)) {
+            die(key + "= is a setting this tool does not know: emulate it, or list it as confining nothing");
         }
     }
     // Loading a filter without no_new_privs takes CAP_SYS_ADMIN, which the unit keeps, as systemd
