@@ -726,11 +726,11 @@ private:
         {
             std::lock_guard lock(mu_);
             for (const auto& e : events) {
-                if (const auto r = refresh_asked(e)) {
+                const KeyMeaning m = meaning(options_.prefix, e.kv.key);
+                if (m.kind != KeyMeaning::Kind::Refresh)
+                    apply(m, e, touched, everyone);
+                else if (const auto r = refresh_asked(m, e))
                     refreshes.push_back(*r);
-                    continue;
-                }
-                apply(e, touched, everyone);
             }
             view_.revision = std::max(view_.revision, revision);
         }
@@ -741,30 +741,30 @@ private:
     // Another host's refresh of a site this view has, heard once: a list does not replay old
     // requests (they are events, not state), and this host's own was answered when it was made.
     // Call with mu_.
-    std::optional<Change> refresh_asked(const etcd::Event& e) {
-        const KeyMeaning m = meaning(options_.prefix, e.kv.key);
-        if (m.kind != KeyMeaning::Kind::Refresh) return std::nullopt;
-        if (e.type != etcd::Event::Type::Put || e.kv.value == host_ || e.kv.mod_revision <= view_.listed) return std::nullopt;
-        int64_t& seen = view_.seen[e.kv.key];
-        if (e.kv.mod_revision <= seen) return std::nullopt;
-        seen = e.kv.mod_revision;
+    std::optional<Change> refresh_asked(const KeyMeaning& m, const etcd::Event& e) {
+        if (e.type != etcd::Event::Type::Put || e.kv.value == host_ || !first_sight(e)) return std::nullopt;
         const auto it = view_.sites.find(m.site);
         if (it == view_.sites.end() || !it->second.desired) return std::nullopt;
         return Change{Change::Kind::Refresh, m.site, it->second.desired->generation};
     }
 
+    // Whether the view has not had `e` yet (a list or an earlier event of its key brought it or
+    // something newer), marking it had. Call with mu_.
+    bool first_sight(const etcd::Event& e) {
+        if (e.kv.mod_revision <= view_.listed) return false;
+        int64_t& seen = view_.seen[e.kv.key];
+        if (e.kv.mod_revision <= seen) return false;
+        seen = e.kv.mod_revision;
+        return true;
+    }
+
     // Call with mu_.
-    void apply(const etcd::Event& e, std::set<std::string>& touched, bool& everyone) {
-        const KeyMeaning m = meaning(options_.prefix, e.kv.key);
+    void apply(const KeyMeaning& m, const etcd::Event& e, std::set<std::string>& touched, bool& everyone) {
         // Republished even when the view has the event already: the watch thread may have
         // applied it and not published it yet, and a writer must see its write when it returns.
         if (!m.site.empty()) touched.insert(m.site);
         if (m.kind == KeyMeaning::Kind::Host || m.kind == KeyMeaning::Kind::Alive) everyone = true;
-        if (e.kv.mod_revision <= view_.listed) return;
-        int64_t& seen = view_.seen[e.kv.key];
-        if (e.kv.mod_revision <= seen) return;
-        seen = e.kv.mod_revision;
-        apply_to(view_, m, e);
+        if (first_sight(e)) apply_to(view_, m, e);
     }
 
     // Puts one event into `view`, which has no newer value of its key.
